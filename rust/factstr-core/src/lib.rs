@@ -1,0 +1,23 @@
+//! factstr-core: the engine of factstr for Python, with no Python in it.
+//!
+//! - `types`, `error`: the contract's values and its one error type;
+//! - `matching`: which facts a query selects (SPEC §3), used by every store;
+//! - `store`: the interface every store implements;
+//! - `memory`: the Memory store;
+//! - `signal`, `subscriber`, `durable`: stream dispatch, shared by every store.
+
+pub mod clock;
+pub mod durable;
+pub mod error;
+pub mod matching;
+pub mod memory;
+pub mod signal;
+pub mod store;
+pub mod subscriber;
+pub mod types;
+
+pub use error::{Error, Result};
+pub use memory::MemoryStore;
+pub use store::EventStore;
+pub use subscriber::Subscriber;
+pub use types::*;

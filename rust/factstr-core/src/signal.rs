@@ -1,0 +1,61 @@
+//! A wake-up for waiting streams: a generation number bumped on every commit and on close.
+//! Streams hold a position in the log, not a queue: the signal only says "look again".
+
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+#[derive(Default)]
+pub struct CommitSignal {
+    state: Mutex<SignalState>,
+    changed: Condvar,
+}
+
+#[derive(Default, Clone, Copy)]
+struct SignalState {
+    generation: u64,
+    closed: bool,
+}
+
+impl CommitSignal {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The current generation; pass it to `wait_past` to sleep until something changes.
+    pub fn generation(&self) -> u64 {
+        self.state.lock().generation
+    }
+
+    pub fn notify(&self) {
+        let mut state = self.state.lock();
+        state.generation = state.generation.wrapping_add(1);
+        drop(state);
+        self.changed.notify_all();
+    }
+
+    pub fn close(&self) {
+        let mut state = self.state.lock();
+        state.closed = true;
+        state.generation = state.generation.wrapping_add(1);
+        drop(state);
+        self.changed.notify_all();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state.lock().closed
+    }
+
+    /// Sleeps until the generation differs from `seen`, the signal closes, or `timeout` passes.
+    /// Returns true when something changed.
+    pub fn wait_past(&self, seen: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.state.lock();
+        while state.generation == seen && !state.closed {
+            if self.changed.wait_until(&mut state, deadline).timed_out() {
+                return state.generation != seen || state.closed;
+            }
+        }
+        true
+    }
+}

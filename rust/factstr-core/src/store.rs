@@ -1,0 +1,68 @@
+//! The interface every store implements. Streams, subscriptions and durable registrations are
+//! built once on top of it (see `subscriber`), so each store only provides storage.
+
+use std::time::Duration;
+
+use crate::error::Result;
+use crate::signal::CommitSignal;
+use crate::types::{
+    AppendResult, BatchPage, DurableStreamInfo, EventQuery, NewEvent, QueryResult,
+};
+
+/// Identifies one holder of a durable name, so that only the holder can move or release it.
+pub type LeaseId = u64;
+
+pub trait EventStore: Send + Sync {
+    /// Commits `events` as one batch (SPEC §2).
+    fn append(&self, events: Vec<NewEvent>) -> Result<AppendResult>;
+
+    /// Commits `events` only if the context version of `context` equals `expected` (SPEC §4).
+    fn append_if(
+        &self,
+        events: Vec<NewEvent>,
+        context: &EventQuery,
+        expected: Option<u64>,
+    ) -> Result<AppendResult>;
+
+    /// The matching facts after `query.min_sequence_number`, at most `limit` of them (SPEC §3).
+    fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult>;
+
+    /// The committed batches after `position`, filtered by `query` (empty deliveries skipped),
+    /// at most about `max_events` records in all (whole batches: one oversized batch is still
+    /// returned whole).
+    fn read_batches(&self, position: u64, query: &EventQuery, max_events: usize) -> Result<BatchPage>;
+
+    /// The last committed sequence number (0 when empty).
+    fn head(&self) -> Result<u64>;
+
+    /// Raised after every commit this store sees (its own and, where the store can tell, other
+    /// processes'), and on close.
+    fn commit_signal(&self) -> &CommitSignal;
+
+    /// Takes the durable name for one registration: creates it with `query` at cursor 0 when it
+    /// is new; fails when its stored query differs or another registration holds it. Returns the
+    /// lease and the stored cursor.
+    fn acquire_durable(&self, name: &str, query: &EventQuery) -> Result<(LeaseId, u64)>;
+
+    /// Moves the cursor of a held durable name forward (never backwards).
+    fn save_durable_cursor(&self, name: &str, lease: LeaseId, position: u64) -> Result<()>;
+
+    /// Frees a held durable name; its cursor stays.
+    fn release_durable(&self, name: &str, lease: LeaseId) -> Result<()>;
+
+    fn durable_streams(&self) -> Result<Vec<DurableStreamInfo>>;
+
+    fn reset_durable_stream(&self, name: &str, sequence_number: u64) -> Result<()>;
+
+    fn delete_durable_stream(&self, name: &str) -> Result<()>;
+
+    /// Closes the store: later calls fail with `StoreClosed`, waiting streams end.
+    fn close(&self) -> Result<()>;
+
+    fn is_closed(&self) -> bool;
+
+    /// How long a stream waits between checks for commits it cannot be told about.
+    fn poll_interval(&self) -> Option<Duration> {
+        None
+    }
+}

@@ -1,0 +1,167 @@
+//! One stream's view of the log: a position, a small read-ahead of whole batches, and for a
+//! durable stream the lease on its name and the acknowledgement rule of SPEC §6.
+//!
+//! A subscriber never receives copies pushed by appenders. It reads committed batches from the
+//! store after its position when the store's commit signal says something changed, so a slow
+//! consumer costs a position, not a growing queue, and delays no one else.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::store::{EventStore, LeaseId};
+use crate::types::{Batch, EventQuery};
+
+/// How many records one read from the store may bring in (whole batches are kept together).
+const READ_AHEAD_EVENTS: usize = 1024;
+
+pub struct Subscriber {
+    store: Arc<dyn EventStore>,
+    query: EventQuery,
+    /// Every committed fact up to here has been read into `pending` or skipped as not matching.
+    position: u64,
+    pending: VecDeque<Batch>,
+    durable: Option<DurableHold>,
+    closed: bool,
+}
+
+struct DurableHold {
+    name: String,
+    lease: LeaseId,
+    /// The stored cursor, as far as this subscriber moved it.
+    saved: u64,
+    /// The end of the last batch handed out and not yet acknowledged.
+    unacked: Option<u64>,
+}
+
+impl Subscriber {
+    /// A live stream: only batches committed from now on.
+    pub fn live(store: Arc<dyn EventStore>, query: EventQuery) -> Result<Self> {
+        let position = store.head()?;
+        Ok(Self { store, query, position, pending: VecDeque::new(), durable: None, closed: false })
+    }
+
+    /// A durable stream: takes the name and starts after its stored cursor.
+    pub fn durable(store: Arc<dyn EventStore>, name: &str, query: EventQuery) -> Result<Self> {
+        let (lease, cursor) = store.acquire_durable(name, &query)?;
+        Ok(Self {
+            store,
+            query,
+            position: cursor,
+            pending: VecDeque::new(),
+            durable: Some(DurableHold { name: name.to_owned(), lease, saved: cursor, unacked: None }),
+            closed: false,
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    pub fn is_durable(&self) -> bool {
+        self.durable.is_some()
+    }
+
+    /// The next committed batch if one is there, without waiting.
+    pub fn try_next(&mut self) -> Result<Option<Batch>> {
+        self.check_usable()?;
+        if self.pending.is_empty() {
+            self.read_more()?;
+        }
+        Ok(self.hand_out())
+    }
+
+    /// The next committed batch, waiting at most `timeout`; `None` when none came in time.
+    pub fn next_batch(&mut self, timeout: Duration) -> Result<Option<Batch>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.check_usable()?;
+            let signal = self.store.commit_signal();
+            let seen = signal.generation();
+            if self.pending.is_empty() {
+                self.read_more()?;
+            }
+            if let Some(batch) = self.hand_out() {
+                return Ok(Some(batch));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let mut wait = deadline - now;
+            if let Some(poll) = self.store.poll_interval() {
+                wait = wait.min(poll);
+            }
+            self.store.commit_signal().wait_past(seen, wait);
+        }
+    }
+
+    /// Acknowledges the last batch handed out: a durable cursor moves past it (and past any
+    /// non-matching batches already looked at, when nothing else is waiting).
+    pub fn ack(&mut self) -> Result<()> {
+        let position = self.position;
+        let nothing_pending = self.pending.is_empty();
+        let Some(hold) = self.durable.as_mut() else { return Ok(()) };
+        let target = match hold.unacked.take() {
+            Some(end) if nothing_pending => end.max(position),
+            Some(end) => end,
+            None if nothing_pending => position,
+            None => return Ok(()),
+        };
+        if target > hold.saved {
+            self.store.save_durable_cursor(&hold.name, hold.lease, target)?;
+            hold.saved = target;
+        }
+        Ok(())
+    }
+
+    /// Ends the subscription: a durable name is released, its cursor stays where it was acked.
+    pub fn close(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        self.pending.clear();
+        if let Some(hold) = self.durable.take() {
+            self.store.release_durable(&hold.name, hold.lease)?;
+        }
+        Ok(())
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    fn check_usable(&self) -> Result<()> {
+        if self.closed {
+            return Err(Error::DurableStream("the subscription is closed".to_owned()));
+        }
+        if self.store.is_closed() {
+            return Err(Error::StoreClosed);
+        }
+        Ok(())
+    }
+
+    fn read_more(&mut self) -> Result<()> {
+        let page = self.store.read_batches(self.position, &self.query, READ_AHEAD_EVENTS)?;
+        self.position = self.position.max(page.scanned_to);
+        self.pending.extend(page.batches);
+        Ok(())
+    }
+
+    fn hand_out(&mut self) -> Option<Batch> {
+        let batch = self.pending.pop_front()?;
+        if let Some(hold) = self.durable.as_mut() {
+            hold.unacked = Some(batch.last_sequence_number);
+        }
+        Some(batch)
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        // Releasing can only fail on a closed or broken store, where the lease dies with it.
+        let _ = self.close();
+    }
+}
