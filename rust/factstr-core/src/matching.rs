@@ -96,6 +96,18 @@ pub fn numbers_equal(a: &Number, b: &Number) -> bool {
     number_key(a) == number_key(b)
 }
 
+/// Equality of JSON values with numbers compared by value (`1` equals `1.0`), as Python does.
+pub fn json_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
+        }
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(v, w)| json_equal(v, w)),
+        (Value::Number(x), Value::Number(y)) => numbers_equal(x, y),
+        _ => a == b,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

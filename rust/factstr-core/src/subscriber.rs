@@ -63,6 +63,15 @@ impl Subscriber {
         self.durable.is_some()
     }
 
+    pub fn durable_name(&self) -> Option<&str> {
+        self.durable.as_ref().map(|hold| hold.name.as_str())
+    }
+
+    /// Whether everything committed up to `head` has been handed out.
+    pub fn caught_up_to(&self, head: u64) -> bool {
+        self.position >= head && self.pending.is_empty()
+    }
+
     /// The next committed batch if one is there, without waiting.
     pub fn try_next(&mut self) -> Result<Option<Batch>> {
         self.check_usable()?;

@@ -1,1 +1,32 @@
+//! The private native module `factstr._factstr`. The public API is the `factstr` package,
+//! which re-exports these classes. Layout: `convert` (Python <-> JSON), `errors` (the one
+//! error mapping), `values` (value classes), `store`, `stream` (handler threads),
+//! `subscription` (blocking iterators), `time` (commit times).
 
+mod convert;
+mod errors;
+mod store;
+mod stream;
+mod subscription;
+mod time;
+mod values;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _factstr(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<values::NewEvent>()?;
+    module.add_class::<values::EventFilter>()?;
+    module.add_class::<values::EventQuery>()?;
+    module.add_class::<values::EventRecord>()?;
+    module.add_class::<values::QueryResult>()?;
+    module.add_class::<values::AppendResult>()?;
+    module.add_class::<values::DurableStream>()?;
+    module.add_class::<values::DurableStreamInfo>()?;
+    module.add_class::<store::EventStore>()?;
+    module.add_class::<store::MemoryStore>()?;
+    module.add_class::<stream::EventStream>()?;
+    module.add_class::<subscription::Subscription>()?;
+    module.add_function(wrap_pyfunction!(stream::_shutdown, module)?)?;
+    Ok(())
+}

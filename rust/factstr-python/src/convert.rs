@@ -1,0 +1,223 @@
+//! Python values <-> JSON values (SPEC §7), walking the Python objects once. On success no path
+//! is built; on failure each level adds its step, so the error names the offending place,
+//! e.g. `payload['items'][2]`.
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use serde_json::{Map, Number, Value};
+
+/// Deeper payloads are refused: they would overflow stacks and JSON parsers downstream.
+pub const MAX_DEPTH: usize = 100;
+
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+struct Invalid {
+    type_error: bool,
+    reason: String,
+    /// Innermost step first.
+    steps: Vec<Step>,
+}
+
+impl Invalid {
+    fn type_error(reason: String) -> Self {
+        Self { type_error: true, reason, steps: Vec::new() }
+    }
+
+    fn value_error(reason: String) -> Self {
+        Self { type_error: false, reason, steps: Vec::new() }
+    }
+
+    fn at(mut self, step: Step) -> Self {
+        self.steps.push(step);
+        self
+    }
+
+    fn into_py_err(self, root: &str) -> PyErr {
+        let mut path = root.to_owned();
+        for step in self.steps.iter().rev() {
+            match step {
+                Step::Key(key) => path.push_str(&format!("[{key:?}]").replace('"', "'")),
+                Step::Index(index) => path.push_str(&format!("[{index}]")),
+            }
+        }
+        let message = format!("{path}: {}", self.reason);
+        if self.type_error {
+            PyTypeError::new_err(message)
+        } else {
+            PyValueError::new_err(message)
+        }
+    }
+}
+
+/// Converts a Python value to JSON; `root` names it in errors (e.g. "payload").
+pub fn to_json(value: &Bound<'_, PyAny>, root: &str) -> PyResult<Value> {
+    convert(value, 0).map_err(|invalid| invalid.into_py_err(root))
+}
+
+fn convert(value: &Bound<'_, PyAny>, depth: usize) -> Result<Value, Invalid> {
+    if let Ok(s) = value.cast::<PyString>() {
+        return string(s).map(Value::String);
+    }
+    if value.is_none() {
+        return Ok(Value::Null);
+    }
+    // bool is a subclass of int: it must be recognised first.
+    if let Ok(b) = value.cast::<PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
+    }
+    if let Ok(i) = value.cast::<PyInt>() {
+        return integer(i).map(Value::Number);
+    }
+    if let Ok(f) = value.cast::<PyFloat>() {
+        let f = f.value();
+        return Number::from_f64(f)
+            .map(Value::Number)
+            .ok_or_else(|| Invalid::value_error(format!("{f} is not a finite number, JSON has no NaN or infinity")));
+    }
+    if depth >= MAX_DEPTH {
+        return Err(Invalid::value_error(format!("nested deeper than {MAX_DEPTH} levels")));
+    }
+    if let Ok(dict) = value.cast::<PyDict>() {
+        let mut map = Map::new();
+        for (key, item) in dict.iter() {
+            let Ok(key) = key.cast::<PyString>() else {
+                return Err(Invalid::type_error(format!(
+                    "object keys must be str, not {} ({})",
+                    type_name(&key),
+                    key.repr().map(|r| r.to_string()).unwrap_or_default()
+                )));
+            };
+            let key = string(key)?;
+            let item = convert(&item, depth + 1).map_err(|e| e.at(Step::Key(key.clone())))?;
+            map.insert(key, item);
+        }
+        return Ok(Value::Object(map));
+    }
+    if let Ok(list) = value.cast::<PyList>() {
+        return sequence(list.iter(), list.len(), depth);
+    }
+    if let Ok(tuple) = value.cast::<PyTuple>() {
+        return sequence(tuple.iter(), tuple.len(), depth);
+    }
+    Err(Invalid::type_error(format!(
+        "{} is not a JSON value (use dict, list, tuple, str, int, float, bool or None)",
+        type_name(value)
+    )))
+}
+
+fn sequence<'py>(
+    items: impl Iterator<Item = Bound<'py, PyAny>>,
+    len: usize,
+    depth: usize,
+) -> Result<Value, Invalid> {
+    let mut out = Vec::with_capacity(len);
+    for (index, item) in items.enumerate() {
+        out.push(convert(&item, depth + 1).map_err(|e| e.at(Step::Index(index)))?);
+    }
+    Ok(Value::Array(out))
+}
+
+fn string(s: &Bound<'_, PyString>) -> Result<String, Invalid> {
+    let text = s
+        .to_str()
+        .map_err(|_| Invalid::value_error("string is not valid Unicode (lone surrogate)".to_owned()))?;
+    if text.contains('\0') {
+        return Err(Invalid::value_error("string contains U+0000, which cannot be stored".to_owned()));
+    }
+    Ok(text.to_owned())
+}
+
+fn integer(i: &Bound<'_, PyInt>) -> Result<Number, Invalid> {
+    if let Ok(v) = i.extract::<i64>() {
+        return Ok(Number::from(v));
+    }
+    if let Ok(v) = i.extract::<u64>() {
+        return Ok(Number::from(v));
+    }
+    Err(Invalid::value_error(format!("integer {i} is out of range (-2**63 to 2**64-1)")))
+}
+
+fn type_name(value: &Bound<'_, PyAny>) -> String {
+    value.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "object".to_owned())
+}
+
+/// Builds the Python value of a JSON value.
+pub fn to_python<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match value {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i.into_pyobject(py)?.into_any()
+            } else if let Some(u) = n.as_u64() {
+                u.into_pyobject(py)?.into_any()
+            } else {
+                PyFloat::new(py, n.as_f64().unwrap_or(f64::NAN)).into_any()
+            }
+        }
+        Value::String(s) => PyString::new(py, s).into_any(),
+        Value::Array(items) => {
+            let list = PyList::empty(py);
+            for item in items {
+                list.append(to_python(py, item)?)?;
+            }
+            list.into_any()
+        }
+        Value::Object(map) => {
+            let dict = PyDict::new(py);
+            for (key, item) in map {
+                dict.set_item(PyString::new(py, key), to_python(py, item)?)?;
+            }
+            dict.into_any()
+        }
+    })
+}
+
+/// A non-empty `str` argument (event types, durable names).
+pub fn non_empty_str(value: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
+    let Ok(s) = value.cast::<PyString>() else {
+        return Err(PyTypeError::new_err(format!("{what} must be a str, not {}", type_name(value))));
+    };
+    let text = s.to_str()?;
+    if text.is_empty() {
+        return Err(PyValueError::new_err(format!("{what} must not be empty")));
+    }
+    if text.contains('\0') {
+        return Err(PyValueError::new_err(format!("{what} must not contain U+0000")));
+    }
+    Ok(text.to_owned())
+}
+
+/// A sequence number or version: an int from 0 to 2**64-1, and not a bool.
+pub fn sequence_number(value: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
+    if value.is_instance_of::<PyBool>() || !value.is_instance_of::<PyInt>() {
+        return Err(PyTypeError::new_err(format!("{what} must be an int, not {}", type_name(value))));
+    }
+    value.extract::<u64>().map_err(|_| {
+        PyValueError::new_err(format!("{what} must be between 0 and 2**64-1, got {value}"))
+    })
+}
+
+pub fn optional_sequence_number(value: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Option<u64>> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.is_none() => Ok(None),
+        Some(v) => sequence_number(v, what).map(Some),
+    }
+}
+
+/// The items of a list or tuple argument; a str, dict or other iterable is refused so that a
+/// single value is not mistaken for a collection of them.
+pub fn list_items<'py>(value: &Bound<'py, PyAny>, what: &str) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    if let Ok(list) = value.cast::<PyList>() {
+        return Ok(list.iter().collect());
+    }
+    if let Ok(tuple) = value.cast::<PyTuple>() {
+        return Ok(tuple.iter().collect());
+    }
+    Err(PyTypeError::new_err(format!("{what} must be a list or tuple, not {}", type_name(value))))
+}

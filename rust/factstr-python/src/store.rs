@@ -1,0 +1,190 @@
+//! The store classes. `EventStore` carries every operation of SPEC §11 once, over the engine's
+//! store interface; `MemoryStore` (and later the SQLite and PostgreSQL stores) only construct it.
+
+use std::sync::Arc;
+
+use factstr_core as core;
+use factstr_core::Subscriber;
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+
+use crate::convert::sequence_number;
+use crate::errors::{detached, type_error, value_error};
+use crate::stream::{replay, EventStream};
+use crate::subscription::Subscription;
+use crate::values::{
+    durable_name, events_arg, query_arg, AppendResult, DurableStreamInfo, QueryResult,
+};
+
+#[pyclass(module = "factstr", name = "EventStore", subclass, frozen)]
+pub struct EventStore {
+    pub inner: Arc<dyn core::EventStore>,
+}
+
+fn handler_arg(handler: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    if !handler.is_callable() {
+        return Err(type_error("handler must be callable with one argument, a list of EventRecord"));
+    }
+    Ok(handler.clone().unbind())
+}
+
+impl EventStore {
+    fn start_live(&self, py: Python<'_>, query: core::EventQuery, handler: &Bound<'_, PyAny>) -> PyResult<EventStream> {
+        let handler = handler_arg(handler)?;
+        let store = self.inner.clone();
+        let subscriber = detached(py, || Subscriber::live(store, query))?;
+        EventStream::start(py, subscriber, handler)
+    }
+
+    fn start_durable(
+        &self,
+        py: Python<'_>,
+        durable: &Bound<'_, PyAny>,
+        query: core::EventQuery,
+        handler: &Bound<'_, PyAny>,
+    ) -> PyResult<EventStream> {
+        let name = durable_name(durable)?;
+        let handler = handler_arg(handler)?;
+        let store = self.inner.clone();
+        let mut subscriber = detached(py, || Subscriber::durable(store, &name, query))?;
+        replay(py, &mut subscriber, handler.bind(py))?;
+        EventStream::start(py, subscriber, handler)
+    }
+}
+
+#[pymethods]
+impl EventStore {
+    /// Commits `events` as one batch with consecutive sequence numbers.
+    fn append(&self, py: Python<'_>, events: &Bound<'_, PyAny>) -> PyResult<AppendResult> {
+        let events = events_arg(events)?;
+        detached(py, || self.inner.append(events)).map(AppendResult::from)
+    }
+
+    /// Commits `events` only if the context version of `context_query` is
+    /// `expected_context_version`; raises `ConditionalAppendConflict` otherwise.
+    fn append_if(
+        &self,
+        py: Python<'_>,
+        events: &Bound<'_, PyAny>,
+        context_query: &Bound<'_, PyAny>,
+        expected_context_version: &Bound<'_, PyAny>,
+    ) -> PyResult<AppendResult> {
+        let events = events_arg(events)?;
+        let context = query_arg(Some(context_query), "context_query")?;
+        let expected = crate::convert::optional_sequence_number(Some(expected_context_version), "expected_context_version")?;
+        detached(py, || self.inner.append_if(events, &context, expected)).map(AppendResult::from)
+    }
+
+    /// The matching facts in sequence order (at most `limit`), with the context version.
+    #[pyo3(signature = (query=None, *, limit=None))]
+    fn query(&self, py: Python<'_>, query: Option<&Bound<'_, PyAny>>, limit: Option<&Bound<'_, PyAny>>) -> PyResult<QueryResult> {
+        let query = query_arg(query, "query")?;
+        let limit = match limit {
+            Some(l) if !l.is_none() => {
+                let n = sequence_number(l, "limit").map_err(|_| {
+                    value_error(format!("limit must be an int >= 0 or None, got {}", l.repr().map(|r| r.to_string()).unwrap_or_default()))
+                })?;
+                Some(usize::try_from(n).unwrap_or(usize::MAX))
+            }
+            _ => None,
+        };
+        let result = detached(py, || self.inner.query(&query, limit))?;
+        QueryResult::from_core(py, &result)
+    }
+
+    /// Calls `handler` with every batch committed from now on.
+    fn stream_all(&self, py: Python<'_>, handler: &Bound<'_, PyAny>) -> PyResult<EventStream> {
+        self.start_live(py, core::EventQuery::all(), handler)
+    }
+
+    /// Calls `handler` with the matching events of every batch committed from now on.
+    fn stream_to(&self, py: Python<'_>, query: &Bound<'_, PyAny>, handler: &Bound<'_, PyAny>) -> PyResult<EventStream> {
+        let query = query_arg(Some(query), "query")?;
+        self.start_live(py, query, handler)
+    }
+
+    /// Replays every batch after the stored cursor of `durable`, then goes on live.
+    fn stream_all_durable(&self, py: Python<'_>, durable: &Bound<'_, PyAny>, handler: &Bound<'_, PyAny>) -> PyResult<EventStream> {
+        self.start_durable(py, durable, core::EventQuery::all(), handler)
+    }
+
+    fn stream_to_durable(
+        &self,
+        py: Python<'_>,
+        durable: &Bound<'_, PyAny>,
+        query: &Bound<'_, PyAny>,
+        handler: &Bound<'_, PyAny>,
+    ) -> PyResult<EventStream> {
+        let query = query_arg(Some(query), "query")?;
+        self.start_durable(py, durable, query, handler)
+    }
+
+    /// An iterator of batches: live, or durable (replaying from the stored cursor) when
+    /// `durable` names a stream.
+    #[pyo3(signature = (query=None, *, durable=None))]
+    fn subscribe(&self, py: Python<'_>, query: Option<&Bound<'_, PyAny>>, durable: Option<&Bound<'_, PyAny>>) -> PyResult<Subscription> {
+        let query = query_arg(query, "query")?;
+        let store = self.inner.clone();
+        let subscriber = match durable {
+            Some(d) if !d.is_none() => {
+                let name = durable_name(d)?;
+                detached(py, || Subscriber::durable(store, &name, query))?
+            }
+            _ => detached(py, || Subscriber::live(store, query))?,
+        };
+        Ok(Subscription::new(subscriber))
+    }
+
+    fn durable_streams(&self, py: Python<'_>) -> PyResult<Vec<DurableStreamInfo>> {
+        let streams = detached(py, || self.inner.durable_streams())?;
+        Ok(streams.into_iter().map(DurableStreamInfo::from).collect())
+    }
+
+    #[pyo3(signature = (name, sequence_number=None))]
+    fn reset_durable_stream(&self, py: Python<'_>, name: &Bound<'_, PyAny>, sequence_number: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let name = durable_name(name)?;
+        let position = crate::convert::optional_sequence_number(sequence_number, "sequence_number")?.unwrap_or(0);
+        detached(py, || self.inner.reset_durable_stream(&name, position))
+    }
+
+    fn delete_durable_stream(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<()> {
+        let name = durable_name(name)?;
+        detached(py, || self.inner.delete_durable_stream(&name))
+    }
+
+    /// Closes the store: later calls raise `StoreClosedError`, streams and iterations end.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        detached(py, || self.inner.close())
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> PyResult<()> {
+        self.close(py)
+    }
+}
+
+/// The whole contract in process memory; facts live as long as the store object.
+#[pyclass(module = "factstr", name = "MemoryStore", extends = EventStore, frozen)]
+pub struct MemoryStore;
+
+#[pymethods]
+impl MemoryStore {
+    #[new]
+    fn new() -> PyClassInitializer<Self> {
+        PyClassInitializer::from(EventStore { inner: Arc::new(core::MemoryStore::new()) }).add_subclass(Self)
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> String {
+        let closed = slf.as_super().get().inner.is_closed();
+        format!("MemoryStore(){}", if closed { " [closed]" } else { "" })
+    }
+}

@@ -1,0 +1,144 @@
+//! `store.subscribe(...)`: a blocking iterator of batches. It waits without the GIL in short
+//! slices, checking for Ctrl-C between them, and can be closed from any thread (SPEC §5, §6).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use factstr_core::{Batch, Subscriber};
+use parking_lot::Mutex;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyTuple};
+
+use crate::errors::{detached, to_py_err};
+use crate::values::records_to_python;
+
+/// Short enough for Ctrl-C to be answered within 0.2 s.
+const WAIT_SLICE: Duration = Duration::from_millis(50);
+
+#[pyclass(module = "factstr", name = "Subscription", frozen)]
+pub struct Subscription {
+    subscriber: Mutex<Subscriber>,
+    closed: AtomicBool,
+}
+
+enum Waited {
+    Batch(Batch),
+    TimedOut,
+    Closed,
+}
+
+impl Subscription {
+    pub fn new(subscriber: Subscriber) -> Self {
+        Self { subscriber: Mutex::new(subscriber), closed: AtomicBool::new(false) }
+    }
+
+    /// Acknowledges the previous batch (the ack rule of SPEC §6), then waits for the next one.
+    fn wait(&self, py: Python<'_>, timeout: Option<Duration>) -> PyResult<Waited> {
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(Waited::Closed);
+        }
+        detached(py, || self.subscriber.lock().ack())?;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                return Ok(Waited::Closed);
+            }
+            let slice = match deadline {
+                Some(deadline) => deadline.saturating_duration_since(Instant::now()).min(WAIT_SLICE),
+                None => WAIT_SLICE,
+            };
+            let next = py.detach(|| {
+                let mut subscriber = self.subscriber.lock();
+                if subscriber.is_closed() {
+                    return Ok(None);
+                }
+                subscriber.next_batch(slice)
+            });
+            match next {
+                Ok(Some(batch)) => return Ok(Waited::Batch(batch)),
+                Ok(None) if deadline.is_some_and(|d| Instant::now() >= d) => return Ok(Waited::TimedOut),
+                Ok(None) => {}
+                Err(_) if self.closed.load(Ordering::Acquire) => return Ok(Waited::Closed),
+                Err(error) => return Err(to_py_err(py, error)),
+            }
+            py.check_signals()?;
+        }
+    }
+
+    fn close_now(&self, py: Python<'_>) -> PyResult<()> {
+        self.closed.store(true, Ordering::Release);
+        detached(py, || self.subscriber.lock().close())
+    }
+}
+
+#[pymethods]
+impl Subscription {
+    fn __iter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
+        let waited = match self.wait(py, None) {
+            Err(error) if is_store_closed(py, &error) => Waited::Closed,
+            other => other?,
+        };
+        match waited {
+            Waited::Batch(batch) => records_to_python(py, &batch.records).map(Some),
+            // Returning None from __next__ ends the iteration.
+            Waited::TimedOut | Waited::Closed => Ok(None),
+        }
+    }
+
+    /// The next batch, waiting at most `timeout` seconds (forever when None); None on timeout
+    /// or when the subscription is closed.
+    #[pyo3(signature = (timeout=None))]
+    fn next_batch<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Option<Bound<'py, PyList>>> {
+        let timeout = match timeout {
+            None => None,
+            Some(t) if t.is_finite() && t >= 0.0 => Some(Duration::from_secs_f64(t)),
+            Some(t) => return Err(PyValueError::new_err(format!("timeout must be a finite number >= 0, got {t}"))),
+        };
+        match self.wait(py, timeout)? {
+            Waited::Batch(batch) => records_to_python(py, &batch.records).map(Some),
+            Waited::TimedOut | Waited::Closed => Ok(None),
+        }
+    }
+
+    /// Marks the last batch handed out as processed: a durable cursor moves past it.
+    fn ack(&self, py: Python<'_>) -> PyResult<()> {
+        detached(py, || self.subscriber.lock().ack())
+    }
+
+    /// Ends the subscription (from any thread); a durable name is released, its cursor stays.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        self.close_now(py)
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> PyResult<()> {
+        self.close_now(py)
+    }
+
+    fn __repr__(&self) -> String {
+        let subscriber = self.subscriber.try_lock();
+        let durable = subscriber
+            .as_ref()
+            .and_then(|s| s.durable_name().map(|n| format!(", durable={n:?}")))
+            .unwrap_or_default();
+        format!("<Subscription closed={}{durable}>", self.closed())
+    }
+}
+
+fn is_store_closed(py: Python<'_>, error: &PyErr) -> bool {
+    crate::errors::error_class(py, "StoreClosedError").is_ok_and(|class| error.is_instance(py, &class))
+}

@@ -1,0 +1,115 @@
+"""Helpers shared by the contract tests: waiting with a deadline, collecting deliveries."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeAlias
+
+import factstr
+
+#: Every store kind the suite knows. Widen this alias when another store class is added to
+#: ``STORE_KINDS`` in ``conftest.py`` (e.g. ``factstr.MemoryStore | factstr.SqliteStore``).
+Store: TypeAlias = factstr.MemoryStore
+
+#: What the ``make_store`` fixture returns: opens another store object on the same backend.
+StoreFactory: TypeAlias = Callable[[], Store]
+
+#: How long any wait for an asynchronous delivery may take before the test fails.
+DEADLINE = 5.0
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = DEADLINE, what: str = "condition") -> None:
+    """Polls ``condition`` until it holds; fails the test when ``timeout`` passes first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.005)
+
+
+def ev(event_type: str, payload: Any = None) -> factstr.NewEvent:
+    """A NewEvent with an empty object payload unless one is given."""
+    return factstr.NewEvent(event_type, {} if payload is None else payload)
+
+
+def events(event_type: str, count: int) -> list[factstr.NewEvent]:
+    """``count`` events of one type whose payloads number them ``{"i": 0}``, ``{"i": 1}``, ..."""
+    return [factstr.NewEvent(event_type, {"i": i}) for i in range(count)]
+
+
+class Collector:
+    """A thread-safe stream handler that records every delivered batch."""
+
+    def __init__(self, fail_on: Callable[[list[factstr.EventRecord]], bool] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._batches: list[list[factstr.EventRecord]] = []
+        self._fail_on = fail_on
+        self.calls = 0
+
+    def __call__(self, batch: list[factstr.EventRecord]) -> None:
+        with self._lock:
+            self.calls += 1
+            if self._fail_on is not None and self._fail_on(batch):
+                raise RuntimeError(f"handler refuses batch starting at {batch[0].sequence_number}")
+            self._batches.append(list(batch))
+
+    @property
+    def batches(self) -> list[list[factstr.EventRecord]]:
+        with self._lock:
+            return [list(b) for b in self._batches]
+
+    @property
+    def records(self) -> list[factstr.EventRecord]:
+        return [r for b in self.batches for r in b]
+
+    @property
+    def seqs(self) -> list[int]:
+        return [r.sequence_number for r in self.records]
+
+    def batch_seqs(self) -> list[list[int]]:
+        return [[r.sequence_number for r in b] for b in self.batches]
+
+    def wait_records(self, n: int, timeout: float = DEADLINE) -> list[factstr.EventRecord]:
+        """Waits until at least ``n`` records have arrived and returns all records."""
+        wait_for(lambda: len(self.records) >= n, timeout, f"{n} delivered records (have {len(self.records)})")
+        return self.records
+
+    def wait_batches(self, n: int, timeout: float = DEADLINE) -> list[list[factstr.EventRecord]]:
+        wait_for(lambda: len(self.batches) >= n, timeout, f"{n} delivered batches (have {len(self.batches)})")
+        return self.batches
+
+
+def seqs_of(records: Sequence[factstr.EventRecord]) -> list[int]:
+    return [r.sequence_number for r in records]
+
+
+def cursor_of(store: Store, name: str) -> int | None:
+    """The stored cursor of a durable name, or None when the name is unknown."""
+    for info in store.durable_streams():
+        if info.name == name:
+            return info.last_processed_sequence_number
+    return None
+
+
+def wait_cursor(store: Store, name: str, expected: int) -> None:
+    wait_for(lambda: cursor_of(store, name) == expected, what=f"cursor of {name!r} at {expected} (is {cursor_of(store, name)})")
+
+
+def run_in_thread(target: Callable[[], object]) -> tuple[threading.Thread, list[BaseException], list[object]]:
+    """Starts ``target`` in a daemon thread; returns the thread, its raised errors, its result."""
+    errors: list[BaseException] = []
+    results: list[object] = []
+
+    def run() -> None:
+        try:
+            results.append(target())
+        except BaseException as exc:  # noqa: BLE001 - handed back to the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, errors, results
