@@ -5,20 +5,37 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, final
 
-from typing_extensions import Self
+from typing_extensions import Self, disjoint_base
 
-JSON = Any
-Handler = Callable[[list[EventRecord]], object]
+__all__ = [
+    "AppendResult",
+    "DurableStream",
+    "DurableStreamInfo",
+    "EventFilter",
+    "EventQuery",
+    "EventRecord",
+    "EventStore",
+    "EventStream",
+    "MemoryStore",
+    "NewEvent",
+    "QueryResult",
+    "Subscription",
+    "_shutdown",
+]
+
+# A JSON value: dict[str, JSON], list/tuple of JSON, str, int, float, bool or None.
+_JSON = Any
+_Handler = Callable[[list[EventRecord]], object]
 
 @final
 class NewEvent:
     """An event to append: its type and its JSON payload (validated at construction)."""
 
-    def __new__(cls, event_type: str, payload: JSON) -> Self: ...
+    def __new__(cls, event_type: str, payload: _JSON) -> Self: ...
     @property
     def event_type(self) -> str: ...
     @property
-    def payload(self) -> JSON: ...
+    def payload(self) -> _JSON: ...
 
 @final
 class EventFilter:
@@ -28,12 +45,12 @@ class EventFilter:
     def __new__(
         cls,
         event_types: Sequence[str] | None = None,
-        payload_predicates: Sequence[JSON] | None = None,
+        payload_predicates: Sequence[_JSON] | None = None,
     ) -> Self: ...
     @property
     def event_types(self) -> list[str] | None: ...
     @property
-    def payload_predicates(self) -> list[JSON] | None: ...
+    def payload_predicates(self) -> list[_JSON] | None: ...
 
 @final
 class EventQuery:
@@ -60,7 +77,7 @@ class EventQuery:
 class EventRecord:
     """A committed fact."""
 
-    def __new__(cls, sequence_number: int, occurred_at: datetime, event_type: str, payload: JSON) -> Self: ...
+    def __new__(cls, sequence_number: int, occurred_at: datetime, event_type: str, payload: _JSON) -> Self: ...
     @property
     def sequence_number(self) -> int: ...
     @property
@@ -68,7 +85,7 @@ class EventRecord:
     @property
     def event_type(self) -> str: ...
     @property
-    def payload(self) -> JSON: ...
+    def payload(self) -> _JSON: ...
 
 @final
 class QueryResult:
@@ -141,6 +158,7 @@ class Subscription:
         *_args: type[BaseException] | BaseException | TracebackType | None,
     ) -> None: ...
 
+@disjoint_base
 class EventStore:
     """The operations every store offers (SPEC §11)."""
 
@@ -152,10 +170,10 @@ class EventStore:
         expected_context_version: int | None,
     ) -> AppendResult: ...
     def query(self, query: EventQuery | None = None, *, limit: int | None = None) -> QueryResult: ...
-    def stream_all(self, handler: Handler) -> EventStream: ...
-    def stream_to(self, query: EventQuery, handler: Handler) -> EventStream: ...
-    def stream_all_durable(self, durable: str | DurableStream, handler: Handler) -> EventStream: ...
-    def stream_to_durable(self, durable: str | DurableStream, query: EventQuery, handler: Handler) -> EventStream: ...
+    def stream_all(self, handler: _Handler) -> EventStream: ...
+    def stream_to(self, query: EventQuery, handler: _Handler) -> EventStream: ...
+    def stream_all_durable(self, durable: str | DurableStream, handler: _Handler) -> EventStream: ...
+    def stream_to_durable(self, durable: str | DurableStream, query: EventQuery, handler: _Handler) -> EventStream: ...
     def subscribe(self, query: EventQuery | None = None, *, durable: str | DurableStream | None = None) -> Subscription: ...
     def durable_streams(self) -> list[DurableStreamInfo]: ...
     def reset_durable_stream(self, name: str | DurableStream, sequence_number: int | None = None) -> None: ...
