@@ -9,9 +9,8 @@ from typing import Any, TypeAlias
 
 import factstr
 
-#: Every store kind the suite knows. Widen this alias when another store class is added to
-#: ``STORE_KINDS`` in ``conftest.py`` (e.g. ``factstr.MemoryStore | factstr.SqliteStore``).
-Store: TypeAlias = factstr.MemoryStore
+#: The common base class of every store (MemoryStore, SqliteStore, PostgresStore).
+Store: TypeAlias = factstr.EventStore
 
 #: What the ``make_store`` fixture returns: opens another store object on the same backend.
 StoreFactory: TypeAlias = Callable[[], Store]

@@ -26,7 +26,7 @@ impl DurableRegistry {
             cursor: 0,
             holder: None,
         });
-        if entry.query != *query {
+        if !crate::matching::queries_equal(&entry.query, query) {
             return Err(Error::DurableStreamQueryMismatch(name.to_owned()));
         }
         if entry.holder.is_some() {

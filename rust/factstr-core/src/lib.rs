@@ -11,6 +11,8 @@ pub mod durable;
 pub mod error;
 pub mod matching;
 pub mod memory;
+pub mod payload_keys;
+pub mod query_json;
 pub mod signal;
 pub mod store;
 pub mod subscriber;

@@ -108,6 +108,26 @@ pub fn json_equal(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// Value equality of filters (payload predicates compared with `json_equal`).
+pub fn filters_equal(a: &EventFilter, b: &EventFilter) -> bool {
+    a.event_types == b.event_types
+        && match (&a.payload_predicates, &b.payload_predicates) {
+            (None, None) => true,
+            (Some(x), Some(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_equal(p, q)),
+            _ => false,
+        }
+}
+
+/// Value equality of queries: same filters (by `filters_equal`) and same lower bound.
+pub fn queries_equal(a: &EventQuery, b: &EventQuery) -> bool {
+    a.min_sequence_number == b.min_sequence_number
+        && match (&a.filters, &b.filters) {
+            (None, None) => true,
+            (Some(x), Some(y)) => x.len() == y.len() && x.iter().zip(y).all(|(f, g)| filters_equal(f, g)),
+            _ => false,
+        }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

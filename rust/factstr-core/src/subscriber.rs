@@ -42,8 +42,11 @@ impl Subscriber {
         Ok(Self { store, query, position, pending: VecDeque::new(), durable: None, closed: false })
     }
 
-    /// A durable stream: takes the name and starts after its stored cursor.
+    /// A durable stream: takes the name and starts after its stored cursor. A durable stream
+    /// is identified by its filters: the lower bound of `query` is dropped (its cursor is the
+    /// lower bound), as the upstream crates do.
     pub fn durable(store: Arc<dyn EventStore>, name: &str, query: EventQuery) -> Result<Self> {
+        let query = query.without_min();
         let (lease, cursor) = store.acquire_durable(name, &query)?;
         Ok(Self {
             store,

@@ -2,7 +2,7 @@
 //! validated once at construction, and builds Python objects on access.
 
 use factstr_core as core;
-use factstr_core::matching::json_equal;
+use factstr_core::matching::{filters_equal, json_equal, queries_equal};
 use pyo3::prelude::*;
 use pyo3::IntoPyObjectExt;
 use pyo3::types::{PyDateTime, PyList, PyString, PyTzInfo};
@@ -124,24 +124,6 @@ impl EventFilter {
             }
         ))
     }
-}
-
-fn filters_equal(a: &core::EventFilter, b: &core::EventFilter) -> bool {
-    a.event_types == b.event_types
-        && match (&a.payload_predicates, &b.payload_predicates) {
-            (None, None) => true,
-            (Some(x), Some(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_equal(p, q)),
-            _ => false,
-        }
-}
-
-pub fn queries_equal(a: &core::EventQuery, b: &core::EventQuery) -> bool {
-    a.min_sequence_number == b.min_sequence_number
-        && match (&a.filters, &b.filters) {
-            (None, None) => true,
-            (Some(x), Some(y)) => x.len() == y.len() && x.iter().zip(y).all(|(f, g)| filters_equal(f, g)),
-            _ => false,
-        }
 }
 
 #[pyclass(module = "factstr", name = "EventQuery", frozen)]

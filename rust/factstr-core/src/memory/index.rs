@@ -1,18 +1,15 @@
 //! The Memory store's indexes: postings (ascending sequence numbers) per event type and per
 //! payload node, so that a selective query costs about O(matches), not O(history).
 //!
-//! Every node of a payload yields one key: its path (object keys, and a marker for "some element
-//! of an array") plus what sits there (a scalar value, or just "an object" / "an array"). A
-//! predicate contains a payload only if the payload has every key the predicate has, so any one
-//! key of a predicate is a necessary condition: we take the rarest key's postings as candidates
-//! and check each candidate with the real matcher.
+//! Payload nodes are keyed as in `payload_keys`; any one key of a predicate is a necessary
+//! condition, so we take the rarest key's postings as candidates and check each candidate with
+//! the real matcher.
 
 use std::collections::HashMap;
-use std::fmt::Write;
 
 use serde_json::Value;
 
-use crate::matching::{number_key, NumberKey};
+use crate::payload_keys::node_keys;
 use crate::types::{EventFilter, EventQuery};
 
 #[derive(Default)]
@@ -32,10 +29,7 @@ pub enum Candidates<'a> {
 impl Index {
     pub fn insert(&mut self, sequence_number: u64, event_type: &str, payload: &Value) {
         push_posting(self.by_type.entry(event_type.into()).or_default(), sequence_number);
-        let mut path = String::new();
-        let mut keys = Vec::new();
-        node_keys(payload, &mut path, &mut keys);
-        for key in keys {
+        for key in node_keys(payload, true) {
             push_posting(self.by_node.entry(key.into_boxed_str()).or_default(), sequence_number);
         }
     }
@@ -78,11 +72,8 @@ impl Index {
     /// The shortest posting list among the predicate's node keys; `None` when some key was never
     /// seen, so that nothing can match.
     fn rarest_posting(&self, predicate: &Value) -> Option<&[u64]> {
-        let mut path = String::new();
-        let mut keys = Vec::new();
-        node_keys(predicate, &mut path, &mut keys);
         let mut best: Option<&[u64]> = None;
-        for key in keys {
+        for key in node_keys(predicate, true) {
             let posting = self.by_node.get(key.as_str())?.as_slice();
             if best.is_none_or(|b| posting.len() < b.len()) {
                 best = Some(posting);
@@ -101,46 +92,6 @@ fn push_posting(posting: &mut Vec<u64>, sequence_number: u64) {
     if posting.last() != Some(&sequence_number) {
         posting.push(sequence_number);
     }
-}
-
-/// Appends the key of `value` and of every node below it. Keys are length-prefixed so that no
-/// object key or string can be confused with the separators.
-fn node_keys(value: &Value, path: &mut String, keys: &mut Vec<String>) {
-    let mut key = path.clone();
-    match value {
-        Value::Object(map) => {
-            key.push('o');
-            for (name, child) in map {
-                let restore = path.len();
-                let _ = write!(path, "k{}:{}", name.len(), name);
-                node_keys(child, path, keys);
-                path.truncate(restore);
-            }
-        }
-        Value::Array(items) => {
-            key.push('a');
-            let restore = path.len();
-            path.push('[');
-            for item in items {
-                node_keys(item, path, keys);
-            }
-            path.truncate(restore);
-        }
-        Value::String(s) => {
-            let _ = write!(key, "s{}:{}", s.len(), s);
-        }
-        Value::Number(n) => match number_key(n) {
-            NumberKey::Integer(i) => {
-                let _ = write!(key, "i{i}");
-            }
-            NumberKey::Float(bits) => {
-                let _ = write!(key, "f{bits}");
-            }
-        },
-        Value::Bool(b) => key.push(if *b { 't' } else { 'f' }),
-        Value::Null => key.push('z'),
-    }
-    keys.push(key);
 }
 
 /// Ascending, deduplicated sequence numbers above `after` from several ascending lists.
