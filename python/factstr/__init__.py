@@ -34,6 +34,7 @@ from factstr._factstr import (
     MemoryStore,
     NewEvent,
     QueryResult,
+    SqliteStore,
     Subscription,
 )
 
@@ -57,6 +58,7 @@ __all__ = [
     "MemoryStore",
     "NewEvent",
     "QueryResult",
+    "SqliteStore",
     "StoreClosedError",
     "Subscription",
     "connect",

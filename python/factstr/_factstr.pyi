@@ -3,7 +3,9 @@
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, final
+from os import PathLike
+from pathlib import Path
+from typing import Any, Literal, final
 
 from typing_extensions import Self, disjoint_base
 
@@ -19,6 +21,7 @@ __all__ = [
     "MemoryStore",
     "NewEvent",
     "QueryResult",
+    "SqliteStore",
     "Subscription",
     "_shutdown",
 ]
@@ -192,5 +195,20 @@ class MemoryStore(EventStore):
     """The whole contract in process memory; facts live as long as the store object."""
 
     def __new__(cls) -> Self: ...
+
+@final
+class SqliteStore(EventStore):
+    """The whole contract in one SQLite file (WAL), shared by threads and processes."""
+
+    def __new__(
+        cls,
+        path: str | PathLike[str],
+        *,
+        synchronous: Literal["full", "normal"] = "full",
+        poll_interval: float = 0.01,
+        busy_timeout: float = 5.0,
+    ) -> Self: ...
+    @property
+    def path(self) -> Path: ...
 
 def _shutdown() -> None: ...

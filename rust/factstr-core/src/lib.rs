@@ -3,7 +3,8 @@
 //! - `types`, `error`: the contract's values and its one error type;
 //! - `matching`: which facts a query selects (SPEC §3), used by every store;
 //! - `store`: the interface every store implements;
-//! - `memory`: the Memory store;
+//! - `memory`, `sqlite`: the stores;
+//! - `payload_keys`, `query_json`, `clock`: storage helpers shared by the stores;
 //! - `signal`, `subscriber`, `durable`: stream dispatch, shared by every store.
 
 pub mod clock;
@@ -14,12 +15,14 @@ pub mod memory;
 pub mod payload_keys;
 pub mod query_json;
 pub mod signal;
+pub mod sqlite;
 pub mod store;
 pub mod subscriber;
 pub mod types;
 
 pub use error::{Error, Result};
 pub use memory::MemoryStore;
+pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use store::EventStore;
 pub use subscriber::Subscriber;
 pub use types::*;

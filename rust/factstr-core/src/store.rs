@@ -1,8 +1,6 @@
 //! The interface every store implements. Streams, subscriptions and durable registrations are
 //! built once on top of it (see `subscriber`), so each store only provides storage.
 
-use std::time::Duration;
-
 use crate::error::Result;
 use crate::signal::CommitSignal;
 use crate::types::{
@@ -61,8 +59,7 @@ pub trait EventStore: Send + Sync {
 
     fn is_closed(&self) -> bool;
 
-    /// How long a stream waits between checks for commits it cannot be told about.
-    fn poll_interval(&self) -> Option<Duration> {
-        None
-    }
+    /// Called when a stream starts: a store that can see other processes' commits starts
+    /// watching for them here.
+    fn watch_commits(&self) {}
 }

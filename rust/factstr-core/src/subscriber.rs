@@ -38,6 +38,7 @@ struct DurableHold {
 impl Subscriber {
     /// A live stream: only batches committed from now on.
     pub fn live(store: Arc<dyn EventStore>, query: EventQuery) -> Result<Self> {
+        store.watch_commits();
         let position = store.head()?;
         Ok(Self { store, query, position, pending: VecDeque::new(), durable: None, closed: false })
     }
@@ -47,6 +48,7 @@ impl Subscriber {
     /// lower bound), as the upstream crates do.
     pub fn durable(store: Arc<dyn EventStore>, name: &str, query: EventQuery) -> Result<Self> {
         let query = query.without_min();
+        store.watch_commits();
         let (lease, cursor) = store.acquire_durable(name, &query)?;
         Ok(Self {
             store,
@@ -89,7 +91,8 @@ impl Subscriber {
         let deadline = Instant::now() + timeout;
         loop {
             self.check_usable()?;
-            let signal = self.store.commit_signal();
+            let store = self.store.clone();
+            let signal = store.commit_signal();
             let seen = signal.generation();
             if self.pending.is_empty() {
                 self.read_more()?;
@@ -101,11 +104,7 @@ impl Subscriber {
             if now >= deadline {
                 return Ok(None);
             }
-            let mut wait = deadline - now;
-            if let Some(poll) = self.store.poll_interval() {
-                wait = wait.min(poll);
-            }
-            self.store.commit_signal().wait_past(seen, wait);
+            signal.wait_past(seen, deadline - now);
         }
     }
 

@@ -188,3 +188,55 @@ impl MemoryStore {
         format!("MemoryStore(){}", if closed { " [closed]" } else { "" })
     }
 }
+
+/// The whole contract in one SQLite file (WAL), shared by processes; the layout of
+/// `factstr-sqlite` 0.5.2.
+#[pyclass(module = "factstr", name = "SqliteStore", extends = EventStore, frozen)]
+pub struct SqliteStore {
+    path: std::path::PathBuf,
+}
+
+#[pymethods]
+impl SqliteStore {
+    #[new]
+    #[pyo3(signature = (path, *, synchronous="full", poll_interval=0.01, busy_timeout=5.0))]
+    fn new(
+        py: Python<'_>,
+        path: std::path::PathBuf,
+        synchronous: &str,
+        poll_interval: f64,
+        busy_timeout: f64,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let synchronous = match synchronous.to_ascii_lowercase().as_str() {
+            "full" => core::Synchronous::Full,
+            "normal" => core::Synchronous::Normal,
+            other => return Err(value_error(format!("synchronous must be \"full\" or \"normal\", not {other:?}"))),
+        };
+        let options = core::SqliteOptions {
+            synchronous,
+            poll_interval: positive_seconds(poll_interval, "poll_interval")?,
+            busy_timeout: positive_seconds(busy_timeout, "busy_timeout")?,
+        };
+        let opened_path = path.clone();
+        let store = detached(py, move || core::SqliteStore::open(&opened_path, options))?;
+        Ok(PyClassInitializer::from(EventStore { inner: Arc::new(store) }).add_subclass(Self { path }))
+    }
+
+    /// The database file.
+    #[getter]
+    fn path(&self) -> std::path::PathBuf {
+        self.path.clone()
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> String {
+        let closed = slf.as_super().get().inner.is_closed();
+        format!("SqliteStore({:?}){}", slf.get().path.display().to_string(), if closed { " [closed]" } else { "" })
+    }
+}
+
+fn positive_seconds(seconds: f64, what: &str) -> PyResult<std::time::Duration> {
+    if !(seconds.is_finite() && seconds > 0.0) {
+        return Err(value_error(format!("{what} must be a number of seconds > 0, got {seconds}")));
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
+}

@@ -1,0 +1,118 @@
+//! Durable streams on SQLite: cursors in the upstream `subscriber_cursors` table, and
+//! exclusivity across processes by an advisory lock on one small file per name, beside the
+//! database. The operating system drops the lock when its holder closes it or dies, so a name
+//! is free again at once, without heartbeats.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension};
+
+use super::backend;
+use crate::error::{Error, Result};
+use crate::matching::queries_equal;
+use crate::payload_keys::key_hash;
+use crate::query_json::{query_from_json, query_to_json};
+use crate::types::{DurableStreamInfo, EventQuery};
+
+/// The folder of lock files for a database file: `<database>-factstr-locks`.
+pub fn lock_folder(database: &Path) -> PathBuf {
+    let mut name = database.as_os_str().to_owned();
+    name.push("-factstr-locks");
+    PathBuf::from(name)
+}
+
+/// Takes the lock of `name` without waiting; `DurableStreamActive` when another holder has it.
+pub fn lock_name(folder: &Path, name: &str) -> Result<File> {
+    std::fs::create_dir_all(folder)
+        .map_err(|e| Error::Backend(format!("cannot create lock folder {}: {e}", folder.display())))?;
+    let path = folder.join(format!("{:016x}.lock", key_hash(name) as u64));
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::Backend(format!("cannot open lock file {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(Error::DurableStreamActive(name.to_owned())),
+        Err(TryLockError::Error(e)) => Err(Error::Backend(format!("cannot lock {}: {e}", path.display()))),
+    }
+}
+
+/// Creates the cursor row (at 0) or checks the stored query; returns the cursor.
+pub fn load_or_create(connection: &Connection, name: &str, query: &EventQuery) -> Result<u64> {
+    let stored: Option<(String, i64)> = connection
+        .query_row(
+            "SELECT event_query, last_processed_sequence_number FROM subscriber_cursors WHERE subscriber_id = ?1",
+            [name],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()
+        .map_err(backend)?;
+    match stored {
+        Some((text, cursor)) => {
+            if !queries_equal(&query_from_json(&text)?, query) {
+                return Err(Error::DurableStreamQueryMismatch(name.to_owned()));
+            }
+            Ok(cursor.max(0) as u64)
+        }
+        None => {
+            connection
+                .execute(
+                    "INSERT INTO subscriber_cursors (subscriber_id, event_query, last_processed_sequence_number) VALUES (?1, ?2, 0)",
+                    (name, query_to_json(query)),
+                )
+                .map_err(backend)?;
+            Ok(0)
+        }
+    }
+}
+
+/// Moves a cursor forward (never backwards).
+pub fn advance(connection: &Connection, name: &str, position: u64) -> Result<()> {
+    connection
+        .prepare_cached(
+            "UPDATE subscriber_cursors SET last_processed_sequence_number = ?2 \
+             WHERE subscriber_id = ?1 AND last_processed_sequence_number < ?2",
+        )
+        .map_err(backend)?
+        .execute((name, position as i64))
+        .map_err(backend)?;
+    Ok(())
+}
+
+pub fn list(connection: &Connection) -> Result<Vec<DurableStreamInfo>> {
+    let mut statement = connection
+        .prepare("SELECT subscriber_id, event_query, last_processed_sequence_number FROM subscriber_cursors ORDER BY subscriber_id")
+        .map_err(backend)?;
+    let rows = statement
+        .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?)))
+        .map_err(backend)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (name, text, cursor) = row.map_err(backend)?;
+        out.push(DurableStreamInfo {
+            name,
+            query: query_from_json(&text)?,
+            last_processed_sequence_number: cursor.max(0) as u64,
+        });
+    }
+    Ok(out)
+}
+
+/// Sets a cursor; `false` when the name is unknown.
+pub fn reset(connection: &Connection, name: &str, position: u64) -> Result<bool> {
+    let changed = connection
+        .execute(
+            "UPDATE subscriber_cursors SET last_processed_sequence_number = ?2 WHERE subscriber_id = ?1",
+            (name, position as i64),
+        )
+        .map_err(backend)?;
+    Ok(changed > 0)
+}
+
+pub fn delete(connection: &Connection, name: &str) -> Result<()> {
+    connection.execute("DELETE FROM subscriber_cursors WHERE subscriber_id = ?1", [name]).map_err(backend)?;
+    Ok(())
+}

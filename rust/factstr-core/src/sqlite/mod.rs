@@ -1,0 +1,269 @@
+//! The SQLite store: the whole contract in one file, on the table layout of `factstr-sqlite`
+//! 0.5.2, shared safely by several store objects and processes.
+//!
+//! - Writes: one writer connection per store; every append is one `BEGIN IMMEDIATE`
+//!   transaction, which SQLite serialises across processes (see `writes`).
+//! - Reads: a small pool of reader connections; WAL lets them run beside the writer, and each
+//!   read runs in one transaction, so it sees one snapshot (see `reads`).
+//! - Streams: the store's commit signal is raised by its own appends and, while streams exist,
+//!   by a watcher that notices other processes' commits (see `watcher`).
+//! - Durable streams: cursors in `subscriber_cursors`, exclusivity by lock files (see `durable`).
+
+mod durable;
+mod reads;
+mod schema;
+mod watcher;
+mod writes;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rusqlite::{Connection, TransactionBehavior};
+
+pub use schema::Synchronous;
+
+use crate::error::{Error, Result};
+use crate::signal::CommitSignal;
+use crate::store::{EventStore, LeaseId};
+use crate::types::{AppendResult, BatchPage, DurableStreamInfo, EventQuery, NewEvent, QueryResult};
+
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    pub synchronous: Synchronous,
+    /// How often streams look for other processes' commits.
+    pub poll_interval: Duration,
+    /// How long a call waits for another writer's lock before failing with a backend error.
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            synchronous: Synchronous::Full,
+            poll_interval: Duration::from_millis(10),
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+pub struct SqliteStore {
+    shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    path: PathBuf,
+    options: SqliteOptions,
+    writer: Mutex<Option<Connection>>,
+    readers: Mutex<Vec<Connection>>,
+    signal: CommitSignal,
+    closed: AtomicBool,
+    watching: AtomicBool,
+    leases: Mutex<HashMap<LeaseId, (String, File)>>,
+    next_lease: AtomicU64,
+}
+
+pub(crate) fn backend(error: rusqlite::Error) -> Error {
+    match error.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            Error::Backend(format!("the database stayed locked by another writer for too long: {error}"))
+        }
+        Some(rusqlite::ErrorCode::DiskFull) => Error::Backend(format!("the disk is full: {error}")),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt) => Error::Backend(format!("the database file is damaged: {error}")),
+        _ => Error::Backend(error.to_string()),
+    }
+}
+
+impl Shared {
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.is_closed() {
+            Err(Error::StoreClosed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Runs `work` in one `BEGIN IMMEDIATE` transaction on the writer connection; any error
+    /// rolls everything back, so nothing of a failed call is left behind.
+    fn write<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.check_open()?;
+        let mut writer = self.writer.lock();
+        let connection = writer.as_mut().ok_or(Error::StoreClosed)?;
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+        let out = work(&transaction)?;
+        transaction.commit().map_err(backend)?;
+        Ok(out)
+    }
+
+    /// Runs `work` in one read transaction (one snapshot) on a pooled reader connection.
+    fn read<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.check_open()?;
+        let pooled = self.readers.lock().pop();
+        let mut connection = match pooled {
+            Some(connection) => connection,
+            None => schema::open_connection(&self.path, self.options.synchronous, self.options.busy_timeout)?,
+        };
+        let out = (|| {
+            let transaction = connection.transaction_with_behavior(TransactionBehavior::Deferred).map_err(backend)?;
+            let out = work(&transaction)?;
+            transaction.finish().map_err(backend)?;
+            Ok(out)
+        })();
+        if !self.is_closed() {
+            self.readers.lock().push(connection);
+        }
+        out
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) the store in the file `path`.
+    pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::Backend(format!("cannot create folder {}: {e}", parent.display())))?;
+        }
+        let mut writer = schema::open_connection(&path, options.synchronous, options.busy_timeout)?;
+        schema::prepare(&mut writer, &path)?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                path,
+                options,
+                writer: Mutex::new(Some(writer)),
+                readers: Mutex::new(Vec::new()),
+                signal: CommitSignal::new(),
+                closed: AtomicBool::new(false),
+                watching: AtomicBool::new(false),
+                leases: Mutex::new(HashMap::new()),
+                next_lease: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    fn committed(&self, result: Result<AppendResult>) -> Result<AppendResult> {
+        if result.is_ok() {
+            self.shared.signal.notify();
+        }
+        result
+    }
+}
+
+impl EventStore for SqliteStore {
+    fn append(&self, events: Vec<NewEvent>) -> Result<AppendResult> {
+        if events.is_empty() {
+            return Err(Error::EmptyAppend);
+        }
+        let prepared = writes::prepare_events(&events);
+        self.committed(self.shared.write(|c| writes::append(c, &prepared, None)))
+    }
+
+    fn append_if(&self, events: Vec<NewEvent>, context: &EventQuery, expected: Option<u64>) -> Result<AppendResult> {
+        if events.is_empty() {
+            return Err(Error::EmptyAppend);
+        }
+        let prepared = writes::prepare_events(&events);
+        self.committed(self.shared.write(|c| writes::append(c, &prepared, Some((context, expected)))))
+    }
+
+    fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {
+        self.shared.read(|c| {
+            let plan = reads::plan(c, query)?;
+            let after = query.min_sequence_number.unwrap_or(0);
+            let event_records = reads::matching_records(c, query, &plan, after, limit.unwrap_or(usize::MAX))?;
+            let current_context_version = reads::context_version(c, query, &plan)?;
+            Ok(QueryResult {
+                last_returned_sequence_number: event_records.last().map(|r| r.sequence_number),
+                event_records,
+                current_context_version,
+            })
+        })
+    }
+
+    fn read_batches(&self, position: u64, query: &EventQuery, max_events: usize) -> Result<BatchPage> {
+        self.shared.read(|c| reads::read_batches(c, position, query, max_events))
+    }
+
+    fn head(&self) -> Result<u64> {
+        self.shared.read(reads::head)
+    }
+
+    fn commit_signal(&self) -> &CommitSignal {
+        &self.shared.signal
+    }
+
+    fn watch_commits(&self) {
+        if !self.shared.watching.swap(true, Ordering::AcqRel) {
+            watcher::spawn(Arc::downgrade(&self.shared));
+        }
+    }
+
+    fn acquire_durable(&self, name: &str, query: &EventQuery) -> Result<(LeaseId, u64)> {
+        self.shared.check_open()?;
+        let lock = durable::lock_name(&durable::lock_folder(&self.shared.path), name)?;
+        let cursor = self.shared.write(|c| durable::load_or_create(c, name, query))?;
+        let lease = self.shared.next_lease.fetch_add(1, Ordering::Relaxed);
+        self.shared.leases.lock().insert(lease, (name.to_owned(), lock));
+        Ok((lease, cursor))
+    }
+
+    fn save_durable_cursor(&self, name: &str, lease: LeaseId, position: u64) -> Result<()> {
+        if !self.shared.leases.lock().get(&lease).is_some_and(|(held, _)| held == name) {
+            return Ok(());
+        }
+        self.shared.write(|c| durable::advance(c, name, position))
+    }
+
+    fn release_durable(&self, _name: &str, lease: LeaseId) -> Result<()> {
+        // Dropping the file releases the lock.
+        self.shared.leases.lock().remove(&lease);
+        Ok(())
+    }
+
+    fn durable_streams(&self) -> Result<Vec<DurableStreamInfo>> {
+        self.shared.read(durable::list)
+    }
+
+    fn reset_durable_stream(&self, name: &str, sequence_number: u64) -> Result<()> {
+        self.shared.check_open()?;
+        let _held = durable::lock_name(&durable::lock_folder(&self.shared.path), name)?;
+        if self.shared.write(|c| durable::reset(c, name, sequence_number))? {
+            Ok(())
+        } else {
+            Err(Error::DurableStream(format!("unknown durable stream {name:?}")))
+        }
+    }
+
+    fn delete_durable_stream(&self, name: &str) -> Result<()> {
+        self.shared.check_open()?;
+        let _held = durable::lock_name(&durable::lock_folder(&self.shared.path), name)?;
+        self.shared.write(|c| durable::delete(c, name))
+    }
+
+    fn close(&self) -> Result<()> {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.signal.close();
+        self.shared.leases.lock().clear();
+        self.shared.readers.lock().clear();
+        if let Some(writer) = self.shared.writer.lock().take() {
+            writer.close().map_err(|(_, e)| backend(e))?;
+        }
+        Ok(())
+    }
+
+    fn is_closed(&self) -> bool {
+        self.shared.is_closed()
+    }
+}

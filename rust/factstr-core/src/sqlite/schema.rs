@@ -1,0 +1,180 @@
+//! Opening a SQLite file: connection settings, recognising a factstr database (ours or one
+//! written by `factstr-sqlite` 0.5.2), refusing anything else, and creating what is missing.
+//!
+//! The upstream tables (`events`, `append_batches`, `store_metadata`, `subscriber_cursors`) and
+//! their indexes are kept exactly; we add only `factstr_payload_index` (extracted payload keys)
+//! and `factstr_payload_index_state` (how far that index is current).
+
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use super::backend;
+use crate::error::{Error, Result};
+
+pub const STORE_FORMAT_VERSION: &str = "1";
+pub const BATCH_FORMAT_KEY: &str = "append_batch_boundary_format";
+pub const BATCH_FORMAT_SPARSE: &str = "sparse_v1";
+/// Bumped when the key encoding of `payload_keys` changes; the index is then rebuilt.
+pub const PAYLOAD_KEY_FORMAT: i64 = 1;
+
+/// How durable a commit is (SQLite's `synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synchronous {
+    /// A committed append survives power loss (fsync on every commit).
+    Full,
+    /// A committed append survives a crash of the process, but the last commits may be lost
+    /// on power loss or an OS crash; commits are much cheaper.
+    Normal,
+}
+
+pub fn open_connection(path: &std::path::Path, synchronous: Synchronous, busy_timeout: Duration) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let connection = Connection::open_with_flags(path, flags).map_err(|e| describe_open_error(path, e))?;
+    connection.busy_timeout(busy_timeout).map_err(backend)?;
+    let journal: String = connection
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(|e| describe_open_error(path, e))?;
+    if !journal.eq_ignore_ascii_case("wal") {
+        return Err(Error::Backend(format!("{}: could not switch to WAL journal mode (got {journal})", path.display())));
+    }
+    let level = match synchronous {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    };
+    connection.execute_batch(&format!("PRAGMA synchronous = {level}; PRAGMA foreign_keys = ON;")).map_err(backend)?;
+    connection.set_prepared_statement_cache_capacity(64);
+    Ok(connection)
+}
+
+fn describe_open_error(path: &std::path::Path, error: rusqlite::Error) -> Error {
+    match error.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) => {
+            Error::Backend(format!("{} is not a SQLite database (is it another kind of file?)", path.display()))
+        }
+        Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
+            Error::Backend(format!("{} is damaged (SQLite reports corruption)", path.display()))
+        }
+        _ => Error::Backend(format!("cannot open {}: {error}", path.display())),
+    }
+}
+
+const EXPECTED_COLUMNS: &[(&str, &[&str])] = &[
+    ("events", &["sequence_number", "occurred_at", "event_type", "payload"]),
+    ("append_batches", &["first_sequence_number", "last_sequence_number"]),
+    ("store_metadata", &["key", "value"]),
+    ("subscriber_cursors", &["subscriber_id", "event_query", "last_processed_sequence_number"]),
+];
+
+const CREATE_UPSTREAM: &str = "
+    CREATE TABLE IF NOT EXISTS events (
+        sequence_number INTEGER PRIMARY KEY,
+        occurred_at TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        payload TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS append_batches (
+        first_sequence_number INTEGER PRIMARY KEY,
+        last_sequence_number INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS store_metadata (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS subscriber_cursors (
+        subscriber_id TEXT PRIMARY KEY,
+        event_query TEXT NOT NULL,
+        last_processed_sequence_number INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS idx_events_type ON events(event_type);
+    CREATE INDEX IF NOT EXISTS idx_events_occurred_at ON events(occurred_at);
+";
+
+// One row per (payload key, event): "which events have this scalar at this path". The key is a
+// 64-bit hash of the key text (see `payload_keys`); WITHOUT ROWID keeps it one compact B-tree.
+const CREATE_OURS: &str = "
+    CREATE TABLE IF NOT EXISTS factstr_payload_index (
+        key_hash INTEGER NOT NULL,
+        sequence_number INTEGER NOT NULL,
+        PRIMARY KEY (key_hash, sequence_number)
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS factstr_payload_index_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        key_format INTEGER NOT NULL,
+        indexed_through INTEGER NOT NULL
+    );
+";
+
+/// Recognises or creates the schema; refuses a database that is not a factstr store.
+pub fn prepare(connection: &mut Connection, path: &std::path::Path) -> Result<()> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| describe_open_error(path, e))?;
+    let tables: Vec<String> = {
+        let mut statement = tx.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").map_err(backend)?;
+        let names = statement.query_map([], |row| row.get(0)).map_err(backend)?;
+        names.collect::<rusqlite::Result<_>>().map_err(backend)?
+    };
+    let is_new = tables.is_empty();
+    if !is_new && !tables.iter().any(|t| t == "events") {
+        return Err(Error::Backend(format!(
+            "{} is a SQLite database but not a factstr store (it has tables, none of them `events`)",
+            path.display()
+        )));
+    }
+    for (table, columns) in EXPECTED_COLUMNS {
+        if !tables.iter().any(|t| t == table) {
+            continue;
+        }
+        let found: Vec<String> = {
+            let mut statement = tx.prepare(&format!("PRAGMA table_info({table})")).map_err(backend)?;
+            let names = statement.query_map([], |row| row.get(1)).map_err(backend)?;
+            names.collect::<rusqlite::Result<_>>().map_err(backend)?
+        };
+        if found != *columns {
+            return Err(Error::Backend(format!(
+                "{} is not a factstr store: table `{table}` has columns {found:?}, expected {columns:?}",
+                path.display()
+            )));
+        }
+    }
+    tx.execute_batch(CREATE_UPSTREAM).map_err(backend)?;
+    tx.execute_batch(CREATE_OURS).map_err(backend)?;
+    tx.execute(
+        "INSERT INTO store_metadata (key, value) VALUES ('store_format_version', ?1) ON CONFLICT(key) DO NOTHING",
+        [STORE_FORMAT_VERSION],
+    )
+    .map_err(backend)?;
+    if is_new {
+        tx.execute("INSERT INTO store_metadata (key, value) VALUES (?1, ?2)", [BATCH_FORMAT_KEY, BATCH_FORMAT_SPARSE])
+            .map_err(backend)?;
+    }
+    let version: String = tx
+        .query_row("SELECT value FROM store_metadata WHERE key = 'store_format_version'", [], |row| row.get(0))
+        .map_err(backend)?;
+    if version != STORE_FORMAT_VERSION {
+        return Err(Error::Backend(format!(
+            "{} has store_format_version {version:?}; this factstr reads version {STORE_FORMAT_VERSION}",
+            path.display()
+        )));
+    }
+    let batch_format: Option<String> = tx
+        .query_row("SELECT value FROM store_metadata WHERE key = ?1", [BATCH_FORMAT_KEY], |row| row.get(0))
+        .ok();
+    if let Some(format) = batch_format {
+        if format != BATCH_FORMAT_SPARSE {
+            return Err(Error::Backend(format!(
+                "{} records batch boundaries as {format:?}; this factstr reads {BATCH_FORMAT_SPARSE:?}",
+                path.display()
+            )));
+        }
+    }
+    // A missing or outdated key format means the index must be built again from the events.
+    let key_format: Option<i64> = tx
+        .query_row("SELECT key_format FROM factstr_payload_index_state WHERE id = 1", [], |row| row.get(0))
+        .ok();
+    if key_format != Some(PAYLOAD_KEY_FORMAT) {
+        tx.execute_batch("DELETE FROM factstr_payload_index; DELETE FROM factstr_payload_index_state;").map_err(backend)?;
+        tx.execute(
+            "INSERT INTO factstr_payload_index_state (id, key_format, indexed_through) VALUES (1, ?1, 0)",
+            [PAYLOAD_KEY_FORMAT],
+        )
+        .map_err(backend)?;
+    }
+    tx.commit().map_err(backend)
+}

@@ -1,0 +1,39 @@
+//! Seeing other processes' commits. SQLite has no notifications; `PRAGMA data_version` on a
+//! connection of its own changes whenever another connection commits, and reading it costs
+//! about a microsecond. One thread per store polls it while streams exist and raises the
+//! store's commit signal on a change.
+
+use std::sync::Weak;
+use std::thread;
+
+use super::Shared;
+
+pub fn spawn(shared: Weak<Shared>) {
+    let Some(strong) = shared.upgrade() else { return };
+    let connection = match super::schema::open_connection(&strong.path, strong.options.synchronous, strong.options.busy_timeout) {
+        Ok(connection) => connection,
+        // Without a watcher, streams still see this store's own commits; others' are seen on
+        // the next own commit. Opening failed the same way for the store itself otherwise.
+        Err(_) => return,
+    };
+    let interval = strong.options.poll_interval;
+    drop(strong);
+    let spawned = thread::Builder::new().name("factstr-sqlite-watcher".to_owned()).spawn(move || {
+        let mut last: Option<i64> = None;
+        loop {
+            let Some(shared) = shared.upgrade() else { return };
+            if shared.is_closed() {
+                return;
+            }
+            if let Ok(version) = connection.query_row("PRAGMA data_version", [], |row| row.get::<_, i64>(0)) {
+                if last.is_some_and(|l| l != version) {
+                    shared.signal.notify();
+                }
+                last = Some(version);
+            }
+            drop(shared);
+            thread::sleep(interval);
+        }
+    });
+    drop(spawned);
+}
