@@ -15,7 +15,7 @@ import factstr
 from tests.support import Store, StoreFactory
 
 #: The store kinds every contract test runs against.
-STORE_KINDS: list[str] = ["memory"]
+STORE_KINDS: list[str] = ["memory", "sqlite"]
 
 #: Store kinds where every store object is its own world: a second object cannot see the first
 #: one's data, so tests about several store objects sharing one backend are skipped there.
@@ -28,6 +28,8 @@ def _open_store(kind: str, tmp_path: Path, existing: list[Store]) -> Store:
         if existing and not existing[0].closed:
             return existing[0]
         return factstr.MemoryStore()
+    if kind == "sqlite":
+        return factstr.SqliteStore(tmp_path / "events.db")
     raise AssertionError(f"unknown store kind {kind!r}")
 
 

@@ -10,6 +10,7 @@ import pytest
 import factstr
 from factstr import DurableStream, EventQuery
 from tests.support import (
+    DEADLINE,
     Collector,
     Store,
     StoreFactory,
@@ -146,6 +147,33 @@ def test_active_is_a_durable_stream_error(store: Store) -> None:
             store.stream_all_durable("d", Collector())
 
 
+def test_concurrent_registrations_of_one_name_admit_exactly_one(store: Store) -> None:
+    store.append(events("a", 3))
+    threads = 6
+    barrier = threading.Barrier(threads)
+    outcomes: list[object] = []
+    lock = threading.Lock()
+
+    def register() -> None:
+        barrier.wait()
+        try:
+            result: object = store.stream_all_durable("d", Collector())
+        except factstr.DurableStreamActive as exc:
+            result = exc
+        with lock:
+            outcomes.append(result)
+
+    workers = [run_in_thread(register) for _ in range(threads)]
+    for thread, errors, _ in workers:
+        thread.join(10)
+        assert errors == []
+    streams = [o for o in outcomes if isinstance(o, factstr.EventStream)]
+    assert len(streams) == 1, outcomes
+    assert sum(isinstance(o, factstr.DurableStreamActive) for o in outcomes) == threads - 1
+    assert cursor_of(store, "d") == 3
+    streams[0].unsubscribe()
+
+
 def test_name_is_free_after_unsubscribe(store: Store) -> None:
     stream = store.stream_all_durable("d", Collector())
     stream.unsubscribe()
@@ -188,11 +216,20 @@ def test_query_mismatch(store: Store) -> None:
         pass
 
 
-def test_query_identity_includes_min_sequence_number(store: Store) -> None:
+def test_query_identity_is_the_filters_not_the_lower_bound(store: Store) -> None:
+    # A durable stream's lower bound is its cursor: like the upstream crates, the query's
+    # min_sequence_number is dropped when it is stored, and does not narrow the replay.
+    store.append([ev("keep")])
+    store.append([ev("keep")])
     with store.stream_to_durable("d", KEEP, Collector()):
         pass
-    with pytest.raises(factstr.DurableStreamQueryMismatch):
-        store.stream_to_durable("d", KEEP.with_min_sequence_number(3), Collector())
+    store.reset_durable_stream("d")
+    seen = Collector()
+    with store.stream_to_durable("d", KEEP.with_min_sequence_number(1), seen):
+        assert seen.batch_seqs() == [[1], [2]]
+    [info] = store.durable_streams()
+    assert info.query == KEEP
+    assert info.query.min_sequence_number is None
 
 
 def test_stream_all_durable_query_is_event_query_all(store: Store) -> None:
@@ -258,6 +295,53 @@ def test_live_failure_stops_the_stream_keeps_cursor_sets_error(store: Store) -> 
     with store.stream_all_durable("d", seen):
         assert seen.batch_seqs() == [[2], [3]]
         assert cursor_of(store, "d") == 3
+
+
+def test_live_failure_skips_no_queued_batch(store: Store) -> None:
+    """Batches committed while the failing handler runs must not move the cursor past it."""
+    entered = threading.Event()
+    release = threading.Event()
+    calls: list[list[int]] = []
+
+    def handler(batch: list[factstr.EventRecord]) -> None:
+        calls.append(seqs_of(batch))
+        entered.set()
+        release.wait(DEADLINE)
+        raise RuntimeError("first live batch fails")
+
+    stream = store.stream_all_durable("d", handler)
+    store.append([ev("a")])  # 1: fails
+    assert entered.wait(DEADLINE)
+    for _ in range(5):
+        store.append(events("b", 2))  # 2..11: queued behind the failing batch
+    release.set()
+    wait_for(lambda: stream.error is not None, what="EventStream.error")
+    wait_for(lambda: not stream.active, what="the failed stream to stop")
+    marker = Collector()
+    store.stream_all(marker)
+    store.append([ev("c")])  # 12
+    marker.wait_records(1)
+    assert calls == [[1]]
+    assert cursor_of(store, "d") == 0
+    seen = Collector()
+    with store.stream_all_durable("d", seen):
+        assert seen.seqs == list(range(1, 13))
+
+
+def test_replay_of_a_long_history_keeps_batches(store: Store) -> None:
+    store.append([factstr.NewEvent("big", {"i": i}) for i in range(1500)])  # 1..1500
+    for i in range(1200):
+        store.append([factstr.NewEvent("small", {"i": i})])  # 1501..2700
+    store.append([factstr.NewEvent("big", {"i": i}) for i in range(1100)])  # 2701..3800
+    seen = Collector()
+    with store.stream_all_durable("d", seen):
+        assert [len(b) for b in seen.batches] == [1500] + [1] * 1200 + [1100]
+        assert seen.seqs == list(range(1, 3801))
+        assert cursor_of(store, "d") == 3800
+    filtered = Collector()
+    with store.stream_to_durable("f", EventQuery.for_event_types(["big"]), filtered):
+        assert [len(b) for b in filtered.batches] == [1500, 1100]
+        assert cursor_of(store, "f") == 3800
 
 
 def test_live_failure_does_not_stop_other_streams(store: Store) -> None:

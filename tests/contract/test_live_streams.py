@@ -5,12 +5,13 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+import traceback
 
 import pytest
 
 import factstr
 from factstr import EventFilter, EventQuery
-from tests.support import Collector, Store, StoreFactory, ev, events, run_in_thread, seqs_of, wait_for
+from tests.support import DEADLINE, Collector, Store, StoreFactory, ev, events, run_in_thread, seqs_of, wait_for
 
 
 def test_stream_all_returns_an_event_stream(store: Store) -> None:
@@ -160,11 +161,64 @@ def test_handler_exception_does_not_stop_the_stream_and_is_logged(
     assert seqs_of(store.query().event_records) == [1, 2, 3]
 
     def logged() -> bool:
-        return any(
-            r.name.split(".")[0] == "factstr" and r.levelno >= logging.WARNING for r in caplog.records
-        )
+        return any(_reports_refusal(r) for r in caplog.records)
 
-    wait_for(logged, what="a WARNING+ record on the 'factstr' logger")
+    wait_for(logged, what="a WARNING+ record on the 'factstr' logger reporting the handler's exception")
+
+
+def _reports_refusal(record: logging.LogRecord) -> bool:
+    """A WARNING+ record of the ``factstr`` logger that carries the handler's exception."""
+    if record.name.split(".")[0] != "factstr" or record.levelno < logging.WARNING:
+        return False
+    text = record.getMessage()
+    if record.exc_info:
+        text += "".join(traceback.format_exception(*record.exc_info))
+    return "refuses batch starting at 2" in text
+
+
+def test_unsubscribe_from_inside_the_handler(store: Store) -> None:
+    holder: list[factstr.EventStream] = []
+    seen = Collector()
+    ready = threading.Event()
+
+    def handler(batch: list[factstr.EventRecord]) -> None:
+        ready.wait(DEADLINE)
+        seen(batch)
+        holder[0].unsubscribe()
+
+    holder.append(store.stream_all(handler))
+    ready.set()
+    store.append([ev("a")])
+    seen.wait_records(1)
+    wait_for(lambda: not holder[0].active, what="the stream to end")
+    marker = Collector()
+    store.stream_all(marker)
+    store.append([ev("b")])
+    marker.wait_records(1)
+    assert seen.seqs == [1]
+
+
+def test_unsubscribe_twice_is_harmless(store: Store) -> None:
+    stream = store.stream_all(Collector())
+    stream.unsubscribe()
+    stream.unsubscribe()
+    with stream:
+        pass
+    assert not stream.active
+
+
+def test_one_big_batch_is_one_delivery(store: Store) -> None:
+    seen = Collector()
+    filtered = Collector()
+    store.stream_all(seen)
+    store.stream_to(EventQuery(filters=[EventFilter(payload_predicates=[{"even": True}])]), filtered)
+    store.append([factstr.NewEvent("big", {"i": i, "even": i % 2 == 0}) for i in range(3000)])
+    store.append([ev("after")])
+    seen.wait_records(3001)
+    assert [len(b) for b in seen.batches] == [3000, 1]
+    filtered.wait_records(1500)
+    assert [len(b) for b in filtered.batches] == [1500]
+    assert filtered.seqs == list(range(1, 3001, 2))
 
 
 def test_handler_may_query_and_append(store: Store) -> None:

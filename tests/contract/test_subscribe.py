@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import _thread
 import gc
+import threading
+import time
 
 import pytest
 
 import factstr
 from factstr import EventQuery
-from tests.support import DEADLINE, Store, ev, events, run_in_thread, seqs_of
+from tests.support import DEADLINE, Store, ev, events, run_in_thread, seqs_of, wait_for
 
 
 def test_subscribe_returns_a_subscription(store: Store) -> None:
@@ -111,8 +114,6 @@ def test_close_from_another_thread_ends_blocked_iteration(store: Store) -> None:
 
     thread, errors, _ = run_in_thread(consume)
     store.append([ev("a")])
-    from tests.support import wait_for
-
     wait_for(lambda: len(received) == 1, what="the first batch")
     sub.close()
     thread.join(DEADLINE)
@@ -199,3 +200,19 @@ def test_subscription_sees_a_store_closed_later_as_ended(store: Store, batches: 
             assert received <= batches
     except factstr.StoreClosedError:
         pass
+
+
+def test_blocked_next_batch_answers_ctrl_c(store: Store) -> None:
+    """SPEC §11: a blocked iteration answers Ctrl-C (here simulated with interrupt_main)."""
+    assert threading.current_thread() is threading.main_thread()
+    with store.subscribe() as sub:
+        timer = threading.Timer(0.2, _thread.interrupt_main)
+        started = time.monotonic()
+        timer.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                sub.next_batch(timeout=30)
+        finally:
+            timer.cancel()
+        # Not a speed test: the call must end because of the interrupt, not its 30 s timeout.
+        assert time.monotonic() - started < 15

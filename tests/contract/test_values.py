@@ -387,3 +387,48 @@ def test_store_as_context_manager() -> None:
         store.append([ev("a")])
         assert not store.closed
     assert store.closed
+
+
+def test_lone_surrogates_are_rejected_naming_the_path() -> None:
+    with pytest.raises(BAD) as info:
+        NewEvent("t", {"a": ["ok", "\ud800"]})
+    assert "payload['a'][1]" in str(info.value)
+    with pytest.raises(BAD):
+        NewEvent("t", {"\udc00": 1})
+    with pytest.raises(BAD):
+        NewEvent("\ud800", {})
+
+
+def test_moderate_nesting_round_trips(store: Store) -> None:
+    payload: Any = {"leaf": 1}
+    for depth in range(64):
+        payload = {"d": [payload]} if depth % 2 else [payload]
+    store.append([NewEvent("t", payload)])
+    assert store.query().event_records[0].payload == payload
+
+
+def test_absurd_nesting_does_not_crash(store: Store) -> None:
+    payload: Any = []
+    for _ in range(100_000):
+        payload = [payload]
+    try:
+        store.append([NewEvent("t", {"p": payload})])
+    except (TypeError, ValueError, RecursionError):
+        assert store.query().event_records == []
+    else:
+        assert len(store.query().event_records) == 1
+
+
+def test_subclasses_of_json_types_are_accepted(store: Store) -> None:
+    import collections
+    import enum
+
+    class Color(enum.IntEnum):
+        RED = 1
+
+    class Name(str):
+        pass
+
+    store.append([NewEvent("t", collections.OrderedDict(c=Color.RED, n=Name("x"), f=1.5))])
+    payload = store.query().event_records[0].payload
+    assert payload == {"c": 1, "n": "x", "f": 1.5}

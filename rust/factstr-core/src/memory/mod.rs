@@ -93,7 +93,7 @@ impl Log {
         let after = after.max(query.min_sequence_number.unwrap_or(0));
         match self.index.candidates(query) {
             Candidates::Everything => {
-                for sequence_number in after + 1..=self.head() {
+                for sequence_number in after.saturating_add(1)..=self.head() {
                     if !visit(sequence_number) {
                         return;
                     }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension};
 
-use super::backend;
+use super::{backend, sql_int};
 use crate::error::{Error, Result};
 use crate::matching::queries_equal;
 use crate::payload_keys::key_hash;
@@ -77,7 +77,7 @@ pub fn advance(connection: &Connection, name: &str, position: u64) -> Result<()>
              WHERE subscriber_id = ?1 AND last_processed_sequence_number < ?2",
         )
         .map_err(backend)?
-        .execute((name, position as i64))
+        .execute((name, sql_int(position)))
         .map_err(backend)?;
     Ok(())
 }
@@ -106,7 +106,7 @@ pub fn reset(connection: &Connection, name: &str, position: u64) -> Result<bool>
     let changed = connection
         .execute(
             "UPDATE subscriber_cursors SET last_processed_sequence_number = ?2 WHERE subscriber_id = ?1",
-            (name, position as i64),
+            (name, sql_int(position)),
         )
         .map_err(backend)?;
     Ok(changed > 0)

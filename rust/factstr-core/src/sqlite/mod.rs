@@ -67,6 +67,12 @@ pub(crate) struct Shared {
     next_lease: AtomicU64,
 }
 
+/// A sequence number as a SQLite integer (signed 64-bit): numbers beyond it saturate, which
+/// keeps their meaning as "after everything that can be stored".
+pub(crate) fn sql_int(number: u64) -> i64 {
+    i64::try_from(number).unwrap_or(i64::MAX)
+}
+
 pub(crate) fn backend(error: rusqlite::Error) -> Error {
     match error.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {

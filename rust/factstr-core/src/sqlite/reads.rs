@@ -7,7 +7,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params_from_iter, Connection};
 use serde_json::Value;
 
-use super::backend;
+use super::{backend, sql_int};
 use crate::clock::parse_rfc3339;
 use crate::error::{Error, Result};
 use crate::payload_keys::{key_hash, node_keys};
@@ -19,8 +19,10 @@ const ESTIMATE_CAP: i64 = 2_000;
 
 /// Which rows may match a query.
 pub enum Plan {
-    /// Every row (a filter without conditions, or a predicate the index cannot narrow).
+    /// Every row matches (a filter without conditions).
     Everything,
+    /// Every row may match and must be checked (a predicate the index cannot narrow, like `{}`).
+    Scan,
     /// No row can match.
     Nothing,
     /// The rows whose sequence numbers this `UNION` of subqueries yields.
@@ -58,7 +60,7 @@ pub fn plan(connection: &Connection, query: &EventQuery) -> Result<Plan> {
                 uses_payload_index = true;
                 parts.extend(p);
             }
-            (None, None) => return Ok(Plan::Everything),
+            (None, None) => return Ok(Plan::Scan),
         }
     }
     if uses_payload_index {
@@ -159,7 +161,7 @@ pub fn visit_rows(
     let order = if descending { "DESC" } else { "ASC" };
     let (sql, mut params) = match plan {
         Plan::Nothing => return Ok(()),
-        Plan::Everything => (
+        Plan::Everything | Plan::Scan => (
             format!(
                 "SELECT sequence_number, occurred_at, event_type, payload FROM events \
                  WHERE sequence_number > ? ORDER BY sequence_number {order}"
@@ -177,7 +179,7 @@ pub fn visit_rows(
             params.clone(),
         ),
     };
-    params.push(SqlValue::Integer(after as i64));
+    params.push(SqlValue::Integer(sql_int(after)));
     let mut statement = connection.prepare_cached(&sql).map_err(backend)?;
     let mut rows = statement.query(params_from_iter(params.iter())).map_err(backend)?;
     while let Some(row) = rows.next().map_err(backend)? {
