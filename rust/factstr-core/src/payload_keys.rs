@@ -13,40 +13,50 @@ use serde_json::Value;
 
 use crate::matching::{number_key, NumberKey};
 
-/// The keys of `value` and of every node below it; container nodes (objects, arrays) only when
-/// `containers` is set.
-pub fn node_keys(value: &Value, containers: bool) -> Vec<String> {
+/// Which nodes yield keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every node: objects, arrays and scalars (an in-memory index, where a key is cheap).
+    AllNodes,
+    /// Strings and numbers only (a disk index, where each key is a row). Containers, booleans
+    /// and null split a log into a few huge groups and never narrow a search much; predicates
+    /// on them alone are answered through the type index or a scan, and checked by the matcher.
+    SelectiveScalars,
+}
+
+/// The keys of `value` and of every node below it, within `scope`.
+pub fn node_keys(value: &Value, scope: Scope) -> Vec<String> {
     let mut keys = Vec::new();
-    collect(value, &mut String::new(), containers, &mut keys);
+    collect(value, &String::new(), scope == Scope::AllNodes, &mut keys);
     keys
 }
 
-fn collect(value: &Value, path: &mut String, containers: bool, keys: &mut Vec<String>) {
+/// Walks `value`, writing each node's key into a copy of its path: `K` is the key text
+/// (`String`) or its hash (`Fnv`), so both come from this one definition of a key.
+fn collect<K: Write + Clone>(value: &Value, path: &K, containers: bool, keys: &mut Vec<K>) {
     let mut key = path.clone();
     match value {
         Value::Object(map) => {
             for (name, child) in map {
-                let restore = path.len();
-                let _ = write!(path, "k{}:{}", name.len(), name);
-                collect(child, path, containers, keys);
-                path.truncate(restore);
+                let mut step = path.clone();
+                let _ = write!(step, "k{}:{}", name.len(), name);
+                collect(child, &step, containers, keys);
             }
             if !containers {
                 return;
             }
-            key.push('o');
+            let _ = key.write_char('o');
         }
         Value::Array(items) => {
-            let restore = path.len();
-            path.push('[');
+            let mut step = path.clone();
+            let _ = step.write_char('[');
             for item in items {
-                collect(item, path, containers, keys);
+                collect(item, &step, containers, keys);
             }
-            path.truncate(restore);
             if !containers {
                 return;
             }
-            key.push('a');
+            let _ = key.write_char('a');
         }
         Value::String(s) => {
             let _ = write!(key, "s{}:{}", s.len(), s);
@@ -59,8 +69,14 @@ fn collect(value: &Value, path: &mut String, containers: bool, keys: &mut Vec<St
                 let _ = write!(key, "f{bits}");
             }
         },
-        Value::Bool(b) => key.push(if *b { 't' } else { 'f' }),
-        Value::Null => key.push('z'),
+        // Booleans and null are keyed only where containers are (see `Scope`).
+        Value::Bool(_) | Value::Null if !containers => return,
+        Value::Bool(b) => {
+            let _ = key.write_char(if *b { 't' } else { 'f' });
+        }
+        Value::Null => {
+            let _ = key.write_char('z');
+        }
     }
     keys.push(key);
 }
@@ -68,12 +84,49 @@ fn collect(value: &Value, path: &mut String, containers: bool, keys: &mut Vec<St
 /// A stable 64-bit hash of a key (FNV-1a), for stores that index fixed-size keys. A collision
 /// only adds candidates, which the matcher then rejects.
 pub fn key_hash(key: &str) -> i64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in key.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    let mut hash = Fnv::new();
+    hash.add(key.as_bytes());
+    hash.0 as i64
+}
+
+/// A short hash (32 bits, see `Fnv::short`) of every key `node_keys` yields for `value` in the
+/// `SelectiveScalars` scope, computed without building the key texts (this runs for every
+/// appended event).
+pub fn selective_key_hashes(value: &Value) -> Vec<i64> {
+    let mut hashes = Vec::new();
+    collect(value, &Fnv::new(), false, &mut hashes);
+    hashes.into_iter().map(|h| h.short()).collect()
+}
+
+/// FNV-1a, fed through `fmt::Write` so that formatted key parts need no allocation.
+#[derive(Clone, Copy)]
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
     }
-    hash as i64
+
+    /// The hash folded to 32 bits, for a disk index: its rows stay small (fewer pages to write
+    /// per commit), and with a million distinct keys a lookup meets a colliding key's rows
+    /// about once in four thousand lookups.
+    fn short(self) -> i64 {
+        i64::from((self.0 ^ (self.0 >> 32)) as u32)
+    }
+
+    fn add(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+impl Write for Fnv {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.add(s.as_bytes());
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -83,11 +136,26 @@ mod tests {
 
     #[test]
     fn scalar_keys_follow_paths_and_numbers_by_value() {
-        let keys = node_keys(&json!({"a": [1, {"b": "x"}], "c": 2.0}), false);
+        let keys = node_keys(&json!({"a": [1, {"b": "x"}], "c": 2.0, "d": true, "e": null}), Scope::SelectiveScalars);
         assert_eq!(keys, vec!["k1:a[i1", "k1:a[k1:bs1:x", "k1:ci2"]);
-        assert_eq!(node_keys(&json!({"c": 2}), false), vec!["k1:ci2"]);
-        assert!(node_keys(&json!({}), false).is_empty());
-        assert_eq!(node_keys(&json!({}), true), vec!["o"]);
+        assert_eq!(node_keys(&json!({"c": 2}), Scope::SelectiveScalars), vec!["k1:ci2"]);
+        assert!(node_keys(&json!({}), Scope::SelectiveScalars).is_empty());
+        assert_eq!(node_keys(&json!({}), Scope::AllNodes), vec!["o"]);
+        assert_eq!(node_keys(&json!({"d": true}), Scope::AllNodes), vec!["k1:dt", "o"]);
+    }
+
+    #[test]
+    fn direct_hashes_equal_hashes_of_key_texts() {
+        let value = json!({"a": [1, {"b": "x"}, [2.5, "y"]], "c": 2.0, "d": true, "e": null, "k1:x": "z", "": ""});
+        let texts: Vec<i64> = node_keys(&value, Scope::SelectiveScalars)
+            .iter()
+            .map(|k| {
+                let mut hash = Fnv::new();
+                hash.add(k.as_bytes());
+                hash.short()
+            })
+            .collect();
+        assert_eq!(selective_key_hashes(&value), texts);
     }
 
     #[test]

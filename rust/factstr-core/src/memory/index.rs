@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::payload_keys::node_keys;
+use crate::payload_keys::{node_keys, Scope};
 use crate::types::{EventFilter, EventQuery};
 
 #[derive(Default)]
@@ -29,7 +29,7 @@ pub enum Candidates<'a> {
 impl Index {
     pub fn insert(&mut self, sequence_number: u64, event_type: &str, payload: &Value) {
         push_posting(self.by_type.entry(event_type.into()).or_default(), sequence_number);
-        for key in node_keys(payload, true) {
+        for key in node_keys(payload, Scope::AllNodes) {
             push_posting(self.by_node.entry(key.into_boxed_str()).or_default(), sequence_number);
         }
     }
@@ -73,7 +73,7 @@ impl Index {
     /// seen, so that nothing can match.
     fn rarest_posting(&self, predicate: &Value) -> Option<&[u64]> {
         let mut best: Option<&[u64]> = None;
-        for key in node_keys(predicate, true) {
+        for key in node_keys(predicate, Scope::AllNodes) {
             let posting = self.by_node.get(key.as_str())?.as_slice();
             if best.is_none_or(|b| posting.len() < b.len()) {
                 best = Some(posting);

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::{backend, sql_int};
 use crate::clock::parse_rfc3339;
 use crate::error::{Error, Result};
-use crate::payload_keys::{key_hash, node_keys};
+use crate::payload_keys::selective_key_hashes;
 use crate::types::{Batch, BatchPage, EventQuery, EventRecord};
 
 /// Candidate counts are estimated up to this bound only: enough to tell a selective key from a
@@ -97,9 +97,9 @@ fn payload_parts(connection: &Connection, predicates: &[Value]) -> Result<Option
     let mut parts = Vec::new();
     for predicate in predicates {
         let mut best: Option<Part> = None;
-        for key in node_keys(predicate, false) {
+        for hash in selective_key_hashes(predicate) {
             let sql = "SELECT sequence_number FROM factstr_payload_index WHERE key_hash = ?".to_owned();
-            let params = vec![SqlValue::Integer(key_hash(&key))];
+            let params = vec![SqlValue::Integer(hash)];
             let estimate = bounded_count(connection, &sql, &params)?;
             if best.as_ref().is_none_or(|b| estimate < b.estimate) {
                 best = Some(Part { sql, params, estimate });

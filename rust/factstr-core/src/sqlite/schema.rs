@@ -16,7 +16,7 @@ pub const STORE_FORMAT_VERSION: &str = "1";
 pub const BATCH_FORMAT_KEY: &str = "append_batch_boundary_format";
 pub const BATCH_FORMAT_SPARSE: &str = "sparse_v1";
 /// Bumped when the key encoding of `payload_keys` changes; the index is then rebuilt.
-pub const PAYLOAD_KEY_FORMAT: i64 = 1;
+pub const PAYLOAD_KEY_FORMAT: i64 = 3;
 
 /// How durable a commit is (SQLite's `synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +42,10 @@ pub fn open_connection(path: &std::path::Path, synchronous: Synchronous, busy_ti
         Synchronous::Full => "FULL",
         Synchronous::Normal => "NORMAL",
     };
-    connection.execute_batch(&format!("PRAGMA synchronous = {level}; PRAGMA foreign_keys = ON;")).map_err(backend)?;
+    // A larger page cache (32 MiB) keeps the upper levels of the payload index in memory.
+    connection
+        .execute_batch(&format!("PRAGMA synchronous = {level}; PRAGMA foreign_keys = ON; PRAGMA cache_size = -32768;"))
+        .map_err(backend)?;
     connection.set_prepared_statement_cache_capacity(64);
     Ok(connection)
 }

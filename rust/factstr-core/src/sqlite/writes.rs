@@ -2,18 +2,18 @@
 //! `MAX(sequence_number) + 1` under the write lock (so commit order is sequence order and a
 //! failed append burns no number), the upstream rows, and our payload index.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, ToSql};
 
 use super::backend;
 use super::reads::{context_version, head, parse_payload, plan};
 use crate::clock::{format_rfc3339, now_micros};
 use crate::error::{Error, Result};
-use crate::payload_keys::{key_hash, node_keys};
+use crate::payload_keys::selective_key_hashes;
 use crate::types::{AppendResult, EventQuery, NewEvent};
 
 /// The serialised form of one event, prepared before the write lock is taken.
 pub struct PreparedEvent {
-    event_type: std::sync::Arc<str>,
+    event_type: String,
     payload_text: String,
     key_hashes: Vec<i64>,
 }
@@ -22,11 +22,11 @@ pub fn prepare_events(events: &[NewEvent]) -> Vec<PreparedEvent> {
     events
         .iter()
         .map(|event| {
-            let mut key_hashes: Vec<i64> = node_keys(&event.payload, false).iter().map(|k| key_hash(k)).collect();
+            let mut key_hashes: Vec<i64> = selective_key_hashes(&event.payload);
             key_hashes.sort_unstable();
             key_hashes.dedup();
             PreparedEvent {
-                event_type: event.event_type.clone(),
+                event_type: event.event_type.to_string(),
                 payload_text: serde_json::to_string(&*event.payload).expect("JSON values always serialise"),
                 key_hashes,
             }
@@ -55,21 +55,18 @@ pub fn append(
     let count = events.len() as u64;
     let last = first + count - 1;
     let occurred_at = format_rfc3339(now_micros());
-    let mut insert_event = connection
-        .prepare_cached("INSERT INTO events (sequence_number, occurred_at, event_type, payload) VALUES (?1, ?2, ?3, ?4)")
-        .map_err(backend)?;
-    let mut insert_key = connection
-        .prepare_cached("INSERT OR IGNORE INTO factstr_payload_index (key_hash, sequence_number) VALUES (?1, ?2)")
-        .map_err(backend)?;
-    for (offset, event) in events.iter().enumerate() {
-        let sequence_number = (first + offset as u64) as i64;
-        insert_event
-            .execute((sequence_number, &occurred_at, &*event.event_type, &event.payload_text))
-            .map_err(backend)?;
-        for hash in &event.key_hashes {
-            insert_key.execute((hash, sequence_number)).map_err(backend)?;
-        }
+    let numbers: Vec<i64> = (0..count).map(|offset| (first + offset) as i64).collect();
+    let mut event_params: Vec<&dyn ToSql> = Vec::with_capacity(events.len() * 4);
+    let mut keys: Vec<(i64, i64)> = Vec::new();
+    for (event, number) in events.iter().zip(&numbers) {
+        event_params.extend([number as &dyn ToSql, &occurred_at, &event.event_type, &event.payload_text]);
+        keys.extend(event.key_hashes.iter().map(|hash| (*hash, *number)));
     }
+    // In key order, the inserts walk the index B-tree once instead of jumping around it.
+    keys.sort_unstable();
+    let key_params: Vec<&dyn ToSql> = keys.iter().flat_map(|(hash, number)| [hash as &dyn ToSql, number]).collect();
+    insert_rows(connection, "INSERT INTO events (sequence_number, occurred_at, event_type, payload) VALUES ", 4, &event_params)?;
+    insert_rows(connection, "INSERT INTO factstr_payload_index (key_hash, sequence_number) VALUES ", 2, &key_params)?;
     if count > 1 {
         connection
             .prepare_cached("INSERT INTO append_batches (first_sequence_number, last_sequence_number) VALUES (?1, ?2)")
@@ -79,6 +76,20 @@ pub fn append(
     }
     set_indexed_through(connection, last)?;
     Ok(AppendResult { first_sequence_number: first, last_sequence_number: last, committed_count: count })
+}
+
+/// Rows per multi-row INSERT: one statement per chunk instead of one per row.
+const ROWS_PER_INSERT: usize = 128;
+
+/// Inserts rows of `columns` values each, many rows per statement.
+fn insert_rows(connection: &Connection, prefix: &str, columns: usize, params: &[&dyn ToSql]) -> Result<()> {
+    for chunk in params.chunks(ROWS_PER_INSERT * columns) {
+        let rows = chunk.len() / columns;
+        let row = format!("({})", vec!["?"; columns].join(","));
+        let sql = format!("{prefix}{}", vec![row.as_str(); rows].join(","));
+        connection.prepare_cached(&sql).map_err(backend)?.execute(chunk).map_err(backend)?;
+    }
+    Ok(())
 }
 
 /// Indexes the events that writers without our index (the upstream crates) appended.
@@ -102,8 +113,8 @@ fn catch_up_index(connection: &Connection, last_committed: u64) -> Result<()> {
         let sequence_number: i64 = row.get(0).map_err(backend)?;
         let text: String = row.get(1).map_err(backend)?;
         let payload = parse_payload(sequence_number as u64, &text)?;
-        for key in node_keys(&payload, false) {
-            insert_key.execute((key_hash(&key), sequence_number)).map_err(backend)?;
+        for hash in selective_key_hashes(&payload) {
+            insert_key.execute((hash, sequence_number)).map_err(backend)?;
         }
     }
     set_indexed_through(connection, last_committed)
