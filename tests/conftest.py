@@ -33,6 +33,15 @@ def _open_store(kind: str, tmp_path: Path, existing: list[Store]) -> Store:
     raise AssertionError(f"unknown store kind {kind!r}")
 
 
+def _open_code(kind: str, tmp_path: Path) -> str | None:
+    """Python source of an expression that opens a store on the same backend as ``_open_store``
+    (with ``factstr`` imported), for tests that run a second process; None where no other process
+    can share the store."""
+    if kind == "sqlite":
+        return f"factstr.SqliteStore({str(tmp_path / 'events.db')!r})"
+    return None
+
+
 @pytest.fixture(params=STORE_KINDS)
 def store_kind(request: pytest.FixtureRequest) -> str:
     kind: str = request.param
@@ -70,3 +79,12 @@ def shared_backend(store_kind: str) -> None:
     """Skips a test that needs two distinct store objects sharing one backend."""
     if store_kind in UNSHARED_KINDS:
         pytest.skip(f"{store_kind} store objects do not share data with each other")
+
+
+@pytest.fixture
+def open_code(store_kind: str, tmp_path: Path) -> str:
+    """Source of an expression opening the test's backend in another process (skips for memory)."""
+    code = _open_code(store_kind, tmp_path)
+    if code is None:
+        pytest.skip(f"{store_kind} stores cannot be shared with another process")
+    return code

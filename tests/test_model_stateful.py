@@ -3,6 +3,9 @@ of the contract (SPEC §2-§4, §6) must give the same observable results."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -126,7 +129,7 @@ scalars = st.one_of(
     st.integers(-2, 3),
     st.sampled_from([1.0, 2.0, 0.5, -1.0, 0.0]),
     st.sampled_from(["x", "y", ""]),
-    st.sampled_from([2**64 - 1, -(2**63)]),
+    st.sampled_from([2**64 - 1, -(2**63), 2**53, 2**53 + 1, float(2**53), -0.0, 1e300]),
 )
 json_values = st.recursive(
     scalars,
@@ -153,7 +156,7 @@ def sub_pattern(data: st.DataObject, value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**53:
         if data.draw(st.booleans()):
             return float(value)
-    if isinstance(value, float) and value.is_integer() and data.draw(st.booleans()):
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53 and data.draw(st.booleans()):
         return int(value)
     return value
 
@@ -194,10 +197,15 @@ OTHER_QUERY = ModelQuery([(["not-the-stored-query"], None)])
 
 
 class StoreVersusModel(RuleBasedStateMachine):
+    """Drives a MemoryStore; subclasses drive other stores through ``open_store``."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.store = factstr.MemoryStore()
+        self.store = self.open_store()
         self.model = Model(events=[], batches=[], durable={})
+
+    def open_store(self) -> factstr.EventStore:
+        return factstr.MemoryStore()
 
     def teardown(self) -> None:
         self.store.close()
@@ -361,10 +369,24 @@ class StoreVersusModel(RuleBasedStateMachine):
         assert result.current_context_version == (self.model.head or None)
 
 
-StoreVersusModel.TestCase.settings = settings(
-    max_examples=50,
+class SqliteStoreVersusModel(StoreVersusModel):
+    """The same machine on a fresh SQLite file per example."""
+
+    def open_store(self) -> factstr.EventStore:
+        self.directory = tempfile.mkdtemp(prefix="factstr-model-")
+        return factstr.SqliteStore(os.path.join(self.directory, "events.db"))
+
+    def teardown(self) -> None:
+        super().teardown()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+_SETTINGS = dict(
     stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+StoreVersusModel.TestCase.settings = settings(max_examples=50, **_SETTINGS)  # type: ignore[arg-type]
 TestStoreVersusModel = StoreVersusModel.TestCase
+SqliteStoreVersusModel.TestCase.settings = settings(max_examples=30, **_SETTINGS)  # type: ignore[arg-type]
+TestSqliteStoreVersusModel = SqliteStoreVersusModel.TestCase

@@ -9,7 +9,7 @@ import pytest
 
 import factstr
 from factstr import EventFilter, EventQuery
-from tests.support import Store, ev, events, run_in_thread, seqs_of
+from tests.support import Store, StoreFactory, ev, events, run_in_thread, seqs_of
 
 # Sequence number -> (event type, payload). Appended one event per batch, in this order.
 DATASET: list[tuple[str, Any]] = [
@@ -292,3 +292,15 @@ def test_filters_are_not_coerced(store: Store) -> None:
     assert seqs_of(store.query(EventQuery(filters=[F(payload_predicates=[])])).event_records) == []
     assert seqs_of(store.query(EventQuery(filters=None)).event_records) == [1, 2]
     assert seqs_of(store.query(EventQuery(filters=[])).event_records) == [1, 2]
+
+
+def test_matching_through_another_store_object(shared_backend: None, make_store: StoreFactory, store: Store) -> None:
+    """Facts written through one store object match the same way through another (e.g. an index
+    that another writer must keep up to date)."""
+    other = make_store()
+    for event_type, payload in DATASET:
+        store.append([factstr.NewEvent(event_type, payload)])
+    for name, filters, expected in MATCHING_CASES:
+        result = other.query(EventQuery(filters=filters))
+        assert seqs_of(result.event_records) == expected, name
+        assert result.current_context_version == (expected[-1] if expected else None), name

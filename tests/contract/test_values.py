@@ -366,22 +366,6 @@ def test_append_result_fields(store: Store) -> None:
     assert (result.first_sequence_number, result.last_sequence_number, result.committed_count) == (1, 2, 2)
 
 
-def test_connect_memory() -> None:
-    store = factstr.connect("memory://")
-    try:
-        assert isinstance(store, factstr.MemoryStore)
-        assert store.append([ev("a")]).first_sequence_number == 1
-        assert factstr.connect("memory://").query().event_records == []  # a new, empty store
-    finally:
-        store.close()
-
-
-@pytest.mark.parametrize("url", ["nosuch://x", "not a url", ""])
-def test_connect_rejects_unknown_urls(url: str) -> None:
-    with pytest.raises((ValueError, factstr.FactstrError)):
-        factstr.connect(url)
-
-
 def test_store_as_context_manager() -> None:
     with factstr.MemoryStore() as store:
         store.append([ev("a")])

@@ -138,7 +138,9 @@ impl SqliteStore {
             std::fs::create_dir_all(parent)
                 .map_err(|e| Error::Backend(format!("cannot create folder {}: {e}", parent.display())))?;
         }
-        let mut writer = schema::open_connection(&path, options.synchronous, options.busy_timeout)?;
+        let mut writer = schema::open_unconfigured(&path, options.busy_timeout)?;
+        schema::check_tables(&writer, &path)?;
+        schema::configure(&writer, &path, options.synchronous)?;
         schema::prepare(&mut writer, &path)?;
         Ok(Self {
             shared: Arc::new(Shared {

@@ -28,10 +28,24 @@ pub enum Synchronous {
     Normal,
 }
 
+/// Opens a connection to a known factstr database (see `check_tables` for a file not yet known).
 pub fn open_connection(path: &std::path::Path, synchronous: Synchronous, busy_timeout: Duration) -> Result<Connection> {
+    let connection = open_unconfigured(path, busy_timeout)?;
+    configure(&connection, path, synchronous)?;
+    Ok(connection)
+}
+
+/// Opens without changing anything in the file.
+pub fn open_unconfigured(path: &std::path::Path, busy_timeout: Duration) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let connection = Connection::open_with_flags(path, flags).map_err(|e| describe_open_error(path, e))?;
     connection.busy_timeout(busy_timeout).map_err(backend)?;
+    Ok(connection)
+}
+
+/// Switches to WAL (which rewrites the file header, so only for a file known to be ours or new)
+/// and sets the connection's durability.
+pub fn configure(connection: &Connection, path: &std::path::Path, synchronous: Synchronous) -> Result<()> {
     let journal: String = connection
         .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
         .map_err(|e| describe_open_error(path, e))?;
@@ -47,7 +61,7 @@ pub fn open_connection(path: &std::path::Path, synchronous: Synchronous, busy_ti
         .execute_batch(&format!("PRAGMA synchronous = {level}; PRAGMA foreign_keys = ON; PRAGMA cache_size = -32768;"))
         .map_err(backend)?;
     connection.set_prepared_statement_cache_capacity(64);
-    Ok(connection)
+    Ok(())
 }
 
 fn describe_open_error(path: &std::path::Path, error: rusqlite::Error) -> Error {
@@ -105,16 +119,20 @@ const CREATE_OURS: &str = "
     );
 ";
 
-/// Recognises or creates the schema; refuses a database that is not a factstr store.
-pub fn prepare(connection: &mut Connection, path: &std::path::Path) -> Result<()> {
-    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| describe_open_error(path, e))?;
-    let tables: Vec<String> = {
-        let mut statement = tx.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").map_err(backend)?;
-        let names = statement.query_map([], |row| row.get(0)).map_err(backend)?;
-        names.collect::<rusqlite::Result<_>>().map_err(backend)?
-    };
-    let is_new = tables.is_empty();
-    if !is_new && !tables.iter().any(|t| t == "events") {
+/// Refuses a file that is not a factstr store (or an empty database), reading only.
+pub fn check_tables(connection: &Connection, path: &std::path::Path) -> Result<()> {
+    let tables = table_names(connection).map_err(|e| describe_open_error(path, e))?;
+    check_columns(connection, path, &tables)
+}
+
+fn table_names(connection: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut statement = connection.prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?;
+    let names = statement.query_map([], |row| row.get(0))?;
+    names.collect()
+}
+
+fn check_columns(connection: &Connection, path: &std::path::Path, tables: &[String]) -> Result<()> {
+    if !tables.is_empty() && !tables.iter().any(|t| t == "events") {
         return Err(Error::Backend(format!(
             "{} is a SQLite database but not a factstr store (it has tables, none of them `events`)",
             path.display()
@@ -125,7 +143,7 @@ pub fn prepare(connection: &mut Connection, path: &std::path::Path) -> Result<()
             continue;
         }
         let found: Vec<String> = {
-            let mut statement = tx.prepare(&format!("PRAGMA table_info({table})")).map_err(backend)?;
+            let mut statement = connection.prepare(&format!("PRAGMA table_info({table})")).map_err(backend)?;
             let names = statement.query_map([], |row| row.get(1)).map_err(backend)?;
             names.collect::<rusqlite::Result<_>>().map_err(backend)?
         };
@@ -136,6 +154,16 @@ pub fn prepare(connection: &mut Connection, path: &std::path::Path) -> Result<()
             )));
         }
     }
+    Ok(())
+}
+
+/// Creates what is missing (in one write transaction, so that processes starting at once do
+/// not race) and checks the format markers.
+pub fn prepare(connection: &mut Connection, path: &std::path::Path) -> Result<()> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| describe_open_error(path, e))?;
+    let tables = table_names(&tx).map_err(backend)?;
+    check_columns(&tx, path, &tables)?;
+    let is_new = tables.is_empty();
     tx.execute_batch(CREATE_UPSTREAM).map_err(backend)?;
     tx.execute_batch(CREATE_OURS).map_err(backend)?;
     tx.execute(

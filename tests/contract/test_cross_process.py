@@ -1,0 +1,280 @@
+"""SPEC §2.6, §5 (across processes) and §6 (exclusivity across processes): a second process on
+the same backend. Skipped for the memory store, which no other process can open."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+
+import pytest
+
+import factstr
+from tests.support import (
+    Collector,
+    Store,
+    cursor_of,
+    ev,
+    finish_child,
+    python_child,
+    read_line,
+    seqs_of,
+    wait_for,
+)
+
+CHILD_TIMEOUT = 60.0
+
+
+def test_other_process_commits_are_streamed_with_their_batch_shape(open_code: str, store: Store) -> None:
+    seen = Collector()
+    filtered = Collector()
+    store.stream_all(seen)
+    store.stream_to(factstr.EventQuery.for_event_types(["keep"]), filtered)
+    sub = store.subscribe()
+    child = python_child(
+        """
+        for size in (1, 3, 2):
+            store.append([factstr.NewEvent("keep" if i % 2 == 0 else "drop", {"i": i}) for i in range(size)])
+        store.close()
+        """,
+        open_code,
+    )
+    finish_child(child, CHILD_TIMEOUT)
+    seen.wait_records(6)
+    assert seen.batch_seqs() == [[1], [2, 3, 4], [5, 6]]
+    filtered.wait_records(4)
+    assert filtered.batch_seqs() == [[1], [2, 4], [5]]
+    got = [sub.next_batch(timeout=5) for _ in range(3)]
+    assert [seqs_of(b) for b in got if b is not None] == [[1], [2, 3, 4], [5, 6]]
+    assert seen.records == store.query().event_records
+    sub.close()
+
+
+def test_appends_from_two_processes_are_gapless_and_contiguous(open_code: str, store: Store) -> None:
+    seen = Collector()
+    store.stream_all(seen)
+    child = python_child(
+        """
+        sys.stdin.readline()
+        results = []
+        for j in range(100):
+            size = 1 + j % 3
+            r = store.append([factstr.NewEvent("child", {"j": j, "k": k}) for k in range(size)])
+            results.append([r.first_sequence_number, r.last_sequence_number, r.committed_count, j])
+        print(json.dumps(results))
+        store.close()
+        """,
+        open_code,
+    )
+    parent_results: list[tuple[int, int, int, int]] = []
+
+    def parent() -> None:
+        for j in range(100):
+            size = 1 + j % 2
+            r = store.append([factstr.NewEvent("parent", {"j": j, "k": k}) for k in range(size)])
+            parent_results.append((r.first_sequence_number, r.last_sequence_number, r.committed_count, j))
+
+    assert child.stdin is not None
+    child.stdin.write("go\n")
+    child.stdin.flush()
+    thread = threading.Thread(target=parent, daemon=True)
+    thread.start()
+    out = finish_child(child, CHILD_TIMEOUT)
+    thread.join(CHILD_TIMEOUT)
+    child_results = [tuple(x) for x in json.loads(out.strip().splitlines()[-1])]
+    ranges = [(int(f), int(l)) for f, l, _, _ in child_results] + [(f, l) for f, l, _, _ in parent_results]
+    for first, last, count, j in child_results:
+        assert last - first + 1 == count == 1 + int(j) % 3
+    for first, last, count, j in parent_results:
+        assert last - first + 1 == count == 1 + j % 2
+    total = sum(last - first + 1 for first, last in ranges)
+    assert sorted(n for f, l in ranges for n in range(f, l + 1)) == list(range(1, total + 1))
+    records = store.query().event_records
+    assert seqs_of(records) == list(range(1, total + 1))
+    by_seq = {r.sequence_number: r for r in records}
+    for first, last, _, j in child_results:
+        assert [by_seq[n].payload for n in range(int(first), int(last) + 1)] == [
+            {"j": j, "k": k} for k in range(int(last) - int(first) + 1)
+        ]
+        assert all(by_seq[n].event_type == "child" for n in range(int(first), int(last) + 1))
+    seen.wait_records(total)
+    assert seen.seqs == list(range(1, total + 1))
+    assert [(b[0], b[-1]) for b in seen.batch_seqs()] == sorted(ranges)
+
+
+def test_durable_name_is_exclusive_across_processes(open_code: str, store: Store) -> None:
+    probe = """
+        try:
+            stream = store.stream_all_durable("d", lambda batch: None)
+        except factstr.DurableStreamActive:
+            print("active")
+        else:
+            stream.unsubscribe()
+            print("registered")
+        store.close()
+        """
+    with store.stream_all_durable("d", Collector()):
+        out = finish_child(python_child(probe, open_code), CHILD_TIMEOUT)
+        assert out.strip() == "active"
+    out = finish_child(python_child(probe, open_code), CHILD_TIMEOUT)
+    assert out.strip() == "registered"
+
+
+def test_subscription_name_is_exclusive_across_processes(open_code: str, store: Store) -> None:
+    probe = """
+        try:
+            with store.subscribe(durable="d") as sub:
+                sub.next_batch(timeout=0.2)
+        except factstr.DurableStreamActive:
+            print("active")
+        else:
+            print("registered")
+        store.close()
+        """
+    with store.subscribe(durable="d") as sub:
+        sub.next_batch(timeout=0.05)
+        out = finish_child(python_child(probe, open_code), CHILD_TIMEOUT)
+        assert out.strip() == "active"
+    out = finish_child(python_child(probe, open_code), CHILD_TIMEOUT)
+    assert out.strip() == "registered"
+
+
+def test_parent_sees_name_held_by_child(open_code: str, store: Store) -> None:
+    child = python_child(
+        """
+        stream = store.stream_all_durable("d", lambda batch: None)
+        print("holding", flush=True)
+        sys.stdin.readline()
+        stream.unsubscribe()
+        print("released", flush=True)
+        store.close()
+        """,
+        open_code,
+    )
+    try:
+        assert read_line(child) == "holding"
+        with pytest.raises(factstr.DurableStreamActive):
+            store.stream_all_durable("d", Collector())
+        with pytest.raises(factstr.DurableStreamActive):
+            store.reset_durable_stream("d")
+        with pytest.raises(factstr.DurableStreamActive):
+            store.delete_durable_stream("d")
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert read_line(child) == "released"
+        with store.stream_all_durable("d", Collector()):
+            pass
+    finally:
+        finish_child(child, CHILD_TIMEOUT)
+
+
+def test_name_is_freed_after_holder_process_dies(open_code: str, store: Store) -> None:
+    child = python_child(
+        """
+        stream = store.stream_all_durable("d", lambda batch: None)
+        print("holding", flush=True)
+        time.sleep(600)
+        """,
+        open_code,
+    )
+    try:
+        assert read_line(child) == "holding"
+        with pytest.raises(factstr.DurableStreamActive):
+            store.stream_all_durable("d", Collector())
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.communicate(timeout=CHILD_TIMEOUT)
+
+    def free() -> bool:
+        try:
+            store.stream_all_durable("d", Collector()).unsubscribe()
+        except factstr.DurableStreamActive:
+            return False
+        return True
+
+    # SPEC §6: within 30 s after the holder's process dies.
+    wait_for(free, timeout=35, what="the dead process's durable name to be freed")
+
+
+def test_cursor_written_by_another_process(open_code: str, store: Store) -> None:
+    store.append([ev("a"), ev("a")])
+    store.append([ev("b")])
+    child = python_child(
+        """
+        got = []
+        stream = store.stream_all_durable("d", lambda batch: got.append([r.sequence_number for r in batch]))
+        stream.unsubscribe()
+        print(json.dumps(got))
+        store.close()
+        """,
+        open_code,
+    )
+    out = finish_child(child, CHILD_TIMEOUT)
+    assert json.loads(out.strip()) == [[1, 2], [3]]
+    assert cursor_of(store, "d") == 3
+    store.append([ev("c")])
+    seen = Collector()
+    with store.stream_all_durable("d", seen):
+        assert seen.batch_seqs() == [[4]]
+
+
+def test_durable_live_stream_gets_other_process_batches(open_code: str, store: Store) -> None:
+    seen = Collector()
+    store.stream_all_durable("d", seen)
+    child = python_child(
+        """
+        for size in (2, 1):
+            store.append([factstr.NewEvent("x", {}) for _ in range(size)])
+        store.close()
+        """,
+        open_code,
+    )
+    finish_child(child, CHILD_TIMEOUT)
+    seen.wait_records(3)
+    assert seen.batch_seqs() == [[1, 2], [3]]
+    wait_for(lambda: cursor_of(store, "d") == 3, what="the cursor to follow")
+
+
+def test_append_if_is_atomic_across_processes(open_code: str, store: Store) -> None:
+    """Two processes race on append_if with the same expected version: one wins each round."""
+    child = python_child(
+        """
+        q = factstr.EventQuery.for_event_types(["slot"])
+        wins = 0
+        conflicts = 0
+        for line in sys.stdin:
+            expected = json.loads(line)
+            if expected == "stop":
+                break
+            try:
+                store.append_if([factstr.NewEvent("slot", {"by": "child"})], q, expected)
+                wins += 1
+            except factstr.ConditionalAppendConflict:
+                conflicts += 1
+            print("done", flush=True)
+        print(json.dumps([wins, conflicts]), flush=True)
+        store.close()
+        """,
+        open_code,
+    )
+    assert child.stdin is not None
+    query = factstr.EventQuery.for_event_types(["slot"])
+    parent_wins = 0
+    rounds = 30
+    for _ in range(rounds):
+        expected = store.query(query).current_context_version
+        child.stdin.write(json.dumps(expected) + "\n")
+        child.stdin.flush()
+        try:
+            store.append_if([factstr.NewEvent("slot", {"by": "parent"})], query, expected)
+            parent_wins += 1
+        except factstr.ConditionalAppendConflict:
+            pass
+        assert read_line(child) == "done"
+    child.stdin.write('"stop"\n')
+    child.stdin.flush()
+    out = finish_child(child, CHILD_TIMEOUT)
+    child_wins, _ = json.loads(out.strip().splitlines()[-1])
+    assert parent_wins + child_wins == rounds
+    assert seqs_of(store.query().event_records) == list(range(1, rounds + 1))

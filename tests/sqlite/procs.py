@@ -1,0 +1,128 @@
+"""Running ``child.py`` in real extra processes, with a deadline on every wait."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+#: The script every child process runs.
+CHILD_SCRIPT = Path(__file__).with_name("child.py")
+
+#: How long any wait for a child (a line, its exit) may take before the test fails.
+CHILD_DEADLINE = 30.0
+
+
+def _pump(stream: IO[str], sink: queue.Queue[str | None]) -> None:
+    try:
+        for line in stream:
+            sink.put(line.rstrip("\n"))
+    except (OSError, ValueError):  # the pipe was closed at teardown
+        pass
+    finally:
+        sink.put(None)
+
+
+class Child:
+    """One running ``child.py``: send lines to its stdin, read JSON lines from its stdout."""
+
+    def __init__(self, args: list[str], cwd: Path | None = None) -> None:
+        self.args = args
+        self.proc = subprocess.Popen(
+            [sys.executable, str(CHILD_SCRIPT), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=cwd,
+        )
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._errors: queue.Queue[str | None] = queue.Queue()
+        self._stderr: list[str] = []
+        self._stderr_closed = False
+        self._pumps = [
+            threading.Thread(target=_pump, args=(self.proc.stdout, self._lines), daemon=True),
+            threading.Thread(target=_pump, args=(self.proc.stderr, self._errors), daemon=True),
+        ]
+        for pump in self._pumps:
+            pump.start()
+
+    def stderr_text(self, until_closed: bool = False) -> str:
+        """What the child wrote to stderr so far (``until_closed``: wait for all of it)."""
+        deadline = time.monotonic() + CHILD_DEADLINE
+        while not self._stderr_closed:
+            try:
+                if until_closed:
+                    line = self._errors.get(timeout=max(0.0, deadline - time.monotonic()))
+                else:
+                    line = self._errors.get_nowait()
+            except queue.Empty:
+                break
+            if line is None:
+                self._stderr_closed = True
+            else:
+                self._stderr.append(line)
+        return "\n".join(self._stderr)
+
+    def read(self, timeout: float = CHILD_DEADLINE) -> Any:
+        """The next JSON line the child printed; fails the test on timeout or early exit."""
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"child {self.args} printed nothing within {timeout}s") from None
+        if line is None:
+            self.proc.wait(timeout=CHILD_DEADLINE)
+            raise AssertionError(
+                f"child {self.args} exited ({self.proc.returncode}) without output:\n{self.stderr_text(until_closed=True)}"
+            )
+        return json.loads(line)
+
+    def expect(self, value: object, timeout: float = CHILD_DEADLINE) -> None:
+        got = self.read(timeout)
+        assert got == value, f"child {self.args} said {got!r}, expected {value!r}"
+
+    def send(self, line: str = "go") -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def finish(self, timeout: float = CHILD_DEADLINE) -> None:
+        """Waits for a clean exit (status 0)."""
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"child {self.args} did not exit within {timeout}s") from None
+        assert code == 0, f"child {self.args} exited with {code}:\n{self.stderr_text(until_closed=True)}"
+
+    def sigkill(self) -> None:
+        """Kills the child with SIGKILL and reaps it."""
+        assert self.proc.poll() is None, f"child {self.args} had already exited ({self.proc.returncode})"
+        os.kill(self.proc.pid, signal.SIGKILL)
+        code = self.proc.wait(timeout=CHILD_DEADLINE)
+        assert code == -signal.SIGKILL
+
+    def kill(self) -> None:
+        """Teardown: ends the child by its pid if it still runs."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            try:
+                self.proc.wait(timeout=CHILD_DEADLINE)
+            except subprocess.TimeoutExpired:
+                pass
+        for pump in self._pumps:
+            pump.join(timeout=5.0)
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
