@@ -45,13 +45,18 @@ pub fn plan(connection: &Connection, query: &EventQuery) -> Result<Plan> {
         if filter.matches_nothing() {
             continue;
         }
-        let by_type = filter.event_types.as_ref().map(|types| type_part(connection, types)).transpose()?;
         let by_payload = match &filter.payload_predicates {
             Some(predicates) => payload_parts(connection, predicates)?,
             None => None,
         };
+        // The type index only needs counting as far as the payload candidates go.
+        let payload_estimate = by_payload.as_ref().map(|p| p.iter().map(|x| x.estimate).sum::<i64>());
+        let by_type = match &filter.event_types {
+            Some(types) => Some(type_part(connection, types, payload_estimate.map_or(ESTIMATE_CAP, |e| e + 1))?),
+            None => None,
+        };
         match (by_type, by_payload) {
-            (Some(t), Some(p)) if p.iter().map(|x| x.estimate).sum::<i64>() < t.estimate => {
+            (Some(t), Some(p)) if payload_estimate.unwrap_or(0) < t.estimate => {
                 uses_payload_index = true;
                 parts.extend(p);
             }
@@ -83,11 +88,11 @@ pub fn plan(connection: &Connection, query: &EventQuery) -> Result<Plan> {
     Ok(Plan::Candidates { sql, params })
 }
 
-fn type_part(connection: &Connection, types: &[String]) -> Result<Part> {
+fn type_part(connection: &Connection, types: &[String], cap: i64) -> Result<Part> {
     let marks = vec!["?"; types.len()].join(", ");
     let sql = format!("SELECT sequence_number FROM events WHERE event_type IN ({marks})");
     let params: Vec<SqlValue> = types.iter().map(|t| SqlValue::Text(t.clone())).collect();
-    let estimate = bounded_count(connection, &sql, &params)?;
+    let estimate = bounded_count(connection, &sql, &params, cap)?;
     Ok(Part { sql, params, estimate })
 }
 
@@ -100,7 +105,7 @@ fn payload_parts(connection: &Connection, predicates: &[Value]) -> Result<Option
         for hash in selective_key_hashes(predicate) {
             let sql = "SELECT sequence_number FROM factstr_payload_index WHERE key_hash = ?".to_owned();
             let params = vec![SqlValue::Integer(hash)];
-            let estimate = bounded_count(connection, &sql, &params)?;
+            let estimate = bounded_count(connection, &sql, &params, ESTIMATE_CAP)?;
             if best.as_ref().is_none_or(|b| estimate < b.estimate) {
                 best = Some(Part { sql, params, estimate });
             }
@@ -113,10 +118,11 @@ fn payload_parts(connection: &Connection, predicates: &[Value]) -> Result<Option
     Ok(Some(parts))
 }
 
-fn bounded_count(connection: &Connection, sql: &str, params: &[SqlValue]) -> Result<i64> {
-    let counting = format!("SELECT count(*) FROM ({sql} LIMIT {ESTIMATE_CAP})");
+fn bounded_count(connection: &Connection, sql: &str, params: &[SqlValue], cap: i64) -> Result<i64> {
+    let counting = format!("SELECT count(*) FROM ({sql} LIMIT ?)");
     let mut statement = connection.prepare_cached(&counting).map_err(backend)?;
-    statement.query_row(params_from_iter(params.iter()), |row| row.get(0)).map_err(backend)
+    let params = params.iter().cloned().chain([SqlValue::Integer(cap)]);
+    statement.query_row(params_from_iter(params), |row| row.get(0)).map_err(backend)
 }
 
 /// A stored row, before its payload is parsed.
@@ -159,41 +165,59 @@ pub fn visit_rows(
     mut visit: impl FnMut(Row) -> Result<bool>,
 ) -> Result<()> {
     let order = if descending { "DESC" } else { "ASC" };
-    let (sql, mut params) = match plan {
-        Plan::Nothing => return Ok(()),
-        Plan::Everything | Plan::Scan => (
-            format!(
+    let after = SqlValue::Integer(sql_int(after));
+    match plan {
+        Plan::Nothing => Ok(()),
+        Plan::Everything | Plan::Scan => {
+            let sql = format!(
                 "SELECT sequence_number, occurred_at, event_type, payload FROM events \
                  WHERE sequence_number > ? ORDER BY sequence_number {order}"
-            ),
-            Vec::new(),
-        ),
-        // CROSS JOIN makes SQLite walk the candidates and look each row up by its key, rather
-        // than scanning the log and probing the candidates.
-        Plan::Candidates { sql, params } => (
-            format!(
-                "SELECT e.sequence_number, e.occurred_at, e.event_type, e.payload \
-                 FROM (SELECT sequence_number AS s FROM ({sql}) WHERE sequence_number > ? ORDER BY s {order}) AS c \
-                 CROSS JOIN events AS e ON e.sequence_number = c.s ORDER BY c.s {order}"
-            ),
-            params.clone(),
-        ),
-    };
-    params.push(SqlValue::Integer(sql_int(after)));
-    let mut statement = connection.prepare_cached(&sql).map_err(backend)?;
-    let mut rows = statement.query(params_from_iter(params.iter())).map_err(backend)?;
-    while let Some(row) = rows.next().map_err(backend)? {
-        let row = Row {
-            sequence_number: row.get::<_, i64>(0).map_err(backend)? as u64,
-            occurred_at: row.get(1).map_err(backend)?,
-            event_type: row.get(2).map_err(backend)?,
-            payload: row.get(3).map_err(backend)?,
-        };
-        if !visit(row)? {
-            break;
+            );
+            let mut statement = connection.prepare_cached(&sql).map_err(backend)?;
+            let mut rows = statement.query([after]).map_err(backend)?;
+            while let Some(row) = rows.next().map_err(backend)? {
+                if !visit(read_row(row)?)? {
+                    break;
+                }
+            }
+            Ok(())
+        }
+        // Candidates come from the indexes alone; each row is then fetched by its key, one at
+        // a time, so a search that stops early (a context version, a limit) reads only the rows
+        // it looks at.
+        Plan::Candidates { sql, params } => {
+            let numbers: Vec<i64> = {
+                let sql = format!("SELECT sequence_number AS s FROM ({sql}) WHERE s > ? ORDER BY s {order}");
+                let mut statement = connection.prepare_cached(&sql).map_err(backend)?;
+                let params = params.iter().cloned().chain([after]);
+                let numbers = statement.query_map(params_from_iter(params), |row| row.get(0)).map_err(backend)?;
+                numbers.collect::<rusqlite::Result<_>>().map_err(backend)?
+            };
+            let mut fetch = connection
+                .prepare_cached(
+                    "SELECT sequence_number, occurred_at, event_type, payload FROM events WHERE sequence_number = ?",
+                )
+                .map_err(backend)?;
+            for number in numbers {
+                let mut rows = fetch.query([number]).map_err(backend)?;
+                if let Some(row) = rows.next().map_err(backend)? {
+                    if !visit(read_row(row)?)? {
+                        break;
+                    }
+                }
+            }
+            Ok(())
         }
     }
-    Ok(())
+}
+
+fn read_row(row: &rusqlite::Row<'_>) -> Result<Row> {
+    Ok(Row {
+        sequence_number: row.get::<_, i64>(0).map_err(backend)? as u64,
+        occurred_at: row.get(1).map_err(backend)?,
+        event_type: row.get(2).map_err(backend)?,
+        payload: row.get(3).map_err(backend)?,
+    })
 }
 
 /// The matching records after `after`, ascending, at most `limit`.
