@@ -13,6 +13,8 @@ mod durable;
 mod reads;
 mod schema;
 mod watcher;
+mod payload_index;
+mod postings;
 mod writes;
 
 use std::collections::HashMap;

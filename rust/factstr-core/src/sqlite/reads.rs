@@ -7,7 +7,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params_from_iter, Connection};
 use serde_json::Value;
 
-use super::{backend, sql_int};
+use super::{backend, payload_index, sql_int};
 use crate::clock::parse_rfc3339;
 use crate::error::{Error, Result};
 use crate::payload_keys::selective_key_hashes;
@@ -25,13 +25,20 @@ pub enum Plan {
     Scan,
     /// No row can match.
     Nothing,
-    /// The rows whose sequence numbers this `UNION` of subqueries yields.
-    Candidates { sql: String, params: Vec<SqlValue> },
+    /// The rows whose sequence numbers these sources yield.
+    Candidates(Vec<Source>),
+}
+
+/// Where candidate sequence numbers come from.
+pub enum Source {
+    /// A query on `events` selecting `sequence_number`.
+    Rows { sql: String, params: Vec<SqlValue> },
+    /// The payload index rows of one key.
+    Key(i64),
 }
 
 struct Part {
-    sql: String,
-    params: Vec<SqlValue>,
+    source: Source,
     estimate: i64,
 }
 
@@ -75,17 +82,17 @@ pub fn plan(connection: &Connection, query: &EventQuery) -> Result<Plan> {
             .query_row("SELECT indexed_through FROM factstr_payload_index_state WHERE id = 1", [], |row| row.get(0))
             .map_err(backend)?;
         parts.push(Part {
-            sql: "SELECT sequence_number FROM events WHERE sequence_number > ?".to_owned(),
-            params: vec![SqlValue::Integer(indexed_through)],
+            source: Source::Rows {
+                sql: "SELECT sequence_number FROM events WHERE sequence_number > ?".to_owned(),
+                params: vec![SqlValue::Integer(indexed_through)],
+            },
             estimate: 0,
         });
     }
     if parts.is_empty() {
         return Ok(Plan::Nothing);
     }
-    let sql = parts.iter().map(|p| p.sql.as_str()).collect::<Vec<_>>().join(" UNION ");
-    let params = parts.into_iter().flat_map(|p| p.params).collect();
-    Ok(Plan::Candidates { sql, params })
+    Ok(Plan::Candidates(parts.into_iter().map(|p| p.source).collect()))
 }
 
 fn type_part(connection: &Connection, types: &[String], cap: i64) -> Result<Part> {
@@ -93,7 +100,7 @@ fn type_part(connection: &Connection, types: &[String], cap: i64) -> Result<Part
     let sql = format!("SELECT sequence_number FROM events WHERE event_type IN ({marks})");
     let params: Vec<SqlValue> = types.iter().map(|t| SqlValue::Text(t.clone())).collect();
     let estimate = bounded_count(connection, &sql, &params, cap)?;
-    Ok(Part { sql, params, estimate })
+    Ok(Part { source: Source::Rows { sql, params }, estimate })
 }
 
 /// One part per predicate (its rarest key), or `None` when some predicate has no scalar to look
@@ -103,11 +110,10 @@ fn payload_parts(connection: &Connection, predicates: &[Value]) -> Result<Option
     for predicate in predicates {
         let mut best: Option<Part> = None;
         for hash in selective_key_hashes(predicate) {
-            let sql = "SELECT sequence_number FROM factstr_payload_index WHERE key_hash = ?".to_owned();
-            let params = vec![SqlValue::Integer(hash)];
-            let estimate = bounded_count(connection, &sql, &params, ESTIMATE_CAP)?;
+            // Rows, not events: a row stands for one or more events of one batch.
+            let estimate = payload_index::estimate(connection, hash, ESTIMATE_CAP)?;
             if best.as_ref().is_none_or(|b| estimate < b.estimate) {
-                best = Some(Part { sql, params, estimate });
+                best = Some(Part { source: Source::Key(hash), estimate });
             }
         }
         match best {
@@ -185,21 +191,18 @@ pub fn visit_rows(
         // Candidates come from the indexes alone; each row is then fetched by its key, one at
         // a time, so a search that stops early (a context version, a limit) reads only the rows
         // it looks at.
-        Plan::Candidates { sql, params } => {
-            let numbers: Vec<i64> = {
-                let sql = format!("SELECT sequence_number AS s FROM ({sql}) WHERE s > ? ORDER BY s {order}");
-                let mut statement = connection.prepare_cached(&sql).map_err(backend)?;
-                let params = params.iter().cloned().chain([after]);
-                let numbers = statement.query_map(params_from_iter(params), |row| row.get(0)).map_err(backend)?;
-                numbers.collect::<rusqlite::Result<_>>().map_err(backend)?
-            };
+        Plan::Candidates(sources) => {
+            let mut numbers = candidate_numbers(connection, sources, &after)?;
+            if descending {
+                numbers.reverse();
+            }
             let mut fetch = connection
                 .prepare_cached(
                     "SELECT sequence_number, occurred_at, event_type, payload FROM events WHERE sequence_number = ?",
                 )
                 .map_err(backend)?;
             for number in numbers {
-                let mut rows = fetch.query([number]).map_err(backend)?;
+                let mut rows = fetch.query([sql_int(number)]).map_err(backend)?;
                 if let Some(row) = rows.next().map_err(backend)? {
                     if !visit(read_row(row)?)? {
                         break;
@@ -209,6 +212,40 @@ pub fn visit_rows(
             Ok(())
         }
     }
+}
+
+/// The distinct candidate sequence numbers above `after`, ascending.
+fn candidate_numbers(connection: &Connection, sources: &[Source], after: &SqlValue) -> Result<Vec<u64>> {
+    let SqlValue::Integer(floor) = *after else { unreachable!("bounds are integers") };
+    let mut numbers = Vec::new();
+    for source in sources {
+        match source {
+            Source::Rows { sql, params } => {
+                let sql = format!("SELECT sequence_number FROM ({sql}) WHERE sequence_number > ?");
+                let mut statement = connection.prepare_cached(&sql).map_err(backend)?;
+                let params = params.iter().cloned().chain([after.clone()]);
+                let rows = statement.query_map(params_from_iter(params), |row| row.get::<_, i64>(0)).map_err(backend)?;
+                for row in rows {
+                    numbers.push(row.map_err(backend)? as u64);
+                }
+            }
+            Source::Key(hash) => {
+                let start = numbers.len();
+                payload_index::lookup(connection, *hash, &mut numbers)?;
+                let mut kept = start;
+                for i in start..numbers.len() {
+                    if numbers[i] as i64 > floor {
+                        numbers[kept] = numbers[i];
+                        kept += 1;
+                    }
+                }
+                numbers.truncate(kept);
+            }
+        }
+    }
+    numbers.sort_unstable();
+    numbers.dedup();
+    Ok(numbers)
 }
 
 fn read_row(row: &rusqlite::Row<'_>) -> Result<Row> {

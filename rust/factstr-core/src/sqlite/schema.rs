@@ -2,21 +2,22 @@
 //! written by `factstr-sqlite` 0.5.2), refusing anything else, and creating what is missing.
 //!
 //! The upstream tables (`events`, `append_batches`, `store_metadata`, `subscriber_cursors`) and
-//! their indexes are kept exactly; we add only `factstr_payload_index` (extracted payload keys)
-//! and `factstr_payload_index_state` (how far that index is current).
+//! their indexes are kept exactly; we add only the payload index (`factstr_payload_index` and
+//! `factstr_payload_index_levels`, see `payload_index`) and `factstr_payload_index_state` (how
+//! far that index is current).
 
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
-use super::backend;
+use super::{backend, payload_index};
 use crate::error::{Error, Result};
 
 pub const STORE_FORMAT_VERSION: &str = "1";
 pub const BATCH_FORMAT_KEY: &str = "append_batch_boundary_format";
 pub const BATCH_FORMAT_SPARSE: &str = "sparse_v1";
 /// Bumped when the key encoding of `payload_keys` changes; the index is then rebuilt.
-pub const PAYLOAD_KEY_FORMAT: i64 = 3;
+pub const PAYLOAD_KEY_FORMAT: i64 = 5;
 
 /// How durable a commit is (SQLite's `synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,14 +105,9 @@ const CREATE_UPSTREAM: &str = "
     CREATE INDEX IF NOT EXISTS idx_events_occurred_at ON events(occurred_at);
 ";
 
-// One row per (payload key, event): "which events have this scalar at this path". The key is a
-// 64-bit hash of the key text (see `payload_keys`); WITHOUT ROWID keeps it one compact B-tree.
-const CREATE_OURS: &str = "
-    CREATE TABLE IF NOT EXISTS factstr_payload_index (
-        key_hash INTEGER NOT NULL,
-        sequence_number INTEGER NOT NULL,
-        PRIMARY KEY (key_hash, sequence_number)
-    ) WITHOUT ROWID;
+// How far the payload index (see `payload_index`) is current: events appended by writers that do
+// not maintain it (the upstream crates) are indexed by the next append of ours.
+const CREATE_INDEX_STATE: &str = "
     CREATE TABLE IF NOT EXISTS factstr_payload_index_state (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         key_format INTEGER NOT NULL,
@@ -165,7 +161,8 @@ pub fn prepare(connection: &mut Connection, path: &std::path::Path) -> Result<()
     check_columns(&tx, path, &tables)?;
     let is_new = tables.is_empty();
     tx.execute_batch(CREATE_UPSTREAM).map_err(backend)?;
-    tx.execute_batch(CREATE_OURS).map_err(backend)?;
+    tx.execute_batch(payload_index::CREATE).map_err(backend)?;
+    tx.execute_batch(CREATE_INDEX_STATE).map_err(backend)?;
     tx.execute(
         "INSERT INTO store_metadata (key, value) VALUES ('store_format_version', ?1) ON CONFLICT(key) DO NOTHING",
         [STORE_FORMAT_VERSION],
@@ -200,7 +197,9 @@ pub fn prepare(connection: &mut Connection, path: &std::path::Path) -> Result<()
         .query_row("SELECT key_format FROM factstr_payload_index_state WHERE id = 1", [], |row| row.get(0))
         .ok();
     if key_format != Some(PAYLOAD_KEY_FORMAT) {
-        tx.execute_batch("DELETE FROM factstr_payload_index; DELETE FROM factstr_payload_index_state;").map_err(backend)?;
+        tx.execute_batch(payload_index::DROP).map_err(backend)?;
+        tx.execute_batch(payload_index::CREATE).map_err(backend)?;
+        tx.execute_batch("DELETE FROM factstr_payload_index_state;").map_err(backend)?;
         tx.execute(
             "INSERT INTO factstr_payload_index_state (id, key_format, indexed_through) VALUES (1, ?1, 0)",
             [PAYLOAD_KEY_FORMAT],

@@ -4,7 +4,8 @@
 
 use rusqlite::{Connection, ToSql};
 
-use super::backend;
+use super::{backend, payload_index};
+use super::postings::encode_members;
 use super::reads::{context_version, head, parse_payload, plan};
 use crate::clock::{format_rfc3339, now_micros};
 use crate::error::{Error, Result};
@@ -57,16 +58,28 @@ pub fn append(
     let occurred_at = format_rfc3339(now_micros());
     let numbers: Vec<i64> = (0..count).map(|offset| (first + offset) as i64).collect();
     let mut event_params: Vec<&dyn ToSql> = Vec::with_capacity(events.len() * 4);
-    let mut keys: Vec<(i64, i64)> = Vec::new();
+    let mut keys: Vec<(i64, u64)> = Vec::new();
     for (event, number) in events.iter().zip(&numbers) {
         event_params.extend([number as &dyn ToSql, &occurred_at, &event.event_type, &event.payload_text]);
-        keys.extend(event.key_hashes.iter().map(|hash| (*hash, *number)));
+        keys.extend(event.key_hashes.iter().map(|hash| (*hash, *number as u64)));
     }
-    // In key order, the inserts walk the index B-tree once instead of jumping around it.
+    insert_rows(
+        connection,
+        "INSERT INTO events (sequence_number, occurred_at, event_type, payload) VALUES ",
+        "(?,?,?,?)",
+        4,
+        &event_params,
+    )?;
+    // One index posting per key of the batch.
     keys.sort_unstable();
-    let key_params: Vec<&dyn ToSql> = keys.iter().flat_map(|(hash, number)| [hash as &dyn ToSql, number]).collect();
-    insert_rows(connection, "INSERT INTO events (sequence_number, occurred_at, event_type, payload) VALUES ", 4, &event_params)?;
-    insert_rows(connection, "INSERT INTO factstr_payload_index (key_hash, sequence_number) VALUES ", 2, &key_params)?;
+    let postings = keys
+        .chunk_by(|a, b| a.0 == b.0)
+        .map(|group| {
+            let numbers: Vec<u64> = group.iter().map(|(_, number)| *number).collect();
+            (group[0].0, numbers[0] as i64, encode_members(numbers[0], &numbers[1..]))
+        })
+        .collect();
+    payload_index::add(connection, postings)?;
     if count > 1 {
         connection
             .prepare_cached("INSERT INTO append_batches (first_sequence_number, last_sequence_number) VALUES (?1, ?2)")
@@ -81,12 +94,12 @@ pub fn append(
 /// Rows per multi-row INSERT: one statement per chunk instead of one per row.
 const ROWS_PER_INSERT: usize = 128;
 
-/// Inserts rows of `columns` values each, many rows per statement.
-fn insert_rows(connection: &Connection, prefix: &str, columns: usize, params: &[&dyn ToSql]) -> Result<()> {
+/// Inserts rows of `columns` values each (`row` is the SQL of one row's values), many rows per
+/// statement.
+pub fn insert_rows(connection: &Connection, prefix: &str, row: &str, columns: usize, params: &[&dyn ToSql]) -> Result<()> {
     for chunk in params.chunks(ROWS_PER_INSERT * columns) {
         let rows = chunk.len() / columns;
-        let row = format!("({})", vec!["?"; columns].join(","));
-        let sql = format!("{prefix}{}", vec![row.as_str(); rows].join(","));
+        let sql = format!("{prefix}{}", vec![row; rows].join(","));
         connection.prepare_cached(&sql).map_err(backend)?.execute(chunk).map_err(backend)?;
     }
     Ok(())
@@ -105,18 +118,18 @@ fn catch_up_index(connection: &Connection, last_committed: u64) -> Result<()> {
     let mut select = connection
         .prepare("SELECT sequence_number, payload FROM events WHERE sequence_number > ?1 ORDER BY sequence_number")
         .map_err(backend)?;
-    let mut insert_key = connection
-        .prepare_cached("INSERT OR IGNORE INTO factstr_payload_index (key_hash, sequence_number) VALUES (?1, ?2)")
-        .map_err(backend)?;
     let mut rows = select.query([indexed_through]).map_err(backend)?;
+    let mut postings = Vec::new();
     while let Some(row) = rows.next().map_err(backend)? {
         let sequence_number: i64 = row.get(0).map_err(backend)?;
         let text: String = row.get(1).map_err(backend)?;
         let payload = parse_payload(sequence_number as u64, &text)?;
-        for hash in selective_key_hashes(&payload) {
-            insert_key.execute((hash, sequence_number)).map_err(backend)?;
-        }
+        let mut hashes = selective_key_hashes(&payload);
+        hashes.sort_unstable();
+        hashes.dedup();
+        postings.extend(hashes.into_iter().map(|hash| (hash, sequence_number, None)));
     }
+    payload_index::add(connection, postings)?;
     set_indexed_through(connection, last_committed)
 }
 

@@ -1,0 +1,66 @@
+//! The rows of the payload index. One row per (key, batch): the first sequence number in the
+//! batch whose payload has the key, and, when more events of the batch have it, the others as
+//! a list of gaps. A key shared by a whole batch (a tag, a source) costs one row, not one per
+//! event, which is most of what keeping the index costs an append.
+
+/// `members` for the sequence numbers after `first` (ascending): LEB128 gaps, or `None` when
+/// there are none.
+pub fn encode_members(first: u64, rest: &[u64]) -> Option<Vec<u8>> {
+    if rest.is_empty() {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(rest.len());
+    let mut previous = first;
+    for &number in rest {
+        let mut gap = number - previous;
+        previous = number;
+        loop {
+            let low = (gap & 0x7f) as u8;
+            gap >>= 7;
+            if gap == 0 {
+                bytes.push(low);
+                break;
+            }
+            bytes.push(low | 0x80);
+        }
+    }
+    Some(bytes)
+}
+
+/// Appends `first` and the sequence numbers `members` encodes to `out`.
+pub fn decode_members(first: u64, members: Option<&[u8]>, out: &mut Vec<u64>) {
+    out.push(first);
+    let Some(bytes) = members else { return };
+    let mut previous = first;
+    let mut gap = 0u64;
+    let mut shift = 0;
+    for &byte in bytes {
+        gap |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            previous += gap;
+            out.push(previous);
+            gap = 0;
+            shift = 0;
+        } else {
+            shift += 7;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_round_trip() {
+        for (first, rest) in [(5u64, vec![]), (1, vec![2, 3, 200, 70_000, 70_001]), (u64::MAX - 2, vec![u64::MAX])] {
+            let encoded = encode_members(first, &rest);
+            assert_eq!(encoded.is_none(), rest.is_empty());
+            let mut out = Vec::new();
+            decode_members(first, encoded.as_deref(), &mut out);
+            let mut expected = vec![first];
+            expected.extend(rest);
+            assert_eq!(out, expected);
+        }
+    }
+}
