@@ -5,20 +5,22 @@ Students enroll in courses with at most `SEATS` seats each. The rule is enforced
 we looked, so concurrent workers can never overbook. A durable stream keeps a seat count
 projection up to date, and resumes from its cursor after a restart.
 
-Run it with `scripts/example.sh` (or `python examples/course_enrollment.py [STORE_URL]`).
+Run it with `scripts/example.sh` (or `python examples/course_enrollment.py [STORE_URL]`). By
+default it uses a new SQLite file in a temporary folder, the embedded default store.
 """
 
 from __future__ import annotations
 
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import factstr
 from factstr import EventFilter, EventQuery, NewEvent
 
 SEATS = 3
-DEFAULT_URL = "memory://"
 
 
 def course_context(course: str) -> EventQuery:
@@ -90,9 +92,14 @@ def main(url: str) -> None:
             print(f"{course}: {len(winners)} of {SEATS} seats taken by {', '.join(winners)}")
             assert len(winners) == SEATS, "the invariant must hold under concurrency"
 
+        # The projection catches up on its own thread; wait until its cursor reaches the log's end.
+        head = store.query(limit=0).current_context_version
         deadline = time.monotonic() + 5
-        while sum(seats_taken.values()) < 2 * SEATS and time.monotonic() < deadline:
-            projection_updated.wait(0.1)
+        while time.monotonic() < deadline:
+            cursors = {info.name: info.last_processed_sequence_number for info in store.durable_streams()}
+            if cursors.get("seat-count") == head:
+                break
+            projection_updated.wait(0.05)
             projection_updated.clear()
         projection.unsubscribe()
         print(f"projection (durable stream 'seat-count'): {seats_taken}")
@@ -105,4 +112,10 @@ def main(url: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else DEFAULT_URL)
+    if len(sys.argv) > 1:
+        main(sys.argv[1])
+    else:
+        with tempfile.TemporaryDirectory(prefix="factstr-example-") as folder:
+            database = Path(folder) / "courses.db"
+            print(f"store: {database}")
+            main(f"sqlite:///{database}")

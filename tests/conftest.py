@@ -1,7 +1,9 @@
 """Fixtures: every contract test runs once per store kind in ``STORE_KINDS``.
 
-To add a backend, add its name to ``STORE_KINDS`` and a branch to ``_open_store`` (for example
-``"sqlite"`` -> ``factstr.SqliteStore(tmp_path / "events.db")``), and widen ``support.Store``.
+To add a backend (e.g. PostgreSQL), add its name to ``STORE_KINDS``, a branch to ``_open_store``
+that opens a store on one database per test (every call on the same database), and a branch to
+``_open_code`` so that cross-process tests can open that database from a child process.
+``support.Store`` is ``factstr.EventStore``, the base class of every store.
 """
 
 from __future__ import annotations

@@ -203,6 +203,12 @@ class StoreVersusModel(RuleBasedStateMachine):
         super().__init__()
         self.store = self.open_store()
         self.model = Model(events=[], batches=[], durable={})
+        # Live deliveries, checked against the model by `live_streams_caught_up`.
+        self.live = Collector()
+        self.store.stream_all(self.live)
+        self.live_query = ModelQuery([(["a"], None), (None, [{"k": 1}])])
+        self.subscription = self.store.subscribe(self.live_query.build())
+        self.subscription_batches: list[list[int]] = []
 
     def open_store(self) -> factstr.EventStore:
         return factstr.MemoryStore()
@@ -355,6 +361,21 @@ class StoreVersusModel(RuleBasedStateMachine):
     def durable_delete(self, name: str) -> None:
         self.store.delete_durable_stream(name)
         self.model.durable.pop(name, None)
+
+    @rule()
+    def live_streams_caught_up(self) -> None:
+        expected_all = [list(range(first, last + 1)) for first, last in self.model.batches]
+        total = self.model.head
+        self.live.wait_records(total)
+        assert self.live.batch_seqs() == expected_all
+        self.check_records(self.live.records, [(n, *self.model.events[n - 1]) for n in range(1, total + 1)])
+        expected_sub = self.model.deliveries_after(0, self.live_query)
+        while len(self.subscription_batches) < len(expected_sub):
+            batch = self.subscription.next_batch(timeout=DEADLINE)
+            assert batch is not None, "the live subscription stalled"
+            self.subscription_batches.append([r.sequence_number for r in batch])
+        assert self.subscription_batches == expected_sub
+        assert self.subscription.next_batch(timeout=0) is None
 
     @invariant()
     def durable_listing_matches(self) -> None:

@@ -106,3 +106,18 @@ def test_unsubscribe_after_close_is_harmless(store: Store) -> None:
     stream.unsubscribe()
     sub.close()
     assert sub.closed
+
+
+def test_close_from_inside_a_handler(store: Store) -> None:
+    import threading
+
+    closed = threading.Event()
+
+    def handler(batch: list[factstr.EventRecord]) -> None:
+        store.close()
+        closed.set()
+
+    store.stream_all(handler)
+    store.append([ev("a")])
+    assert closed.wait(DEADLINE), "closing the store from inside a handler deadlocked"
+    assert store.closed

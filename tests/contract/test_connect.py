@@ -77,3 +77,18 @@ def test_sqlite_data_survives_reopening(tmp_path: Path) -> None:
 def test_connect_rejects_unknown_urls(url: str) -> None:
     with pytest.raises((ValueError, factstr.FactstrError)):
         factstr.connect(url)
+
+
+def test_sqlite_on_a_file_that_is_not_a_database_raises_backend_error(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.db"
+    path.write_bytes(bytes(range(256)) * 20)
+    with pytest.raises(factstr.BackendError):
+        store = factstr.SqliteStore(path)
+        store.query()
+    assert path.read_bytes() == bytes(range(256)) * 20  # left untouched
+
+
+def test_sqlite_on_a_directory_raises_backend_error(tmp_path: Path) -> None:
+    with pytest.raises(factstr.BackendError):
+        store = factstr.SqliteStore(tmp_path)
+        store.query()

@@ -278,3 +278,100 @@ def test_append_if_is_atomic_across_processes(open_code: str, store: Store) -> N
     child_wins, _ = json.loads(out.strip().splitlines()[-1])
     assert parent_wins + child_wins == rounds
     assert seqs_of(store.query().event_records) == list(range(1, rounds + 1))
+
+
+def test_readers_see_prefixes_while_another_process_appends(open_code: str, store: Store) -> None:
+    """SPEC §2.6: a reader that has seen n has seen every fact below n, across processes."""
+    child = python_child(
+        """
+        for j in range(200):
+            store.append([factstr.NewEvent("w", {"j": j, "k": k}) for k in range(1 + j % 3)])
+        store.close()
+        """,
+        open_code,
+    )
+    try:
+        while child.poll() is None:
+            records = store.query().event_records
+            assert seqs_of(records) == list(range(1, len(records) + 1))
+            limited = store.query(factstr.EventQuery.for_event_types(["w"]), limit=7)
+            if limited.last_returned_sequence_number is not None:
+                assert limited.current_context_version is not None
+                assert limited.last_returned_sequence_number <= limited.current_context_version
+    finally:
+        finish_child(child, CHILD_TIMEOUT)
+    total = sum(1 + j % 3 for j in range(200))
+    assert seqs_of(store.query().event_records) == list(range(1, total + 1))
+
+
+def _register_when_free(store: Store, name: str, seen: Collector) -> factstr.EventStream:
+    streams: list[factstr.EventStream] = []
+
+    def attempt() -> bool:
+        try:
+            streams.append(store.stream_all_durable(name, seen))
+        except factstr.DurableStreamActive:
+            return False
+        return True
+
+    wait_for(attempt, timeout=35, what=f"the durable name {name!r} to be free")
+    return streams[0]
+
+
+def test_crash_inside_handler_redelivers_the_batch(open_code: str, store: Store) -> None:
+    """SPEC §6: at-least-once; a crash before the handler returns re-delivers that batch."""
+    store.append([ev("a")])  # 1
+    store.append([ev("crash"), ev("b")])  # 2..3
+    store.append([ev("c")])  # 4
+    child = python_child(
+        """
+        import os
+        def handler(batch):
+            if batch[0].event_type == "crash":
+                os._exit(3)
+        store.stream_all_durable("d", handler)
+        print("not reached")
+        """,
+        open_code,
+    )
+    child.communicate(timeout=CHILD_TIMEOUT)
+    assert child.returncode == 3
+    assert cursor_of(store, "d") == 1
+    seen = Collector()
+    with _register_when_free(store, "d", seen):
+        assert seen.batch_seqs() == [[2, 3], [4]]
+        assert cursor_of(store, "d") == 4
+
+
+def test_crash_of_subscriber_redelivers_unacknowledged_batch(open_code: str, store: Store) -> None:
+    store.append([ev("a")])  # 1
+    store.append([ev("b")])  # 2
+    child = python_child(
+        """
+        import os
+        sub = store.subscribe(durable="s")
+        first = sub.next_batch(timeout=5)
+        second = sub.next_batch(timeout=5)  # acknowledges the first
+        print([r.sequence_number for r in first], [r.sequence_number for r in second], flush=True)
+        os._exit(0)
+        """,
+        open_code,
+    )
+    out, _ = child.communicate(timeout=CHILD_TIMEOUT)
+    assert out.strip() == "[1] [2]"
+    assert cursor_of(store, "s") == 1
+
+    received: list[list[int]] = []
+
+    def attempt() -> bool:
+        try:
+            with store.subscribe(durable="s") as sub:
+                batch = sub.next_batch(timeout=5)
+        except factstr.DurableStreamActive:
+            return False
+        assert batch is not None
+        received.append(seqs_of(batch))
+        return True
+
+    wait_for(attempt, timeout=35, what="the durable name 's' to be free")
+    assert received == [[2]]

@@ -537,3 +537,35 @@ def test_other_store_object_sees_cursor_moves(shared_backend: None, make_store: 
     other.append(events("x", 2))
     seen.wait_records(2)
     wait_for(lambda: cursor_of(other, "d") == 2, what="the cursor seen from the other store object")
+
+
+def test_cursor_never_moves_backwards_nor_past_a_handled_batch(store: Store) -> None:
+    handled: list[int] = []
+    lock = threading.Lock()
+
+    def handler(batch: list[factstr.EventRecord]) -> None:
+        with lock:
+            handled.append(batch[-1].sequence_number)
+
+    store.stream_all_durable("d", handler)
+    stop = threading.Event()
+
+    def writer() -> None:
+        for i in range(200):
+            store.append(events("w", 1 + i % 2))
+        stop.set()
+
+    thread, errors, _ = run_in_thread(writer)
+    observed: list[int] = []
+    while not stop.is_set():
+        cursor = cursor_of(store, "d")
+        assert cursor is not None
+        with lock:
+            top = handled[-1] if handled else 0
+        assert cursor <= top, f"cursor {cursor} passed the last handled batch {top}"
+        observed.append(cursor)
+    thread.join(10)
+    assert errors == []
+    assert observed == sorted(observed), "the cursor moved backwards"
+    total = sum(1 + i % 2 for i in range(200))
+    wait_cursor(store, "d", total)

@@ -202,3 +202,17 @@ def test_replay_to_live_boundary_under_concurrent_appends(store: Store) -> None:
     assert flat == list(range(1, total + 1)), "gap or duplicate at the replay/live boundary"
     assert [len(b) for b in received] == [1 + i % 3 for i in range(total_appends)]
     assert cursor_of(store, "s") == total
+
+
+def test_ack_before_any_batch_is_harmless(store: Store) -> None:
+    with store.subscribe(durable="s") as sub:
+        sub.ack()
+        store.append([ev("a")])
+        assert _next(sub) == [1]
+    assert (cursor_of(store, "s") or 0) == 0
+
+
+def test_negative_timeout_is_a_value_error(store: Store) -> None:
+    with store.subscribe() as sub:
+        with pytest.raises(ValueError):
+            sub.next_batch(timeout=-1)

@@ -33,8 +33,8 @@ def test_hierarchy() -> None:
     assert issubclass(factstr.EmptyAppendError, ValueError)
     for name in ("DurableStreamActive", "DurableStreamQueryMismatch", "DurableReplayError"):
         assert issubclass(getattr(factstr, name), factstr.DurableStreamError)
-    for name in ("ConditionalAppendConflict", "BackendError", "StoreClosedError", "DurableStreamError"):
-        assert not issubclass(getattr(factstr, name), factstr.DurableStreamError) or name == "DurableStreamError"
+    for name in ("EmptyAppendError", "ConditionalAppendConflict", "BackendError", "StoreClosedError"):
+        assert not issubclass(getattr(factstr, name), factstr.DurableStreamError), name
     assert not issubclass(factstr.ConditionalAppendConflict, ValueError)
 
 

@@ -368,3 +368,29 @@ def test_stream_sees_commits_of_another_store_object(
     other.append([ev("y")])
     seen.wait_records(3)
     assert seen.batch_seqs() == [[1, 2], [3]]
+
+
+def test_handler_may_register_other_streams(store: Store) -> None:
+    inner = Collector()
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def handler(batch: list[factstr.EventRecord]) -> None:
+        try:
+            store.stream_all(inner)
+            with store.subscribe() as sub:
+                sub.next_batch(timeout=0)
+            with store.stream_to_durable("d", EventQuery.for_event_types(["none"]), Collector()):
+                pass
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    store.stream_to(EventQuery.for_event_types(["go"]), handler)
+    store.append([ev("go")])
+    assert done.wait(DEADLINE), "registering from inside a handler deadlocked"
+    assert errors == []
+    store.append([ev("after")])
+    inner.wait_records(1)
+    assert inner.seqs == [2]

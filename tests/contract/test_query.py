@@ -304,3 +304,57 @@ def test_matching_through_another_store_object(shared_backend: None, make_store:
         result = other.query(EventQuery(filters=filters))
         assert seqs_of(result.event_records) == expected, name
         assert result.current_context_version == (expected[-1] if expected else None), name
+
+
+# Keys and values that a payload index could confuse.
+TRICKY: list[tuple[str, Any]] = [
+    ("T", {"": 1, "a.b": 2, "a": {"b": 3}, "[0]": "x", 'quote"key': True, "ünï": "ç", "1": "one"}),  # 1
+    ("T", {"a.b": "2", "a": {"b": "3"}, "n": "1"}),  # 2
+    ("T", {"n": 1, "s": "1"}),  # 3
+    ("T", {"l": [[1, [2]], {"x": [3]}]}),  # 4
+    ("T", {"e": "", "z": 0, "f": False, "nul": None}),  # 5
+    ("T", {"a": [{"b": 3}]}),  # 6
+]
+
+TRICKY_CASES: list[tuple[str, Any, list[int]]] = [
+    ("empty key", {"": 1}, [1]),
+    ("dotted key", {"a.b": 2}, [1]),
+    ("dotted key string value", {"a.b": "2"}, [2]),
+    ("nested not dotted", {"a": {"b": 3}}, [1]),
+    ("nested string", {"a": {"b": "3"}}, [2]),
+    ("bracket key", {"[0]": "x"}, [1]),
+    ("quote key", {'quote"key': True}, [1]),
+    ("unicode key", {"ünï": "ç"}, [1]),
+    ("digit key", {"1": "one"}, [1]),
+    ("number is not its string", {"n": 1}, [3]),
+    ("string is not its number", {"n": "1"}, [2]),
+    ("string value vs number", {"s": 1}, []),
+    ("deep array", {"l": [[[2]]]}, [4]),
+    ("array in array", {"l": [[1]]}, [4]),
+    ("object in array", {"l": [{"x": [3]}]}, [4]),
+    ("scalar inside nested array", {"l": [[2]]}, []),
+    ("empty string", {"e": ""}, [5]),
+    ("zero", {"z": 0}, [5]),
+    ("zero float", {"z": 0.0}, [5]),
+    ("negative zero", {"z": -0.0}, [5]),
+    ("false is not zero", {"z": False}, []),
+    ("zero is not false", {"f": 0}, []),
+    ("false", {"f": False}, [5]),
+    ("null", {"nul": None}, [5]),
+    ("null is not false", {"nul": False}, []),
+    ("empty string is not null", {"e": None}, []),
+    ("object vs array of objects", {"a": {"b": 3}}, [1]),
+    ("array of objects", {"a": [{"b": 3}]}, [6]),
+    ("array of objects not string", {"a": [{"b": "3"}]}, []),
+]
+
+
+@pytest.mark.parametrize(("pattern", "expected"), [(c[1], c[2]) for c in TRICKY_CASES], ids=[c[0] for c in TRICKY_CASES])
+def test_tricky_keys_and_values(store: Store, pattern: Any, expected: list[int]) -> None:
+    for event_type, payload in TRICKY:
+        store.append([factstr.NewEvent(event_type, payload)])
+    query = EventQuery(filters=P(pattern))
+    result = store.query(query)
+    assert seqs_of(result.event_records) == expected
+    assert result.current_context_version == (expected[-1] if expected else None)
+    assert [r.payload for r in result.event_records] == [TRICKY[n - 1][1] for n in expected]
