@@ -1,65 +1,139 @@
 """Fixtures: every contract test runs once per store kind in ``STORE_KINDS``.
 
-To add a backend (e.g. PostgreSQL), add its name to ``STORE_KINDS``, a branch to ``_open_store``
-that opens a store on one database per test (every call on the same database), and a branch to
-``_open_code`` so that cross-process tests can open that database from a child process.
+To add a backend, add its name to ``STORE_KINDS``, a branch to ``_open_store`` that opens a store
+on one database per test (every call on the same database), and a branch to ``_open_code`` so
+that cross-process tests can open that database from a child process.
 ``support.Store`` is ``factstr.EventStore``, the base class of every store.
+
+PostgreSQL: the session-scoped ``postgres_server`` fixture starts a throwaway cluster (see
+``tests/postgres_server.py``; ``FACTSTR_TEST_POSTGRES_URL`` points at a server to use instead)
+the first time a test needs it, and fails, never skips, when PostgreSQL cannot start. Every
+postgres test gets a fresh database (``postgres_url``), dropped at its end.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import factstr
+from tests.postgres_server import (
+    REQUIRE_ENV,
+    PostgresServer,
+    postgres_store,
+    postgres_store_missing_reason,
+    start_server,
+)
 from tests.support import Store, StoreFactory
 
 #: The store kinds every contract test runs against.
-STORE_KINDS: list[str] = ["memory", "sqlite"]
+STORE_KINDS: list[str] = ["memory", "sqlite", "postgres"]
 
 #: Store kinds where every store object is its own world: a second object cannot see the first
 #: one's data, so tests about several store objects sharing one backend are skipped there.
 UNSHARED_KINDS: frozenset[str] = frozenset({"memory"})
 
 
-def _open_store(kind: str, tmp_path: Path, existing: list[Store]) -> Store:
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "postgres_outage: waits for a PostgreSQL store to give up on a server that stays down "
+        "(its deadline follows the engine's reconnect window; tune it there)",
+    )
+
+
+def _open_store(kind: str, location: str, existing: list[Store]) -> Store:
+    """A store of ``kind`` on ``location`` (a directory for SQLite, a database URL for PostgreSQL)."""
     if kind == "memory":
         # A memory store is only shared through the object itself.
         if existing and not existing[0].closed:
             return existing[0]
         return factstr.MemoryStore()
     if kind == "sqlite":
-        return factstr.SqliteStore(tmp_path / "events.db")
+        return factstr.SqliteStore(Path(location) / "events.db")
+    if kind == "postgres":
+        return postgres_store(location)
     raise AssertionError(f"unknown store kind {kind!r}")
 
 
-def _open_code(kind: str, tmp_path: Path) -> str | None:
+def _open_code(kind: str, location: str) -> str | None:
     """Python source of an expression that opens a store on the same backend as ``_open_store``
     (with ``factstr`` imported), for tests that run a second process; None where no other process
     can share the store."""
     if kind == "sqlite":
-        return f"factstr.SqliteStore({str(tmp_path / 'events.db')!r})"
+        return f"factstr.SqliteStore({str(Path(location) / 'events.db')!r})"
+    if kind == "postgres":
+        return f"factstr.PostgresStore({location!r})"
     return None
+
+
+def require_postgres_store() -> None:
+    """Skips (or, with ``FACTSTR_REQUIRE_POSTGRES=1``, fails) while ``factstr.PostgresStore`` is
+    missing from the build.
+
+    Temporary: remove this guard once the PostgreSQL store has landed.
+    """
+    reason = postgres_store_missing_reason()
+    if reason is None:
+        return
+    if os.environ.get(REQUIRE_ENV) == "1":
+        pytest.fail(f"{reason}, and {REQUIRE_ENV}=1 requires the PostgreSQL tests to run")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """The session's PostgreSQL server (started on first use; raises when it cannot start)."""
+    server = start_server()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """The URL of a new, empty database of its own for this test (dropped at teardown)."""
+    if not postgres_server.running:  # a restart test that failed half-way
+        postgres_server.start()
+    name = postgres_server.create_database()
+    try:
+        yield postgres_server.url_for(name)
+    finally:
+        if not postgres_server.running:
+            postgres_server.start()
+        postgres_server.drop_database(name)
+
+
+def _location(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if kind == "postgres":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return str(tmp_path)
 
 
 @pytest.fixture(params=STORE_KINDS)
 def store_kind(request: pytest.FixtureRequest) -> str:
     kind: str = request.param
+    if kind == "postgres":
+        require_postgres_store()
     return kind
 
 
 @pytest.fixture
-def make_store(store_kind: str, tmp_path: Path) -> Iterator[StoreFactory]:
+def make_store(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[StoreFactory]:
     """A factory of store objects on the same backend (the same database for SQL stores).
 
     Every store it opened is closed at teardown.
     """
     opened: list[Store] = []
+    location = _location(store_kind, tmp_path, request)
 
     def factory() -> Store:
-        new = _open_store(store_kind, tmp_path, opened)
+        new = _open_store(store_kind, location, opened)
         if not any(s is new for s in opened):
             opened.append(new)
         return new
@@ -84,9 +158,9 @@ def shared_backend(store_kind: str) -> None:
 
 
 @pytest.fixture
-def open_code(store_kind: str, tmp_path: Path) -> str:
+def open_code(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     """Source of an expression opening the test's backend in another process (skips for memory)."""
-    code = _open_code(store_kind, tmp_path)
+    code = _open_code(store_kind, _location(store_kind, tmp_path, request))
     if code is None:
         pytest.skip(f"{store_kind} stores cannot be shared with another process")
     return code

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeAlias
 
 import pytest
 
-from tests.sqlite.procs import Child
-
-#: What the ``spawn`` fixture returns: starts ``child.py`` with these arguments.
-Spawn: TypeAlias = Callable[..., Child]
+from tests.processes import Spawn, spawner
 
 
 @pytest.fixture
@@ -23,13 +19,5 @@ def db(tmp_path: Path) -> Path:
 @pytest.fixture
 def spawn() -> Iterator[Spawn]:
     """Starts child processes; every one still running at teardown is killed."""
-    started: list[Child] = []
-
-    def start(*args: str | Path, cwd: Path | None = None) -> Child:
-        child = Child([str(a) for a in args], cwd=cwd)
-        started.append(child)
-        return child
-
-    yield start
-    for child in started:
-        child.kill()
+    with spawner() as start:
+        yield start

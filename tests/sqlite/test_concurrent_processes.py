@@ -8,7 +8,7 @@ from typing import Any
 
 import factstr
 from factstr import EventFilter, EventQuery, NewEvent
-from tests.sqlite.conftest import Spawn
+from tests.processes import Spawn
 from tests.support import seqs_of
 
 PROCESSES = 4

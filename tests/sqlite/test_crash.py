@@ -8,7 +8,7 @@ from pathlib import Path
 
 import factstr
 from factstr import NewEvent
-from tests.sqlite.conftest import Spawn
+from tests.processes import Spawn
 from tests.support import seqs_of
 
 BATCH = 5000

@@ -8,7 +8,7 @@ import pytest
 
 import factstr
 from factstr import EventQuery, NewEvent
-from tests.sqlite.conftest import Spawn
+from tests.processes import Spawn
 from tests.support import DEADLINE, Collector, seqs_of
 
 SIZES = [2, 1, 4, 3, 1, 5]

@@ -10,7 +10,7 @@ import pytest
 
 import factstr
 from factstr import NewEvent
-from tests.sqlite.conftest import Spawn
+from tests.processes import Spawn
 from tests.support import Collector, cursor_of
 
 #: How long after the holder's death the name must be free (SPEC: within 30 s; the lock-file

@@ -3,7 +3,7 @@
 //! - `types`, `error`: the contract's values and its one error type;
 //! - `matching`: which facts a query selects (SPEC §3), used by every store;
 //! - `store`: the interface every store implements;
-//! - `memory`, `sqlite`: the stores;
+//! - `memory`, `sqlite`: the stores; `search`: query planning shared by the SQL stores;
 //! - `payload_keys`, `query_json`, `clock`: storage helpers shared by the stores;
 //! - `signal`, `subscriber`, `durable`: stream dispatch, shared by every store.
 
@@ -14,6 +14,7 @@ pub mod matching;
 pub mod memory;
 pub mod payload_keys;
 pub mod query_json;
+pub mod search;
 pub mod signal;
 pub mod sqlite;
 pub mod store;

@@ -86,26 +86,28 @@ impl Subscriber {
         Ok(self.hand_out())
     }
 
-    /// The next committed batch, waiting at most `timeout`; `None` when none came in time.
+    /// The next committed batch, waiting at most `timeout` for one. `None` when none came in
+    /// time, or when the store's signal was raised without a batch for this subscriber (so that
+    /// a caller that stops a stream can wake its thread); callers loop.
     pub fn next_batch(&mut self, timeout: Duration) -> Result<Option<Batch>> {
         let deadline = Instant::now() + timeout;
-        loop {
-            self.check_usable()?;
-            let store = self.store.clone();
-            let signal = store.commit_signal();
-            let seen = signal.generation();
-            if self.pending.is_empty() {
-                self.read_more()?;
-            }
-            if let Some(batch) = self.hand_out() {
-                return Ok(Some(batch));
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(None);
-            }
-            signal.wait_past(seen, deadline - now);
+        self.check_usable()?;
+        let store = self.store.clone();
+        let signal = store.commit_signal();
+        let seen = signal.generation();
+        if self.pending.is_empty() {
+            self.read_more()?;
         }
+        if let Some(batch) = self.hand_out() {
+            return Ok(Some(batch));
+        }
+        let now = Instant::now();
+        if now < deadline && signal.wait_past(seen, deadline - now) {
+            self.check_usable()?;
+            self.read_more()?;
+            return Ok(self.hand_out());
+        }
+        Ok(None)
     }
 
     /// Acknowledges the last batch handed out: a durable cursor moves past it (and past any

@@ -24,6 +24,8 @@ static RUNNING: Mutex<Vec<Weak<StreamState>>> = Mutex::new(Vec::new());
 
 struct StreamState {
     id: u64,
+    /// The store, to wake the thread when the stream stops.
+    store: std::sync::Arc<dyn factstr_core::EventStore>,
     durable_name: Option<String>,
     subscriber: Mutex<Subscriber>,
     handler: Py<PyAny>,
@@ -38,6 +40,8 @@ impl StreamState {
     fn stop(&self, py: Python<'_>) {
         self.stop.store(true, Ordering::Release);
         self.active.store(false, Ordering::Release);
+        // Wake the thread from its wait so that it lets go of the subscriber at once.
+        self.store.commit_signal().notify();
         py.detach(|| {
             let _ = self.subscriber.lock().close();
         });
@@ -62,6 +66,7 @@ impl EventStream {
         let durable_name = subscriber.durable_name().map(str::to_owned);
         let state = Arc::new(StreamState {
             id: NEXT_STREAM_ID.fetch_add(1, Ordering::Relaxed),
+            store: subscriber.store().clone(),
             durable_name,
             subscriber: Mutex::new(subscriber),
             handler,

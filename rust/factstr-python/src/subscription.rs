@@ -19,6 +19,8 @@ const WAIT_SLICE: Duration = Duration::from_millis(50);
 #[pyclass(module = "factstr", name = "Subscription", frozen)]
 pub struct Subscription {
     subscriber: Mutex<Subscriber>,
+    /// The store, to wake a waiting iteration when the subscription closes.
+    store: std::sync::Arc<dyn factstr_core::EventStore>,
     closed: AtomicBool,
 }
 
@@ -30,7 +32,7 @@ enum Waited {
 
 impl Subscription {
     pub fn new(subscriber: Subscriber) -> Self {
-        Self { subscriber: Mutex::new(subscriber), closed: AtomicBool::new(false) }
+        Self { store: subscriber.store().clone(), subscriber: Mutex::new(subscriber), closed: AtomicBool::new(false) }
     }
 
     /// Acknowledges the previous batch (the ack rule of SPEC §6), then waits for the next one.
@@ -68,6 +70,7 @@ impl Subscription {
 
     fn close_now(&self, py: Python<'_>) -> PyResult<()> {
         self.closed.store(true, Ordering::Release);
+        self.store.commit_signal().notify();
         detached(py, || self.subscriber.lock().close())
     }
 }

@@ -30,7 +30,9 @@ use rusqlite::{Connection, TransactionBehavior};
 pub use schema::Synchronous;
 
 use crate::error::{Error, Result};
+use crate::search;
 use crate::signal::CommitSignal;
+use reads::SqliteLog;
 use crate::store::{EventStore, LeaseId};
 use crate::types::{AppendResult, BatchPage, DurableStreamInfo, EventQuery, NewEvent, QueryResult};
 
@@ -189,21 +191,11 @@ impl EventStore for SqliteStore {
     }
 
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {
-        self.shared.read(|c| {
-            let plan = reads::plan(c, query)?;
-            let after = query.min_sequence_number.unwrap_or(0);
-            let event_records = reads::matching_records(c, query, &plan, after, limit.unwrap_or(usize::MAX))?;
-            let current_context_version = reads::context_version(c, query, &plan)?;
-            Ok(QueryResult {
-                last_returned_sequence_number: event_records.last().map(|r| r.sequence_number),
-                event_records,
-                current_context_version,
-            })
-        })
+        self.shared.read(|connection| search::query(&mut SqliteLog { connection }, query, limit))
     }
 
     fn read_batches(&self, position: u64, query: &EventQuery, max_events: usize) -> Result<BatchPage> {
-        self.shared.read(|c| reads::read_batches(c, position, query, max_events))
+        self.shared.read(|connection| search::read_batches(&mut SqliteLog { connection }, position, query, max_events))
     }
 
     fn head(&self) -> Result<u64> {

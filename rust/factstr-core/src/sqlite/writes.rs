@@ -6,7 +6,8 @@ use rusqlite::{Connection, ToSql};
 
 use super::{backend, payload_index};
 use super::postings::encode_members;
-use super::reads::{context_version, head, parse_payload, plan};
+use super::reads::{head, parse_payload, SqliteLog};
+use crate::search;
 use crate::clock::{format_rfc3339, now_micros};
 use crate::error::{Error, Result};
 use crate::payload_keys::selective_key_hashes;
@@ -46,8 +47,9 @@ pub fn append(
     catch_up_index(connection, last_committed)?;
     if let Some((context, expected)) = condition {
         let context = context.without_min();
-        let plan = plan(connection, &context)?;
-        let actual = context_version(connection, &context, &plan)?;
+        let log = &mut SqliteLog { connection };
+        let plan = search::plan(log, &context)?;
+        let actual = search::context_version(log, &context, &plan)?;
         if actual != expected {
             return Err(Error::ConditionalAppendConflict { expected, actual });
         }

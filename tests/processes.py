@@ -1,4 +1,8 @@
-"""Running ``child.py`` in real extra processes, with a deadline on every wait."""
+"""Running ``tests/child.py`` in real extra processes, with a deadline on every wait.
+
+Shared by the SQLite and PostgreSQL multi-process tests: the child's second argument names the
+store, a file path (SQLite) or a ``postgresql://`` URL.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,9 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import IO, Any, TypeAlias
 
 #: The script every child process runs.
 CHILD_SCRIPT = Path(__file__).with_name("child.py")
@@ -126,3 +132,24 @@ class Child:
                     pipe.close()
                 except OSError:
                     pass
+
+
+#: What the ``spawn`` fixtures return: starts ``child.py`` with these arguments.
+Spawn: TypeAlias = Callable[..., Child]
+
+
+@contextmanager
+def spawner() -> Iterator[Spawn]:
+    """Starts child processes; every one still running at the end is killed."""
+    started: list[Child] = []
+
+    def start(*args: str | Path | int, cwd: Path | None = None) -> Child:
+        child = Child([str(a) for a in args], cwd=cwd)
+        started.append(child)
+        return child
+
+    try:
+        yield start
+    finally:
+        for child in started:
+            child.kill()

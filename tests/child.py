@@ -1,6 +1,7 @@
-"""The other process of the SQLite tests: ``python child.py MODE DATABASE [ARGS...]``.
+"""The other process of the multi-process tests: ``python child.py MODE STORE [ARGS...]``.
 
-It imports ``factstr`` from the same virtual environment as the tests and talks to the parent by
+``STORE`` is a SQLite file path, or a ``postgresql://`` URL (opened with
+``factstr.PostgresStore``). It imports ``factstr`` from the same virtual environment as the tests and talks to the parent by
 lines: it prints JSON lines (flushed at once) and, where a mode waits for the parent, reads one
 line from stdin per step. Modes:
 
@@ -13,6 +14,16 @@ line from stdin per step. Modes:
   forever, printing each result as ``[first, last, count]`` after its commit.
 - ``live DB SIZES``: prints ``"ready"``, waits for a line, appends one batch per comma-separated
   size (event types alternate ``a``/``b`` inside a batch), prints the results, exits.
+- ``own DB TAG COURSE COUNT``: prints ``"ready"``, waits for a line, then makes ``COUNT``
+  ``append_if`` calls on the context of its own course only, each expecting the version its own
+  previous result reported (``None`` first); prints ``{"conflicts": n, "results": [...]}``.
+- ``lines DB``: prints ``"ready"``; then for every line from the parent (comma-separated batch
+  sizes, or ``stop``) appends those batches, retrying an append that raises ``BackendError``
+  for up to 30 s (the server may be restarting), and prints
+  ``{"results": [[first, last, count], ...], "retries": n}``.
+- ``bootstrap SERVER_URL DBNAME TAG``: prints ``"ready"``, waits for a line, calls
+  ``PostgresStore.bootstrap(SERVER_URL, DBNAME)``, appends one event ``{"proc": TAG}`` and
+  prints its result.
 - ``hold DB NAME KIND``: registers the durable name (``KIND`` ``stream`` for
   ``stream_all_durable``, ``subscribe`` for ``subscribe(durable=...)``), prints ``"ready"``,
   waits for a line, closes the registration, prints ``"released"``, waits for a line, exits.
@@ -121,9 +132,70 @@ def hold_mode(store: factstr.EventStore, name: str, kind: str) -> None:
     wait_for_parent()
 
 
+def own_mode(store: factstr.EventStore, tag: str, course: str, count: int) -> None:
+    context = EventQuery([EventFilter(["SeatTaken"], [{"course": course}])])
+    say("ready")
+    wait_for_parent()
+    expected: int | None = None
+    conflicts = 0
+    results: list[list[int]] = []
+    for seat in range(count):
+        try:
+            result = store.append_if([NewEvent("SeatTaken", {"course": course, "by": tag, "seat": seat})], context, expected)
+        except factstr.ConditionalAppendConflict as conflict:
+            conflicts += 1
+            expected = conflict.actual_context_version
+            continue
+        results.append(result_triple(result))
+        expected = result.last_sequence_number
+    say({"conflicts": conflicts, "results": results})
+
+
+def lines_mode(store: factstr.EventStore) -> None:
+    say("ready")
+    retries = 0
+    batch = 0
+    while True:
+        line = sys.stdin.readline().strip()
+        if not line or line == "stop":
+            return
+        results: list[list[int]] = []
+        for size in (int(s) for s in line.split(",")):
+            new = [NewEvent("a" if i % 2 == 0 else "b", {"batch": batch, "i": i}) for i in range(size)]
+            deadline = time.monotonic() + 30.0
+            while True:
+                try:
+                    results.append(result_triple(store.append(new)))
+                    break
+                except factstr.BackendError:
+                    if time.monotonic() > deadline:
+                        raise
+                    retries += 1
+                    time.sleep(0.1)
+            batch += 1
+        say({"results": results, "retries": retries})
+
+
+def bootstrap_mode(server_url: str, database: str, tag: str) -> None:
+    say("ready")
+    wait_for_parent()
+    with getattr(factstr, "PostgresStore").bootstrap(server_url, database) as store:
+        say(result_triple(store.append([NewEvent("Booted", {"proc": tag})])))
+
+
+def open_store(target: str) -> factstr.EventStore:
+    if target.startswith(("postgresql://", "postgres://")):
+        store: factstr.EventStore = getattr(factstr, "PostgresStore")(target)
+        return store
+    return factstr.SqliteStore(target)
+
+
 def main(argv: list[str]) -> None:
     mode, database, *args = argv
-    with factstr.SqliteStore(database) as store:
+    if mode == "bootstrap":
+        bootstrap_mode(database, args[0], args[1])
+        return
+    with open_store(database) as store:
         if mode == "append":
             append_mode(store, int(args[0]), int(args[1]), args[2])
         elif mode == "seats":
@@ -132,6 +204,10 @@ def main(argv: list[str]) -> None:
             bigappend_mode(store, int(args[0]), int(args[1]))
         elif mode == "live":
             live_mode(store, [int(size) for size in args[0].split(",")])
+        elif mode == "own":
+            own_mode(store, args[0], args[1], int(args[2]))
+        elif mode == "lines":
+            lines_mode(store)
         elif mode == "hold":
             hold_mode(store, args[0], args[1])
         else:
