@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from factstr._factstr import EventStore, MemoryStore, SqliteStore
+from factstr._factstr import EventStore, MemoryStore, PostgresStore, SqliteStore
 
 
 def connect(url: str) -> EventStore:
@@ -11,6 +11,8 @@ def connect(url: str) -> EventStore:
     - ``memory://``: a new, empty Memory store;
     - ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (SQLAlchemy's
       convention: three slashes, then the path);
+    - ``postgresql://...`` or ``postgres://...``: a PostgreSQL database (libpq URL syntax,
+      including ``sslmode`` and ``sslrootcert``).
     """
     if not isinstance(url, str):
         raise TypeError(f"url must be a str, not {type(url).__name__}")
@@ -27,4 +29,8 @@ def connect(url: str) -> EventStore:
                 f"a SQLite URL is sqlite:///relative.db or sqlite:////absolute/path.db, got {url!r}"
             )
         return SqliteStore(rest[1:])
-    raise ValueError(f"unsupported store URL scheme {scheme!r}; use memory:// or sqlite:///")
+    if scheme in ("postgresql", "postgres"):
+        return PostgresStore(url)
+    raise ValueError(
+        f"unsupported store URL scheme {scheme!r}; use memory://, sqlite:///, postgresql:// or postgres://"
+    )

@@ -20,6 +20,7 @@ __all__ = [
     "EventStream",
     "MemoryStore",
     "NewEvent",
+    "PostgresStore",
     "QueryResult",
     "SqliteStore",
     "Subscription",
@@ -210,5 +211,29 @@ class SqliteStore(EventStore):
     ) -> Self: ...
     @property
     def path(self) -> Path: ...
+
+@final
+class PostgresStore(EventStore):
+    """The whole contract on a PostgreSQL database, shared by processes and machines."""
+
+    def __new__(
+        cls,
+        url: str,
+        *,
+        pool_size: int = 4,
+        connect_timeout: float = 5.0,
+        reconnect_timeout: float = 30.0,
+    ) -> Self: ...
+    @staticmethod
+    def bootstrap(
+        server_url: str,
+        database_name: str,
+        *,
+        pool_size: int = 4,
+        connect_timeout: float = 5.0,
+        reconnect_timeout: float = 30.0,
+    ) -> PostgresStore: ...
+    @property
+    def url(self) -> str: ...
 
 def _shutdown() -> None: ...

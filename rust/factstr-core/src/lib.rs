@@ -3,7 +3,7 @@
 //! - `types`, `error`: the contract's values and its one error type;
 //! - `matching`: which facts a query selects (SPEC §3), used by every store;
 //! - `store`: the interface every store implements;
-//! - `memory`, `sqlite`: the stores; `search`: query planning shared by the SQL stores;
+//! - `memory`, `sqlite`, `postgres`: the stores; `search`: query planning shared by the SQL stores;
 //! - `payload_keys`, `query_json`, `clock`: storage helpers shared by the stores;
 //! - `signal`, `subscriber`, `durable`: stream dispatch, shared by every store.
 
@@ -13,6 +13,9 @@ pub mod error;
 pub mod matching;
 pub mod memory;
 pub mod payload_keys;
+pub mod postgres;
+pub mod postings;
+pub mod prepared;
 pub mod query_json;
 pub mod search;
 pub mod signal;
@@ -23,6 +26,7 @@ pub mod types;
 
 pub use error::{Error, Result};
 pub use memory::MemoryStore;
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use store::EventStore;
 pub use subscriber::Subscriber;

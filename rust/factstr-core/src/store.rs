@@ -62,4 +62,10 @@ pub trait EventStore: Send + Sync {
     /// Called when a stream starts: a store that can see other processes' commits starts
     /// watching for them here.
     fn watch_commits(&self) {}
+
+    /// How long a stream keeps retrying reads that fail with a backend error (the database
+    /// restarting, a connection lost) before it reports the failure. Zero: report at once.
+    fn reconnect_window(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 }

@@ -16,6 +16,12 @@ use crate::types::{Batch, EventQuery};
 /// How many records one read from the store may bring in (whole batches are kept together).
 const READ_AHEAD_EVENTS: usize = 1024;
 
+/// A subscriber reads again after this long even if no wake-up came.
+const SAFETY_READ: Duration = Duration::from_secs(2);
+
+/// How long a subscriber waits before retrying a failed read.
+const RETRY_PAUSE: Duration = Duration::from_millis(250);
+
 pub struct Subscriber {
     store: Arc<dyn EventStore>,
     query: EventQuery,
@@ -24,6 +30,12 @@ pub struct Subscriber {
     pending: VecDeque<Batch>,
     durable: Option<DurableHold>,
     closed: bool,
+    /// The commit signal's generation at the last successful read, and when it was: nothing
+    /// new can be there until the signal moves (a read is still made now and then, in case a
+    /// wake-up was lost).
+    last_read: Option<(u64, Instant)>,
+    /// Since when reads have been failing (the database unreachable).
+    failing_since: Option<Instant>,
 }
 
 struct DurableHold {
@@ -40,7 +52,16 @@ impl Subscriber {
     pub fn live(store: Arc<dyn EventStore>, query: EventQuery) -> Result<Self> {
         store.watch_commits();
         let position = store.head()?;
-        Ok(Self { store, query, position, pending: VecDeque::new(), durable: None, closed: false })
+        Ok(Self {
+            store,
+            query,
+            position,
+            pending: VecDeque::new(),
+            durable: None,
+            closed: false,
+            last_read: None,
+            failing_since: None,
+        })
     }
 
     /// A durable stream: takes the name and starts after its stored cursor. A durable stream
@@ -57,6 +78,8 @@ impl Subscriber {
             pending: VecDeque::new(),
             durable: Some(DurableHold { name: name.to_owned(), lease, saved: cursor, unacked: None }),
             closed: false,
+            last_read: None,
+            failing_since: None,
         })
     }
 
@@ -95,19 +118,50 @@ impl Subscriber {
         let store = self.store.clone();
         let signal = store.commit_signal();
         let seen = signal.generation();
-        if self.pending.is_empty() {
-            self.read_more()?;
+        if self.pending.is_empty() && self.needs_read(seen) && !self.read_or_retry(seen, deadline)? {
+            return Ok(None);
         }
         if let Some(batch) = self.hand_out() {
             return Ok(Some(batch));
         }
         let now = Instant::now();
-        if now < deadline && signal.wait_past(seen, deadline - now) {
+        if now < deadline && signal.wait_past(seen, (deadline - now).min(SAFETY_READ)) {
             self.check_usable()?;
-            self.read_more()?;
-            return Ok(self.hand_out());
+            let seen = signal.generation();
+            if self.read_or_retry(seen, deadline)? {
+                return Ok(self.hand_out());
+            }
         }
         Ok(None)
+    }
+
+    fn needs_read(&self, generation: u64) -> bool {
+        match self.last_read {
+            Some((read_at, when)) => read_at != generation || when.elapsed() >= SAFETY_READ,
+            None => true,
+        }
+    }
+
+    /// Reads more batches. A backend failure is retried (after a pause, returning false) for as
+    /// long as the store's reconnect window allows, then reported.
+    fn read_or_retry(&mut self, generation: u64, deadline: Instant) -> Result<bool> {
+        match self.read_more() {
+            Ok(()) => {
+                self.last_read = Some((generation, Instant::now()));
+                self.failing_since = None;
+                Ok(true)
+            }
+            Err(Error::Backend(message)) => {
+                let since = *self.failing_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= self.store.reconnect_window() {
+                    self.failing_since = None;
+                    return Err(Error::Backend(message));
+                }
+                std::thread::sleep(RETRY_PAUSE.min(deadline.saturating_duration_since(Instant::now())));
+                Ok(false)
+            }
+            Err(other) => Err(other),
+        }
     }
 
     /// Acknowledges the last batch handed out: a durable cursor moves past it (and past any
@@ -123,8 +177,21 @@ impl Subscriber {
             None => return Ok(()),
         };
         if target > hold.saved {
-            self.store.save_durable_cursor(&hold.name, hold.lease, target)?;
-            hold.saved = target;
+            match self.store.save_durable_cursor(&hold.name, hold.lease, target) {
+                Ok(()) => {
+                    hold.saved = target;
+                    self.failing_since = None;
+                }
+                // The cursor only moves forward: a later acknowledgement saves this one too.
+                // While the database is unreachable, keep going within the reconnect window.
+                Err(Error::Backend(message)) => {
+                    let since = *self.failing_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= self.store.reconnect_window() {
+                        return Err(Error::Backend(message));
+                    }
+                }
+                Err(other) => return Err(other),
+            }
         }
         Ok(())
     }

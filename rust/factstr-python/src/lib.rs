@@ -26,6 +26,7 @@ fn _factstr(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<store::EventStore>()?;
     module.add_class::<store::MemoryStore>()?;
     module.add_class::<store::SqliteStore>()?;
+    module.add_class::<store::PostgresStore>()?;
     module.add_class::<stream::EventStream>()?;
     module.add_class::<subscription::Subscription>()?;
     module.add_function(wrap_pyfunction!(stream::_shutdown, module)?)?;

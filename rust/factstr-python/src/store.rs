@@ -240,3 +240,69 @@ fn positive_seconds(seconds: f64, what: &str) -> PyResult<std::time::Duration> {
     }
     Ok(std::time::Duration::from_secs_f64(seconds))
 }
+
+/// The whole contract on a PostgreSQL database, for many processes on many machines; the
+/// layout of `factstr-postgres` 0.5.2.
+#[pyclass(module = "factstr", name = "PostgresStore", extends = EventStore, frozen)]
+pub struct PostgresStore {
+    shown_url: String,
+}
+
+fn postgres_options(pool_size: usize, connect_timeout: f64, reconnect_timeout: f64) -> PyResult<core::PostgresOptions> {
+    if pool_size == 0 {
+        return Err(value_error("pool_size must be at least 1"));
+    }
+    Ok(core::PostgresOptions {
+        pool_size,
+        connect_timeout: positive_seconds(connect_timeout, "connect_timeout")?,
+        reconnect_timeout: positive_seconds(reconnect_timeout, "reconnect_timeout")?,
+    })
+}
+
+impl PostgresStore {
+    fn initializer(store: core::PostgresStore) -> PyClassInitializer<Self> {
+        let shown_url = store.shown_url().to_owned();
+        PyClassInitializer::from(EventStore { inner: Arc::new(store) }).add_subclass(Self { shown_url })
+    }
+}
+
+#[pymethods]
+impl PostgresStore {
+    #[new]
+    #[pyo3(signature = (url, *, pool_size=4, connect_timeout=5.0, reconnect_timeout=30.0))]
+    fn new(py: Python<'_>, url: &str, pool_size: usize, connect_timeout: f64, reconnect_timeout: f64) -> PyResult<PyClassInitializer<Self>> {
+        let options = postgres_options(pool_size, connect_timeout, reconnect_timeout)?;
+        let url = url.to_owned();
+        let store = detached(py, move || core::PostgresStore::open(&url, options))?;
+        Ok(Self::initializer(store))
+    }
+
+    /// Creates the database `database_name` on the server `server_url` names when it is
+    /// missing, and returns a store on it.
+    #[staticmethod]
+    #[pyo3(signature = (server_url, database_name, *, pool_size=4, connect_timeout=5.0, reconnect_timeout=30.0))]
+    fn bootstrap(
+        py: Python<'_>,
+        server_url: &str,
+        database_name: &str,
+        pool_size: usize,
+        connect_timeout: f64,
+        reconnect_timeout: f64,
+    ) -> PyResult<Py<PostgresStore>> {
+        let options = postgres_options(pool_size, connect_timeout, reconnect_timeout)?;
+        let (server_url, database_name) = (server_url.to_owned(), database_name.to_owned());
+        let store = detached(py, move || core::PostgresStore::bootstrap(&server_url, &database_name, options))?;
+        Py::new(py, Self::initializer(store))
+    }
+
+    /// The URL of the database, without its password.
+    #[getter]
+    fn url(&self) -> &str {
+        &self.shown_url
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> String {
+        let closed = slf.as_super().get().inner.is_closed();
+        format!("PostgresStore({:?}){}", slf.get().shown_url, if closed { " [closed]" } else { "" })
+    }
+}

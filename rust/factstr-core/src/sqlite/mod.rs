@@ -14,7 +14,6 @@ mod reads;
 mod schema;
 mod watcher;
 mod payload_index;
-mod postings;
 mod writes;
 
 use std::collections::HashMap;
@@ -30,6 +29,7 @@ use rusqlite::{Connection, TransactionBehavior};
 pub use schema::Synchronous;
 
 use crate::error::{Error, Result};
+use crate::prepared::prepare_events;
 use crate::search;
 use crate::signal::CommitSignal;
 use reads::SqliteLog;
@@ -178,7 +178,7 @@ impl EventStore for SqliteStore {
         if events.is_empty() {
             return Err(Error::EmptyAppend);
         }
-        let prepared = writes::prepare_events(&events);
+        let prepared = prepare_events(&events);
         self.committed(self.shared.write(|c| writes::append(c, &prepared, None)))
     }
 
@@ -186,7 +186,7 @@ impl EventStore for SqliteStore {
         if events.is_empty() {
             return Err(Error::EmptyAppend);
         }
-        let prepared = writes::prepare_events(&events);
+        let prepared = prepare_events(&events);
         self.committed(self.shared.write(|c| writes::append(c, &prepared, Some((context, expected)))))
     }
 

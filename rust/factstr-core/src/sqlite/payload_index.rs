@@ -10,7 +10,7 @@
 use rusqlite::{Connection, ToSql};
 
 use super::backend;
-use super::postings::decode_members;
+use crate::postings::decode_members;
 use crate::error::{Error, Result};
 
 pub const CREATE: &str = "

@@ -4,37 +4,15 @@
 
 use rusqlite::{Connection, ToSql};
 
-use super::{backend, payload_index};
-use super::postings::encode_members;
 use super::reads::{head, parse_payload, SqliteLog};
-use crate::search;
+use super::{backend, payload_index};
 use crate::clock::{format_rfc3339, now_micros};
 use crate::error::{Error, Result};
 use crate::payload_keys::selective_key_hashes;
-use crate::types::{AppendResult, EventQuery, NewEvent};
-
-/// The serialised form of one event, prepared before the write lock is taken.
-pub struct PreparedEvent {
-    event_type: String,
-    payload_text: String,
-    key_hashes: Vec<i64>,
-}
-
-pub fn prepare_events(events: &[NewEvent]) -> Vec<PreparedEvent> {
-    events
-        .iter()
-        .map(|event| {
-            let mut key_hashes: Vec<i64> = selective_key_hashes(&event.payload);
-            key_hashes.sort_unstable();
-            key_hashes.dedup();
-            PreparedEvent {
-                event_type: event.event_type.to_string(),
-                payload_text: serde_json::to_string(&*event.payload).expect("JSON values always serialise"),
-                key_hashes,
-            }
-        })
-        .collect()
-}
+use crate::postings::batch_postings;
+use crate::prepared::PreparedEvent;
+use crate::search;
+use crate::types::{AppendResult, EventQuery};
 
 /// Appends within the caller's write transaction; with a context, only if its version is
 /// `expected`.
@@ -73,14 +51,7 @@ pub fn append(
         &event_params,
     )?;
     // One index posting per key of the batch.
-    keys.sort_unstable();
-    let postings = keys
-        .chunk_by(|a, b| a.0 == b.0)
-        .map(|group| {
-            let numbers: Vec<u64> = group.iter().map(|(_, number)| *number).collect();
-            (group[0].0, numbers[0] as i64, encode_members(numbers[0], &numbers[1..]))
-        })
-        .collect();
+    let postings = batch_postings(keys);
     payload_index::add(connection, postings)?;
     if count > 1 {
         connection
@@ -121,16 +92,14 @@ fn catch_up_index(connection: &Connection, last_committed: u64) -> Result<()> {
         .prepare("SELECT sequence_number, payload FROM events WHERE sequence_number > ?1 ORDER BY sequence_number")
         .map_err(backend)?;
     let mut rows = select.query([indexed_through]).map_err(backend)?;
-    let mut postings = Vec::new();
+    let mut keys = Vec::new();
     while let Some(row) = rows.next().map_err(backend)? {
         let sequence_number: i64 = row.get(0).map_err(backend)?;
         let text: String = row.get(1).map_err(backend)?;
         let payload = parse_payload(sequence_number as u64, &text)?;
-        let mut hashes = selective_key_hashes(&payload);
-        hashes.sort_unstable();
-        hashes.dedup();
-        postings.extend(hashes.into_iter().map(|hash| (hash, sequence_number, None)));
+        keys.extend(selective_key_hashes(&payload).into_iter().map(|hash| (hash, sequence_number as u64)));
     }
+    let postings = batch_postings(keys);
     payload_index::add(connection, postings)?;
     set_indexed_through(connection, last_committed)
 }

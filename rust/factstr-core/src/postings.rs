@@ -1,4 +1,4 @@
-//! The rows of the payload index. One row per (key, batch): the first sequence number in the
+//! The rows of the SQL stores' payload indexes. One row per (key, batch): the first sequence number in the
 //! batch whose payload has the key, and, when more events of the batch have it, the others as
 //! a list of gaps. A key shared by a whole batch (a tag, a source) costs one row, not one per
 //! event, which is most of what keeping the index costs an append.
@@ -63,4 +63,17 @@ mod tests {
             assert_eq!(out, expected);
         }
     }
+}
+
+/// The postings of a batch: for each key (hash) that any of its events has, the first sequence
+/// number that has it and the others (encoded). `keys` pairs a key with a sequence number.
+pub fn batch_postings(mut keys: Vec<(i64, u64)>) -> Vec<(i64, i64, Option<Vec<u8>>)> {
+    keys.sort_unstable();
+    keys.dedup();
+    keys.chunk_by(|a, b| a.0 == b.0)
+        .map(|group| {
+            let numbers: Vec<u64> = group.iter().map(|(_, number)| *number).collect();
+            (group[0].0, numbers[0] as i64, encode_members(numbers[0], &numbers[1..]))
+        })
+        .collect()
 }

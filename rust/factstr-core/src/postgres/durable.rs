@@ -1,0 +1,114 @@
+//! Durable streams on PostgreSQL: cursors in the upstream `durable_stream_cursors` table, and
+//! exclusivity across processes and machines by a session advisory lock, held on a connection
+//! of its own for the registration's lifetime. The server drops the lock when that connection
+//! closes, including when the holder's process dies.
+
+use postgres::Client;
+
+use super::pool::{Conn, Pool};
+use crate::error::{Error, Result};
+use crate::matching::queries_equal;
+use crate::query_json::{query_from_json, query_to_json};
+use crate::types::{DurableStreamInfo, EventQuery};
+
+const LOCK_KEY: &str = "hashtextextended('factstr-durable:' || current_schema() || ':' || $1, 0)";
+
+/// A connection holding the lock of `name`; `DurableStreamActive` when another holder has it.
+pub fn lock_name(pool: &Pool, name: &str) -> Result<Client> {
+    let mut client = pool.connect()?;
+    let taken: bool = client
+        .query_one(&format!("SELECT pg_try_advisory_lock({LOCK_KEY})"), &[&name])
+        .map_err(|e| pool.error(e))?
+        .get(0);
+    if taken {
+        Ok(client)
+    } else {
+        Err(Error::DurableStreamActive(name.to_owned()))
+    }
+}
+
+/// Runs `work` while holding the lock of `name` briefly (reset and delete of an inactive name).
+pub fn with_name_locked<T>(pool: &Pool, name: &str, work: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
+    let mut conn = pool.get()?;
+    let taken: bool = conn
+        .query_one(&format!("SELECT pg_try_advisory_lock({LOCK_KEY})"), &[&name])
+        .map_err(|e| pool.error(e))?
+        .get(0);
+    if !taken {
+        return Err(Error::DurableStreamActive(name.to_owned()));
+    }
+    let out = work(&mut conn);
+    if conn.query_one(&format!("SELECT pg_advisory_unlock({LOCK_KEY})"), &[&name]).is_err() {
+        // A connection that may still hold the lock must not be reused.
+        conn.discard();
+    }
+    out
+}
+
+/// Creates the cursor row (at 0) or checks the stored query; returns the cursor.
+pub fn load_or_create(conn: &mut Conn, pool: &Pool, name: &str, query: &EventQuery) -> Result<u64> {
+    conn.execute(
+        "INSERT INTO durable_stream_cursors (durable_stream_id, event_query, last_processed_sequence_number) \
+         VALUES ($1, $2, 0) ON CONFLICT (durable_stream_id) DO NOTHING",
+        &[&name, &query_to_json(query)],
+    )
+    .map_err(|e| pool.error(e))?;
+    let row = conn
+        .query_one(
+            "SELECT event_query, last_processed_sequence_number FROM durable_stream_cursors WHERE durable_stream_id = $1",
+            &[&name],
+        )
+        .map_err(|e| pool.error(e))?;
+    let stored: String = row.get(0);
+    if !queries_equal(&query_from_json(&stored)?, query) {
+        return Err(Error::DurableStreamQueryMismatch(name.to_owned()));
+    }
+    Ok(row.get::<_, i64>(1).max(0) as u64)
+}
+
+/// Moves a cursor forward (never backwards).
+pub fn advance(conn: &mut Conn, pool: &Pool, name: &str, position: u64) -> Result<()> {
+    conn.execute(
+        "UPDATE durable_stream_cursors SET last_processed_sequence_number = $2 \
+         WHERE durable_stream_id = $1 AND last_processed_sequence_number < $2",
+        &[&name, &(i64::try_from(position).unwrap_or(i64::MAX))],
+    )
+    .map_err(|e| pool.error(e))?;
+    Ok(())
+}
+
+pub fn list(conn: &mut Conn, pool: &Pool) -> Result<Vec<DurableStreamInfo>> {
+    let rows = conn
+        .query(
+            "SELECT durable_stream_id, event_query, last_processed_sequence_number FROM durable_stream_cursors \
+             ORDER BY durable_stream_id",
+            &[],
+        )
+        .map_err(|e| pool.error(e))?;
+    rows.iter()
+        .map(|row| {
+            Ok(DurableStreamInfo {
+                name: row.get(0),
+                query: query_from_json(row.get(1))?,
+                last_processed_sequence_number: row.get::<_, i64>(2).max(0) as u64,
+            })
+        })
+        .collect()
+}
+
+/// Sets a cursor; `false` when the name is unknown.
+pub fn reset(conn: &mut Conn, pool: &Pool, name: &str, position: u64) -> Result<bool> {
+    let changed = conn
+        .execute(
+            "UPDATE durable_stream_cursors SET last_processed_sequence_number = $2 WHERE durable_stream_id = $1",
+            &[&name, &(i64::try_from(position).unwrap_or(i64::MAX))],
+        )
+        .map_err(|e| pool.error(e))?;
+    Ok(changed > 0)
+}
+
+pub fn delete(conn: &mut Conn, pool: &Pool, name: &str) -> Result<()> {
+    conn.execute("DELETE FROM durable_stream_cursors WHERE durable_stream_id = $1", &[&name])
+        .map_err(|e| pool.error(e))?;
+    Ok(())
+}

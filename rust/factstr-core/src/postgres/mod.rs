@@ -1,0 +1,280 @@
+//! The PostgreSQL store: the whole contract on a PostgreSQL database, on the table layout of
+//! `factstr-postgres` 0.5.2, for many processes on many machines.
+//!
+//! - Connections: a pool shared by the store's threads (`pool`), TLS by rustls (`tls`), URLs
+//!   with libpq's TLS modes and without passwords in any message (`url`).
+//! - Writes: serialised by the upstream table lock (`writes`).
+//! - Reads: the shared `search` over this database's indexes (`reads`), one snapshot per call.
+//! - Streams: a LISTEN connection wakes them at every commit, anyone's (`listener`).
+//! - Durable streams: cursors in the upstream table, exclusivity by advisory lock (`durable`).
+
+mod durable;
+mod listener;
+mod pool;
+mod reads;
+mod schema;
+mod tls;
+mod url;
+mod writes;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use postgres::Client;
+
+use crate::error::{Error, Result};
+use crate::prepared::prepare_events;
+use crate::search;
+use crate::signal::CommitSignal;
+use crate::store::{EventStore, LeaseId};
+use crate::types::{AppendResult, BatchPage, DurableStreamInfo, EventQuery, NewEvent, QueryResult};
+use pool::{Conn, Pool};
+use reads::PgLog;
+
+pub use url::redact as redact_url;
+
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    /// Connections the store's threads share.
+    pub pool_size: usize,
+    /// How long to wait for a connection to the server.
+    pub connect_timeout: Duration,
+    /// How long a stream keeps retrying while the database is unreachable before it reports
+    /// the failure.
+    pub reconnect_timeout: Duration,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self { pool_size: 4, connect_timeout: Duration::from_secs(5), reconnect_timeout: Duration::from_secs(30) }
+    }
+}
+
+pub struct PostgresStore {
+    shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pool: Pool,
+    options: PostgresOptions,
+    shown_url: String,
+    signal: CommitSignal,
+    closed: AtomicBool,
+    listening: AtomicBool,
+    leases: Mutex<HashMap<LeaseId, (String, Client)>>,
+    next_lease: AtomicU64,
+}
+
+impl Shared {
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.is_closed() {
+            Err(Error::StoreClosed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Runs `work` in a read-only REPEATABLE READ transaction: one snapshot for the whole call.
+    fn read<T>(&self, work: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
+        self.check_open()?;
+        let mut conn = self.pool.get()?;
+        conn.client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .map_err(|e| self.pool.error(e))?;
+        let out = work(&mut conn);
+        let ended = conn.client.batch_execute(if out.is_ok() { "COMMIT" } else { "ROLLBACK" });
+        if ended.is_err() {
+            conn.discard();
+        }
+        let out = out?;
+        ended.map_err(|e| self.pool.error(e))?;
+        Ok(out)
+    }
+
+    /// Runs `work` on a pooled connection (a statement of its own, or a transaction it manages).
+    fn with_conn<T>(&self, work: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
+        self.check_open()?;
+        let mut conn = self.pool.get()?;
+        work(&mut conn)
+    }
+
+    fn append(&self, events: Vec<NewEvent>, condition: Option<(&EventQuery, Option<u64>)>) -> Result<AppendResult> {
+        if events.is_empty() {
+            return Err(Error::EmptyAppend);
+        }
+        let prepared = prepare_events(&events);
+        self.check_open()?;
+        let mut conn = self.pool.get()?;
+        let result = writes::append(&mut conn, &self.pool, &prepared, condition);
+        if result.is_err() && conn.client.batch_execute("ROLLBACK").is_err() {
+            // Never hand a connection with an open transaction back to the pool.
+            conn.discard();
+        }
+        if result.is_ok() {
+            self.signal.notify();
+        }
+        result
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database `url` names and creates the schema when missing.
+    pub fn open(url: &str, options: PostgresOptions) -> Result<Self> {
+        let parsed = url::parse(url)?;
+        let mut config: postgres::Config = parsed
+            .driver_url
+            .parse()
+            .map_err(|e: postgres::Error| Error::InvalidInput(format!("invalid PostgreSQL URL {}: {}", parsed.redacted, url::scrub(&e.to_string(), parsed.password.as_deref()))))?;
+        config.connect_timeout(options.connect_timeout);
+        if config.get_application_name().is_none() {
+            config.application_name("factstr");
+        }
+        let tls = tls::connector(parsed.ssl_mode, parsed.root_cert.as_deref())?;
+        let pool = Pool::new(config, tls, parsed.password.clone(), options.pool_size);
+        schema::prepare(&pool, &parsed.redacted)?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                pool,
+                options,
+                shown_url: parsed.redacted,
+                signal: CommitSignal::new(),
+                closed: AtomicBool::new(false),
+                listening: AtomicBool::new(false),
+                leases: Mutex::new(HashMap::new()),
+                next_lease: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    /// Creates the database `database_name` on the server `server_url` names (unless it
+    /// exists) and opens a store on it.
+    pub fn bootstrap(server_url: &str, database_name: &str, options: PostgresOptions) -> Result<Self> {
+        let parsed = url::parse(server_url)?;
+        let mut config: postgres::Config = parsed
+            .driver_url
+            .parse()
+            .map_err(|e: postgres::Error| Error::InvalidInput(format!("invalid PostgreSQL URL {}: {}", parsed.redacted, url::scrub(&e.to_string(), parsed.password.as_deref()))))?;
+        config.connect_timeout(options.connect_timeout);
+        let tls = tls::connector(parsed.ssl_mode, parsed.root_cert.as_deref())?;
+        let server = Pool::new(config, tls, parsed.password.clone(), 1);
+        schema::create_database(&server, database_name)?;
+        Self::open(&url::with_database(server_url, database_name), options)
+    }
+
+    /// The URL without its password.
+    pub fn shown_url(&self) -> &str {
+        &self.shared.shown_url
+    }
+}
+
+impl EventStore for PostgresStore {
+    fn append(&self, events: Vec<NewEvent>) -> Result<AppendResult> {
+        self.shared.append(events, None)
+    }
+
+    fn append_if(&self, events: Vec<NewEvent>, context: &EventQuery, expected: Option<u64>) -> Result<AppendResult> {
+        self.shared.append(events, Some((context, expected)))
+    }
+
+    fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {
+        let pool = &self.shared.pool;
+        self.shared.read(|conn| search::query(&mut PgLog { conn, pool }, query, limit))
+    }
+
+    fn read_batches(&self, position: u64, query: &EventQuery, max_events: usize) -> Result<BatchPage> {
+        let pool = &self.shared.pool;
+        self.shared.read(|conn| search::read_batches(&mut PgLog { conn, pool }, position, query, max_events))
+    }
+
+    fn head(&self) -> Result<u64> {
+        let pool = &self.shared.pool;
+        self.shared.with_conn(|conn| reads::head(conn, pool))
+    }
+
+    fn commit_signal(&self) -> &CommitSignal {
+        &self.shared.signal
+    }
+
+    fn watch_commits(&self) {
+        if !self.shared.listening.swap(true, Ordering::AcqRel) {
+            listener::spawn(Arc::downgrade(&self.shared));
+        }
+    }
+
+    fn reconnect_window(&self) -> Duration {
+        self.shared.options.reconnect_timeout
+    }
+
+    fn acquire_durable(&self, name: &str, query: &EventQuery) -> Result<(LeaseId, u64)> {
+        self.shared.check_open()?;
+        let pool = &self.shared.pool;
+        let lock = durable::lock_name(pool, name)?;
+        let cursor = self.shared.with_conn(|conn| durable::load_or_create(conn, pool, name, query))?;
+        let lease = self.shared.next_lease.fetch_add(1, Ordering::Relaxed);
+        self.shared.leases.lock().insert(lease, (name.to_owned(), lock));
+        Ok((lease, cursor))
+    }
+
+    fn save_durable_cursor(&self, name: &str, lease: LeaseId, position: u64) -> Result<()> {
+        {
+            let mut leases = self.shared.leases.lock();
+            let Some((held, lock)) = leases.get_mut(&lease) else { return Ok(()) };
+            if held != name {
+                return Ok(());
+            }
+            // The lock lives as long as its connection: after a server restart, take it again
+            // (or learn that someone else has it now).
+            if lock.is_closed() {
+                *lock = durable::lock_name(&self.shared.pool, name)?;
+            }
+        }
+        let pool = &self.shared.pool;
+        self.shared.with_conn(|conn| durable::advance(conn, pool, name, position))
+    }
+
+    fn release_durable(&self, _name: &str, lease: LeaseId) -> Result<()> {
+        // Closing the lock's connection releases the lock.
+        self.shared.leases.lock().remove(&lease);
+        Ok(())
+    }
+
+    fn durable_streams(&self) -> Result<Vec<DurableStreamInfo>> {
+        let pool = &self.shared.pool;
+        self.shared.with_conn(|conn| durable::list(conn, pool))
+    }
+
+    fn reset_durable_stream(&self, name: &str, sequence_number: u64) -> Result<()> {
+        self.shared.check_open()?;
+        let pool = &self.shared.pool;
+        if durable::with_name_locked(pool, name, |conn| durable::reset(conn, pool, name, sequence_number))? {
+            Ok(())
+        } else {
+            Err(Error::DurableStream(format!("unknown durable stream {name:?}")))
+        }
+    }
+
+    fn delete_durable_stream(&self, name: &str) -> Result<()> {
+        self.shared.check_open()?;
+        let pool = &self.shared.pool;
+        durable::with_name_locked(pool, name, |conn| durable::delete(conn, pool, name))
+    }
+
+    fn close(&self) -> Result<()> {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.signal.close();
+        self.shared.leases.lock().clear();
+        self.shared.pool.clear();
+        Ok(())
+    }
+
+    fn is_closed(&self) -> bool {
+        self.shared.is_closed()
+    }
+}

@@ -1,0 +1,193 @@
+//! A small pool of PostgreSQL connections shared by a store's threads. A connection that broke
+//! (server restart, network) is dropped instead of returned, so the next call opens a new one.
+
+use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+use postgres::types::ToSql;
+use postgres::{Client, Config, Row, Statement};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::url::scrub;
+use crate::error::{Error, Result};
+
+/// How long a call waits for a free connection when all are in use.
+const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Pool {
+    config: Config,
+    tls: MakeRustlsConnect,
+    password: Option<String>,
+    size: usize,
+    state: Mutex<PoolState>,
+    freed: Condvar,
+}
+
+/// A connection and the statements prepared on it (each statement is parsed once per
+/// connection, not once per call: a round trip saved on every call).
+pub struct Conn {
+    pub client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+pub type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+impl Conn {
+    fn new(client: Client) -> Self {
+        Self { client, statements: HashMap::new() }
+    }
+
+    pub fn statement(&mut self, sql: &str) -> std::result::Result<Statement, postgres::Error> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql)?;
+        self.statements.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    pub fn query(&mut self, sql: &str, params: Params<'_>) -> std::result::Result<Vec<Row>, postgres::Error> {
+        let statement = self.statement(sql)?;
+        self.client.query(&statement, params)
+    }
+
+    pub fn query_one(&mut self, sql: &str, params: Params<'_>) -> std::result::Result<Row, postgres::Error> {
+        let statement = self.statement(sql)?;
+        self.client.query_one(&statement, params)
+    }
+
+    pub fn query_opt(&mut self, sql: &str, params: Params<'_>) -> std::result::Result<Option<Row>, postgres::Error> {
+        let statement = self.statement(sql)?;
+        self.client.query_opt(&statement, params)
+    }
+
+    pub fn execute(&mut self, sql: &str, params: Params<'_>) -> std::result::Result<u64, postgres::Error> {
+        let statement = self.statement(sql)?;
+        self.client.execute(&statement, params)
+    }
+}
+
+struct PoolState {
+    idle: Vec<Conn>,
+    /// Connections out of the pool or idle in it.
+    open: usize,
+}
+
+impl Pool {
+    pub fn new(config: Config, tls: MakeRustlsConnect, password: Option<String>, size: usize) -> Self {
+        Self {
+            config,
+            tls,
+            password,
+            size: size.max(1),
+            state: Mutex::new(PoolState { idle: Vec::new(), open: 0 }),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Maps a driver error to a backend error that never shows the password.
+    pub fn error(&self, error: postgres::Error) -> Error {
+        Error::Backend(scrub(&describe(&error), self.password.as_deref()))
+    }
+
+    /// A new connection outside the pool (listeners, durable leases).
+    pub fn connect(&self) -> Result<Client> {
+        self.config.connect(self.tls.clone()).map_err(|e| self.error(e))
+    }
+
+    pub fn get(&self) -> Result<Pooled<'_>> {
+        let mut state = self.state.lock();
+        loop {
+            while let Some(conn) = state.idle.pop() {
+                if !conn.client.is_closed() {
+                    return Ok(Pooled { pool: self, conn: Some(conn), broken: false });
+                }
+                state.open -= 1;
+            }
+            if state.open < self.size {
+                state.open += 1;
+                drop(state);
+                return match self.connect() {
+                    Ok(client) => Ok(Pooled { pool: self, conn: Some(Conn::new(client)), broken: false }),
+                    Err(error) => {
+                        self.state.lock().open -= 1;
+                        self.freed.notify_one();
+                        Err(error)
+                    }
+                };
+            }
+            if self.freed.wait_for(&mut state, CHECKOUT_TIMEOUT).timed_out() {
+                return Err(Error::Backend(format!(
+                    "all {} pooled connections stayed busy for {} s",
+                    self.size,
+                    CHECKOUT_TIMEOUT.as_secs()
+                )));
+            }
+        }
+    }
+
+    pub fn clear(&self) {
+        let mut state = self.state.lock();
+        let dropped = state.idle.len();
+        state.idle.clear();
+        state.open -= dropped;
+    }
+}
+
+/// A connection on loan from the pool.
+pub struct Pooled<'p> {
+    pool: &'p Pool,
+    conn: Option<Conn>,
+    broken: bool,
+}
+
+impl Pooled<'_> {
+    /// Marks the connection as unusable (for example, stuck in a failed transaction).
+    pub fn discard(&mut self) {
+        self.broken = true;
+    }
+}
+
+impl Deref for Pooled<'_> {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        self.conn.as_ref().expect("present until dropped")
+    }
+}
+
+impl DerefMut for Pooled<'_> {
+    fn deref_mut(&mut self) -> &mut Conn {
+        self.conn.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        let conn = self.conn.take().expect("present until dropped");
+        let mut state = self.pool.state.lock();
+        if self.broken || conn.client.is_closed() {
+            state.open -= 1;
+        } else {
+            state.idle.push(conn);
+        }
+        drop(state);
+        self.pool.freed.notify_one();
+    }
+}
+
+/// A readable account of a driver error, with the server's code when there is one.
+pub fn describe(error: &postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        return format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+    }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,155 @@
+//! The PostgreSQL log's look-ups for `search` (which plans and checks): the type index, the
+//! payload index, rows by sequence number, and batch boundaries. A search runs inside one
+//! transaction (REPEATABLE READ for reads, or the append's own), so it sees one snapshot.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use super::pool::{Conn, Params, Pool};
+use crate::error::Result;
+use crate::search::{IndexedLog, Row};
+use crate::postings::decode_members;
+
+pub struct PgLog<'a> {
+    pub conn: &'a mut Conn,
+    pub pool: &'a Pool,
+}
+
+const COLUMNS: &str = "sequence_number, occurred_at, event_type, payload";
+
+fn as_i64(number: u64) -> i64 {
+    i64::try_from(number).unwrap_or(i64::MAX)
+}
+
+pub fn micros(time: SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(since) => since.as_micros() as i64,
+        Err(before) => -(before.duration().as_micros() as i64),
+    }
+}
+
+fn read_row(row: &postgres::Row) -> Row {
+    Row {
+        sequence_number: row.get::<_, i64>(0) as u64,
+        occurred_at: micros(row.get::<_, SystemTime>(1)),
+        event_type: row.get(2),
+        payload: row.get::<_, Value>(3),
+    }
+}
+
+impl PgLog<'_> {
+    fn numbers(&mut self, sql: &str, params: Params<'_>, out: &mut Vec<u64>) -> Result<()> {
+        let rows = self.conn.query(sql, params).map_err(|e| self.pool.error(e))?;
+        out.extend(rows.iter().map(|row| row.get::<_, i64>(0) as u64));
+        Ok(())
+    }
+
+    fn count(&mut self, sql: &str, params: Params<'_>) -> Result<i64> {
+        self.conn.query_one(sql, params).map(|row| row.get(0)).map_err(|e| self.pool.error(e))
+    }
+}
+
+pub fn head(conn: &mut Conn, pool: &Pool) -> Result<u64> {
+    conn.query_one("SELECT COALESCE(MAX(sequence_number), 0) FROM events", &[])
+        .map(|row| row.get::<_, i64>(0) as u64)
+        .map_err(|e| pool.error(e))
+}
+
+impl IndexedLog for PgLog<'_> {
+    fn head(&mut self) -> Result<u64> {
+        head(self.conn, self.pool)
+    }
+
+    fn indexed_through(&mut self) -> Result<u64> {
+        self.count("SELECT indexed_through FROM factstr_payload_index_state WHERE id = 1", &[]).map(|n| n as u64)
+    }
+
+    fn count_types(&mut self, types: &[String], cap: i64) -> Result<i64> {
+        self.count(
+            "SELECT count(*) FROM (SELECT 1 FROM events WHERE event_type = ANY($1) LIMIT $2) AS t",
+            &[&types, &cap],
+        )
+    }
+
+    fn count_key(&mut self, hash: i64, cap: i64) -> Result<i64> {
+        self.count(
+            "SELECT count(*) FROM (SELECT 1 FROM factstr_payload_index WHERE key_hash = $1 LIMIT $2) AS t",
+            &[&hash, &cap],
+        )
+    }
+
+    fn numbers_by_types(&mut self, types: &[String], after: u64, out: &mut Vec<u64>) -> Result<()> {
+        self.numbers(
+            "SELECT sequence_number FROM events WHERE event_type = ANY($1) AND sequence_number > $2",
+            &[&types, &as_i64(after)],
+            out,
+        )
+    }
+
+    fn numbers_by_key(&mut self, hash: i64, out: &mut Vec<u64>) -> Result<()> {
+        let rows = self
+            .conn
+            .query("SELECT first_sequence_number, members FROM factstr_payload_index WHERE key_hash = $1", &[&hash])
+            .map_err(|e| self.pool.error(e))?;
+        for row in rows {
+            let members: Option<&[u8]> = row.get(1);
+            decode_members(row.get::<_, i64>(0) as u64, members, out);
+        }
+        Ok(())
+    }
+
+    fn numbers_after(&mut self, after: u64, out: &mut Vec<u64>) -> Result<()> {
+        self.numbers("SELECT sequence_number FROM events WHERE sequence_number > $1", &[&as_i64(after)], out)
+    }
+
+    fn fetch(&mut self, numbers: &[u64]) -> Result<Vec<Row>> {
+        let wanted: Vec<i64> = numbers.iter().map(|&n| as_i64(n)).collect();
+        let rows = self
+            .conn
+            .query(&format!("SELECT {COLUMNS} FROM events WHERE sequence_number = ANY($1)"), &[&wanted])
+            .map_err(|e| self.pool.error(e))?;
+        let mut by_number: HashMap<u64, Row> = rows.iter().map(read_row).map(|r| (r.sequence_number, r)).collect();
+        Ok(numbers.iter().filter_map(|n| by_number.remove(n)).collect())
+    }
+
+    fn scan(&mut self, after: u64, descending: bool, visit: &mut dyn FnMut(Row) -> Result<bool>) -> Result<()> {
+        let order = if descending { "DESC" } else { "ASC" };
+        let sql = format!("SELECT {COLUMNS} FROM events WHERE sequence_number > $1 ORDER BY sequence_number {order}");
+        let after = as_i64(after);
+        let pool = self.pool;
+        let statement = self.conn.statement(&sql).map_err(|e| pool.error(e))?;
+        let mut rows = self
+            .conn
+            .client
+            .query_raw(&statement, [&after as &(dyn postgres::types::ToSql + Sync)])
+            .map_err(|e| pool.error(e))?;
+        use postgres::fallible_iterator::FallibleIterator;
+        while let Some(row) = rows.next().map_err(|e| pool.error(e))? {
+            if !visit(read_row(&row))? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn batch_of(&mut self, number: u64) -> Result<(u64, u64)> {
+        // Sparse boundaries: a multi-event batch has a row; a number without one is a batch alone.
+        let found = self
+            .conn
+            .query_opt(
+                "SELECT first_sequence_number, last_sequence_number FROM append_batches \
+                 WHERE first_sequence_number <= $1 ORDER BY first_sequence_number DESC LIMIT 1",
+                &[&as_i64(number)],
+            )
+            .map_err(|e| self.pool.error(e))?;
+        Ok(match found {
+            Some(row) => {
+                let (first, last) = (row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64);
+                if first <= number && number <= last { (first, last) } else { (number, number) }
+            }
+            None => (number, number),
+        })
+    }
+}

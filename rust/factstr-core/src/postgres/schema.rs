@@ -1,0 +1,195 @@
+//! The PostgreSQL schema: the tables of `factstr-postgres` 0.5.2, exactly, in the connection's
+//! `current_schema()`, plus our payload index, its state, and a trigger that wakes listeners on
+//! every insert into `events` (also by writers that are not ours). Creation runs in one
+//! transaction under an advisory lock, so processes starting at once do not race.
+
+use postgres::Client;
+
+use super::pool::Pool;
+use crate::error::{Error, Result};
+
+pub const NOTIFY_CHANNEL: &str = "factstr_commits";
+/// Bumped when the payload key encoding changes; the index is then rebuilt.
+pub const PAYLOAD_KEY_FORMAT: i32 = 1;
+
+const CREATE: &str = "
+    CREATE TABLE IF NOT EXISTS events (
+        sequence_number BIGINT PRIMARY KEY,
+        occurred_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+        event_type TEXT NOT NULL,
+        payload JSONB NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS append_batches (
+        first_sequence_number BIGINT PRIMARY KEY,
+        last_sequence_number BIGINT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS store_metadata (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS durable_stream_cursors (
+        durable_stream_id TEXT PRIMARY KEY,
+        event_query TEXT NOT NULL,
+        last_processed_sequence_number BIGINT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS idx_events_type ON events(event_type);
+    CREATE INDEX IF NOT EXISTS idx_events_occurred_at ON events(occurred_at);
+    CREATE INDEX IF NOT EXISTS idx_events_payload_gin ON events USING gin(payload);
+
+    -- Which events have a given string or number at a given path: one row per (key, batch),
+    -- see the SQLite store's `postings`. Keys are 32-bit hashes computed by the engine.
+    CREATE TABLE IF NOT EXISTS factstr_payload_index (
+        key_hash BIGINT NOT NULL,
+        first_sequence_number BIGINT NOT NULL,
+        members BYTEA,
+        PRIMARY KEY (key_hash, first_sequence_number)
+    );
+    CREATE TABLE IF NOT EXISTS factstr_payload_index_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        key_format INTEGER NOT NULL,
+        indexed_through BIGINT NOT NULL
+    );
+    CREATE OR REPLACE FUNCTION factstr_notify_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('factstr_commits', current_schema());
+        RETURN NULL;
+    END
+    $$;
+";
+
+const EXPECTED_COLUMNS: &[(&str, &[&str])] = &[
+    ("events", &["sequence_number", "occurred_at", "event_type", "payload"]),
+    ("append_batches", &["first_sequence_number", "last_sequence_number"]),
+    ("store_metadata", &["key", "value"]),
+    ("durable_stream_cursors", &["durable_stream_id", "event_query", "last_processed_sequence_number"]),
+];
+
+pub fn prepare(pool: &Pool, shown_url: &str) -> Result<()> {
+    let mut conn = pool.get()?;
+    let client = &mut conn.client;
+    let result = prepare_in(client, shown_url).map_err(|e| match e {
+        Prepared::Db(error) => pool.error(error),
+        Prepared::Refused(error) => error,
+    });
+    if result.is_err() {
+        let _ = client.batch_execute("ROLLBACK");
+    }
+    result
+}
+
+enum Prepared {
+    Db(postgres::Error),
+    Refused(Error),
+}
+
+impl From<postgres::Error> for Prepared {
+    fn from(error: postgres::Error) -> Self {
+        Prepared::Db(error)
+    }
+}
+
+fn prepare_in(client: &mut Client, shown_url: &str) -> std::result::Result<(), Prepared> {
+    client.batch_execute(
+        "BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('factstr-schema:' || current_schema(), 0));",
+    )?;
+    let schema: Option<String> = client.query_one("SELECT current_schema()::text", &[])?.get(0);
+    let Some(schema) = schema else {
+        return Err(Prepared::Refused(Error::Backend(format!(
+            "{shown_url}: no schema to create tables in (the search_path names no existing schema)"
+        ))));
+    };
+    let existing: Vec<String> = client
+        .query(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema()",
+            &[],
+        )?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let is_new = !existing.iter().any(|t| t == "events");
+    for (table, columns) in EXPECTED_COLUMNS {
+        if !existing.iter().any(|t| t == table) {
+            continue;
+        }
+        let found: Vec<String> = client
+            .query(
+                "SELECT column_name::text FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+                &[table],
+            )?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        if found != *columns {
+            return Err(Prepared::Refused(Error::Backend(format!(
+                "schema {schema:?} of {shown_url} is not a factstr store: table `{table}` has columns {found:?}, expected {columns:?}"
+            ))));
+        }
+    }
+    client.batch_execute(CREATE)?;
+    let has_trigger = client
+        .query_opt(
+            "SELECT 1 FROM pg_trigger WHERE tgname = 'factstr_notify_commit' AND tgrelid = (current_schema() || '.events')::regclass",
+            &[],
+        )?
+        .is_some();
+    if !has_trigger {
+        client.batch_execute(
+            "CREATE TRIGGER factstr_notify_commit AFTER INSERT ON events \
+             FOR EACH STATEMENT EXECUTE FUNCTION factstr_notify_commit()",
+        )?;
+    }
+    client.execute(
+        "INSERT INTO store_metadata (key, value) VALUES ('store_format_version', '1') ON CONFLICT (key) DO NOTHING",
+        &[],
+    )?;
+    if is_new {
+        client.execute(
+            "INSERT INTO store_metadata (key, value) VALUES ('append_batch_boundary_format', 'sparse_v1') \
+             ON CONFLICT (key) DO NOTHING",
+            &[],
+        )?;
+    }
+    let version: String =
+        client.query_one("SELECT value FROM store_metadata WHERE key = 'store_format_version'", &[])?.get(0);
+    if version != "1" {
+        return Err(Prepared::Refused(Error::Backend(format!(
+            "{shown_url} has store_format_version {version:?}; this factstr reads version 1"
+        ))));
+    }
+    let key_format: Option<i32> = client
+        .query_opt("SELECT key_format FROM factstr_payload_index_state WHERE id = 1", &[])?
+        .map(|row| row.get(0));
+    if key_format != Some(PAYLOAD_KEY_FORMAT) {
+        client.batch_execute("TRUNCATE factstr_payload_index; DELETE FROM factstr_payload_index_state;")?;
+        client.execute(
+            "INSERT INTO factstr_payload_index_state (id, key_format, indexed_through) VALUES (1, $1, 0)",
+            &[&PAYLOAD_KEY_FORMAT],
+        )?;
+    }
+    client.batch_execute("COMMIT")?;
+    Ok(())
+}
+
+/// Creates the database `name` on the server unless it exists (SPEC §11 `bootstrap`).
+pub fn create_database(server: &Pool, name: &str) -> Result<()> {
+    let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 63;
+    if !valid {
+        return Err(Error::InvalidInput(format!(
+            "database name {name:?} must match [A-Za-z_][A-Za-z0-9_]* (at most 63 characters)"
+        )));
+    }
+    let mut client = server.connect()?;
+    let exists = client
+        .query_one("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", &[&name])
+        .map_err(|e| server.error(e))?
+        .get::<_, bool>(0);
+    if exists {
+        return Ok(());
+    }
+    match client.batch_execute(&format!("CREATE DATABASE \"{name}\"")) {
+        Ok(()) => Ok(()),
+        // Another process created it first.
+        Err(e) if e.as_db_error().is_some_and(|db| db.code().code() == "42P04" || db.code().code() == "23505") => Ok(()),
+        Err(e) => Err(server.error(e)),
+    }
+}

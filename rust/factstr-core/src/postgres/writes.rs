@@ -1,0 +1,131 @@
+//! Appending to the PostgreSQL log. Appends are serialised with
+//! `LOCK TABLE events, append_batches IN EXCLUSIVE MODE`, the lock `factstr-postgres` 0.5.2
+//! takes, so our writers and theirs share one order: numbering by `MAX(sequence_number) + 1`
+//! under the lock makes commit order sequence order in every process (SPEC §2.6), and a failed
+//! append burns no number. Events, index postings, the batch row and the index state go in one
+//! statement: an append is three round trips (begin and lock, insert, commit).
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use postgres::SimpleQueryMessage;
+
+use super::pool::{Conn, Pool};
+use super::reads::PgLog;
+use crate::clock::now_micros;
+use crate::error::{Error, Result};
+use crate::payload_keys::selective_key_hashes;
+use crate::postings::batch_postings;
+use crate::prepared::PreparedEvent;
+use crate::search;
+use crate::types::{AppendResult, EventQuery};
+
+const INSERT: &str = "
+    WITH new_events AS (
+        INSERT INTO events (sequence_number, occurred_at, event_type, payload)
+        SELECT n, $2, t, p::jsonb FROM unnest($1::bigint[], $3::text[], $4::text[]) AS u(n, t, p)
+    ), new_postings AS (
+        INSERT INTO factstr_payload_index (key_hash, first_sequence_number, members)
+        SELECT * FROM unnest($5::bigint[], $6::bigint[], $7::bytea[])
+    ), new_batch AS (
+        INSERT INTO append_batches (first_sequence_number, last_sequence_number)
+        SELECT $8::bigint, $9::bigint WHERE $9::bigint > $8::bigint
+    )
+    UPDATE factstr_payload_index_state SET indexed_through = $9::bigint WHERE id = 1";
+
+/// Appends in a transaction of its own; with a context, only if its version is `expected`.
+/// On any error the caller rolls back.
+pub fn append(
+    conn: &mut Conn,
+    pool: &Pool,
+    events: &[PreparedEvent],
+    condition: Option<(&EventQuery, Option<u64>)>,
+) -> Result<AppendResult> {
+    let messages = conn
+        .client
+        .simple_query(
+            "BEGIN; LOCK TABLE events, append_batches IN EXCLUSIVE MODE; \
+             SELECT COALESCE(MAX(sequence_number), 0), \
+                    (SELECT indexed_through FROM factstr_payload_index_state WHERE id = 1) FROM events",
+        )
+        .map_err(|e| pool.error(e))?;
+    let (last_committed, indexed_through) = messages
+        .iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some((number(row.get(0)), number(row.get(1)))),
+            _ => None,
+        })
+        .ok_or_else(|| Error::Backend("the head of the log could not be read".to_owned()))?;
+    if indexed_through < last_committed {
+        catch_up_index(conn, pool, indexed_through, last_committed)?;
+    }
+    if let Some((context, expected)) = condition {
+        let context = context.without_min();
+        let log = &mut PgLog { conn: &mut *conn, pool };
+        let plan = search::plan(log, &context)?;
+        let actual = search::context_version(log, &context, &plan)?;
+        if actual != expected {
+            return Err(Error::ConditionalAppendConflict { expected, actual });
+        }
+    }
+    let first = last_committed + 1;
+    let count = events.len() as u64;
+    let last = first + count - 1;
+    let numbers: Vec<i64> = (first..=last).map(|n| n as i64).collect();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    let payloads: Vec<&str> = events.iter().map(|e| e.payload_text.as_str()).collect();
+    let keys = events
+        .iter()
+        .zip(first..)
+        .flat_map(|(event, number)| event.key_hashes.iter().map(move |hash| (*hash, number)))
+        .collect();
+    let postings = batch_postings(keys);
+    let hashes: Vec<i64> = postings.iter().map(|p| p.0).collect();
+    let firsts: Vec<i64> = postings.iter().map(|p| p.1).collect();
+    let members: Vec<Option<&[u8]>> = postings.iter().map(|p| p.2.as_deref()).collect();
+    let occurred_at = UNIX_EPOCH + Duration::from_micros(now_micros().max(0) as u64);
+    let (first_i, last_i) = (first as i64, last as i64);
+    conn.execute(
+        INSERT,
+        &[&numbers, &occurred_at, &types, &payloads, &hashes, &firsts, &members, &first_i, &last_i],
+    )
+    .map_err(|e| pool.error(e))?;
+    conn.client.batch_execute("COMMIT").map_err(|e| pool.error(e))?;
+    Ok(AppendResult { first_sequence_number: first, last_sequence_number: last, committed_count: count })
+}
+
+fn number(text: Option<&str>) -> u64 {
+    text.and_then(|t| t.parse().ok()).unwrap_or(0)
+}
+
+/// Indexes the events that writers without our index (the upstream crates) appended.
+fn catch_up_index(conn: &mut Conn, pool: &Pool, indexed_through: u64, last_committed: u64) -> Result<()> {
+    let rows = conn
+        .query(
+            "SELECT sequence_number, payload FROM events WHERE sequence_number > $1 ORDER BY sequence_number",
+            &[&(indexed_through as i64)],
+        )
+        .map_err(|e| pool.error(e))?;
+    let mut keys = Vec::new();
+    for row in &rows {
+        let number = row.get::<_, i64>(0) as u64;
+        let payload: serde_json::Value = row.get(1);
+        keys.extend(selective_key_hashes(&payload).into_iter().map(|hash| (hash, number)));
+    }
+    let postings = batch_postings(keys);
+    let hashes: Vec<i64> = postings.iter().map(|p| p.0).collect();
+    let firsts: Vec<i64> = postings.iter().map(|p| p.1).collect();
+    let members: Vec<Option<&[u8]>> = postings.iter().map(|p| p.2.as_deref()).collect();
+    conn.execute(
+        "INSERT INTO factstr_payload_index (key_hash, first_sequence_number, members) \
+         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[]) ON CONFLICT DO NOTHING",
+        &[&hashes, &firsts, &members],
+    )
+    .map_err(|e| pool.error(e))?;
+    conn.execute(
+        "UPDATE factstr_payload_index_state SET indexed_through = $1 WHERE id = 1",
+        &[&(last_committed as i64)],
+    )
+    .map_err(|e| pool.error(e))?;
+    Ok(())
+}
+
