@@ -67,8 +67,11 @@ impl IndexedLog for PgLog<'_> {
     }
 
     fn count_types(&mut self, types: &[String], cap: i64) -> Result<i64> {
+        // Per type, in index order, so that the count stops at `cap` rows of the index.
         self.count(
-            "SELECT count(*) FROM (SELECT 1 FROM events WHERE event_type = ANY($1) LIMIT $2) AS t",
+            "SELECT count(*) FROM (SELECT 1 FROM unnest($1::text[]) AS t(event_type), LATERAL ( \
+                 SELECT 1 FROM events AS e WHERE e.event_type = t.event_type \
+                 ORDER BY e.sequence_number LIMIT $2) AS found LIMIT $2) AS counted",
             &[&types, &cap],
         )
     }

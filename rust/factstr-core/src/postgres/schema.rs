@@ -33,6 +33,11 @@ const CREATE: &str = "
     CREATE INDEX IF NOT EXISTS idx_events_occurred_at ON events(occurred_at);
     CREATE INDEX IF NOT EXISTS idx_events_payload_gin ON events USING gin(payload);
 
+    -- Events of a type in sequence order: with the upstream index on event_type alone, reading
+    -- the events of a type after some position (streams) or counting a few of them reads every
+    -- event of the type.
+    CREATE INDEX IF NOT EXISTS factstr_events_type_sequence ON events (event_type, sequence_number);
+
     -- Which events have a given string or number at a given path: one row per (key, batch),
     -- see the SQLite store's `postings`. Keys are 32-bit hashes computed by the engine.
     CREATE TABLE IF NOT EXISTS factstr_payload_index (
