@@ -13,20 +13,13 @@ postgres test gets a fresh database (``postgres_url``), dropped at its end.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import factstr
-from tests.postgres_server import (
-    REQUIRE_ENV,
-    PostgresServer,
-    postgres_store,
-    postgres_store_missing_reason,
-    start_server,
-)
+from tests.postgres_server import PostgresServer, postgres_store, require_postgres_store, start_server
 from tests.support import Store, StoreFactory
 
 #: The store kinds every contract test runs against.
@@ -68,20 +61,6 @@ def _open_code(kind: str, location: str) -> str | None:
     if kind == "postgres":
         return f"factstr.PostgresStore({location!r})"
     return None
-
-
-def require_postgres_store() -> None:
-    """Skips (or, with ``FACTSTR_REQUIRE_POSTGRES=1``, fails) while ``factstr.PostgresStore`` is
-    missing from the build.
-
-    Temporary: remove this guard once the PostgreSQL store has landed.
-    """
-    reason = postgres_store_missing_reason()
-    if reason is None:
-        return
-    if os.environ.get(REQUIRE_ENV) == "1":
-        pytest.fail(f"{reason}, and {REQUIRE_ENV}=1 requires the PostgreSQL tests to run")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

@@ -146,8 +146,10 @@ impl Subscriber {
     /// long as the store's reconnect window allows, then reported.
     fn read_or_retry(&mut self, generation: u64, deadline: Instant) -> Result<bool> {
         match self.read_more() {
-            Ok(()) => {
-                self.last_read = Some((generation, Instant::now()));
+            Ok(found) => {
+                // Only an empty read says "nothing more until the signal moves": a read that
+                // found batches may have stopped at its read-ahead bound, so read again next time.
+                self.last_read = if found { None } else { Some((generation, Instant::now())) };
                 self.failing_since = None;
                 Ok(true)
             }
@@ -223,11 +225,13 @@ impl Subscriber {
         Ok(())
     }
 
-    fn read_more(&mut self) -> Result<()> {
+    /// Reads the next page of batches; whether it found any.
+    fn read_more(&mut self) -> Result<bool> {
         let page = self.store.read_batches(self.position, &self.query, READ_AHEAD_EVENTS)?;
         self.position = self.position.max(page.scanned_to);
+        let found = !page.batches.is_empty();
         self.pending.extend(page.batches);
-        Ok(())
+        Ok(found)
     }
 
     fn hand_out(&mut self) -> Option<Batch> {

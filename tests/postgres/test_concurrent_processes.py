@@ -1,0 +1,138 @@
+"""Several processes on one PostgreSQL database at once: gapless numbering with whole batches,
+an ``append_if`` invariant that holds, and no false conflicts between disjoint contexts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from factstr import EventFilter, EventQuery, NewEvent
+from tests.postgres_server import postgres_store
+from tests.processes import Spawn
+from tests.support import seqs_of
+
+PROCESSES = 4
+BATCHES_PER_PROCESS = 100
+
+#: How long the durable replay may take to hand over one batch.
+REPLAY_DEADLINE = 10.0
+
+
+def test_four_processes_appending_at_once(url: str, spawn: Spawn) -> None:
+    postgres_store(url).close()  # the schema exists; the children only append
+    _race_appends(url, spawn, BATCHES_PER_PROCESS)
+
+
+def test_four_processes_creating_the_schema_at_once(url: str, spawn: Spawn) -> None:
+    """The children open a store on an empty database together: creating the schema is safe
+    under concurrency."""
+    _race_appends(url, spawn, 20)
+
+
+def _race_appends(url: str, spawn: Spawn, batches_per_process: int) -> None:
+    children = [spawn("append", url, 1000 + n, batches_per_process, f"p{n}") for n in range(PROCESSES)]
+    for child in children:
+        child.expect("ready")
+    for child in children:
+        child.send()
+    results: dict[str, list[tuple[int, int, int]]] = {}
+    for n, child in enumerate(children):
+        raw = child.read(timeout=60)
+        child.finish()
+        results[f"p{n}"] = [(first, last, count) for first, last, count in raw]
+
+    ranges: list[tuple[int, int, str, int]] = []
+    for tag, triples in results.items():
+        assert len(triples) == batches_per_process
+        for batch, (first, last, count) in enumerate(triples):
+            assert 1 <= count <= 5
+            assert last - first + 1 == count
+            ranges.append((first, last, tag, batch))
+        assert [t[0] for t in triples] == sorted(t[0] for t in triples)
+    ranges.sort()
+    total = sum(count for triples in results.values() for _, _, count in triples)
+    expected_first = 1
+    for first, last, _, _ in ranges:
+        assert first == expected_first, "reported ranges overlap or leave a gap"
+        expected_first = last + 1
+    assert expected_first == total + 1
+
+    with postgres_store(url) as store:
+        everything = store.query()
+        assert seqs_of(everything.event_records) == list(range(1, total + 1))
+        assert everything.current_context_version == total
+        by_seq = {r.sequence_number: r for r in everything.event_records}
+        for first, last, tag, batch in ranges:
+            payloads = [by_seq[s].payload for s in range(first, last + 1)]
+            assert payloads == [{"proc": tag, "batch": batch, "i": i} for i in range(last - first + 1)]
+            assert len({by_seq[s].occurred_at for s in range(first, last + 1)}) == 1
+        replayed: list[tuple[int, int]] = []
+        with store.subscribe(durable="check") as sub:
+            for _ in ranges:
+                batch_records = sub.next_batch(timeout=REPLAY_DEADLINE)
+                assert batch_records is not None, f"replay stopped after {len(replayed)} of {len(ranges)} batches"
+                seqs = seqs_of(batch_records)
+                assert seqs == list(range(seqs[0], seqs[-1] + 1))
+                replayed.append((seqs[0], seqs[-1]))
+            assert sub.next_batch(timeout=0.2) is None
+        assert replayed == [(first, last) for first, last, _, _ in ranges]
+        assert store.append([NewEvent("after", {})]).first_sequence_number == total + 1
+
+
+COURSES = ["c1", "c2", "c3", "c4", "c5"]
+SEATS = 10
+
+
+def test_append_if_invariant_holds_across_racing_processes(url: str, spawn: Spawn) -> None:
+    postgres_store(url).close()
+    children = [spawn("seats", url, f"p{n}", ",".join(COURSES), SEATS) for n in range(PROCESSES)]
+    for child in children:
+        child.expect("ready")
+    for child in children:
+        child.send()
+    taken: dict[str, int] = {course: 0 for course in COURSES}
+    for child in children:
+        report: dict[str, Any] = child.read(timeout=60)
+        child.finish()
+        for course, count in report["taken"].items():
+            taken[course] += count
+    assert taken == {course: SEATS for course in COURSES}
+    with postgres_store(url) as store:
+        for course in COURSES:
+            context = EventQuery([EventFilter(["SeatTaken"], [{"course": course}])])
+            records = store.query(context).event_records
+            assert len(records) == SEATS
+            assert all(r.payload["course"] == course for r in records)
+        all_records = store.query().event_records
+        assert seqs_of(all_records) == list(range(1, SEATS * len(COURSES) + 1))
+        for course in COURSES:
+            for n in range(PROCESSES):
+                mine = [r.payload["seat"] for r in all_records if r.payload["course"] == course and r.payload["by"] == f"p{n}"]
+                assert mine == list(range(len(mine)))
+
+
+OWN_APPENDS = 50
+
+
+def test_no_false_conflicts_between_disjoint_contexts(url: str, spawn: Spawn) -> None:
+    """Each process decides on its own course only, expecting the version its own last append
+    reported: another course's appends must never make it conflict (SPEC §4: the version is
+    that of the context query, not of the whole log)."""
+    postgres_store(url).close()
+    children = [spawn("own", url, f"p{n}", f"own{n}", OWN_APPENDS) for n in range(PROCESSES)]
+    for child in children:
+        child.expect("ready")
+    for child in children:
+        child.send()
+    reports: list[dict[str, Any]] = []
+    for child in children:
+        reports.append(child.read(timeout=60))
+        child.finish()
+    assert [r["conflicts"] for r in reports] == [0] * PROCESSES
+    assert [len(r["results"]) for r in reports] == [OWN_APPENDS] * PROCESSES
+    with postgres_store(url) as store:
+        assert seqs_of(store.query().event_records) == list(range(1, PROCESSES * OWN_APPENDS + 1))
+        for n, report in enumerate(reports):
+            context = EventQuery([EventFilter(["SeatTaken"], [{"course": f"own{n}"}])])
+            records = store.query(context).event_records
+            assert [r.payload["seat"] for r in records] == list(range(OWN_APPENDS))
+            assert seqs_of(records) == [first for first, _, _ in report["results"]]

@@ -1,0 +1,82 @@
+"""The PostgreSQL store's own surface: ``connect`` URLs, ``pool_size``, persistence."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import factstr
+from factstr import EventQuery, NewEvent
+from tests.postgres_server import postgres_store, postgres_store_class
+from tests.support import Collector, cursor_of, seqs_of, wait_for
+
+
+def test_connect_postgresql_and_postgres_urls(url: str) -> None:
+    with factstr.connect(url) as first, factstr.connect("postgres://" + url.split("://", 1)[1]) as second:
+        assert isinstance(first, postgres_store_class())
+        assert isinstance(second, postgres_store_class())
+        first.append([NewEvent("a", {})])
+        assert second.append([NewEvent("b", {})]).first_sequence_number == 2
+        assert seqs_of(first.query().event_records) == [1, 2]
+
+
+def test_facts_and_cursors_persist_across_store_objects(url: str) -> None:
+    with postgres_store(url) as store:
+        store.append([NewEvent("a", {"x": [1, 2.5, None, "é"]})])
+        store.append([NewEvent("b", {}), NewEvent("c", {})])
+        with store.stream_to_durable("proj", EventQuery.for_event_types(["a", "c"]), Collector()):
+            pass
+    with postgres_store(url) as store:
+        records = store.query().event_records
+        assert [(r.sequence_number, r.event_type) for r in records] == [(1, "a"), (2, "b"), (3, "c")]
+        assert records[0].payload == {"x": [1, 2.5, None, "é"]}
+        assert records[1].occurred_at == records[2].occurred_at
+        assert cursor_of(store, "proj") == 3
+        info = store.durable_streams()[0]
+        assert info.query == EventQuery.for_event_types(["a", "c"])
+        assert store.append([NewEvent("d", {})]).first_sequence_number == 4
+
+
+def test_a_pool_of_one_connection_still_streams_and_lets_handlers_use_the_store(url: str) -> None:
+    """With ``pool_size=1``, streams, a durable stream, a subscription and a handler that queries
+    and appends all work together (no connection is held for good by a stream)."""
+    with postgres_store(url, pool_size=1) as store:
+        reacted = threading.Event()
+
+        def react(batch: list[factstr.EventRecord]) -> None:
+            if any(r.event_type == "ping" for r in batch):
+                assert store.query(EventQuery.for_event_types(["ping"])).current_context_version is not None
+                store.append([NewEvent("pong", {})])
+                reacted.set()
+
+        seen = Collector()
+        with store.stream_all(react), store.stream_all_durable("d", seen), store.subscribe() as sub:
+            store.append([NewEvent("ping", {})])
+            assert reacted.wait(10), "the handler did not get to query and append"
+            seen.wait_batches(2, timeout=10)
+            assert seen.batch_seqs() == [[1], [2]]
+            first = sub.next_batch(timeout=10)
+            second = sub.next_batch(timeout=10)
+            assert first is not None and second is not None
+            assert [seqs_of(first), seqs_of(second)] == [[1], [2]]
+            wait_for(lambda: cursor_of(store, "d") == 2, what="the durable cursor")
+        assert [r.event_type for r in store.query().event_records] == ["ping", "pong"]
+
+
+def test_durable_subscription_replay_does_not_stall(url: str) -> None:
+    """A durable subscription replays committed history as fast as it is asked for: no wait of
+    seconds between batches that are already there (a handler replay of the same history takes
+    a fraction of a second)."""
+    with postgres_store(url) as store:
+        for i in range(1100):  # more than two pages of 512 batches
+            store.append([NewEvent("a", {"i": i})])
+        store.append([NewEvent("big", {"i": i}) for i in range(2000)])
+        waits: list[tuple[float, int]] = []
+        with store.subscribe(durable="replay") as sub:
+            for n in range(1101):
+                started = time.monotonic()
+                batch = sub.next_batch(timeout=10)
+                waits.append((time.monotonic() - started, n))
+                assert batch is not None, f"replay stopped after {n} batches"
+        slow = [(round(w, 2), n) for w, n in waits if w > 1.0]
+        assert slow == [], f"next_batch waited over 1 s for committed batches (seconds, batch index): {slow}"
