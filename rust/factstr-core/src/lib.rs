@@ -10,6 +10,7 @@
 pub mod clock;
 pub mod durable;
 pub mod error;
+pub mod lifecycle;
 pub mod matching;
 pub mod memory;
 pub mod payload_keys;

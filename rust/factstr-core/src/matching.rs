@@ -85,7 +85,7 @@ pub fn number_key(number: &Number) -> NumberKey {
     let f = number.as_f64().unwrap_or(f64::NAN);
     // 2^64 and -2^63 bound every integer a payload can hold; within them an integral float is
     // converted exactly, so `1.0` and `1` share a key.
-    if f.fract() == 0.0 && f >= -9_223_372_036_854_775_808.0 && f < 18_446_744_073_709_551_616.0 {
+    if f.fract() == 0.0 && (-9_223_372_036_854_775_808.0..18_446_744_073_709_551_616.0).contains(&f) {
         return NumberKey::Integer(f as i128);
     }
     // -0.0 has an integral value and was handled above; NaN and infinities never reach here.

@@ -233,6 +233,19 @@ pub fn context_version(log: &mut dyn IndexedLog, query: &EventQuery, plan: &Plan
     Ok(found)
 }
 
+/// `Ok` when the context version of `context` (its lower bound ignored) is `expected`, else the
+/// conflict (SPEC §4). Runs inside the append's write transaction.
+pub fn check_context(log: &mut dyn IndexedLog, context: &EventQuery, expected: Option<u64>) -> Result<()> {
+    let context = context.without_min();
+    let plan = plan(log, &context)?;
+    let actual = context_version(log, &context, &plan)?;
+    if actual == expected {
+        Ok(())
+    } else {
+        Err(crate::error::Error::ConditionalAppendConflict { expected, actual })
+    }
+}
+
 /// A query's records (at most `limit`) and context version, from one snapshot.
 pub fn query(log: &mut dyn IndexedLog, query: &EventQuery, limit: Option<usize>) -> Result<crate::types::QueryResult> {
     let plan = plan(log, query)?;

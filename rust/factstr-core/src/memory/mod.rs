@@ -6,13 +6,14 @@
 
 mod index;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
 use crate::clock::now_micros;
 use crate::durable::DurableRegistry;
 use crate::error::{Error, Result};
+use crate::lifecycle::Lifecycle;
 use crate::signal::CommitSignal;
 use crate::store::{EventStore, LeaseId};
 use crate::types::{
@@ -26,7 +27,7 @@ pub struct MemoryStore {
     log: RwLock<Log>,
     durable: Mutex<DurableRegistry>,
     signal: CommitSignal,
-    closed: AtomicBool,
+    lifecycle: Lifecycle,
     next_lease: AtomicU64,
 }
 
@@ -45,11 +46,7 @@ impl MemoryStore {
     }
 
     fn check_open(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            Err(Error::StoreClosed)
-        } else {
-            Ok(())
-        }
+        self.lifecycle.check_open()
     }
 
     fn commit(&self, log: &mut Log, events: Vec<NewEvent>) -> AppendResult {
@@ -259,13 +256,13 @@ impl EventStore for MemoryStore {
     }
 
     fn close(&self) -> Result<()> {
-        self.closed.store(true, Ordering::Release);
+        self.lifecycle.close();
         self.signal.close();
         Ok(())
     }
 
     fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.lifecycle.is_closed()
     }
 }
 

@@ -26,6 +26,7 @@ use parking_lot::Mutex;
 use postgres::Client;
 
 use crate::error::{Error, Result};
+use crate::lifecycle::Lifecycle;
 use crate::prepared::prepare_events;
 use crate::search;
 use crate::signal::CommitSignal;
@@ -62,7 +63,7 @@ pub(crate) struct Shared {
     options: PostgresOptions,
     shown_url: String,
     signal: CommitSignal,
-    closed: AtomicBool,
+    lifecycle: Lifecycle,
     listening: AtomicBool,
     leases: Mutex<HashMap<LeaseId, (String, Client)>>,
     next_lease: AtomicU64,
@@ -70,15 +71,11 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.lifecycle.is_closed()
     }
 
     fn check_open(&self) -> Result<()> {
-        if self.is_closed() {
-            Err(Error::StoreClosed)
-        } else {
-            Ok(())
-        }
+        self.lifecycle.check_open()
     }
 
     /// Runs `work` in a read-only REPEATABLE READ transaction: one snapshot for the whole call.
@@ -124,20 +121,25 @@ impl Shared {
     }
 }
 
+/// A pool of `size` connections to the database `url` names.
+fn connection_pool(url: &str, options: &PostgresOptions, size: usize) -> Result<(Pool, url::ParsedUrl)> {
+    let parsed = url::parse(url)?;
+    let mut config: postgres::Config = parsed.driver_url.parse().map_err(|e: postgres::Error| {
+        let reason = url::scrub(&e.to_string(), parsed.password.as_deref());
+        Error::InvalidInput(format!("invalid PostgreSQL URL {}: {reason}", parsed.redacted))
+    })?;
+    config.connect_timeout(options.connect_timeout);
+    if config.get_application_name().is_none() {
+        config.application_name("factstr");
+    }
+    let tls = tls::connector(parsed.ssl_mode, parsed.root_cert.as_deref())?;
+    Ok((Pool::new(config, tls, parsed.password.clone(), size), parsed))
+}
+
 impl PostgresStore {
     /// Connects to the database `url` names and creates the schema when missing.
     pub fn open(url: &str, options: PostgresOptions) -> Result<Self> {
-        let parsed = url::parse(url)?;
-        let mut config: postgres::Config = parsed
-            .driver_url
-            .parse()
-            .map_err(|e: postgres::Error| Error::InvalidInput(format!("invalid PostgreSQL URL {}: {}", parsed.redacted, url::scrub(&e.to_string(), parsed.password.as_deref()))))?;
-        config.connect_timeout(options.connect_timeout);
-        if config.get_application_name().is_none() {
-            config.application_name("factstr");
-        }
-        let tls = tls::connector(parsed.ssl_mode, parsed.root_cert.as_deref())?;
-        let pool = Pool::new(config, tls, parsed.password.clone(), options.pool_size);
+        let (pool, parsed) = connection_pool(url, &options, options.pool_size)?;
         schema::prepare(&pool, &parsed.redacted)?;
         Ok(Self {
             shared: Arc::new(Shared {
@@ -145,7 +147,7 @@ impl PostgresStore {
                 options,
                 shown_url: parsed.redacted,
                 signal: CommitSignal::new(),
-                closed: AtomicBool::new(false),
+                lifecycle: Lifecycle::default(),
                 listening: AtomicBool::new(false),
                 leases: Mutex::new(HashMap::new()),
                 next_lease: AtomicU64::new(1),
@@ -156,14 +158,7 @@ impl PostgresStore {
     /// Creates the database `database_name` on the server `server_url` names (unless it
     /// exists) and opens a store on it.
     pub fn bootstrap(server_url: &str, database_name: &str, options: PostgresOptions) -> Result<Self> {
-        let parsed = url::parse(server_url)?;
-        let mut config: postgres::Config = parsed
-            .driver_url
-            .parse()
-            .map_err(|e: postgres::Error| Error::InvalidInput(format!("invalid PostgreSQL URL {}: {}", parsed.redacted, url::scrub(&e.to_string(), parsed.password.as_deref()))))?;
-        config.connect_timeout(options.connect_timeout);
-        let tls = tls::connector(parsed.ssl_mode, parsed.root_cert.as_deref())?;
-        let server = Pool::new(config, tls, parsed.password.clone(), 1);
+        let (server, _) = connection_pool(server_url, &options, 1)?;
         schema::create_database(&server, database_name)?;
         Self::open(&url::with_database(server_url, database_name), options)
     }
@@ -267,7 +262,7 @@ impl EventStore for PostgresStore {
     }
 
     fn close(&self) -> Result<()> {
-        self.shared.closed.store(true, Ordering::Release);
+        self.shared.lifecycle.close();
         self.shared.signal.close();
         self.shared.leases.lock().clear();
         self.shared.pool.clear();

@@ -59,13 +59,7 @@ pub fn append(
         catch_up_index(conn, pool, indexed_through, last_committed)?;
     }
     if let Some((context, expected)) = condition {
-        let context = context.without_min();
-        let log = &mut PgLog { conn: &mut *conn, pool };
-        let plan = search::plan(log, &context)?;
-        let actual = search::context_version(log, &context, &plan)?;
-        if actual != expected {
-            return Err(Error::ConditionalAppendConflict { expected, actual });
-        }
+        search::check_context(&mut PgLog { conn: &mut *conn, pool }, context, expected)?;
     }
     let first = last_committed + 1;
     let count = events.len() as u64;

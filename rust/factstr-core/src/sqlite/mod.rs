@@ -29,6 +29,7 @@ use rusqlite::{Connection, TransactionBehavior};
 pub use schema::Synchronous;
 
 use crate::error::{Error, Result};
+use crate::lifecycle::Lifecycle;
 use crate::prepared::prepare_events;
 use crate::search;
 use crate::signal::CommitSignal;
@@ -65,7 +66,7 @@ pub(crate) struct Shared {
     writer: Mutex<Option<Connection>>,
     readers: Mutex<Vec<Connection>>,
     signal: CommitSignal,
-    closed: AtomicBool,
+    lifecycle: Lifecycle,
     watching: AtomicBool,
     leases: Mutex<HashMap<LeaseId, (String, File)>>,
     next_lease: AtomicU64,
@@ -90,15 +91,11 @@ pub(crate) fn backend(error: rusqlite::Error) -> Error {
 
 impl Shared {
     fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.lifecycle.is_closed()
     }
 
     fn check_open(&self) -> Result<()> {
-        if self.is_closed() {
-            Err(Error::StoreClosed)
-        } else {
-            Ok(())
-        }
+        self.lifecycle.check_open()
     }
 
     /// Runs `work` in one `BEGIN IMMEDIATE` transaction on the writer connection; any error
@@ -153,7 +150,7 @@ impl SqliteStore {
                 writer: Mutex::new(Some(writer)),
                 readers: Mutex::new(Vec::new()),
                 signal: CommitSignal::new(),
-                closed: AtomicBool::new(false),
+                lifecycle: Lifecycle::default(),
                 watching: AtomicBool::new(false),
                 leases: Mutex::new(HashMap::new()),
                 next_lease: AtomicU64::new(1),
@@ -222,7 +219,7 @@ impl EventStore for SqliteStore {
     }
 
     fn save_durable_cursor(&self, name: &str, lease: LeaseId, position: u64) -> Result<()> {
-        if !self.shared.leases.lock().get(&lease).is_some_and(|(held, _)| held == name) {
+        if self.shared.leases.lock().get(&lease).is_none_or(|(held, _)| held != name) {
             return Ok(());
         }
         self.shared.write(|c| durable::advance(c, name, position))
@@ -255,7 +252,7 @@ impl EventStore for SqliteStore {
     }
 
     fn close(&self) -> Result<()> {
-        self.shared.closed.store(true, Ordering::Release);
+        self.shared.lifecycle.close();
         self.shared.signal.close();
         self.shared.leases.lock().clear();
         self.shared.readers.lock().clear();

@@ -7,7 +7,7 @@ use rusqlite::{Connection, ToSql};
 use super::reads::{head, parse_payload, SqliteLog};
 use super::{backend, payload_index};
 use crate::clock::{format_rfc3339, now_micros};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::payload_keys::selective_key_hashes;
 use crate::postings::batch_postings;
 use crate::prepared::PreparedEvent;
@@ -24,13 +24,7 @@ pub fn append(
     let last_committed = head(connection)?;
     catch_up_index(connection, last_committed)?;
     if let Some((context, expected)) = condition {
-        let context = context.without_min();
-        let log = &mut SqliteLog { connection };
-        let plan = search::plan(log, &context)?;
-        let actual = search::context_version(log, &context, &plan)?;
-        if actual != expected {
-            return Err(Error::ConditionalAppendConflict { expected, actual });
-        }
+        search::check_context(&mut SqliteLog { connection }, context, expected)?;
     }
     let first = last_committed + 1;
     let count = events.len() as u64;
