@@ -249,3 +249,86 @@ impl Drop for Subscriber {
         let _ = self.close();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryStore;
+    use crate::types::NewEvent;
+    use serde_json::json;
+
+    fn events(event_type: &str, count: usize) -> Vec<NewEvent> {
+        (0..count).map(|i| NewEvent::new(event_type, json!({"i": i}))).collect()
+    }
+
+    fn numbers(batch: &Batch) -> Vec<u64> {
+        batch.records.iter().map(|r| r.sequence_number).collect()
+    }
+
+    #[test]
+    fn live_subscribers_see_only_later_batches_whole_and_filtered() {
+        let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+        store.append(events("a", 2)).unwrap();
+        let mut subscriber = Subscriber::live(store.clone(), EventQuery::for_event_types(["b"])).unwrap();
+        store.append(vec![NewEvent::new("a", json!({})), NewEvent::new("b", json!({})), NewEvent::new("b", json!({}))]).unwrap();
+        store.append(events("a", 1)).unwrap();
+        store.append(events("b", 1)).unwrap();
+        let first = subscriber.next_batch(Duration::from_millis(100)).unwrap().unwrap();
+        assert_eq!((numbers(&first), first.last_sequence_number), (vec![4, 5], 5));
+        let second = subscriber.next_batch(Duration::from_millis(100)).unwrap().unwrap();
+        assert_eq!(numbers(&second), vec![7]);
+        assert!(subscriber.next_batch(Duration::from_millis(10)).unwrap().is_none());
+    }
+
+    #[test]
+    fn durable_cursor_moves_only_on_ack_and_resumes_there() {
+        let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+        for _ in 0..3 {
+            store.append(events("a", 2)).unwrap();
+        }
+        let cursor = |store: &Arc<dyn EventStore>| store.durable_streams().unwrap()[0].last_processed_sequence_number;
+        let mut subscriber = Subscriber::durable(store.clone(), "d", EventQuery::all()).unwrap();
+        assert!(matches!(
+            Subscriber::durable(store.clone(), "d", EventQuery::all()),
+            Err(Error::DurableStreamActive(_))
+        ));
+        let batch = subscriber.try_next().unwrap().unwrap();
+        assert_eq!(numbers(&batch), vec![1, 2]);
+        assert_eq!(cursor(&store), 0);
+        subscriber.ack().unwrap();
+        assert_eq!(cursor(&store), 2);
+        subscriber.try_next().unwrap().unwrap();
+        subscriber.close().unwrap();
+        assert_eq!(cursor(&store), 2, "an unacknowledged batch is delivered again");
+        let mut again = Subscriber::durable(store.clone(), "d", EventQuery::all()).unwrap();
+        assert_eq!(numbers(&again.try_next().unwrap().unwrap()), vec![3, 4]);
+        assert!(matches!(
+            Subscriber::durable(store.clone(), "d", EventQuery::for_event_types(["x"])),
+            Err(Error::DurableStreamQueryMismatch(_))
+        ));
+    }
+
+    #[test]
+    fn non_matching_batches_are_passed_over_by_the_cursor() {
+        let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+        store.append(events("a", 1)).unwrap();
+        store.append(events("b", 3)).unwrap();
+        let mut subscriber = Subscriber::durable(store.clone(), "d", EventQuery::for_event_types(["a"])).unwrap();
+        assert_eq!(numbers(&subscriber.try_next().unwrap().unwrap()), vec![1]);
+        subscriber.ack().unwrap();
+        assert_eq!(store.durable_streams().unwrap()[0].last_processed_sequence_number, 4);
+    }
+
+    #[test]
+    fn pages_never_split_a_batch() {
+        let store = MemoryStore::new();
+        store.append(events("a", 3)).unwrap();
+        store.append(events("a", 5)).unwrap();
+        store.append(events("a", 1)).unwrap();
+        let page = store.read_batches(0, &EventQuery::all(), 4).unwrap();
+        assert_eq!(page.batches.iter().map(numbers).collect::<Vec<_>>(), vec![vec![1, 2, 3], vec![4, 5, 6, 7, 8]]);
+        assert_eq!(page.scanned_to, 8);
+        let page = store.read_batches(8, &EventQuery::all(), 4).unwrap();
+        assert_eq!(page.batches.iter().map(numbers).collect::<Vec<_>>(), vec![vec![9]]);
+    }
+}

@@ -266,3 +266,54 @@ impl EventStore for SqliteStore {
         self.shared.is_closed()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn temporary_database(name: &str) -> PathBuf {
+        let folder = std::env::temp_dir().join(format!("factstr-core-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&folder);
+        std::fs::create_dir_all(&folder).unwrap();
+        folder.join("events.db")
+    }
+
+    #[test]
+    fn batches_and_selective_queries_survive_reopening() {
+        let path = temporary_database("reopen");
+        {
+            let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+            store.append((0..3).map(|i| NewEvent::new("a", json!({"k": i}))).collect()).unwrap();
+            store.append(vec![NewEvent::new("b", json!({"k": 1.0, "tags": ["x"]}))]).unwrap();
+            store.close().unwrap();
+        }
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        let query = EventQuery {
+            filters: Some(vec![crate::types::EventFilter { event_types: None, payload_predicates: Some(vec![json!({"k": 1})]) }]),
+            min_sequence_number: None,
+        };
+        let result = store.query(&query, None).unwrap();
+        assert_eq!(result.event_records.iter().map(|r| r.sequence_number).collect::<Vec<_>>(), vec![2, 4]);
+        assert_eq!(result.current_context_version, Some(4));
+        let page = store.read_batches(0, &EventQuery::all(), 100).unwrap();
+        let shapes: Vec<(usize, u64)> = page.batches.iter().map(|b| (b.records.len(), b.last_sequence_number)).collect();
+        assert_eq!(shapes, vec![(3, 3), (1, 4)]);
+        assert!(matches!(
+            store.append_if(vec![NewEvent::new("c", json!({}))], &query, Some(2)),
+            Err(Error::ConditionalAppendConflict { expected: Some(2), actual: Some(4) })
+        ));
+        assert_eq!(store.append_if(vec![NewEvent::new("c", json!({}))], &query, Some(4)).unwrap().first_sequence_number, 5);
+    }
+
+    #[test]
+    fn a_failed_append_leaves_nothing_and_burns_no_number() {
+        let path = temporary_database("rollback");
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        store.append(vec![NewEvent::new("a", json!({}))]).unwrap();
+        let stale = EventQuery::all();
+        assert!(store.append_if(vec![NewEvent::new("a", json!({}))], &stale, None).is_err());
+        assert_eq!(store.head().unwrap(), 1);
+        assert_eq!(store.append(vec![NewEvent::new("a", json!({}))]).unwrap().first_sequence_number, 2);
+    }
+}
