@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 import factstr
+from tests.postgres_server import PostgresServer
 from tests.support import DEADLINE, Collector, cursor_of
 
 # --- the model ----------------------------------------------------------------------------------
@@ -402,6 +404,29 @@ class SqliteStoreVersusModel(StoreVersusModel):
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+class PostgresStoreVersusModel(StoreVersusModel):
+    """The same machine on a fresh PostgreSQL database per example (fewer examples: each one
+    creates a database)."""
+
+    server: PostgresServer | None = None
+
+    def open_store(self) -> factstr.EventStore:
+        assert self.server is not None, "the postgres_server fixture sets the server"
+        self.database = self.server.create_database("model")
+        return factstr.PostgresStore(self.server.url_for(self.database))
+
+    def teardown(self) -> None:
+        super().teardown()
+        if self.server is not None:
+            self.server.drop_database(self.database)
+
+
+@pytest.fixture(autouse=True)
+def _postgres_for_model(request: pytest.FixtureRequest) -> None:
+    if "Postgres" in request.node.nodeid:
+        PostgresStoreVersusModel.server = request.getfixturevalue("postgres_server")
+
+
 _SETTINGS = dict(
     stateful_step_count=30,
     deadline=None,
@@ -411,3 +436,5 @@ StoreVersusModel.TestCase.settings = settings(max_examples=50, **_SETTINGS)  # t
 TestStoreVersusModel = StoreVersusModel.TestCase
 SqliteStoreVersusModel.TestCase.settings = settings(max_examples=30, **_SETTINGS)  # type: ignore[arg-type]
 TestSqliteStoreVersusModel = SqliteStoreVersusModel.TestCase
+PostgresStoreVersusModel.TestCase.settings = settings(max_examples=15, **_SETTINGS)  # type: ignore[arg-type]
+TestPostgresStoreVersusModel = PostgresStoreVersusModel.TestCase
