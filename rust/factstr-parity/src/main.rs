@@ -62,7 +62,7 @@ use serde_json::{json, Map, Value};
 use time::format_description::well_known::Rfc3339;
 
 /// How long `deliveries` waits for the delivery thread before answering with an error.
-const DELIVERY_DEADLINE: Duration = Duration::from_secs(20);
+const DELIVERY_DEADLINE: Duration = Duration::from_secs(10);
 
 type Reply = Result<Value, Value>;
 
@@ -233,7 +233,8 @@ struct Session {
     streams: HashMap<String, (Option<EventStream>, Inbox)>,
     tail: Option<EventStream>,
     marker: Arc<Marker>,
-    /// The last sequence number this process committed (only its own commits are delivered).
+    /// The last sequence number this process committed while a tail marker was registered
+    /// (upstream delivers only a process's own commits, to the subscribers registered then).
     committed: u64,
 }
 
@@ -282,8 +283,12 @@ impl Session {
         Ok(())
     }
 
+    /// Notes a commit of this process. Only batches committed while a tail marker exists are
+    /// delivered to anyone, so only those are waited for.
     fn committed_through(&mut self, last: u64) {
-        self.committed = self.committed.max(last);
+        if self.tail.is_some() {
+            self.committed = self.committed.max(last);
+        }
     }
 
     fn new_stream_id(&self, line: &Map<String, Value>) -> Result<String, Value> {
