@@ -43,17 +43,9 @@ struct DurableHold {
     lease: LeaseId,
     /// The stored cursor, as far as this subscriber moved it.
     saved: u64,
-    /// How far the consumer has acknowledged (saved, or to be saved soon).
-    acked: u64,
-    /// When the cursor was last saved.
-    saved_at: Instant,
     /// The end of the last batch handed out and not yet acknowledged.
     unacked: Option<u64>,
 }
-
-/// While a backlog is being worked through, a lazily acknowledging subscriber saves its cursor
-/// at most this often (a crash re-delivers at most this much: delivery is at-least-once).
-const LAZY_SAVE_INTERVAL: Duration = Duration::from_millis(100);
 
 impl Subscriber {
     /// A live stream: only batches committed from now on.
@@ -84,14 +76,7 @@ impl Subscriber {
             query,
             position: cursor,
             pending: VecDeque::new(),
-            durable: Some(DurableHold {
-                name: name.to_owned(),
-                lease,
-                saved: cursor,
-                acked: cursor,
-                saved_at: Instant::now(),
-                unacked: None,
-            }),
+            durable: Some(DurableHold { name: name.to_owned(), lease, saved: cursor, unacked: None }),
             closed: false,
             last_read: None,
             failing_since: None,
@@ -182,19 +167,8 @@ impl Subscriber {
     }
 
     /// Acknowledges the last batch handed out: a durable cursor moves past it (and past any
-    /// non-matching batches already looked at, when nothing else is waiting), saved at once.
+    /// non-matching batches already looked at, when nothing else is waiting).
     pub fn ack(&mut self) -> Result<()> {
-        self.acknowledge(true)
-    }
-
-    /// Acknowledges like `ack`, but while a backlog is pending saves the cursor only every
-    /// `LAZY_SAVE_INTERVAL` (handler streams: one write per batch would bound a replay by the
-    /// database's commit rate). Caught up, or at `close`, the cursor is saved.
-    pub fn ack_lazily(&mut self) -> Result<()> {
-        self.acknowledge(false)
-    }
-
-    fn acknowledge(&mut self, eager: bool) -> Result<()> {
         let position = self.position;
         let nothing_pending = self.pending.is_empty();
         let Some(hold) = self.durable.as_mut() else { return Ok(()) };
@@ -202,35 +176,24 @@ impl Subscriber {
             Some(end) if nothing_pending => end.max(position),
             Some(end) => end,
             None if nothing_pending => position,
-            None => hold.acked,
+            None => return Ok(()),
         };
-        hold.acked = hold.acked.max(target);
-        if eager || nothing_pending || hold.saved_at.elapsed() >= LAZY_SAVE_INTERVAL {
-            self.save_acknowledged()?;
-        }
-        Ok(())
-    }
-
-    fn save_acknowledged(&mut self) -> Result<()> {
-        let Some(hold) = self.durable.as_mut() else { return Ok(()) };
-        if hold.acked <= hold.saved {
-            return Ok(());
-        }
-        match self.store.save_durable_cursor(&hold.name, hold.lease, hold.acked) {
-            Ok(()) => {
-                hold.saved = hold.acked;
-                hold.saved_at = Instant::now();
-                self.failing_since = None;
-            }
-            // The cursor only moves forward: a later save covers this one. While the database
-            // is unreachable, keep going within the reconnect window.
-            Err(Error::Backend(message)) => {
-                let since = *self.failing_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= self.store.reconnect_window() {
-                    return Err(Error::Backend(message));
+        if target > hold.saved {
+            match self.store.save_durable_cursor(&hold.name, hold.lease, target) {
+                Ok(()) => {
+                    hold.saved = target;
+                    self.failing_since = None;
                 }
+                // The cursor only moves forward: a later acknowledgement saves this one too.
+                // While the database is unreachable, keep going within the reconnect window.
+                Err(Error::Backend(message)) => {
+                    let since = *self.failing_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= self.store.reconnect_window() {
+                        return Err(Error::Backend(message));
+                    }
+                }
+                Err(other) => return Err(other),
             }
-            Err(other) => return Err(other),
         }
         Ok(())
     }
@@ -242,8 +205,6 @@ impl Subscriber {
         }
         self.closed = true;
         self.pending.clear();
-        // What was acknowledged but not yet saved; a failure here only means re-delivery.
-        let _ = self.save_acknowledged();
         if let Some(hold) = self.durable.take() {
             self.store.release_durable(&hold.name, hold.lease)?;
         }

@@ -62,7 +62,7 @@ use serde_json::{json, Map, Value};
 use time::format_description::well_known::Rfc3339;
 
 /// How long `deliveries` waits for the delivery thread before answering with an error.
-const DELIVERY_DEADLINE: Duration = Duration::from_secs(10);
+const DELIVERY_DEADLINE: Duration = Duration::from_secs(20);
 
 type Reply = Result<Value, Value>;
 
@@ -233,8 +233,7 @@ struct Session {
     streams: HashMap<String, (Option<EventStream>, Inbox)>,
     tail: Option<EventStream>,
     marker: Arc<Marker>,
-    /// The last sequence number this process committed while a tail marker was registered
-    /// (upstream delivers only a process's own commits, to the subscribers registered then).
+    /// The last sequence number this process committed (only its own commits are delivered).
     committed: u64,
 }
 
@@ -283,12 +282,8 @@ impl Session {
         Ok(())
     }
 
-    /// Notes a commit of this process. Only batches committed while a tail marker exists are
-    /// delivered to anyone, so only those are waited for.
     fn committed_through(&mut self, last: u64) {
-        if self.tail.is_some() {
-            self.committed = self.committed.max(last);
-        }
+        self.committed = self.committed.max(last);
     }
 
     fn new_stream_id(&self, line: &Map<String, Value>) -> Result<String, Value> {

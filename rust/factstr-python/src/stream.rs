@@ -163,7 +163,7 @@ impl StreamWorker {
                 .and_then(|records| state.handler.call1(py, (records,)));
             match outcome {
                 Ok(_) if state.durable_name.is_some() => {
-                    if let Err(error) = detached(py, || state.subscriber.lock().ack_lazily()) {
+                    if let Err(error) = detached(py, || state.subscriber.lock().ack()) {
                         if !state.stop.load(Ordering::Acquire) {
                             state.fail(py, error);
                         }
@@ -219,7 +219,7 @@ pub fn replay(py: Python<'_>, subscriber: &mut Subscriber, handler: &Bound<'_, P
             error.setattr("__cause__", cause.value(py))?;
             return Err(PyErr::from_value(error));
         }
-        detached(py, || subscriber.ack_lazily())?;
+        detached(py, || subscriber.ack())?;
     }
     detached(py, || subscriber.ack())
 }
