@@ -20,6 +20,7 @@ import pytest
 
 import factstr
 from tests.postgres_server import PostgresServer, postgres_store, require_postgres_store, start_server
+from tests.processes import Spawn, spawner
 from tests.support import Store, StoreFactory
 
 #: The store kinds every contract test runs against.
@@ -143,3 +144,10 @@ def open_code(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -
     if code is None:
         pytest.skip(f"{store_kind} stores cannot be shared with another process")
     return code
+
+
+@pytest.fixture
+def spawn() -> Iterator[Spawn]:
+    """Starts ``tests/child.py`` processes; every one still running at teardown is killed."""
+    with spawner() as start:
+        yield start

@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias
 
+import pytest
+
 import factstr
 
 #: The common base class of every store (MemoryStore, SqliteStore, PostgresStore).
@@ -95,6 +97,30 @@ def cursor_of(store: Store, name: str) -> int | None:
         if info.name == name:
             return info.last_processed_sequence_number
     return None
+
+
+def replay_shapes(store: Store, name: str, query: factstr.EventQuery | None = None) -> list[list[int]]:
+    """The batch shapes a durable subscription ``name`` replays (acknowledging all of them);
+    the replay counts as finished once no batch comes for 0.3 s."""
+    shapes: list[list[int]] = []
+    with store.subscribe(query, durable=name) as sub:
+        while (batch := sub.next_batch(timeout=0.3)) is not None:
+            shapes.append(seqs_of(batch))
+    return shapes
+
+
+def assert_name_held(store: Store, name: str, *, subscribe: bool = False) -> None:
+    """Registering the durable ``name`` (``stream_all_durable``; also ``subscribe`` when
+    ``subscribe`` is true), resetting it and deleting it all raise ``DurableStreamActive``."""
+    with pytest.raises(factstr.DurableStreamActive):
+        store.stream_all_durable(name, Collector())
+    if subscribe:
+        with pytest.raises(factstr.DurableStreamActive):
+            store.subscribe(durable=name)
+    with pytest.raises(factstr.DurableStreamActive):
+        store.reset_durable_stream(name)
+    with pytest.raises(factstr.DurableStreamActive):
+        store.delete_durable_stream(name)
 
 
 def wait_cursor(store: Store, name: str, expected: int) -> None:

@@ -13,6 +13,7 @@ import factstr
 from tests.support import (
     Collector,
     Store,
+    assert_name_held,
     cursor_of,
     ev,
     finish_child,
@@ -153,12 +154,7 @@ def test_parent_sees_name_held_by_child(open_code: str, store: Store) -> None:
     )
     try:
         assert read_line(child) == "holding"
-        with pytest.raises(factstr.DurableStreamActive):
-            store.stream_all_durable("d", Collector())
-        with pytest.raises(factstr.DurableStreamActive):
-            store.reset_durable_stream("d")
-        with pytest.raises(factstr.DurableStreamActive):
-            store.delete_durable_stream("d")
+        assert_name_held(store, "d")
         assert child.stdin is not None
         child.stdin.write("go\n")
         child.stdin.flush()

@@ -9,7 +9,7 @@ import pytest
 
 import factstr
 from factstr import DurableStream, EventQuery
-from tests.support import DEADLINE, Collector, Store, cursor_of, ev, events, run_in_thread, seqs_of, wait_for
+from tests.support import DEADLINE, Collector, Store, assert_name_held, cursor_of, ev, events, run_in_thread, seqs_of, wait_for
 
 
 def _next(sub: factstr.Subscription, timeout: float = DEADLINE) -> list[int]:
@@ -131,12 +131,7 @@ def test_name_is_free_after_close(store: Store) -> None:
 
 def test_name_is_held_while_open(store: Store) -> None:
     with store.subscribe(durable="s"):
-        with pytest.raises(factstr.DurableStreamActive):
-            store.stream_all_durable("s", Collector())
-        with pytest.raises(factstr.DurableStreamActive):
-            store.reset_durable_stream("s")
-        with pytest.raises(factstr.DurableStreamActive):
-            store.delete_durable_stream("s")
+        assert_name_held(store, "s")
 
 
 def test_name_is_free_after_garbage_collection(store: Store) -> None:

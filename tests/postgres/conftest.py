@@ -1,7 +1,9 @@
-"""Fixtures of the PostgreSQL tests: the session's server, fresh databases, child processes.
+"""Fixtures of the PostgreSQL tests: the session's server, fresh databases.
 
 The server comes from ``tests/conftest.py`` (``postgres_server``, a throwaway cluster built by
-``tests/postgres_server.py``); these fixtures add what the PostgreSQL-specific tests need.
+``tests/postgres_server.py``), and so does ``spawn``; these fixtures add what the
+PostgreSQL-specific tests need. The multi-process tests shared with SQLite are in
+``tests/shared_backends/``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import pytest
 
 from tests.postgres_server import require_postgres_store
 from tests.postgres_server import PostgresServer
-from tests.processes import Spawn, spawner
 
 #: What the ``make_database`` fixture returns: creates a database and returns its name.
 MakeDatabase: TypeAlias = Callable[[], str]
@@ -66,9 +67,3 @@ def make_database(server: PostgresServer) -> Iterator[MakeDatabase]:
     for name in names:
         server.drop_database(name)
 
-
-@pytest.fixture
-def spawn() -> Iterator[Spawn]:
-    """Starts ``tests/child.py`` processes; every one still running at teardown is killed."""
-    with spawner() as start:
-        yield start

@@ -9,16 +9,7 @@ import pytest
 
 import factstr
 from factstr import EventQuery, NewEvent
-from tests.support import Collector, cursor_of, seqs_of
-
-
-def _replay(store: factstr.EventStore, name: str, query: EventQuery | None = None) -> list[list[int]]:
-    """The batch shapes a durable subscription replays (acknowledging all of them)."""
-    shapes: list[list[int]] = []
-    with store.subscribe(query, durable=name) as sub:
-        while (batch := sub.next_batch(timeout=0.3)) is not None:
-            shapes.append(seqs_of(batch))
-    return shapes
+from tests.support import Collector, cursor_of, replay_shapes, seqs_of
 
 
 def _write_history(store: factstr.EventStore) -> None:
@@ -52,8 +43,8 @@ def test_batch_boundaries_survive_reopen(db: Path) -> None:
     with factstr.SqliteStore(db) as store:
         _write_history(store)
     with factstr.SqliteStore(db) as store:
-        assert _replay(store, "shapes") == [[1, 2, 3], [4], [5, 6]]
-        assert _replay(store, "only-a", EventQuery.for_event_types(["a"])) == [[1, 3], [5, 6]]
+        assert replay_shapes(store, "shapes") == [[1, 2, 3], [4], [5, 6]]
+        assert replay_shapes(store, "only-a", EventQuery.for_event_types(["a"])) == [[1, 3], [5, 6]]
 
 
 def test_handler_cursor_survives_reopen(db: Path) -> None:
@@ -86,23 +77,23 @@ def test_subscription_cursor_survives_reopen_and_redelivers_unacknowledged(db: P
     with factstr.SqliteStore(db) as store:
         [info] = store.durable_streams()
         assert (info.name, info.query, info.last_processed_sequence_number) == ("sub", query, 3)
-        assert _replay(store, "sub", query) == [[5, 6]]
+        assert replay_shapes(store, "sub", query) == [[5, 6]]
         assert cursor_of(store, "sub") == 6
     with factstr.SqliteStore(db) as store:
-        assert _replay(store, "sub", query) == []
+        assert replay_shapes(store, "sub", query) == []
         assert cursor_of(store, "sub") == 6
 
 
 def test_reset_and_delete_persist(db: Path) -> None:
     with factstr.SqliteStore(db) as store:
         _write_history(store)
-        assert _replay(store, "x") == [[1, 2, 3], [4], [5, 6]]
-        assert _replay(store, "y") == [[1, 2, 3], [4], [5, 6]]
+        assert replay_shapes(store, "x") == [[1, 2, 3], [4], [5, 6]]
+        assert replay_shapes(store, "y") == [[1, 2, 3], [4], [5, 6]]
         store.reset_durable_stream("x", 3)
         store.delete_durable_stream("y")
     with factstr.SqliteStore(db) as store:
         assert [(i.name, i.last_processed_sequence_number) for i in store.durable_streams()] == [("x", 3)]
-        assert _replay(store, "x") == [[4], [5, 6]]
+        assert replay_shapes(store, "x") == [[4], [5, 6]]
 
 
 def test_connect_relative_and_absolute_urls_open_the_same_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 import factstr
 from factstr import EventFilter, EventQuery, NewEvent
-from tests.support import Collector, cursor_of, seqs_of
+from tests.support import Collector, cursor_of, replay_shapes, seqs_of
 
 UPSTREAM_SCHEMA = """
 CREATE TABLE events (
@@ -94,14 +94,6 @@ def _rows(path: Path, sql: str) -> list[tuple[object, ...]]:
         return list(connection.execute(sql))
 
 
-def _replay(store: factstr.EventStore, name: str, query: EventQuery | None = None) -> list[list[int]]:
-    shapes: list[list[int]] = []
-    with store.subscribe(query, durable=name) as sub:
-        while (batch := sub.next_batch(timeout=0.3)) is not None:
-            shapes.append(seqs_of(batch))
-    return shapes
-
-
 def test_upstream_database_reads_the_same_facts(upstream_db: Path) -> None:
     with factstr.SqliteStore(upstream_db) as store:
         result = store.query()
@@ -116,8 +108,8 @@ def test_upstream_database_reads_the_same_facts(upstream_db: Path) -> None:
             datetime(2026, 11, 27, 8, 0, 0, tzinfo=timezone.utc),
         ]
         assert result.current_context_version == 5
-        assert _replay(store, "shapes") == [[1, 2, 3], [4], [5]]
-        assert _replay(store, "enrolled", EventQuery.for_event_types(["StudentEnrolled"])) == [[2, 3], [5]]
+        assert replay_shapes(store, "shapes") == [[1, 2, 3], [4], [5]]
+        assert replay_shapes(store, "enrolled", EventQuery.for_event_types(["StudentEnrolled"])) == [[2, 3], [5]]
 
 
 def test_upstream_database_payload_queries(upstream_db: Path) -> None:
@@ -145,7 +137,7 @@ def test_upstream_cursor_resumes(upstream_db: Path) -> None:
 
 def test_upstream_cursor_resumes_with_subscribe(upstream_db: Path) -> None:
     with factstr.SqliteStore(upstream_db) as store:
-        assert _replay(store, "proj") == [[4], [5]]
+        assert replay_shapes(store, "proj") == [[4], [5]]
         assert cursor_of(store, "proj") == 5
 
 
@@ -205,4 +197,4 @@ def test_rows_of_a_foreign_writer_after_open_are_found(upstream_db: Path) -> Non
         assert seqs_of(store.query(EventQuery([EventFilter(None, [{"seat": 1}])])).event_records) == [7]
     with factstr.SqliteStore(upstream_db) as store:
         assert seqs_of(store.query(EventQuery([EventFilter(None, [{"course": "foreign-only"}])])).event_records) == [7, 8]
-        assert _replay(store, "all") == [[1, 2, 3], [4], [5], [6], [7], [8]]
+        assert replay_shapes(store, "all") == [[1, 2, 3], [4], [5], [6], [7], [8]]

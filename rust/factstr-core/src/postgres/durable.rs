@@ -27,6 +27,12 @@ pub fn lock_name(pool: &Pool, name: &str) -> Result<Client> {
     }
 }
 
+/// Releases the lock of `name` held on `client` before the connection closes: closing alone
+/// lets the server release it only when it notices the disconnection, a moment later.
+pub fn unlock_name(mut client: Client, name: &str) {
+    let _ = client.query_one(&format!("SELECT pg_advisory_unlock({LOCK_KEY})"), &[&name]);
+}
+
 /// Runs `work` while holding the lock of `name` briefly (reset and delete of an inactive name).
 pub fn with_name_locked<T>(pool: &Pool, name: &str, work: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
     let mut conn = pool.get()?;

@@ -235,8 +235,10 @@ impl EventStore for PostgresStore {
     }
 
     fn release_durable(&self, _name: &str, lease: LeaseId) -> Result<()> {
-        // Closing the lock's connection releases the lock.
-        self.shared.leases.lock().remove(&lease);
+        let released = self.shared.leases.lock().remove(&lease);
+        if let Some((name, client)) = released {
+            durable::unlock_name(client, &name);
+        }
         Ok(())
     }
 
@@ -264,7 +266,10 @@ impl EventStore for PostgresStore {
     fn close(&self) -> Result<()> {
         self.shared.lifecycle.close();
         self.shared.signal.close();
-        self.shared.leases.lock().clear();
+        let leases: Vec<(String, Client)> = self.shared.leases.lock().drain().map(|(_, held)| held).collect();
+        for (name, client) in leases {
+            durable::unlock_name(client, &name);
+        }
         self.shared.pool.clear();
         Ok(())
     }

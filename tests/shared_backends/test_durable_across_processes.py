@@ -1,5 +1,5 @@
-"""At most one active registration per durable name across processes sharing a PostgreSQL
-database; the name is free again when the holder lets go, and soon after it is killed."""
+"""At most one active registration per durable name across processes sharing one SQL store;
+the name is free again when the holder lets go, and soon after it is killed."""
 
 from __future__ import annotations
 
@@ -9,39 +9,30 @@ import pytest
 
 import factstr
 from factstr import NewEvent
-from tests.postgres_server import postgres_store
 from tests.processes import Spawn
-from tests.support import Collector, Store, cursor_of
-
-#: How long after the holder's death the name must be free (SPEC: 30 s; the server sees the
-#: killed client's socket close at once, so a few seconds is generous).
-FREED_WITHIN = 10.0
+from tests.shared_backends.backends import Backend
+from tests.support import Collector, Store, assert_name_held, cursor_of
 
 
 def _assert_held(store: Store, name: str) -> None:
-    with pytest.raises(factstr.DurableStreamActive):
-        store.stream_all_durable(name, Collector())
-    with pytest.raises(factstr.DurableStreamActive):
-        store.subscribe(durable=name)
-    with pytest.raises(factstr.DurableStreamActive):
-        store.reset_durable_stream(name)
-    with pytest.raises(factstr.DurableStreamActive):
-        store.delete_durable_stream(name)
+    assert_name_held(store, name, subscribe=True)
 
 
 @pytest.mark.parametrize("kind", ["stream", "subscribe"])
-def test_name_held_by_another_process_until_it_lets_go(url: str, spawn: Spawn, kind: str) -> None:
-    with postgres_store(url) as store:
+def test_name_held_by_another_process_until_it_lets_go(backend: Backend, spawn: Spawn, kind: str) -> None:
+    with backend.open() as store:
         store.append([NewEvent("a", {}), NewEvent("a", {})])
-        child = spawn("hold", url, "d", kind)
+        child = spawn("hold", backend.locator, "d", kind)
         child.expect("ready")
         _assert_held(store, "d")
+        # Another name is not affected.
         with store.subscribe(durable="other"):
             pass
-        child.send()
+        child.send()  # close the registration, keep the process and its store
         child.expect("released")
         seen = Collector()
         with store.stream_all_durable("d", seen):
+            # The child's handler ran the replay (cursor 2); its subscription never acknowledged.
             assert seen.batch_seqs() == ([] if kind == "stream" else [[1, 2]])
             assert cursor_of(store, "d") == 2
         child.send()
@@ -49,10 +40,11 @@ def test_name_held_by_another_process_until_it_lets_go(url: str, spawn: Spawn, k
 
 
 @pytest.mark.parametrize("kind", ["stream", "subscribe"])
-def test_name_is_free_soon_after_the_holder_is_killed(url: str, spawn: Spawn, kind: str) -> None:
-    with postgres_store(url) as store:
+def test_name_is_free_soon_after_the_holder_is_killed(backend: Backend, spawn: Spawn, kind: str) -> None:
+    freed_within = backend.tuning.freed_within
+    with backend.open() as store:
         store.append([NewEvent("a", {})])
-        child = spawn("hold", url, "d", kind)
+        child = spawn("hold", backend.locator, "d", kind)
         child.expect("ready")
         _assert_held(store, "d")
         child.sigkill()
@@ -62,7 +54,7 @@ def test_name_is_free_soon_after_the_holder_is_killed(url: str, spawn: Spawn, ki
                 stream = store.stream_all_durable("d", Collector())
                 break
             except factstr.DurableStreamActive:
-                assert time.monotonic() - killed < FREED_WITHIN, f"name still held {FREED_WITHIN}s after SIGKILL"
+                assert time.monotonic() - killed < freed_within, f"name still held {freed_within}s after SIGKILL"
                 time.sleep(0.05)
         with stream:
             assert stream.active
@@ -72,14 +64,15 @@ def test_name_is_free_soon_after_the_holder_is_killed(url: str, spawn: Spawn, ki
         assert cursor_of(store, "d") == 0
 
 
-def test_parent_holding_a_name_refuses_a_child(url: str, spawn: Spawn) -> None:
-    with postgres_store(url) as store:
+def test_parent_holding_a_name_refuses_a_child(backend: Backend, spawn: Spawn) -> None:
+    with backend.open() as store:
         with store.subscribe(durable="d"):
-            child = spawn("hold", url, "d", "stream")
+            child = spawn("hold", backend.locator, "d", "stream")
+            # The child's registration fails; it exits with the error on stderr.
             with pytest.raises(AssertionError, match="DurableStreamActive"):
                 child.read()
             assert child.proc.returncode == 1
-        child = spawn("hold", url, "d", "subscribe")
+        child = spawn("hold", backend.locator, "d", "subscribe")
         child.expect("ready")
         child.send()
         child.expect("released")
