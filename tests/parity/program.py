@@ -133,14 +133,14 @@ class Program:
             predicates = [self.draw_predicate(draw) for _ in range(draw(st.integers(0, 2)))]
         return {"event_types": types, "payload_predicates": predicates}
 
-    def draw_query(self, draw: Draw, with_min: bool = True) -> dict[str, Any]:
+    def draw_query(self, draw: Draw) -> dict[str, Any]:
         filters: list[dict[str, Any]] | None = None
         shape = draw(st.integers(0, 5))
         if shape == 1:
             filters = []
         elif shape >= 2:
             filters = [self.draw_filter(draw) for _ in range(draw(st.integers(1, 2)))]
-        minimum = draw(st.one_of(st.none(), st.integers(0, 8))) if with_min else None
+        minimum = draw(st.one_of(st.none(), st.integers(0, 8)))
         return {"filters": filters, "min": minimum}
 
     def new_id(self) -> str:
@@ -161,19 +161,13 @@ class Program:
         elif kind == "query":
             self.run({"op": "query", "query": self.draw_query(draw)})
         elif kind == "stream":
-            # No min_sequence_number on live streams: finding F1 (docs/parity.md, test_findings.py).
-            query = None if draw(st.integers(0, 3)) == 0 else self.draw_query(draw, with_min=False)
+            query = None if draw(st.integers(0, 3)) == 0 else self.draw_query(draw)
             sid = self.new_id()
             self.run({"op": "stream", "id": sid, "query": query})
             self.streams.append(sid)
         elif kind == "durable":
             query = None if draw(st.integers(0, 3)) == 0 else self.draw_query(draw)
             name = draw(st.sampled_from(["d1", "d2"]))
-            for active_name, active_query in self.durables.values():
-                if active_name == name:
-                    # Active name: the same query, or the stores differ in which error comes
-                    # first (finding F3 in docs/parity.md).
-                    query = active_query
             sid = self.new_id()
             reply = self.run({"op": "durable", "id": sid, "name": name, "query": query})
             if "ok" in reply:

@@ -49,26 +49,16 @@ def run_program(program: Program, data: st.DataObject, steps: int) -> None:
 
 
 def compare_cursors(program: Program, upstream_cursors: list[dict[str, Any]]) -> None:
-    """Our ``durable_streams()`` matches upstream's cursor table: same names and queries; the
-    same cursors, except that ours may stay behind over live batches without a matching event
-    (finding F2 in docs/parity.md; every such batch is checked to hold no matching event)."""
-    deadline = time.monotonic() + 0.5
-    while True:  # ours may lag briefly: its cursor moves after the handler returned
+    """Our ``durable_streams()`` matches upstream's cursor table: same names, queries and cursors
+    (ours moves after the handler returned and after each read, so allow it a moment)."""
+    deadline = time.monotonic() + 1.0
+    while True:
         mine: list[dict[str, Any]] = program.ours.run({"op": "cursors"})["ok"]
         if canonical(mine) == canonical(upstream_cursors) or time.monotonic() > deadline:
             break
         time.sleep(0.01)
     context = f"\n{program.script()}\nupstream: {upstream_cursors}\nours:     {mine}"
-    assert [(c["name"], canonical(c["query"])) for c in mine] == [
-        (c["name"], canonical(c["query"])) for c in upstream_cursors
-    ], "durable streams differ" + context
-    for theirs, ours in zip(upstream_cursors, mine):
-        if ours["cursor"] == theirs["cursor"]:
-            continue
-        assert ours["cursor"] < theirs["cursor"], "our cursor is ahead of upstream's" + context
-        skipped = program.upstream.run({"op": "query", "query": {**theirs["query"], "min": ours["cursor"]}})
-        passed = [r["seq"] for r in skipped["ok"]["records"] if r["seq"] <= theirs["cursor"]]
-        assert not passed, f"our cursor of {theirs['name']} stays before matching facts {passed}" + context
+    assert canonical(mine) == canonical(upstream_cursors), "durable streams differ" + context
 
 
 @PARITY_SETTINGS

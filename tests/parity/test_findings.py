@@ -1,8 +1,5 @@
-"""Open findings: our engine disagrees with upstream beyond SPEC §10 (docs/parity.md, "Findings").
-
-Each test asserts parity and is a strict xfail: it fails today as described, and turns into an
-error (XPASS) once the engine is changed, or once the difference is accepted into SPEC §10 and
-moved to ``differences.py``. The differential runs steer around them meanwhile.
+"""Findings: places where our engine once disagreed with upstream beyond SPEC §10, fixed in the
+engine to match upstream (docs/parity.md, "Findings"). Each test asserts parity.
 """
 
 from __future__ import annotations
@@ -10,15 +7,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
-
 import factstr
 from tests.parity.conftest import StartUpstream
 from tests.parity.driver import Ours, comparable
 from tests.parity.tables import sqlite_cursors
 
 
-@pytest.mark.xfail(strict=True, reason="F1: our stream_to applies min_sequence_number to live deliveries; upstream ignores it")
 def test_f1_live_stream_ignores_min_sequence_number(start_upstream: StartUpstream) -> None:
     upstream, ours = start_upstream({"open": "memory"}), Ours(factstr.MemoryStore())
     ops: list[dict[str, object]] = [
@@ -30,14 +24,13 @@ def test_f1_live_stream_ignores_min_sequence_number(start_upstream: StartUpstrea
     try:
         for op in ops:
             theirs, mine = comparable(upstream.run(op)), comparable(ours.run(op))
-            # upstream delivers the whole batch [2..6]; ours only [6]
+            # both deliver the whole batch [2..6]: a live stream's lower bound is its position
             assert theirs == mine, (op, theirs, mine)
     finally:
         ours.close()
         upstream.close()
 
 
-@pytest.mark.xfail(strict=True, reason="F2: our durable cursor does not move over live batches without a matching event; upstream's does")
 def test_f2_durable_cursor_passes_non_matching_live_batches(start_upstream: StartUpstream, tmp_path: Path) -> None:
     upstream = start_upstream({"open": "sqlite", "path": str(tmp_path / "u.db")})
     ours = Ours(factstr.SqliteStore(tmp_path / "o.db"))
@@ -51,13 +44,12 @@ def test_f2_durable_cursor_passes_non_matching_live_batches(start_upstream: Star
         theirs = sqlite_cursors(tmp_path / "u.db")
         mine = ours.run({"op": "cursors"})["ok"]
         assert [c["cursor"] for c in theirs] == [2]
-        assert mine == theirs  # ours: cursor 0
+        assert mine == theirs
     finally:
         ours.close()
         upstream.close()
 
 
-@pytest.mark.xfail(strict=True, reason="F3: re-registering an active durable name with another query: upstream SQLite reports the query mismatch, ours DurableStreamActive")
 def test_f3_active_name_with_other_query(start_upstream: StartUpstream, tmp_path: Path) -> None:
     upstream = start_upstream({"open": "sqlite", "path": str(tmp_path / "u.db")})
     ours = Ours(factstr.SqliteStore(tmp_path / "o.db"))

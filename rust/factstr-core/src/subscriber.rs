@@ -48,8 +48,10 @@ struct DurableHold {
 }
 
 impl Subscriber {
-    /// A live stream: only batches committed from now on.
+    /// A live stream: only batches committed from now on. Its position is its lower bound, so
+    /// the query's `min_sequence_number` is dropped, as the upstream crates do.
     pub fn live(store: Arc<dyn EventStore>, query: EventQuery) -> Result<Self> {
+        let query = query.without_min();
         store.watch_commits();
         let position = store.head()?;
         Ok(Self {
@@ -151,6 +153,11 @@ impl Subscriber {
                 // found batches may have stopped at its read-ahead bound, so read again next time.
                 self.last_read = if found { None } else { Some((generation, Instant::now())) };
                 self.failing_since = None;
+                if !found && self.durable.as_ref().is_some_and(|hold| hold.unacked.is_none()) {
+                    // Committed batches without a matching event: nothing to deliver, and the
+                    // cursor passes over them, as upstream's does.
+                    self.ack()?;
+                }
                 Ok(true)
             }
             Err(Error::Backend(message)) => {

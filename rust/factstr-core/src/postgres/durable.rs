@@ -51,6 +51,20 @@ pub fn with_name_locked<T>(pool: &Pool, name: &str, work: impl FnOnce(&mut Conn)
     out
 }
 
+/// Fails with `DurableStreamQueryMismatch` when `name` is stored with another query (checked
+/// before exclusivity, so that a wrong query is reported as such even while the name is held).
+pub fn check_query(conn: &mut Conn, pool: &Pool, name: &str, query: &EventQuery) -> Result<()> {
+    let stored = conn
+        .query_opt("SELECT event_query FROM durable_stream_cursors WHERE durable_stream_id = $1", &[&name])
+        .map_err(|e| pool.error(e))?;
+    match stored {
+        Some(row) if !queries_equal(&query_from_json(row.get(0))?, query) => {
+            Err(Error::DurableStreamQueryMismatch(name.to_owned()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Creates the cursor row (at 0) or checks the stored query; returns the cursor.
 pub fn load_or_create(conn: &mut Conn, pool: &Pool, name: &str, query: &EventQuery) -> Result<u64> {
     conn.execute(

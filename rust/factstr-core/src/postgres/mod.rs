@@ -210,6 +210,7 @@ impl EventStore for PostgresStore {
     fn acquire_durable(&self, name: &str, query: &EventQuery) -> Result<(LeaseId, u64)> {
         self.shared.check_open()?;
         let pool = &self.shared.pool;
+        self.shared.with_conn(|conn| durable::check_query(conn, pool, name, query))?;
         let lock = durable::lock_name(pool, name)?;
         let cursor = self.shared.with_conn(|conn| durable::load_or_create(conn, pool, name, query))?;
         let lease = self.shared.next_lease.fetch_add(1, Ordering::Relaxed);

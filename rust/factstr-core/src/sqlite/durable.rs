@@ -40,6 +40,21 @@ pub fn lock_name(folder: &Path, name: &str) -> Result<File> {
     }
 }
 
+/// Fails with `DurableStreamQueryMismatch` when `name` is stored with another query (checked
+/// before exclusivity, so that a wrong query is reported as such even while the name is held).
+pub fn check_query(connection: &Connection, name: &str, query: &EventQuery) -> Result<()> {
+    let stored: Option<String> = connection
+        .query_row("SELECT event_query FROM subscriber_cursors WHERE subscriber_id = ?1", [name], |row| row.get(0))
+        .optional()
+        .map_err(backend)?;
+    match stored {
+        Some(text) if !queries_equal(&query_from_json(&text)?, query) => {
+            Err(Error::DurableStreamQueryMismatch(name.to_owned()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Creates the cursor row (at 0) or checks the stored query; returns the cursor.
 pub fn load_or_create(connection: &Connection, name: &str, query: &EventQuery) -> Result<u64> {
     let stored: Option<(String, i64)> = connection

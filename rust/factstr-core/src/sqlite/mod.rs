@@ -211,6 +211,7 @@ impl EventStore for SqliteStore {
 
     fn acquire_durable(&self, name: &str, query: &EventQuery) -> Result<(LeaseId, u64)> {
         self.shared.check_open()?;
+        self.shared.read(|c| durable::check_query(c, name, query))?;
         let lock = durable::lock_name(&durable::lock_folder(&self.shared.path), name)?;
         let cursor = self.shared.write(|c| durable::load_or_create(c, name, query))?;
         let lease = self.shared.next_lease.fetch_add(1, Ordering::Relaxed);
