@@ -118,20 +118,26 @@ class Child:
 
     def kill(self) -> None:
         """Teardown: ends the child by its pid if it still runs."""
-        if self.proc.poll() is None:
-            self.proc.kill()
+        end_process(self.proc, self._pumps)
+
+
+def end_process(proc: subprocess.Popen[str], pumps: list[threading.Thread], deadline: float = CHILD_DEADLINE) -> None:
+    """Kills a process if it still runs, reaps it, stops the threads reading its output and
+    closes its pipes (teardown of every child process the tests start)."""
+    if proc.poll() is None:
+        proc.kill()
+        try:
+            proc.wait(timeout=deadline)
+        except subprocess.TimeoutExpired:
+            pass
+    for pump in pumps:
+        pump.join(timeout=5.0)
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None:
             try:
-                self.proc.wait(timeout=CHILD_DEADLINE)
-            except subprocess.TimeoutExpired:
+                pipe.close()
+            except OSError:
                 pass
-        for pump in self._pumps:
-            pump.join(timeout=5.0)
-        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            if pipe is not None:
-                try:
-                    pipe.close()
-                except OSError:
-                    pass
 
 
 #: What the ``spawn`` fixtures return: starts ``child.py`` with these arguments.

@@ -22,6 +22,7 @@ from typing import IO, Any, TypeAlias
 
 import factstr
 from factstr import EventFilter, EventQuery, NewEvent
+from tests.processes import end_process
 from tests.support import Store
 
 #: One operation or one answer: a JSON object.
@@ -214,17 +215,7 @@ class Upstream:
         self.kill()
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=OP_DEADLINE)
-        for pump in self._pumps:
-            pump.join(timeout=5)
-        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            if pipe is not None:
-                try:
-                    pipe.close()
-                except OSError:
-                    pass
+        end_process(self.proc, self._pumps, OP_DEADLINE)
 
 
 # ---- ours -----------------------------------------------------------------------------------
