@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every check: Rust unit tests, the Python test suite on every store, mypy --strict and
-# stubtest. This is the README's test command and what CI runs.
+# Runs every check: Rust unit tests, the Python test suite on every store, mypy --strict,
+# stubtest, and a smoke run of the benchmarks. This is the README's test command and what CI runs.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 cd "$ROOT"
@@ -27,5 +27,21 @@ echo "==> mypy --strict"
 echo "==> stubtest"
 "$PY" -m mypy.stubtest factstr._factstr --allowlist "$ROOT/stubs/stubtest-allowlist.txt"
 
+# The benchmarks' baselines and peers (psycopg, eventsourcing, umadb, matplotlib), so that a fresh
+# machine runs the bench step below.
+if ! "$PY" -c "import psycopg, psycopg_pool, eventsourcing, umadb, matplotlib" 2>/dev/null \
+   || [ "$ROOT/bench/requirements.txt" -nt "$VENV/.bench-requirements-installed" ]; then
+    echo "==> installing benchmark dependencies (bench/requirements.txt)"
+    "$PY" -m pip install --quiet -r "$ROOT/bench/requirements.txt"
+    touch "$VENV/.bench-requirements-installed"
+fi
+
+# Tiny sizes, about half a minute: proves that every scenario runs on every subject. No figure is
+# checked (shared machines are noisy); this fails only if the harness crashes or factstr breaks
+# a scenario's correctness check (false conflicts in S7, lost stream deliveries, a short replay).
+echo "==> benchmarks (smoke run; figures not checked)"
+"$PY" bench/run.py --smoke
+
+# Last, so that its summary closes the output.
 echo "==> pytest"
 "$PY" -m pytest -q "$@"

@@ -50,8 +50,15 @@ pub trait IndexedLog {
     fn numbers_after(&mut self, after: u64, out: &mut Vec<u64>) -> Result<()>;
     /// The rows of these sequence numbers, in the order given (missing ones left out).
     fn fetch(&mut self, numbers: &[u64]) -> Result<Vec<Row>>;
-    /// Visits every row above `after` in order until `visit` returns false.
-    fn scan(&mut self, after: u64, descending: bool, visit: &mut dyn FnMut(Row) -> Result<bool>) -> Result<()>;
+    /// Visits every row above `after` in order until `visit` returns false; `expected` is how
+    /// many rows the caller expects to look at (a hint for stores that read in pages).
+    fn scan(
+        &mut self,
+        after: u64,
+        descending: bool,
+        expected: usize,
+        visit: &mut dyn FnMut(Row) -> Result<bool>,
+    ) -> Result<()>;
     /// The committed batch (first, last) that holds `number`.
     fn batch_of(&mut self, number: u64) -> Result<(u64, u64)>;
 }
@@ -170,11 +177,12 @@ pub fn visit_rows(
     plan: &Plan,
     after: u64,
     descending: bool,
+    expected: usize,
     visit: &mut dyn FnMut(Row) -> Result<bool>,
 ) -> Result<()> {
     let sources = match plan {
         Plan::Nothing => return Ok(()),
-        Plan::Everything | Plan::Scan => return log.scan(after, descending, visit),
+        Plan::Everything | Plan::Scan => return log.scan(after, descending, expected, visit),
         Plan::Candidates(sources) => sources,
     };
     let mut numbers = candidate_numbers(log, sources, after)?;
@@ -208,7 +216,7 @@ pub fn matching_records(
     if limit == 0 {
         return Ok(records);
     }
-    visit_rows(log, plan, after, false, &mut |row| {
+    visit_rows(log, plan, after, false, limit, &mut |row| {
         if query.matches(&row.event_type, &row.payload) {
             records.push(row.into_record());
         }
@@ -223,7 +231,7 @@ pub fn context_version(log: &mut dyn IndexedLog, query: &EventQuery, plan: &Plan
         return log.head().map(|h| (h > 0).then_some(h));
     }
     let mut found = None;
-    visit_rows(log, plan, 0, true, &mut |row| {
+    visit_rows(log, plan, 0, true, 1, &mut |row| {
         if query.matches(&row.event_type, &row.payload) {
             found = Some(row.sequence_number);
             return Ok(false);
@@ -268,7 +276,7 @@ pub fn read_batches(log: &mut dyn IndexedLog, position: u64, query: &EventQuery,
     let mut scanned_to = head;
     let mut matched = Vec::new();
     let mut stopped_early = false;
-    visit_rows(log, &plan, after, false, &mut |row| {
+    visit_rows(log, &plan, after, false, max_events + 1, &mut |row| {
         if row.sequence_number > head {
             return Ok(false);
         }
@@ -287,7 +295,7 @@ pub fn read_batches(log: &mut dyn IndexedLog, position: u64, query: &EventQuery,
             matched.retain(|r| r.sequence_number < first_of_last);
             scanned_to = first_of_last - 1;
         } else {
-            visit_rows(log, &plan, last, false, &mut |row| {
+            visit_rows(log, &plan, last, false, (end_of_last - last) as usize, &mut |row| {
                 if row.sequence_number > end_of_last {
                     return Ok(false);
                 }

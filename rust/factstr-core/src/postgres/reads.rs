@@ -19,6 +19,9 @@ pub struct PgLog<'a> {
 
 const COLUMNS: &str = "sequence_number, occurred_at, event_type, payload";
 
+/// The largest page of a scan, in rows.
+const MAX_SCAN_PAGE: i64 = 8_192;
+
 fn as_i64(number: u64) -> i64 {
     i64::try_from(number).unwrap_or(i64::MAX)
 }
@@ -117,24 +120,43 @@ impl IndexedLog for PgLog<'_> {
         Ok(numbers.iter().filter_map(|n| by_number.remove(n)).collect())
     }
 
-    fn scan(&mut self, after: u64, descending: bool, visit: &mut dyn FnMut(Row) -> Result<bool>) -> Result<()> {
+    fn scan(
+        &mut self,
+        after: u64,
+        descending: bool,
+        expected: usize,
+        visit: &mut dyn FnMut(Row) -> Result<bool>,
+    ) -> Result<()> {
+        // In pages: a result set read only in part would still be sent whole by the server (and
+        // drained by the driver), so an early stop must not leave an unbounded query behind.
+        // The first page is what the caller expects to need; later ones grow.
+        let (mut low, mut high) = (as_i64(after), i64::MAX);
         let order = if descending { "DESC" } else { "ASC" };
-        let sql = format!("SELECT {COLUMNS} FROM events WHERE sequence_number > $1 ORDER BY sequence_number {order}");
-        let after = as_i64(after);
-        let pool = self.pool;
-        let statement = self.conn.statement(&sql).map_err(|e| pool.error(e))?;
-        let mut rows = self
-            .conn
-            .client
-            .query_raw(&statement, [&after as &(dyn postgres::types::ToSql + Sync)])
-            .map_err(|e| pool.error(e))?;
-        use postgres::fallible_iterator::FallibleIterator;
-        while let Some(row) = rows.next().map_err(|e| pool.error(e))? {
-            if !visit(read_row(&row))? {
-                break;
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events WHERE sequence_number > $1 AND sequence_number < $2 \
+             ORDER BY sequence_number {order} LIMIT $3"
+        );
+        let mut page = (expected as i64).clamp(16, MAX_SCAN_PAGE);
+        loop {
+            let rows = self.conn.query(&sql, &[&low, &high, &page]).map_err(|e| self.pool.error(e))?;
+            let full = rows.len() as i64 == page;
+            page = (page * 2).min(MAX_SCAN_PAGE);
+            for row in &rows {
+                let row = read_row(row);
+                let number = row.sequence_number as i64;
+                if descending {
+                    high = number;
+                } else {
+                    low = number;
+                }
+                if !visit(row)? {
+                    return Ok(());
+                }
+            }
+            if !full {
+                return Ok(());
             }
         }
-        Ok(())
     }
 
     fn batch_of(&mut self, number: u64) -> Result<(u64, u64)> {

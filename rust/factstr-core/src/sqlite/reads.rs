@@ -125,7 +125,14 @@ impl IndexedLog for SqliteLog<'_> {
         Ok(rows)
     }
 
-    fn scan(&mut self, after: u64, descending: bool, visit: &mut dyn FnMut(Row) -> Result<bool>) -> Result<()> {
+    fn scan(
+        &mut self,
+        after: u64,
+        descending: bool,
+        _expected: usize,
+        visit: &mut dyn FnMut(Row) -> Result<bool>,
+    ) -> Result<()> {
+        // SQLite steps lazily: stopping early reads nothing more.
         let order = if descending { "DESC" } else { "ASC" };
         let sql = format!("SELECT {COLUMNS} FROM events WHERE sequence_number > ? ORDER BY sequence_number {order}");
         let mut statement = self.connection.prepare_cached(&sql).map_err(backend)?;

@@ -1,0 +1,1 @@
+"""factstr benchmarks (see bench/README.md). Run with ``python bench/run.py``."""

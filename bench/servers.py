@@ -1,0 +1,154 @@
+"""The run's environment: its temporary folder, the PostgreSQL server (the test suite's throwaway
+cluster, or FACTSTR_TEST_POSTGRES_URL) and UmaDB servers (one per store, from the `umadb` wheel).
+Everything is started lazily, on first use, and stopped by `close()` at the end of the run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class UmaServer:
+    """`umadb --listen 127.0.0.1:<free port> --db-path <temp dir>/uma.db`, stopped with SIGINT."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = folder / "server.log"
+        executable = Path(sys.executable).parent / "umadb"
+        command = [str(executable)] if executable.exists() else [sys.executable, "-c",
+                                                                  "from umadb.umadb_server_cli import main; main()"]
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen([*command, "--listen", f"127.0.0.1:{self.port}",
+                                             "--db-path", str(folder / "uma.db")],
+                                            stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+        import umadb
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                umadb.Client(self.url).head()
+                return
+            except Exception:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"UmaDB did not start:\n{self.log_path.read_text(errors='replace')}") from None
+                time.sleep(0.05)
+
+    def log_line(self, needle: str) -> str:
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if needle in line:
+                return line.strip()
+        return ""
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class Environment:
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="factstr-bench-", dir=os.environ.get("FACTSTR_BENCH_DIR")))
+        self._postgres: Any = None
+        self._pg_settings: dict[str, str] = {}
+        self.uma: dict[str, UmaServer] = {}
+        self.uma_sync_line = ""
+
+    # -- files ---------------------------------------------------------------------------------
+
+    def new_path(self, stem: str, suffix: str = ".db") -> Path:
+        return self.folder / f"{stem}-{uuid.uuid4().hex[:8]}{suffix}"
+
+    # -- PostgreSQL ----------------------------------------------------------------------------
+
+    @property
+    def postgres(self) -> Any:
+        if self._postgres is None:
+            if str(REPO) not in sys.path:
+                sys.path.insert(0, str(REPO))
+            from tests.postgres_server import start_server
+            self._postgres = start_server()
+        return self._postgres
+
+    def pg_create(self) -> str:
+        return str(self.postgres.url_for(self.postgres.create_database("bench")))
+
+    def pg_drop(self, url: str) -> None:
+        self.postgres.drop_database(url.rsplit("/", 1)[1].split("?")[0])
+
+    def pg_setting(self, name: str) -> str:
+        if name not in self._pg_settings:
+            self._pg_settings[name] = str(self.postgres.sql(f"SHOW {name}"))
+        return self._pg_settings[name]
+
+    def pg_durability(self) -> str:
+        note = ""
+        if self.pg_setting("fsync") == "off":
+            note = " (the throwaway test cluster: not crash-safe, figures flatter every PostgreSQL subject alike)"
+        return f"PostgreSQL synchronous_commit={self.pg_setting('synchronous_commit')}, fsync={self.pg_setting('fsync')}{note}"
+
+    # -- UmaDB ---------------------------------------------------------------------------------
+
+    def uma_create(self) -> str:
+        server = UmaServer(self.folder / f"uma-{uuid.uuid4().hex[:8]}")
+        self.uma[server.url] = server
+        self.uma_sync_line = self.uma_sync_line or server.log_line("writing with")
+        return server.url
+
+    def uma_drop(self, url: str) -> None:
+        server = self.uma.pop(url, None)
+        if server is not None:
+            server.stop()
+
+    # -- end -----------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        for url in list(self.uma):
+            self.uma_drop(url)
+        if self._postgres is not None:
+            self._postgres.close()
+            self._postgres = None
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+_env: Environment | None = None
+
+
+def env() -> Environment:
+    """The run's environment (created on first use, in the parent process only)."""
+    global _env
+    if _env is None:
+        _env = Environment()
+    return _env
+
+
+def close_env() -> None:
+    global _env
+    if _env is not None:
+        _env.close()
+        _env = None
