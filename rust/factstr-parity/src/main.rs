@@ -27,6 +27,8 @@
 //!   `{"id":S,"replay":[[R..]..]}`, the batches the handler received while the registration ran
 //!   (the replay). With `fail_on: {"seq":N,"delay_ms":M}` the handler waits M ms and then fails
 //!   on a batch holding sequence number N (every other batch succeeds).
+//! * `durable {name, count_only: true}` -> `{"events":N,"seconds":S}`: a `stream_all_durable`
+//!   replay timed in-process (benchmarks), then unsubscribed.
 //! * `deliveries {id}` -> `{"batches":[[R..]..]}`: waits until every batch this process committed
 //!   has been through the delivery thread, then returns (and forgets) what stream `id` received
 //!   since its registration or the last `deliveries`.
@@ -378,6 +380,21 @@ impl Session {
                 self.streams.insert(id.clone(), (Some(stream), inbox));
                 self.renew_tail()?;
                 Ok(json!({"id": id}))
+            }
+            "durable" if field(line, "count_only").as_bool() == Some(true) => {
+                // Benchmarks: time a replay in-process, counting what the handler receives.
+                let durable = DurableStream::new(as_str(field(line, "name"), "name")?);
+                let received = Arc::new(AtomicU64::new(0));
+                let counter = Arc::clone(&received);
+                let handle = HandleStream::new(move |batch: Vec<EventRecord>| {
+                    counter.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    std::future::ready(Ok(()))
+                });
+                let started = Instant::now();
+                let stream = self.store.stream_all_durable(&durable, handle).map_err(store_error)?;
+                let seconds = started.elapsed().as_secs_f64();
+                stream.unsubscribe();
+                Ok(json!({"events": received.load(Ordering::Relaxed), "seconds": seconds}))
             }
             "durable" => {
                 let id = self.new_stream_id(line)?;
