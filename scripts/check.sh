@@ -36,11 +36,11 @@ if ! "$PY" -c "import psycopg, psycopg_pool, eventsourcing, umadb, matplotlib" 2
     touch "$VENV/.bench-requirements-installed"
 fi
 
-# Tiny sizes, about half a minute: proves that every scenario runs on every subject. No figure is
-# checked (shared machines are noisy); this fails only if the harness crashes or factstr breaks
-# a scenario's correctness check (false conflicts in S7, lost stream deliveries, a short replay).
-echo "==> benchmarks (smoke run; figures not checked)"
-"$PY" bench/run.py --smoke
+# The quick mode, about a minute: every scenario on every subject. No figure is checked (shared
+# machines are noisy); this fails only if the harness crashes or factstr breaks a scenario's
+# correctness check (false conflicts in S7, lost stream deliveries, a short replay).
+echo "==> benchmarks (quick mode; figures not checked)"
+"$PY" bench/run.py --quick --output "$ROOT/bench/results/ci"
 
 # Last, so that its summary closes the output.
 echo "==> pytest"
