@@ -140,10 +140,14 @@ impl EventStore {
         Ok(streams.into_iter().map(DurableStreamInfo::from).collect())
     }
 
+    /// Sets the cursor of an inactive durable stream (0: replay everything again).
     #[pyo3(signature = (name, sequence_number=None))]
     fn reset_durable_stream(&self, py: Python<'_>, name: &Bound<'_, PyAny>, sequence_number: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let name = durable_name(name)?;
-        let position = crate::convert::optional_sequence_number(sequence_number, "sequence_number")?.unwrap_or(0);
+        let position = match sequence_number {
+            Some(number) => crate::convert::sequence_number(number, "sequence_number")?,
+            None => 0,
+        };
         detached(py, || self.inner.reset_durable_stream(&name, position))
     }
 
