@@ -10,7 +10,10 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
+
+import pytest
 
 from tests.parity.conftest import MANIFEST, MakeDatabase, StartUpstream, target_dir
 from tests.postgres_server import PostgresServer
@@ -98,32 +101,41 @@ def test_postgres_stream_to_disagrees_with_query(start_upstream: StartUpstream, 
     upstream.close()
 
 
+#: How long the race probes below look for a race before giving up (a skip, not a pass).
+RACE_BUDGET = 30.0
+
+
 def test_memory_append_if_is_not_atomic(start_upstream: StartUpstream) -> None:
     """Item 5: "appends only when the expected context version still matches": in memory,
     concurrent append_if calls on one empty context can both succeed."""
     upstream = start_upstream({"open": "memory"})
-    doubles = 0
-    for _ in range(40):
+    doubles, rounds = 0, 0
+    # A race: seen a few times per thousand rounds on an idle machine, rarely on a loaded one.
+    # Look for up to RACE_BUDGET seconds; not seeing it proves nothing, so that is a skip.
+    deadline = time.monotonic() + RACE_BUDGET
+    while not doubles and time.monotonic() < deadline:
         doubles += upstream.run({"op": "race_append_if", "threads": 4, "rounds": 500})["ok"]["double_commits"]
-        if doubles:
-            break
-    assert doubles > 0
+        rounds += 500
     upstream.close()
+    if not doubles:
+        pytest.skip(f"the race did not show in {rounds} rounds ({RACE_BUDGET} s) on this machine")
+    assert doubles > 0
 
 
 def test_memory_durable_handover_can_skip(start_upstream: StartUpstream) -> None:
     """Item 6: durable replay hands over to live delivery "without duplicates or gaps"; in
     memory, batches committed while a registration switches over are never delivered."""
     upstream = start_upstream({"open": "memory"})
-    for _ in range(5):
+    deadline = time.monotonic() + RACE_BUDGET
+    while True:
         result = upstream.run({"op": "race_durable", "rounds": 300})["ok"]
-        if result["with_gaps"]:
-            break
         upstream.close()
+        if result["with_gaps"] or time.monotonic() > deadline:
+            break
         upstream = start_upstream({"open": "memory"})
-    assert result["with_gaps"] > 0, result
+    if not result["with_gaps"]:
+        pytest.skip(f"the race did not show within {RACE_BUDGET} s on this machine: {result}")
     assert result["missing"]
-    upstream.close()
 
 
 def test_sqlite_query_drops_undecodable_rows(start_upstream: StartUpstream, tmp_path: Path) -> None:
