@@ -13,6 +13,10 @@ use crate::types::{Batch, BatchPage, EventQuery, EventRecord, Timestamp};
 /// common one without counting a million rows.
 const ESTIMATE_CAP: i64 = 2_000;
 
+/// Payload candidates this few are read as they are: counting the type index to perhaps find
+/// fewer would cost more than reading them.
+const FEW_CANDIDATES: i64 = 256;
+
 /// A stored event, decoded.
 pub struct Row {
     pub sequence_number: u64,
@@ -105,6 +109,7 @@ pub fn plan(log: &mut dyn IndexedLog, query: &EventQuery) -> Result<Plan> {
         // The type index only needs counting as far as the payload candidates go.
         let payload_estimate = by_payload.as_ref().map(|p| p.iter().map(|x| x.estimate).sum::<i64>());
         let by_type = match &filter.event_types {
+            Some(_) if payload_estimate.is_some_and(|e| e <= FEW_CANDIDATES) => None,
             Some(types) => {
                 let cap = payload_estimate.map_or(ESTIMATE_CAP, |e| e + 1);
                 Some(Part { estimate: log.count_types(types, cap)?, source: Source::Types(types.clone()) })
@@ -125,7 +130,10 @@ pub fn plan(log: &mut dyn IndexedLog, query: &EventQuery) -> Result<Plan> {
         }
     }
     if uses_payload_index {
-        sources.push(Source::After(log.indexed_through()?));
+        let through = log.indexed_through()?;
+        if through < log.head()? {
+            sources.push(Source::After(through));
+        }
     }
     if sources.is_empty() {
         return Ok(Plan::Nothing);

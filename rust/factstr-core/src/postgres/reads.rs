@@ -15,6 +15,9 @@ use crate::postings::decode_members;
 pub struct PgLog<'a> {
     pub conn: &'a mut Conn,
     pub pool: &'a Pool,
+    /// The head and how far the payload index is current, when the caller already read them
+    /// under its lock (an append): saves two round trips.
+    pub known: Option<(u64, u64)>,
 }
 
 const COLUMNS: &str = "sequence_number, occurred_at, event_type, payload";
@@ -62,11 +65,19 @@ pub fn head(conn: &mut Conn, pool: &Pool) -> Result<u64> {
 
 impl IndexedLog for PgLog<'_> {
     fn head(&mut self) -> Result<u64> {
-        head(self.conn, self.pool)
+        match self.known {
+            Some((head, _)) => Ok(head),
+            None => head(self.conn, self.pool),
+        }
     }
 
     fn indexed_through(&mut self) -> Result<u64> {
-        self.count("SELECT indexed_through FROM factstr_payload_index_state WHERE id = 1", &[]).map(|n| n as u64)
+        match self.known {
+            Some((_, through)) => Ok(through),
+            None => self
+                .count("SELECT indexed_through FROM factstr_payload_index_state WHERE id = 1", &[])
+                .map(|n| n as u64),
+        }
     }
 
     fn count_types(&mut self, types: &[String], cap: i64) -> Result<i64> {

@@ -59,7 +59,9 @@ pub fn append(
         catch_up_index(conn, pool, indexed_through, last_committed)?;
     }
     if let Some((context, expected)) = condition {
-        search::check_context(&mut PgLog { conn: &mut *conn, pool }, context, expected)?;
+        // The index is current now: the head read under the lock is all a search needs.
+        let log = &mut PgLog { conn: &mut *conn, pool, known: Some((last_committed, last_committed)) };
+        search::check_context(log, context, expected)?;
     }
     let first = last_committed + 1;
     let count = events.len() as u64;
