@@ -17,7 +17,7 @@ pub const STORE_FORMAT_VERSION: &str = "1";
 pub const BATCH_FORMAT_KEY: &str = "append_batch_boundary_format";
 pub const BATCH_FORMAT_SPARSE: &str = "sparse_v1";
 /// Bumped when the key encoding of `payload_keys` changes; the index is then rebuilt.
-pub const PAYLOAD_KEY_FORMAT: i64 = 5;
+pub const PAYLOAD_KEY_FORMAT: i64 = 6;
 
 /// How durable a commit is (SQLite's `synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,7 +197,7 @@ pub fn prepare(connection: &mut Connection, path: &std::path::Path) -> Result<()
         .query_row("SELECT key_format FROM factstr_payload_index_state WHERE id = 1", [], |row| row.get(0))
         .ok();
     if key_format != Some(PAYLOAD_KEY_FORMAT) {
-        tx.execute_batch(payload_index::DROP).map_err(backend)?;
+        payload_index::drop_all(&tx)?;
         tx.execute_batch(payload_index::CREATE).map_err(backend)?;
         tx.execute_batch("DELETE FROM factstr_payload_index_state;").map_err(backend)?;
         tx.execute(
