@@ -2,7 +2,7 @@
 //! written by `factstr-sqlite` 0.5.2), refusing anything else, and creating what is missing.
 //!
 //! The upstream tables (`events`, `append_batches`, `store_metadata`, `subscriber_cursors`) and
-//! their indexes are kept exactly; we add only the payload index (`factstr_payload_index` and
+//! their indexes are kept exactly; we add only the payload index (`factstr_payload_level_N` and
 //! `factstr_payload_index_levels`, see `payload_index`) and `factstr_payload_index_state` (how
 //! far that index is current).
 
