@@ -12,19 +12,35 @@ pub fn encode_members(first: u64, rest: &[u64]) -> Option<Vec<u8>> {
     let mut bytes = Vec::with_capacity(rest.len());
     let mut previous = first;
     for &number in rest {
-        let mut gap = number - previous;
+        push_varint(&mut bytes, number - previous);
         previous = number;
-        loop {
-            let low = (gap & 0x7f) as u8;
-            gap >>= 7;
-            if gap == 0 {
-                bytes.push(low);
-                break;
-            }
-            bytes.push(low | 0x80);
-        }
     }
     Some(bytes)
+}
+
+/// LEB128: seven bits per byte, low bits first, the high bit set on every byte but the last.
+pub fn push_varint(bytes: &mut Vec<u8>, mut value: u64) {
+    loop {
+        let low = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            bytes.push(low);
+            return;
+        }
+        bytes.push(low | 0x80);
+    }
+}
+
+/// Reads one LEB128 number at the start of `bytes`: the number and the bytes it took.
+pub fn read_varint(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for (index, &byte) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f) << (7 * index);
+        if byte & 0x80 == 0 {
+            return Some((value, index + 1));
+        }
+    }
+    None
 }
 
 /// Appends `first` and the sequence numbers `members` encodes to `out`.
@@ -65,9 +81,13 @@ mod tests {
     }
 }
 
+/// One posting: a key (hash), the first sequence number of a batch that has it, and the batch's
+/// other sequence numbers that have it (`encode_members`).
+pub type Posting = (i64, i64, Option<Vec<u8>>);
+
 /// The postings of a batch: for each key (hash) that any of its events has, the first sequence
 /// number that has it and the others (encoded). `keys` pairs a key with a sequence number.
-pub fn batch_postings(mut keys: Vec<(i64, u64)>) -> Vec<(i64, i64, Option<Vec<u8>>)> {
+pub fn batch_postings(mut keys: Vec<(i64, u64)>) -> Vec<Posting> {
     keys.sort_unstable();
     keys.dedup();
     keys.chunk_by(|a, b| a.0 == b.0)

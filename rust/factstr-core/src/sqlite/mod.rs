@@ -14,6 +14,7 @@ mod reads;
 mod schema;
 mod watcher;
 mod payload_index;
+mod posting_block;
 mod writes;
 
 use std::collections::HashMap;

@@ -9,7 +9,6 @@ use super::{backend, payload_index};
 use crate::clock::{format_rfc3339, now_micros};
 use crate::error::Result;
 use crate::payload_keys::selective_key_hashes;
-use crate::postings::batch_postings;
 use crate::prepared::PreparedEvent;
 use crate::search;
 use crate::types::{AppendResult, EventQuery};
@@ -44,9 +43,7 @@ pub fn append(
         4,
         &event_params,
     )?;
-    // One index posting per key of the batch.
-    let postings = batch_postings(keys);
-    payload_index::add(connection, postings)?;
+    payload_index::add(connection, keys)?;
     if count > 1 {
         connection
             .prepare_cached("INSERT INTO append_batches (first_sequence_number, last_sequence_number) VALUES (?1, ?2)")
@@ -93,8 +90,7 @@ fn catch_up_index(connection: &Connection, last_committed: u64) -> Result<()> {
         let payload = parse_payload(sequence_number as u64, &text)?;
         keys.extend(selective_key_hashes(&payload).into_iter().map(|hash| (hash, sequence_number as u64)));
     }
-    let postings = batch_postings(keys);
-    payload_index::add(connection, postings)?;
+    payload_index::add(connection, keys)?;
     set_indexed_through(connection, last_committed)
 }
 
