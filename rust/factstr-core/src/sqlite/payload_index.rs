@@ -19,7 +19,7 @@
 //! block's largest key in the low ones, so one seek finds the block that may hold a key and a
 //! new run is appended at the end of the table).
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use super::{backend, posting_block};
 use crate::error::{Error, Result};
@@ -101,8 +101,22 @@ pub fn add(connection: &Connection, mut pairs: Vec<(i64, u64)>) -> Result<()> {
     for_level0(connection, |base, block| posting_block::decode(block, base, &mut pairs).map_err(damaged))?;
     connection.prepare_cached("DELETE FROM factstr_payload_level_0").map_err(backend)?.execute([]).map_err(backend)?;
     pairs.sort_unstable();
-    write_run(connection, 1, &pairs)?;
+    write_run(connection, level_for(pairs.len()), &pairs)?;
     merge_full_levels(connection)
+}
+
+/// The level a new run of `numbers` entries belongs to: level 1 holds runs of up to two level
+/// 0's worth, each further level runs `RUNS_PER_LEVEL` times larger. A large run (a catch-up
+/// over many foreign appends, a rebuild, a huge batch) so starts high and is not merged again
+/// and again with small runs.
+fn level_for(numbers: usize) -> i64 {
+    let mut level = 1;
+    let mut capacity = 2 * LEVEL0_NUMBERS as usize;
+    while numbers > capacity {
+        level += 1;
+        capacity = capacity.saturating_mul(RUNS_PER_LEVEL as usize);
+    }
+    level
 }
 
 /// Writes `pairs` (sorted) as a new run of `level`, in blocks.
@@ -151,19 +165,27 @@ fn block_id(run: i64, last_key: i64) -> i64 {
     (run << 32) | last_key
 }
 
-/// Merges the runs of every level that reached `RUNS_PER_LEVEL` into one run of the next.
+/// Merges the runs of every level that reached `RUNS_PER_LEVEL` into one run of a higher level,
+/// lowest level first, until no level is full.
 fn merge_full_levels(connection: &Connection) -> Result<()> {
-    let mut level = 1;
     loop {
+        let full: Option<i64> = connection
+            .prepare_cached(
+                "SELECT level FROM factstr_payload_runs GROUP BY level HAVING count(*) >= ?1 ORDER BY level LIMIT 1",
+            )
+            .map_err(backend)?
+            .query_row([RUNS_PER_LEVEL], |row| row.get(0))
+            .optional()
+            .map_err(backend)?;
+        let Some(level) = full else {
+            return Ok(());
+        };
         let runs: Vec<i64> = {
             let mut statement =
                 connection.prepare_cached("SELECT run FROM factstr_payload_runs WHERE level = ?1").map_err(backend)?;
             let rows = statement.query_map([level], |row| row.get(0)).map_err(backend)?;
             rows.collect::<rusqlite::Result<_>>().map_err(backend)?
         };
-        if (runs.len() as i64) < RUNS_PER_LEVEL {
-            return Ok(());
-        }
         let mut pairs = Vec::new();
         for &run in &runs {
             let mut statement = connection
@@ -186,8 +208,7 @@ fn merge_full_levels(connection: &Connection) -> Result<()> {
                 .map_err(backend)?;
         }
         pairs.sort_unstable();
-        write_run(connection, level + 1, &pairs)?;
-        level += 1;
+        write_run(connection, level_for(pairs.len()).max(level + 1), &pairs)?;
     }
 }
 
@@ -275,7 +296,8 @@ mod tests {
         let mut next = 1u64;
         let mut seed = 7u64;
         for append in 0..700u64 {
-            let size = [1, 3, 100, 17, 2000][(append % 5) as usize];
+            // One huge append (a catch-up, a rebuild) starts as a run of a high level.
+            let size = if append == 350 { 40_000 } else { [1, 3, 100, 17, 2000][(append % 5) as usize] };
             let mut pairs = Vec::new();
             for number in next..next + size {
                 seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
