@@ -2,9 +2,9 @@
 //! written by `factstr-sqlite` 0.5.2), refusing anything else, and creating what is missing.
 //!
 //! The upstream tables (`events`, `append_batches`, `store_metadata`, `subscriber_cursors`) and
-//! their indexes are kept exactly; we add only the payload index (`factstr_payload_level_N` and
-//! `factstr_payload_index_levels`, see `payload_index`) and `factstr_payload_index_state` (how
-//! far that index is current).
+//! their indexes are kept exactly; we add only the payload index (`factstr_payload_level_0`,
+//! `factstr_payload_runs`, `factstr_payload_blocks`, see `payload_index`) and
+//! `factstr_payload_index_state` (how far that index is current).
 
 use std::time::Duration;
 
