@@ -38,6 +38,7 @@ pub const CREATE: &str = "
     CREATE TABLE IF NOT EXISTS factstr_payload_blocks (
         id INTEGER PRIMARY KEY,
         first_key INTEGER NOT NULL,
+        number_count INTEGER NOT NULL,
         postings BLOB NOT NULL
     );
 ";
@@ -66,8 +67,8 @@ const LEVEL0_NUMBERS: i64 = 4096;
 const LEVEL0_ROWS: i64 = 32;
 /// Runs a level holds before they are merged into one run of the next level.
 const RUNS_PER_LEVEL: i64 = 8;
-/// A run's blocks close at a key boundary once they hold this many keys or bytes of entries
-/// (a block then fits in a page; a key with very many postings gets a larger block).
+/// A run's blocks hold up to this many keys or sequence numbers (a block then fits in a page).
+/// A key with more numbers gets a block of its own, which counting does not need to read.
 const BLOCK_KEYS: usize = 256;
 const BLOCK_NUMBERS: usize = 1024;
 
@@ -132,30 +133,37 @@ fn write_run(connection: &Connection, level: i64, pairs: &[(i64, u64)]) -> Resul
         .execute((run, level, pairs.len() as i64))
         .map_err(backend)?;
     let mut insert = connection
-        .prepare_cached("INSERT INTO factstr_payload_blocks (id, first_key, postings) VALUES (?1, ?2, ?3)")
+        .prepare_cached("INSERT INTO factstr_payload_blocks (id, first_key, number_count, postings) VALUES (?1, ?2, ?3, ?4)")
         .map_err(backend)?;
     let mut rest = pairs;
     while !rest.is_empty() {
         let end = block_end(rest);
         let (block, after) = rest.split_at(end);
         let last_key = block[end - 1].0;
-        insert.execute((block_id(run, last_key), block[0].0, posting_block::encode(0, block).map_err(damaged)?)).map_err(backend)?;
+        let encoded = posting_block::encode(0, block).map_err(damaged)?;
+        insert.execute((block_id(run, last_key), block[0].0, block.len() as i64, encoded)).map_err(backend)?;
         rest = after;
     }
     Ok(())
 }
 
-/// Where the block that starts `pairs` ends: after `BLOCK_KEYS` keys or `BLOCK_NUMBERS`
-/// numbers, at a key boundary (a key's postings never span two blocks).
+/// Where the block that starts `pairs` ends: at a key boundary (a key's postings never span
+/// two blocks), before `BLOCK_KEYS` keys or `BLOCK_NUMBERS` numbers are exceeded, except that a
+/// key with more numbers than that fills a block alone.
 fn block_end(pairs: &[(i64, u64)]) -> usize {
     let mut keys = 0;
     let mut end = 0;
-    while end < pairs.len() && keys < BLOCK_KEYS && end < BLOCK_NUMBERS {
+    while end < pairs.len() && keys < BLOCK_KEYS {
         let key = pairs[end].0;
-        while end < pairs.len() && pairs[end].0 == key {
-            end += 1;
+        let key_end = end + pairs[end..].partition_point(|(k, _)| *k == key);
+        if keys > 0 && key_end > BLOCK_NUMBERS {
+            break;
         }
+        end = key_end;
         keys += 1;
+        if end >= BLOCK_NUMBERS {
+            break;
+        }
     }
     end
 }
@@ -229,8 +237,16 @@ fn for_level0(connection: &Connection, mut visit: impl FnMut(u64, &[u8]) -> Resu
     Ok(())
 }
 
-/// Calls `visit` with the block of each run that may hold `hash`.
-fn for_run_blocks(connection: &Connection, hash: i64, mut visit: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
+/// What a run holds for a key: a block to search, or (when only counting) the number of
+/// sequence numbers of a block that holds this key alone, which is then not read.
+enum RunHit<'a> {
+    Block(&'a [u8]),
+    OnlyKey(u64),
+}
+
+/// Calls `visit` with what each run that may hold `hash` has for it. With `counting`, a block
+/// of one key (a common key, whose block can be large) is not read.
+fn for_run_blocks(connection: &Connection, hash: i64, counting: bool, mut visit: impl FnMut(RunHit<'_>) -> Result<()>) -> Result<()> {
     if u32::try_from(hash).is_err() {
         return Ok(()); // every indexed key is a 32-bit hash
     }
@@ -239,15 +255,24 @@ fn for_run_blocks(connection: &Connection, hash: i64, mut visit: impl FnMut(&[u8
         let rows = statement.query_map([], |row| row.get(0)).map_err(backend)?;
         rows.collect::<rusqlite::Result<_>>().map_err(backend)?
     };
+    // The first block whose largest key is at least `hash`; SQLite reads `postings` only when
+    // the CASE asks for it.
     let mut statement = connection
-        .prepare_cached("SELECT first_key, postings FROM factstr_payload_blocks WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT 1")
+        .prepare_cached(
+            "SELECT first_key, number_count, \
+             CASE WHEN ?3 AND first_key = (id & 4294967295) THEN NULL ELSE postings END \
+             FROM factstr_payload_blocks WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT 1",
+        )
         .map_err(backend)?;
     for run in runs {
-        let mut rows = statement.query((block_id(run, hash), block_id(run + 1, 0))).map_err(backend)?;
-        if let Some(row) = rows.next().map_err(backend)? {
-            if row.get::<_, i64>(0).map_err(backend)? <= hash {
-                visit(blob(row, 1)?)?;
-            }
+        let mut rows = statement.query((block_id(run, hash), block_id(run + 1, 0), counting)).map_err(backend)?;
+        let Some(row) = rows.next().map_err(backend)? else { continue };
+        if row.get::<_, i64>(0).map_err(backend)? > hash {
+            continue;
+        }
+        match row.get_ref(2).map_err(backend)? {
+            rusqlite::types::ValueRef::Null => visit(RunHit::OnlyKey(row.get::<_, i64>(1).map_err(backend)? as u64))?,
+            _ => visit(RunHit::Block(blob(row, 2)?))?,
         }
     }
     Ok(())
@@ -260,8 +285,11 @@ pub fn estimate(connection: &Connection, hash: i64, cap: i64) -> Result<i64> {
         total += posting_block::count(block, hash).map_err(damaged)?;
         Ok(())
     })?;
-    for_run_blocks(connection, hash, |block| {
-        total += posting_block::count(block, hash).map_err(damaged)?;
+    for_run_blocks(connection, hash, true, |hit| {
+        total += match hit {
+            RunHit::Block(block) => posting_block::count(block, hash).map_err(damaged)?,
+            RunHit::OnlyKey(numbers) => numbers,
+        };
         Ok(())
     })?;
     Ok(i64::try_from(total).unwrap_or(i64::MAX).min(cap))
@@ -270,7 +298,10 @@ pub fn estimate(connection: &Connection, hash: i64, cap: i64) -> Result<i64> {
 /// Appends every sequence number indexed under `hash` to `out` (unordered).
 pub fn lookup(connection: &Connection, hash: i64, out: &mut Vec<u64>) -> Result<()> {
     for_level0(connection, |base, block| posting_block::lookup(block, base, hash, out).map_err(damaged))?;
-    for_run_blocks(connection, hash, |block| posting_block::lookup(block, 0, hash, out).map_err(damaged))
+    for_run_blocks(connection, hash, false, |hit| match hit {
+        RunHit::Block(block) => posting_block::lookup(block, 0, hash, out).map_err(damaged),
+        RunHit::OnlyKey(_) => unreachable!("a lookup reads every block"),
+    })
 }
 
 #[cfg(test)]

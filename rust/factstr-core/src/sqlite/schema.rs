@@ -17,7 +17,7 @@ pub const STORE_FORMAT_VERSION: &str = "1";
 pub const BATCH_FORMAT_KEY: &str = "append_batch_boundary_format";
 pub const BATCH_FORMAT_SPARSE: &str = "sparse_v1";
 /// Bumped when the key encoding of `payload_keys` changes; the index is then rebuilt.
-pub const PAYLOAD_KEY_FORMAT: i64 = 7;
+pub const PAYLOAD_KEY_FORMAT: i64 = 8;
 
 /// How durable a commit is (SQLite's `synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
