@@ -17,6 +17,9 @@ const ESTIMATE_CAP: i64 = 2_000;
 /// fewer would cost more than reading them.
 const FEW_CANDIDATES: i64 = 256;
 
+/// The most candidate rows fetched at once.
+const MAX_FETCH_CHUNK: usize = 512;
+
 /// A stored event, decoded.
 pub struct Row {
     pub sequence_number: u64,
@@ -197,7 +200,9 @@ pub fn visit_rows(
     if descending {
         numbers.reverse();
     }
-    let mut chunk = 1usize;
+    // The first chunk is what the caller expects to need (one row for a context version, all of
+    // them for a whole query); later ones grow.
+    let mut chunk = expected.clamp(1, MAX_FETCH_CHUNK);
     let mut rest = numbers.as_slice();
     while !rest.is_empty() {
         let (now, later) = rest.split_at(chunk.min(rest.len()));
@@ -207,7 +212,7 @@ pub fn visit_rows(
             }
         }
         rest = later;
-        chunk = (chunk * 8).min(512);
+        chunk = (chunk * 8).min(MAX_FETCH_CHUNK);
     }
     Ok(())
 }
@@ -266,8 +271,14 @@ pub fn check_context(log: &mut dyn IndexedLog, context: &EventQuery, expected: O
 pub fn query(log: &mut dyn IndexedLog, query: &EventQuery, limit: Option<usize>) -> Result<crate::types::QueryResult> {
     let plan = plan(log, query)?;
     let after = query.min_sequence_number.unwrap_or(0);
-    let event_records = matching_records(log, query, &plan, after, limit.unwrap_or(usize::MAX))?;
-    let current_context_version = context_version(log, query, &plan)?;
+    let limit = limit.unwrap_or(usize::MAX);
+    let event_records = matching_records(log, query, &plan, after, limit)?;
+    // Every matching record read from the start: the last one is the context version.
+    let current_context_version = if after == 0 && event_records.len() < limit {
+        event_records.last().map(|r| r.sequence_number)
+    } else {
+        context_version(log, query, &plan)?
+    };
     Ok(crate::types::QueryResult {
         last_returned_sequence_number: event_records.last().map(|r| r.sequence_number),
         event_records,

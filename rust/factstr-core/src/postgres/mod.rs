@@ -180,12 +180,12 @@ impl EventStore for PostgresStore {
 
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {
         let pool = &self.shared.pool;
-        self.shared.read(|conn| search::query(&mut PgLog { conn, pool, known: None }, query, limit))
+        self.shared.read(|conn| search::query(&mut PgLog::new(conn, pool, None), query, limit))
     }
 
     fn read_batches(&self, position: u64, query: &EventQuery, max_events: usize) -> Result<BatchPage> {
         let pool = &self.shared.pool;
-        self.shared.read(|conn| search::read_batches(&mut PgLog { conn, pool, known: None }, position, query, max_events))
+        self.shared.read(|conn| search::read_batches(&mut PgLog::new(conn, pool, None), position, query, max_events))
     }
 
     fn head(&self) -> Result<u64> {

@@ -13,12 +13,18 @@ use crate::search::{IndexedLog, Row};
 use crate::postings::decode_members;
 
 pub struct PgLog<'a> {
-    pub conn: &'a mut Conn,
-    pub pool: &'a Pool,
+    conn: &'a mut Conn,
+    pool: &'a Pool,
     /// The head and how far the payload index is current, when the caller already read them
     /// under its lock (an append): saves two round trips.
-    pub known: Option<(u64, u64)>,
+    known: Option<(u64, u64)>,
+    /// The sequence numbers of keys whose postings `count_key` read whole (few of them), so
+    /// that `numbers_by_key` needs no second round trip.
+    key_numbers: HashMap<i64, Vec<u64>>,
 }
+
+/// A key with fewer postings than this is read whole when counted: one round trip for both.
+const READ_WHOLE_BELOW: i64 = 256;
 
 const COLUMNS: &str = "sequence_number, occurred_at, event_type, payload";
 
@@ -45,7 +51,11 @@ fn read_row(row: &postgres::Row) -> Row {
     }
 }
 
-impl PgLog<'_> {
+impl<'a> PgLog<'a> {
+    pub fn new(conn: &'a mut Conn, pool: &'a Pool, known: Option<(u64, u64)>) -> Self {
+        Self { conn, pool, known, key_numbers: HashMap::new() }
+    }
+
     fn numbers(&mut self, sql: &str, params: Params<'_>, out: &mut Vec<u64>) -> Result<()> {
         let rows = self.conn.query(sql, params).map_err(|e| self.pool.error(e))?;
         out.extend(rows.iter().map(|row| row.get::<_, i64>(0) as u64));
@@ -54,6 +64,14 @@ impl PgLog<'_> {
 
     fn count(&mut self, sql: &str, params: Params<'_>) -> Result<i64> {
         self.conn.query_one(sql, params).map(|row| row.get(0)).map_err(|e| self.pool.error(e))
+    }
+}
+
+/// Appends the sequence numbers of payload index rows (first_sequence_number, members).
+fn decode_rows(rows: &[postgres::Row], out: &mut Vec<u64>) {
+    for row in rows {
+        let members: Option<&[u8]> = row.get(1);
+        decode_members(row.get::<_, i64>(0) as u64, members, out);
     }
 }
 
@@ -91,6 +109,19 @@ impl IndexedLog for PgLog<'_> {
     }
 
     fn count_key(&mut self, hash: i64, cap: i64) -> Result<i64> {
+        let few = self
+            .conn
+            .query(
+                "SELECT first_sequence_number, members FROM factstr_payload_index WHERE key_hash = $1 LIMIT $2",
+                &[&hash, &READ_WHOLE_BELOW],
+            )
+            .map_err(|e| self.pool.error(e))?;
+        if (few.len() as i64) < READ_WHOLE_BELOW {
+            let mut numbers = Vec::new();
+            decode_rows(&few, &mut numbers);
+            self.key_numbers.insert(hash, numbers);
+            return Ok(few.len() as i64);
+        }
         self.count(
             "SELECT count(*) FROM (SELECT 1 FROM factstr_payload_index WHERE key_hash = $1 LIMIT $2) AS t",
             &[&hash, &cap],
@@ -106,14 +137,15 @@ impl IndexedLog for PgLog<'_> {
     }
 
     fn numbers_by_key(&mut self, hash: i64, out: &mut Vec<u64>) -> Result<()> {
+        if let Some(numbers) = self.key_numbers.get(&hash) {
+            out.extend(numbers);
+            return Ok(());
+        }
         let rows = self
             .conn
             .query("SELECT first_sequence_number, members FROM factstr_payload_index WHERE key_hash = $1", &[&hash])
             .map_err(|e| self.pool.error(e))?;
-        for row in rows {
-            let members: Option<&[u8]> = row.get(1);
-            decode_members(row.get::<_, i64>(0) as u64, members, out);
-        }
+        decode_rows(&rows, out);
         Ok(())
     }
 

@@ -60,7 +60,7 @@ pub fn append(
     }
     if let Some((context, expected)) = condition {
         // The index is current now: the head read under the lock is all a search needs.
-        let log = &mut PgLog { conn: &mut *conn, pool, known: Some((last_committed, last_committed)) };
+        let log = &mut PgLog::new(&mut *conn, pool, Some((last_committed, last_committed)));
         search::check_context(log, context, expected)?;
     }
     let first = last_committed + 1;
