@@ -88,6 +88,29 @@ def test_context_with_payload_predicate(store: Store) -> None:
     assert result.first_sequence_number == 3
 
 
+@pytest.mark.parametrize("facts", [1, 255, 256, 257, 600])
+def test_context_version_is_exact_for_rare_and_common_keys(store: Store, facts: int) -> None:
+    """Stores read a rare key's index entries whole and count a common one's: either way the
+    version is the newest matching fact, and a stale version conflicts."""
+    for i in range(facts):
+        store.append([factstr.NewEvent("deposit", {"account": "busy", "n": i})])  # one batch each
+        if i % 100 == 0:
+            store.append([factstr.NewEvent("deposit", {"account": "other", "n": i})])
+    newest = store.append([factstr.NewEvent("deposit", {"account": "busy", "n": -1})]).last_sequence_number
+    store.append([factstr.NewEvent("deposit", {"account": "other", "n": -1})])
+    busy = EventQuery(filters=[factstr.EventFilter(["deposit"], [{"account": "busy"}])])
+    both = EventQuery(filters=[factstr.EventFilter(payload_predicates=[{"account": "busy", "n": -1}, {"n": 0}])])
+    assert store.query(busy, limit=0).current_context_version == newest
+    with pytest.raises(factstr.ConditionalAppendConflict) as info:
+        store.append_if([ev("withdraw")], busy, newest - 1)
+    assert info.value.actual_context_version == newest
+    with pytest.raises(factstr.ConditionalAppendConflict) as info:
+        store.append_if([ev("withdraw")], both, newest - 1)
+    assert info.value.actual_context_version == newest
+    assert store.append_if([ev("withdraw")], both, newest).first_sequence_number == newest + 2
+    assert len(store.query(busy).event_records) == facts + 1
+
+
 def test_new_events_need_not_match_the_context(store: Store) -> None:
     result = store.append_if([ev("unrelated")], ORDERS, None)
     assert result.first_sequence_number == 1

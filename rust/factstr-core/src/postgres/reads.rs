@@ -18,13 +18,13 @@ pub struct PgLog<'a> {
     /// The head and how far the payload index is current, when the caller already read them
     /// under its lock (an append): saves two round trips.
     known: Option<(u64, u64)>,
-    /// The sequence numbers of keys whose postings `count_key` read whole (few of them), so
-    /// that `numbers_by_key` needs no second round trip.
-    key_numbers: HashMap<i64, Vec<u64>>,
+    /// Keys whose postings were read whole (few of them, by `count_key` or in advance by an
+    /// append): their row count and sequence numbers, so no further round trip needs them.
+    key_numbers: HashMap<i64, (i64, Vec<u64>)>,
 }
 
 /// A key with fewer postings than this is read whole when counted: one round trip for both.
-const READ_WHOLE_BELOW: i64 = 256;
+pub const READ_WHOLE_BELOW: i64 = 256;
 
 const COLUMNS: &str = "sequence_number, occurred_at, event_type, payload";
 
@@ -54,6 +54,16 @@ fn read_row(row: &postgres::Row) -> Row {
 impl<'a> PgLog<'a> {
     pub fn new(conn: &'a mut Conn, pool: &'a Pool, known: Option<(u64, u64)>) -> Self {
         Self { conn, pool, known, key_numbers: HashMap::new() }
+    }
+
+    /// Takes a key's postings read in advance in this snapshot (all of them, fewer than
+    /// `READ_WHOLE_BELOW` rows): (first sequence number, members) per row.
+    pub fn read_whole(&mut self, hash: i64, rows: &[(u64, Option<Vec<u8>>)]) {
+        let mut numbers = Vec::new();
+        for (first, members) in rows {
+            decode_members(*first, members.as_deref(), &mut numbers);
+        }
+        self.key_numbers.insert(hash, (rows.len() as i64, numbers));
     }
 
     fn numbers(&mut self, sql: &str, params: Params<'_>, out: &mut Vec<u64>) -> Result<()> {
@@ -109,6 +119,9 @@ impl IndexedLog for PgLog<'_> {
     }
 
     fn count_key(&mut self, hash: i64, cap: i64) -> Result<i64> {
+        if let Some((rows, _)) = self.key_numbers.get(&hash) {
+            return Ok(*rows);
+        }
         let few = self
             .conn
             .query(
@@ -119,7 +132,7 @@ impl IndexedLog for PgLog<'_> {
         if (few.len() as i64) < READ_WHOLE_BELOW {
             let mut numbers = Vec::new();
             decode_rows(&few, &mut numbers);
-            self.key_numbers.insert(hash, numbers);
+            self.key_numbers.insert(hash, (few.len() as i64, numbers));
             return Ok(few.len() as i64);
         }
         self.count(
@@ -137,7 +150,7 @@ impl IndexedLog for PgLog<'_> {
     }
 
     fn numbers_by_key(&mut self, hash: i64, out: &mut Vec<u64>) -> Result<()> {
-        if let Some(numbers) = self.key_numbers.get(&hash) {
+        if let Some((_, numbers)) = self.key_numbers.get(&hash) {
             out.extend(numbers);
             return Ok(());
         }

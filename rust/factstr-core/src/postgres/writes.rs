@@ -3,14 +3,16 @@
 //! takes, so our writers and theirs share one order: numbering by `MAX(sequence_number) + 1`
 //! under the lock makes commit order sequence order in every process (SPEC §2.6), and a failed
 //! append burns no number. Events, index postings, the batch row and the index state go in one
-//! statement: an append is three round trips (begin and lock, insert, commit).
+//! statement: an append is three round trips (begin and lock, insert, commit); a conditional append
+//! reads its context's rare keys in the first and its newest candidate row in one more.
 
+use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 use postgres::SimpleQueryMessage;
 
 use super::pool::{Conn, Pool};
-use super::reads::PgLog;
+use super::reads::{PgLog, READ_WHOLE_BELOW};
 use crate::clock::now_micros;
 use crate::error::{Error, Result};
 use crate::payload_keys::selective_key_hashes;
@@ -40,27 +42,52 @@ pub fn append(
     events: &[PreparedEvent],
     condition: Option<(&EventQuery, Option<u64>)>,
 ) -> Result<AppendResult> {
-    let messages = conn
-        .client
-        .simple_query(
-            "BEGIN; LOCK TABLE events, append_batches IN EXCLUSIVE MODE; \
-             SELECT COALESCE(MAX(sequence_number), 0), \
-                    (SELECT indexed_through FROM factstr_payload_index_state WHERE id = 1) FROM events",
-        )
-        .map_err(|e| pool.error(e))?;
-    let (last_committed, indexed_through) = messages
-        .iter()
-        .find_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some((number(row.get(0)), number(row.get(1)))),
-            _ => None,
-        })
+    // One round trip takes the lock, reads the head and, for a condition, the postings of its
+    // predicates' keys (a rare key's whole; a common one is counted later, as in a query).
+    let context_keys: Vec<i64> = condition.map(|(context, _)| predicate_keys(context)).unwrap_or_default();
+    let mut sql = String::from(
+        "BEGIN; LOCK TABLE events, append_batches IN EXCLUSIVE MODE; \
+         SELECT COALESCE(MAX(sequence_number), 0), \
+                (SELECT indexed_through FROM factstr_payload_index_state WHERE id = 1) FROM events;",
+    );
+    if !context_keys.is_empty() {
+        let list: Vec<String> = context_keys.iter().map(i64::to_string).collect();
+        sql.push_str(&format!(
+            " SELECT k, p.first_sequence_number, encode(p.members, 'hex') FROM unnest(ARRAY[{}]::bigint[]) AS k, \
+             LATERAL (SELECT first_sequence_number, members FROM factstr_payload_index WHERE key_hash = k LIMIT {}) AS p;",
+            list.join(","),
+            READ_WHOLE_BELOW
+        ));
+    }
+    let messages = conn.client.simple_query(&sql).map_err(|e| pool.error(e))?;
+    let mut rows = messages.iter().filter_map(|m| match m {
+        SimpleQueryMessage::Row(row) => Some(row),
+        _ => None,
+    });
+    let (last_committed, indexed_through) = rows
+        .next()
+        .map(|row| (number(row.get(0)), number(row.get(1))))
         .ok_or_else(|| Error::Backend("the head of the log could not be read".to_owned()))?;
+    let mut postings: HashMap<i64, Vec<(u64, Option<Vec<u8>>)>> = context_keys.iter().map(|k| (*k, Vec::new())).collect();
+    for row in rows {
+        let key = row.get(0).and_then(|t| t.parse::<i64>().ok());
+        let members = row.get(2).map(decode_hex).transpose()?;
+        if let Some(found) = key.and_then(|k| postings.get_mut(&k)) {
+            found.push((number(row.get(1)), members));
+        }
+    }
     if indexed_through < last_committed {
         catch_up_index(conn, pool, indexed_through, last_committed)?;
+        postings.clear(); // read before the catch-up: incomplete
     }
     if let Some((context, expected)) = condition {
         // The index is current now: the head read under the lock is all a search needs.
         let log = &mut PgLog::new(&mut *conn, pool, Some((last_committed, last_committed)));
+        for (key, rows) in &postings {
+            if (rows.len() as i64) < READ_WHOLE_BELOW {
+                log.read_whole(*key, rows);
+            }
+        }
         search::check_context(log, context, expected)?;
     }
     let first = last_committed + 1;
@@ -87,6 +114,33 @@ pub fn append(
     .map_err(|e| pool.error(e))?;
     conn.client.batch_execute("COMMIT").map_err(|e| pool.error(e))?;
     Ok(AppendResult { first_sequence_number: first, last_sequence_number: last, committed_count: count })
+}
+
+/// Every key of every payload predicate of `query`.
+fn predicate_keys(query: &EventQuery) -> Vec<i64> {
+    let mut keys: Vec<i64> = query
+        .filters
+        .iter()
+        .flatten()
+        .flat_map(|filter| filter.payload_predicates.iter().flatten())
+        .flat_map(selective_key_hashes)
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// Bytes from PostgreSQL's `encode(..., 'hex')`.
+fn decode_hex(text: &str) -> Result<Vec<u8>> {
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    text.as_bytes()
+        .chunks(2)
+        .map(|pair| match pair {
+            [high, low] => digit(*high).zip(digit(*low)).map(|(h, l)| h << 4 | l),
+            _ => None,
+        })
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(|| Error::Backend("a payload index row did not decode (members)".to_owned()))
 }
 
 fn number(text: Option<&str>) -> u64 {
@@ -125,3 +179,16 @@ fn catch_up_index(conn: &mut Conn, pool: &Pool, indexed_through: u64, last_commi
     Ok(())
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_from_postgres_decodes_or_is_refused() {
+        assert_eq!(decode_hex("").expect("empty"), Vec::<u8>::new());
+        assert_eq!(decode_hex("00ff7fA0").expect("bytes"), vec![0x00, 0xff, 0x7f, 0xa0]);
+        assert!(decode_hex("abc").is_err());
+        assert!(decode_hex("zz").is_err());
+    }
+}
