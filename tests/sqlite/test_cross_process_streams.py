@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,22 @@ def test_live_streams_receive_another_process_batches(db: Path, spawn: Spawn, po
             # Nothing more arrives.
             assert sub.next_batch(timeout=0.1) is None
             assert len(everything.batches) == len(SIZES)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the commit beacon is watched with inotify (Linux)")
+def test_another_process_commit_wakes_streams_before_the_poll(db: Path, spawn: Spawn) -> None:
+    """Our writers touch a beacon file after each commit; watchers wake on it instead of waiting
+    for their next poll. The poll interval is a minute and a subscription also reads again every
+    2 s without a wake-up: a batch that arrives within 1.5 s came through the beacon."""
+    with factstr.SqliteStore(db, poll_interval=60.0) as store, store.subscribe() as sub:
+        child = spawn("live", db, "2,1")
+        child.expect("ready")
+        child.send()
+        first = sub.next_batch(timeout=1.5)
+        second = sub.next_batch(timeout=1.5)
+        child.finish()
+        assert first is not None and second is not None, "no wake-up: the beacon was not seen"
+        assert [seqs_of(first), seqs_of(second)] == [[1, 2], [3]]
 
 
 def test_durable_stream_goes_live_on_another_process_batches(db: Path, spawn: Spawn) -> None:

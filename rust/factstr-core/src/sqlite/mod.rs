@@ -6,9 +6,10 @@
 //! - Reads: a small pool of reader connections; WAL lets them run beside the writer, and each
 //!   read runs in one transaction, so it sees one snapshot (see `reads`).
 //! - Streams: the store's commit signal is raised by its own appends and, while streams exist,
-//!   by a watcher that notices other processes' commits (see `watcher`).
+//!   by a watcher that notices other processes' commits (see `watcher`, `beacon`).
 //! - Durable streams: cursors in `subscriber_cursors`, exclusivity by lock files (see `durable`).
 
+mod beacon;
 mod durable;
 mod reads;
 mod schema;
@@ -71,6 +72,7 @@ pub(crate) struct Shared {
     watching: AtomicBool,
     leases: Mutex<HashMap<LeaseId, (String, File)>>,
     next_lease: AtomicU64,
+    beacon: Mutex<beacon::Ringer>,
 }
 
 /// A sequence number as a SQLite integer (signed 64-bit): numbers beyond it saturate, which
@@ -146,7 +148,6 @@ impl SqliteStore {
         schema::prepare(&mut writer, &path)?;
         Ok(Self {
             shared: Arc::new(Shared {
-                path,
                 options,
                 writer: Mutex::new(Some(writer)),
                 readers: Mutex::new(Vec::new()),
@@ -155,6 +156,8 @@ impl SqliteStore {
                 watching: AtomicBool::new(false),
                 leases: Mutex::new(HashMap::new()),
                 next_lease: AtomicU64::new(1),
+                beacon: Mutex::new(beacon::Ringer::new(&path)),
+                path,
             }),
         })
     }
@@ -166,6 +169,7 @@ impl SqliteStore {
     fn committed(&self, result: Result<AppendResult>) -> Result<AppendResult> {
         if result.is_ok() {
             self.shared.signal.notify();
+            self.shared.beacon.lock().ring();
         }
         result
     }

@@ -1,11 +1,14 @@
 //! Seeing other processes' commits. SQLite has no notifications; `PRAGMA data_version` on a
 //! connection of its own changes whenever another connection commits, and reading it costs
-//! about a microsecond. One thread per store polls it while streams exist and raises the
-//! store's commit signal on a change.
+//! about a microsecond. One thread per store reads it while streams exist and raises the
+//! store's commit signal on a change: when the commit beacon (see `beacon`) is touched, which
+//! our writers in any process do after each commit, and at least every poll interval (for
+//! writers that do not touch it, and where the beacon cannot be watched).
 
 use std::sync::Weak;
 use std::thread;
 
+use super::beacon;
 use super::Shared;
 
 pub fn spawn(shared: Weak<Shared>) {
@@ -16,23 +19,24 @@ pub fn spawn(shared: Weak<Shared>) {
         // the next own commit. Opening failed the same way for the store itself otherwise.
         Err(_) => return,
     };
+    let data_version = move || connection.query_row("PRAGMA data_version", [], |row| row.get::<_, i64>(0)).ok();
+    // Watching and the first reading happen before the caller takes its stream's position, so
+    // a commit right after that position is seen as a change.
+    let watch = beacon::Watch::new(&strong.path);
+    let mut last = data_version();
     let interval = strong.options.poll_interval;
     drop(strong);
-    let spawned = thread::Builder::new().name("factstr-sqlite-watcher".to_owned()).spawn(move || {
-        let mut last: Option<i64> = None;
-        loop {
-            let Some(shared) = shared.upgrade() else { return };
-            if shared.is_closed() {
-                return;
+    let spawned = thread::Builder::new().name("factstr-sqlite-watcher".to_owned()).spawn(move || loop {
+        watch.wait(interval);
+        let Some(shared) = shared.upgrade() else { return };
+        if shared.is_closed() {
+            return;
+        }
+        if let Some(version) = data_version() {
+            if last.is_some_and(|l| l != version) {
+                shared.signal.notify();
             }
-            if let Ok(version) = connection.query_row("PRAGMA data_version", [], |row| row.get::<_, i64>(0)) {
-                if last.is_some_and(|l| l != version) {
-                    shared.signal.notify();
-                }
-                last = Some(version);
-            }
-            drop(shared);
-            thread::sleep(interval);
+            last = Some(version);
         }
     });
     drop(spawned);
