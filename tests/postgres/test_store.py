@@ -6,8 +6,9 @@ import threading
 import time
 
 import factstr
-from factstr import EventQuery, NewEvent
-from tests.postgres_server import postgres_store, postgres_store_class
+from factstr import EventFilter, EventQuery, NewEvent
+from tests.postgres.conftest import MakeDatabase
+from tests.postgres_server import PostgresServer, postgres_store, postgres_store_class
 from tests.support import Collector, cursor_of, seqs_of, wait_for
 
 
@@ -80,3 +81,27 @@ def test_durable_subscription_replay_does_not_stall(url: str) -> None:
                 assert batch is not None, f"replay stopped after {n} batches"
         slow = [(round(w, 2), n) for w, n in waits if w > 1.0]
         assert slow == [], f"next_batch waited over 1 s for committed batches (seconds, batch index): {slow}"
+
+
+def test_an_append_after_a_foreign_writer_indexes_its_rows(server: PostgresServer, make_database: MakeDatabase) -> None:
+    """A plain append is one statement that refuses to run past rows our index does not cover
+    (written by another writer, e.g. the upstream crates): the engine then indexes them first."""
+    database = make_database()
+    with postgres_store(server.url_for(database)) as store:
+        store.append([NewEvent("a", {"account": "x"}), NewEvent("a", {"account": "y"})])
+        # A writer that keeps no index, in the upstream way.
+        server.sql(
+            "BEGIN; LOCK TABLE events, append_batches IN EXCLUSIVE MODE; "
+            "INSERT INTO events VALUES (3, now(), 'a', '{\"account\": \"x\"}'), (4, now(), 'a', '{\"account\": \"z\"}'); "
+            "INSERT INTO append_batches VALUES (3, 4); COMMIT;",
+            database,
+        )
+        by_account = EventQuery([EventFilter(["a"], [{"account": "x"}])])
+        assert seqs_of(store.query(by_account).event_records) == [1, 3]  # the foreign rows are searched too
+        result = store.append([NewEvent("a", {"account": "x"})])
+        assert (result.first_sequence_number, result.last_sequence_number) == (5, 5)
+        assert server.sql("SELECT indexed_through FROM factstr_payload_index_state", database) == "5"
+        assert seqs_of(store.query(by_account).event_records) == [1, 3, 5]
+        assert seqs_of(store.query(EventQuery([EventFilter(None, [{"account": "z"}])])).event_records) == [4]
+        assert store.append([NewEvent("b", {}), NewEvent("b", {})]).first_sequence_number == 6
+        assert server.sql("SELECT first_sequence_number, last_sequence_number FROM append_batches ORDER BY 1", database) == "1|2\n3|4\n6|7"

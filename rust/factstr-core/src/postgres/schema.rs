@@ -51,6 +51,39 @@ const CREATE: &str = "
         key_format INTEGER NOT NULL,
         indexed_through BIGINT NOT NULL
     );
+    -- A whole append in one statement, so one round trip: the lock upstream writers take,
+    -- numbering after the head, the events, their index postings (first sequence numbers given
+    -- as offsets into the batch), the batch row and the index state, all in the statement's own
+    -- transaction. Returns the first sequence number, or 0 (having written nothing) when rows of
+    -- writers that do not keep the index must first be indexed by the engine.
+    CREATE OR REPLACE FUNCTION factstr_append_batch(
+        p_stamp TIMESTAMPTZ, p_types TEXT[], p_payloads TEXT[],
+        p_key_hashes BIGINT[], p_first_offsets BIGINT[], p_members BYTEA[]
+    ) RETURNS BIGINT LANGUAGE plpgsql AS $$
+    DECLARE
+        v_head BIGINT;
+        v_through BIGINT;
+        v_count BIGINT := cardinality(p_types);
+    BEGIN
+        LOCK TABLE events, append_batches IN EXCLUSIVE MODE;
+        SELECT COALESCE(MAX(sequence_number), 0) INTO v_head FROM events;
+        SELECT indexed_through INTO v_through FROM factstr_payload_index_state WHERE id = 1;
+        IF v_through IS NULL OR v_through < v_head THEN
+            RETURN 0;
+        END IF;
+        INSERT INTO events (sequence_number, occurred_at, event_type, payload)
+            SELECT v_head + u.o, p_stamp, u.t, u.p::jsonb
+            FROM unnest(p_types, p_payloads) WITH ORDINALITY AS u(t, p, o);
+        INSERT INTO factstr_payload_index (key_hash, first_sequence_number, members)
+            SELECT x.k, v_head + 1 + x.f, x.m FROM unnest(p_key_hashes, p_first_offsets, p_members) AS x(k, f, m);
+        IF v_count > 1 THEN
+            INSERT INTO append_batches (first_sequence_number, last_sequence_number)
+                VALUES (v_head + 1, v_head + v_count);
+        END IF;
+        UPDATE factstr_payload_index_state SET indexed_through = v_head + v_count WHERE id = 1;
+        RETURN v_head + 1;
+    END
+    $$;
     CREATE OR REPLACE FUNCTION factstr_notify_commit() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         PERFORM pg_notify('factstr_commits', current_schema());

@@ -3,8 +3,9 @@
 //! takes, so our writers and theirs share one order: numbering by `MAX(sequence_number) + 1`
 //! under the lock makes commit order sequence order in every process (SPEC §2.6), and a failed
 //! append burns no number. Events, index postings, the batch row and the index state go in one
-//! statement: an append is three round trips (begin and lock, insert, commit); a conditional append
-//! reads its context's rare keys in the first and its newest candidate row in one more.
+//! statement. A plain append is one round trip (the function `factstr_append_batch`, see `schema`);
+//! a conditional append is four: begin, lock and read the head and its context's rare keys; read
+//! the newest candidate rows; insert; commit.
 
 use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
@@ -42,6 +43,11 @@ pub fn append(
     events: &[PreparedEvent],
     condition: Option<(&EventQuery, Option<u64>)>,
 ) -> Result<AppendResult> {
+    if condition.is_none() {
+        if let Some(result) = append_in_one_statement(conn, pool, events)? {
+            return Ok(result);
+        }
+    }
     // One round trip takes the lock, reads the head and, for a condition, the postings of its
     // predicates' keys (a rare key's whole; a common one is counted later, as in a query).
     let context_keys: Vec<i64> = condition.map(|(context, _)| predicate_keys(context)).unwrap_or_default();
@@ -141,6 +147,37 @@ fn decode_hex(text: &str) -> Result<Vec<u8>> {
         })
         .collect::<Option<Vec<u8>>>()
         .ok_or_else(|| Error::Backend("a payload index row did not decode (members)".to_owned()))
+}
+
+/// A plain append as one call of `factstr_append_batch` (see `schema`): one round trip.
+/// `None` when the index must first catch up with foreign rows (nothing was written).
+fn append_in_one_statement(conn: &mut Conn, pool: &Pool, events: &[PreparedEvent]) -> Result<Option<AppendResult>> {
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    let payloads: Vec<&str> = events.iter().map(|e| e.payload_text.as_str()).collect();
+    // Postings numbered by offset in the batch; the function adds the batch's first number.
+    let keys = events
+        .iter()
+        .zip(0u64..)
+        .flat_map(|(event, offset)| event.key_hashes.iter().map(move |hash| (*hash, offset)))
+        .collect();
+    let postings = batch_postings(keys);
+    let hashes: Vec<i64> = postings.iter().map(|p| p.0).collect();
+    let offsets: Vec<i64> = postings.iter().map(|p| p.1).collect();
+    let members: Vec<Option<&[u8]>> = postings.iter().map(|p| p.2.as_deref()).collect();
+    let occurred_at = UNIX_EPOCH + Duration::from_micros(now_micros().max(0) as u64);
+    let first: i64 = conn
+        .query_one(
+            "SELECT factstr_append_batch($1, $2, $3, $4, $5, $6)",
+            &[&occurred_at, &types, &payloads, &hashes, &offsets, &members],
+        )
+        .map_err(|e| pool.error(e))?
+        .get(0);
+    if first <= 0 {
+        return Ok(None);
+    }
+    let count = events.len() as u64;
+    let first = first as u64;
+    Ok(Some(AppendResult { first_sequence_number: first, last_sequence_number: first + count - 1, committed_count: count }))
 }
 
 fn number(text: Option<&str>) -> u64 {
