@@ -22,19 +22,6 @@ use crate::prepared::PreparedEvent;
 use crate::search;
 use crate::types::{AppendResult, EventQuery};
 
-const INSERT: &str = "
-    WITH new_events AS (
-        INSERT INTO events (sequence_number, occurred_at, event_type, payload)
-        SELECT n, $2, t, p::jsonb FROM unnest($1::bigint[], $3::text[], $4::text[]) AS u(n, t, p)
-    ), new_postings AS (
-        INSERT INTO factstr_payload_index (key_hash, first_sequence_number, members)
-        SELECT * FROM unnest($5::bigint[], $6::bigint[], $7::bytea[])
-    ), new_batch AS (
-        INSERT INTO append_batches (first_sequence_number, last_sequence_number)
-        SELECT $8::bigint, $9::bigint WHERE $9::bigint > $8::bigint
-    )
-    UPDATE factstr_payload_index_state SET indexed_through = $9::bigint WHERE id = 1";
-
 /// Appends in a transaction of its own; with a context, only if its version is `expected`.
 /// On any error the caller rolls back.
 pub fn append(
@@ -96,30 +83,13 @@ pub fn append(
         }
         search::check_context(log, context, expected)?;
     }
-    let first = last_committed + 1;
-    let count = events.len() as u64;
-    let last = first + count - 1;
-    let numbers: Vec<i64> = (first..=last).map(|n| n as i64).collect();
-    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-    let payloads: Vec<&str> = events.iter().map(|e| e.payload_text.as_str()).collect();
-    let keys = events
-        .iter()
-        .zip(first..)
-        .flat_map(|(event, number)| event.key_hashes.iter().map(move |hash| (*hash, number)))
-        .collect();
-    let postings = batch_postings(keys);
-    let hashes: Vec<i64> = postings.iter().map(|p| p.0).collect();
-    let firsts: Vec<i64> = postings.iter().map(|p| p.1).collect();
-    let members: Vec<Option<&[u8]>> = postings.iter().map(|p| p.2.as_deref()).collect();
-    let occurred_at = UNIX_EPOCH + Duration::from_micros(now_micros().max(0) as u64);
-    let (first_i, last_i) = (first as i64, last as i64);
-    conn.execute(
-        INSERT,
-        &[&numbers, &occurred_at, &types, &payloads, &hashes, &firsts, &members, &first_i, &last_i],
-    )
-    .map_err(|e| pool.error(e))?;
+    // Inside this transaction, under the lock already held: the function numbers after the same
+    // head, and the index is current.
+    let result = append_in_one_statement(conn, pool, events)?
+        .filter(|result| result.first_sequence_number == last_committed + 1)
+        .ok_or_else(|| Error::Backend("the append could not be numbered after the head read under the lock".to_owned()))?;
     conn.client.batch_execute("COMMIT").map_err(|e| pool.error(e))?;
-    Ok(AppendResult { first_sequence_number: first, last_sequence_number: last, committed_count: count })
+    Ok(result)
 }
 
 /// Every key of every payload predicate of `query`.
@@ -149,8 +119,9 @@ fn decode_hex(text: &str) -> Result<Vec<u8>> {
         .ok_or_else(|| Error::Backend("a payload index row did not decode (members)".to_owned()))
 }
 
-/// A plain append as one call of `factstr_append_batch` (see `schema`): one round trip.
-/// `None` when the index must first catch up with foreign rows (nothing was written).
+/// The events as one call of `factstr_append_batch` (see `schema`): one round trip, a
+/// transaction of its own unless the caller has one open. `None` when the index must first
+/// catch up with foreign rows (nothing was written).
 fn append_in_one_statement(conn: &mut Conn, pool: &Pool, events: &[PreparedEvent]) -> Result<Option<AppendResult>> {
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     let payloads: Vec<&str> = events.iter().map(|e| e.payload_text.as_str()).collect();
