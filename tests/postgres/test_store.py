@@ -105,3 +105,40 @@ def test_an_append_after_a_foreign_writer_indexes_its_rows(server: PostgresServe
         assert seqs_of(store.query(EventQuery([EventFilter(None, [{"account": "z"}])])).event_records) == [4]
         assert store.append([NewEvent("b", {}), NewEvent("b", {})]).first_sequence_number == 6
         assert server.sql("SELECT first_sequence_number, last_sequence_number FROM append_batches ORDER BY 1", database) == "1|2\n3|4\n6|7"
+
+
+def test_appends_stay_gapless_when_the_database_defaults_to_repeatable_read(
+    server: PostgresServer, make_database: MakeDatabase
+) -> None:
+    """A plain append is one statement that takes the append lock; at REPEATABLE READ the
+    statement's snapshot would predate that lock, so the engine appends in an explicit
+    transaction instead: concurrent writers still number without duplicates or errors."""
+    database = make_database()
+    server.sql(f"ALTER DATABASE \"{database}\" SET default_transaction_isolation = 'repeatable read'")
+    stores = [postgres_store(server.url_for(database)) for _ in range(4)]
+    errors: list[BaseException] = []
+    results: list[tuple[int, int]] = []
+    lock = threading.Lock()
+
+    def write(store: factstr.EventStore, writer: int) -> None:
+        try:
+            for i in range(40):
+                result = store.append([NewEvent("w", {"writer": writer, "i": i})] * (1 + i % 3))
+                with lock:
+                    results.append((result.first_sequence_number, result.last_sequence_number))
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(store, n)) for n, store in enumerate(stores)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    try:
+        assert errors == []
+        numbers = sorted(n for first, last in results for n in range(first, last + 1))
+        assert numbers == list(range(1, len(numbers) + 1))
+        assert seqs_of(stores[0].query().event_records) == numbers
+    finally:
+        for store in stores:
+            store.close()

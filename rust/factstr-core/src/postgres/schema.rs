@@ -56,8 +56,12 @@ const CREATE: &str = "
     -- as offsets into the batch), the batch row and the index state, all in the statement's own
     -- transaction. Returns the first sequence number, or 0 (having written nothing) when rows of
     -- writers that do not keep the index must first be indexed by the engine.
+    -- Called on its own (`p_locked_by_caller` false), it must run at READ COMMITTED: at a higher
+    -- isolation level the calling statement's snapshot predates the lock, so the head it reads
+    -- could be stale; it then returns 0 too, and the engine appends in an explicit transaction
+    -- that takes the lock before its snapshot.
     CREATE OR REPLACE FUNCTION factstr_append_batch(
-        p_stamp TIMESTAMPTZ, p_types TEXT[], p_payloads TEXT[],
+        p_locked_by_caller BOOLEAN, p_stamp TIMESTAMPTZ, p_types TEXT[], p_payloads TEXT[],
         p_key_hashes BIGINT[], p_first_offsets BIGINT[], p_members BYTEA[]
     ) RETURNS BIGINT LANGUAGE plpgsql AS $$
     DECLARE
@@ -65,6 +69,9 @@ const CREATE: &str = "
         v_through BIGINT;
         v_count BIGINT := cardinality(p_types);
     BEGIN
+        IF NOT p_locked_by_caller AND current_setting('transaction_isolation') <> 'read committed' THEN
+            RETURN 0;
+        END IF;
         LOCK TABLE events, append_batches IN EXCLUSIVE MODE;
         SELECT COALESCE(MAX(sequence_number), 0) INTO v_head FROM events;
         SELECT indexed_through INTO v_through FROM factstr_payload_index_state WHERE id = 1;

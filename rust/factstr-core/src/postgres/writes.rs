@@ -31,7 +31,7 @@ pub fn append(
     condition: Option<(&EventQuery, Option<u64>)>,
 ) -> Result<AppendResult> {
     if condition.is_none() {
-        if let Some(result) = append_in_one_statement(conn, pool, events)? {
+        if let Some(result) = append_in_one_statement(conn, pool, events, false)? {
             return Ok(result);
         }
     }
@@ -85,7 +85,7 @@ pub fn append(
     }
     // Inside this transaction, under the lock already held: the function numbers after the same
     // head, and the index is current.
-    let result = append_in_one_statement(conn, pool, events)?
+    let result = append_in_one_statement(conn, pool, events, true)?
         .filter(|result| result.first_sequence_number == last_committed + 1)
         .ok_or_else(|| Error::Backend("the append could not be numbered after the head read under the lock".to_owned()))?;
     conn.client.batch_execute("COMMIT").map_err(|e| pool.error(e))?;
@@ -119,10 +119,11 @@ fn decode_hex(text: &str) -> Result<Vec<u8>> {
         .ok_or_else(|| Error::Backend("a payload index row did not decode (members)".to_owned()))
 }
 
-/// The events as one call of `factstr_append_batch` (see `schema`): one round trip, a
-/// transaction of its own unless the caller has one open. `None` when the index must first
-/// catch up with foreign rows (nothing was written).
-fn append_in_one_statement(conn: &mut Conn, pool: &Pool, events: &[PreparedEvent]) -> Result<Option<AppendResult>> {
+/// The events as one call of `factstr_append_batch` (see `schema`): one round trip, in a
+/// transaction of its own unless the caller has one open and `locked` (holds the append lock,
+/// taken before its snapshot). `None` when nothing was written: the index must first catch up
+/// with foreign rows, or the session's isolation level needs the explicit transaction.
+fn append_in_one_statement(conn: &mut Conn, pool: &Pool, events: &[PreparedEvent], locked: bool) -> Result<Option<AppendResult>> {
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     let payloads: Vec<&str> = events.iter().map(|e| e.payload_text.as_str()).collect();
     // Postings numbered by offset in the batch; the function adds the batch's first number.
@@ -138,8 +139,8 @@ fn append_in_one_statement(conn: &mut Conn, pool: &Pool, events: &[PreparedEvent
     let occurred_at = UNIX_EPOCH + Duration::from_micros(now_micros().max(0) as u64);
     let first: i64 = conn
         .query_one(
-            "SELECT factstr_append_batch($1, $2, $3, $4, $5, $6)",
-            &[&occurred_at, &types, &payloads, &hashes, &offsets, &members],
+            "SELECT factstr_append_batch($1, $2, $3, $4, $5, $6, $7)",
+            &[&locked, &occurred_at, &types, &payloads, &hashes, &offsets, &members],
         )
         .map_err(|e| pool.error(e))?
         .get(0);
@@ -155,30 +156,41 @@ fn number(text: Option<&str>) -> u64 {
     text.and_then(|t| t.parse().ok()).unwrap_or(0)
 }
 
+/// Foreign rows a catch-up reads (and indexes) at a time, so a long history needs little memory.
+const CATCH_UP_PAGE: i64 = 10_000;
+
 /// Indexes the events that writers without our index (the upstream crates) appended.
 fn catch_up_index(conn: &mut Conn, pool: &Pool, indexed_through: u64, last_committed: u64) -> Result<()> {
-    let rows = conn
-        .query(
-            "SELECT sequence_number, payload FROM events WHERE sequence_number > $1 ORDER BY sequence_number",
-            &[&(indexed_through as i64)],
+    let mut after = indexed_through as i64;
+    loop {
+        let rows = conn
+            .query(
+                "SELECT sequence_number, payload FROM events WHERE sequence_number > $1 ORDER BY sequence_number LIMIT $2",
+                &[&after, &CATCH_UP_PAGE],
+            )
+            .map_err(|e| pool.error(e))?;
+        let Some(last) = rows.last() else { break };
+        after = last.get(0);
+        let mut keys = Vec::new();
+        for row in &rows {
+            let number = row.get::<_, i64>(0) as u64;
+            let payload: serde_json::Value = row.get(1);
+            keys.extend(selective_key_hashes(&payload).into_iter().map(|hash| (hash, number)));
+        }
+        let postings = batch_postings(keys);
+        let hashes: Vec<i64> = postings.iter().map(|p| p.0).collect();
+        let firsts: Vec<i64> = postings.iter().map(|p| p.1).collect();
+        let members: Vec<Option<&[u8]>> = postings.iter().map(|p| p.2.as_deref()).collect();
+        conn.execute(
+            "INSERT INTO factstr_payload_index (key_hash, first_sequence_number, members) \
+             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[]) ON CONFLICT DO NOTHING",
+            &[&hashes, &firsts, &members],
         )
         .map_err(|e| pool.error(e))?;
-    let mut keys = Vec::new();
-    for row in &rows {
-        let number = row.get::<_, i64>(0) as u64;
-        let payload: serde_json::Value = row.get(1);
-        keys.extend(selective_key_hashes(&payload).into_iter().map(|hash| (hash, number)));
+        if (rows.len() as i64) < CATCH_UP_PAGE {
+            break;
+        }
     }
-    let postings = batch_postings(keys);
-    let hashes: Vec<i64> = postings.iter().map(|p| p.0).collect();
-    let firsts: Vec<i64> = postings.iter().map(|p| p.1).collect();
-    let members: Vec<Option<&[u8]>> = postings.iter().map(|p| p.2.as_deref()).collect();
-    conn.execute(
-        "INSERT INTO factstr_payload_index (key_hash, first_sequence_number, members) \
-         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[]) ON CONFLICT DO NOTHING",
-        &[&hashes, &firsts, &members],
-    )
-    .map_err(|e| pool.error(e))?;
     conn.execute(
         "UPDATE factstr_payload_index_state SET indexed_through = $1 WHERE id = 1",
         &[&(last_committed as i64)],
@@ -186,7 +198,6 @@ fn catch_up_index(conn: &mut Conn, pool: &Pool, indexed_through: u64, last_commi
     .map_err(|e| pool.error(e))?;
     Ok(())
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -21,7 +21,7 @@ mod writes;
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,7 +69,9 @@ pub(crate) struct Shared {
     readers: Mutex<Vec<Connection>>,
     signal: CommitSignal,
     lifecycle: Lifecycle,
-    watching: AtomicBool,
+    /// Whether the watcher runs; held while it starts, so that every caller of `watch_commits`
+    /// returns only after the watcher's first reading.
+    watching: Mutex<bool>,
     leases: Mutex<HashMap<LeaseId, (String, File)>>,
     next_lease: AtomicU64,
     beacon: Mutex<beacon::Ringer>,
@@ -153,7 +155,7 @@ impl SqliteStore {
                 readers: Mutex::new(Vec::new()),
                 signal: CommitSignal::new(),
                 lifecycle: Lifecycle::default(),
-                watching: AtomicBool::new(false),
+                watching: Mutex::new(false),
                 leases: Mutex::new(HashMap::new()),
                 next_lease: AtomicU64::new(1),
                 beacon: Mutex::new(beacon::Ringer::new(&path)),
@@ -209,8 +211,9 @@ impl EventStore for SqliteStore {
     }
 
     fn watch_commits(&self) {
-        if !self.shared.watching.swap(true, Ordering::AcqRel) {
-            watcher::spawn(Arc::downgrade(&self.shared));
+        let mut watching = self.shared.watching.lock();
+        if !*watching {
+            *watching = watcher::spawn(Arc::downgrade(&self.shared));
         }
     }
 

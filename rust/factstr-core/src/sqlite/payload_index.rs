@@ -67,6 +67,10 @@ const LEVEL0_NUMBERS: i64 = 4096;
 const LEVEL0_ROWS: i64 = 32;
 /// Runs a level holds before they are merged into one run of the next level.
 const RUNS_PER_LEVEL: i64 = 8;
+/// A merge that would hold more sequence numbers than this (in memory, inside one append's
+/// transaction) does not happen: the level keeps more runs instead, and lookups seek a few more
+/// blocks. (At three keys per event, levels reach this size after some 20 million events.)
+const MAX_MERGED_NUMBERS: i64 = 1 << 23;
 /// A run's blocks hold up to this many keys or sequence numbers (a block then fits in a page).
 /// A key with more numbers gets a block of its own, which counting does not need to read.
 const BLOCK_KEYS: usize = 256;
@@ -179,10 +183,11 @@ fn merge_full_levels(connection: &Connection) -> Result<()> {
     loop {
         let full: Option<i64> = connection
             .prepare_cached(
-                "SELECT level FROM factstr_payload_runs GROUP BY level HAVING count(*) >= ?1 ORDER BY level LIMIT 1",
+                "SELECT level FROM factstr_payload_runs GROUP BY level \
+                 HAVING count(*) >= ?1 AND sum(number_count) <= ?2 ORDER BY level LIMIT 1",
             )
             .map_err(backend)?
-            .query_row([RUNS_PER_LEVEL], |row| row.get(0))
+            .query_row([RUNS_PER_LEVEL, MAX_MERGED_NUMBERS], |row| row.get(0))
             .optional()
             .map_err(backend)?;
         let Some(level) = full else {
@@ -282,14 +287,15 @@ fn for_run_blocks(connection: &Connection, hash: i64, counting: bool, mut visit:
 pub fn estimate(connection: &Connection, hash: i64, cap: i64) -> Result<i64> {
     let mut total = 0u64;
     for_level0(connection, |_, block| {
-        total += posting_block::count(block, hash).map_err(damaged)?;
+        total = total.saturating_add(posting_block::count(block, hash).map_err(damaged)?);
         Ok(())
     })?;
     for_run_blocks(connection, hash, true, |hit| {
-        total += match hit {
+        // Saturating: a damaged count must not overflow (it only misleads the plan).
+        total = total.saturating_add(match hit {
             RunHit::Block(block) => posting_block::count(block, hash).map_err(damaged)?,
             RunHit::OnlyKey(numbers) => numbers,
-        };
+        });
         Ok(())
     })?;
     Ok(i64::try_from(total).unwrap_or(i64::MAX).min(cap))

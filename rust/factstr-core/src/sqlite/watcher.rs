@@ -11,13 +11,14 @@ use std::thread;
 use super::beacon;
 use super::Shared;
 
-pub fn spawn(shared: Weak<Shared>) {
-    let Some(strong) = shared.upgrade() else { return };
+/// Starts the watcher; false when it could not (a later call tries again).
+pub fn spawn(shared: Weak<Shared>) -> bool {
+    let Some(strong) = shared.upgrade() else { return false };
     let connection = match super::schema::open_connection(&strong.path, strong.options.synchronous, strong.options.busy_timeout) {
         Ok(connection) => connection,
         // Without a watcher, streams still see this store's own commits; others' are seen on
         // the next own commit. Opening failed the same way for the store itself otherwise.
-        Err(_) => return,
+        Err(_) => return false,
     };
     let data_version = move || connection.query_row("PRAGMA data_version", [], |row| row.get::<_, i64>(0)).ok();
     // Watching and the first reading happen before the caller takes its stream's position, so
@@ -39,5 +40,5 @@ pub fn spawn(shared: Weak<Shared>) {
             last = Some(version);
         }
     });
-    drop(spawned);
+    spawned.is_ok()
 }

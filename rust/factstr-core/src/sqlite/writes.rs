@@ -69,6 +69,9 @@ pub fn insert_rows(connection: &Connection, prefix: &str, row: &str, columns: us
     Ok(())
 }
 
+/// Index entries a catch-up collects before writing them.
+const CATCH_UP_PART: usize = 1 << 20;
+
 /// Indexes the events that writers without our index (the upstream crates) appended.
 fn catch_up_index(connection: &Connection, last_committed: u64) -> Result<()> {
     let indexed_through: i64 = connection
@@ -89,6 +92,10 @@ fn catch_up_index(connection: &Connection, last_committed: u64) -> Result<()> {
         let text: String = row.get(1).map_err(backend)?;
         let payload = parse_payload(sequence_number as u64, &text)?;
         keys.extend(selective_key_hashes(&payload).into_iter().map(|hash| (hash, sequence_number as u64)));
+        // In parts, so that indexing a long foreign history (or rebuilding) holds little memory.
+        if keys.len() >= CATCH_UP_PART {
+            payload_index::add(connection, std::mem::take(&mut keys))?;
+        }
     }
     payload_index::add(connection, keys)?;
     set_indexed_through(connection, last_committed)
