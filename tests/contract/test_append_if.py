@@ -111,6 +111,20 @@ def test_context_version_is_exact_for_rare_and_common_keys(store: Store, facts: 
     assert len(store.query(busy).event_records) == facts + 1
 
 
+def test_any_text_round_trips_through_append_if(store: Store) -> None:
+    """Quotes, backslashes, escape-like sequences and SQL fragments are stored as given (a
+    PostgreSQL store sends a conditional append's values inside its commit's query)."""
+    tricky = ["it's", "back\\slash", "\\x00", "E'\\'", "$$", "$f$", "é🙂", "line\nbreak", "\\u0000", "'); DROP TABLE events; --"]
+    payload = {"k": tricky, "it's": {"\\": "\"", "n": [1.5, -2, None, True]}}
+    new = [factstr.NewEvent("type 'q' \\b\\", payload), factstr.NewEvent("$$E'\\'", {"t": tricky[0]})]
+    result = store.append_if(new, EventQuery.for_event_types(["x"]), None)
+    assert (result.first_sequence_number, result.last_sequence_number) == (1, 2)
+    records = store.query().event_records
+    assert [(r.event_type, r.payload) for r in records] == [(e.event_type, e.payload) for e in new]
+    found = store.query(EventQuery(filters=[factstr.EventFilter(payload_predicates=[{"k": ["'); DROP TABLE events; --"]}])]))
+    assert seqs_of(found.event_records) == [1]
+
+
 def test_new_events_need_not_match_the_context(store: Store) -> None:
     result = store.append_if([ev("unrelated")], ORDERS, None)
     assert result.first_sequence_number == 1

@@ -10,6 +10,7 @@
 
 mod durable;
 mod listener;
+mod literals;
 mod pool;
 mod reads;
 mod schema;

@@ -4,17 +4,18 @@
 //! under the lock makes commit order sequence order in every process (SPEC §2.6), and a failed
 //! append burns no number. Events, index postings, the batch row and the index state go in one
 //! statement. A plain append is one round trip (the function `factstr_append_batch`, see `schema`);
-//! a conditional append is four: begin, lock and read the head and its context's rare keys; read
-//! the newest candidate rows; insert; commit.
+//! a conditional append is three: begin, lock and read the head and its context's rare keys; read
+//! the newest candidate rows; insert and commit (values as literals, see `literals`).
 
 use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 use postgres::SimpleQueryMessage;
 
+use super::literals;
 use super::pool::{Conn, Pool};
 use super::reads::{PgLog, READ_WHOLE_BELOW};
-use crate::clock::now_micros;
+use crate::clock::{format_rfc3339, now_micros};
 use crate::error::{Error, Result};
 use crate::payload_keys::selective_key_hashes;
 use crate::postings::batch_postings;
@@ -30,8 +31,9 @@ pub fn append(
     events: &[PreparedEvent],
     condition: Option<(&EventQuery, Option<u64>)>,
 ) -> Result<AppendResult> {
+    let args = BatchArgs::new(events);
     if condition.is_none() {
-        if let Some(result) = append_in_one_statement(conn, pool, events, false)? {
+        if let Some(result) = args.call(conn, pool, false)? {
             return Ok(result);
         }
     }
@@ -84,12 +86,18 @@ pub fn append(
         search::check_context(log, context, expected)?;
     }
     // Inside this transaction, under the lock already held: the function numbers after the same
-    // head, and the index is current.
-    let result = append_in_one_statement(conn, pool, events, true)?
+    // head, and the index is current. Insert and commit go in one round trip when they can.
+    let result = match args.call_and_commit(conn, pool)? {
+        Some(result) => result,
+        None => {
+            let result = args.call(conn, pool, true)?;
+            conn.client.batch_execute("COMMIT").map_err(|e| pool.error(e))?;
+            result
+        }
+    };
+    result
         .filter(|result| result.first_sequence_number == last_committed + 1)
-        .ok_or_else(|| Error::Backend("the append could not be numbered after the head read under the lock".to_owned()))?;
-    conn.client.batch_execute("COMMIT").map_err(|e| pool.error(e))?;
-    Ok(result)
+        .ok_or_else(|| Error::Backend("the append could not be numbered after the head read under the lock".to_owned()))
 }
 
 /// Every key of every payload predicate of `query`.
@@ -119,37 +127,83 @@ fn decode_hex(text: &str) -> Result<Vec<u8>> {
         .ok_or_else(|| Error::Backend("a payload index row did not decode (members)".to_owned()))
 }
 
-/// The events as one call of `factstr_append_batch` (see `schema`): one round trip, in a
-/// transaction of its own unless the caller has one open and `locked` (holds the append lock,
-/// taken before its snapshot). `None` when nothing was written: the index must first catch up
-/// with foreign rows, or the session's isolation level needs the explicit transaction.
-fn append_in_one_statement(conn: &mut Conn, pool: &Pool, events: &[PreparedEvent], locked: bool) -> Result<Option<AppendResult>> {
-    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-    let payloads: Vec<&str> = events.iter().map(|e| e.payload_text.as_str()).collect();
-    // Postings numbered by offset in the batch; the function adds the batch's first number.
-    let keys = events
-        .iter()
-        .zip(0u64..)
-        .flat_map(|(event, offset)| event.key_hashes.iter().map(move |hash| (*hash, offset)))
-        .collect();
-    let postings = batch_postings(keys);
-    let hashes: Vec<i64> = postings.iter().map(|p| p.0).collect();
-    let offsets: Vec<i64> = postings.iter().map(|p| p.1).collect();
-    let members: Vec<Option<&[u8]>> = postings.iter().map(|p| p.2.as_deref()).collect();
-    let occurred_at = UNIX_EPOCH + Duration::from_micros(now_micros().max(0) as u64);
-    let first: i64 = conn
-        .query_one(
-            "SELECT factstr_append_batch($1, $2, $3, $4, $5, $6, $7)",
-            &[&locked, &occurred_at, &types, &payloads, &hashes, &offsets, &members],
-        )
-        .map_err(|e| pool.error(e))?
-        .get(0);
-    if first <= 0 {
-        return Ok(None);
+/// The arguments of one `factstr_append_batch` call (see `schema`) for a batch of events.
+struct BatchArgs<'a> {
+    stamp: i64,
+    types: Vec<&'a str>,
+    payloads: Vec<&'a str>,
+    hashes: Vec<i64>,
+    /// Postings numbered by offset in the batch; the function adds the batch's first number.
+    offsets: Vec<i64>,
+    members: Vec<Option<Vec<u8>>>,
+}
+
+impl<'a> BatchArgs<'a> {
+    fn new(events: &'a [PreparedEvent]) -> Self {
+        let keys = events
+            .iter()
+            .zip(0u64..)
+            .flat_map(|(event, offset)| event.key_hashes.iter().map(move |hash| (*hash, offset)))
+            .collect();
+        let postings = batch_postings(keys);
+        Self {
+            stamp: now_micros().max(0),
+            types: events.iter().map(|e| e.event_type.as_str()).collect(),
+            payloads: events.iter().map(|e| e.payload_text.as_str()).collect(),
+            hashes: postings.iter().map(|p| p.0).collect(),
+            offsets: postings.iter().map(|p| p.1).collect(),
+            members: postings.into_iter().map(|p| p.2).collect(),
+        }
     }
-    let count = events.len() as u64;
-    let first = first as u64;
-    Ok(Some(AppendResult { first_sequence_number: first, last_sequence_number: first + count - 1, committed_count: count }))
+
+    /// The function's answer as a result; `None` for 0 (nothing was written).
+    fn result(&self, first: i64) -> Option<AppendResult> {
+        let count = self.types.len() as u64;
+        let first = u64::try_from(first).ok().filter(|first| *first > 0)?;
+        Some(AppendResult { first_sequence_number: first, last_sequence_number: first + count - 1, committed_count: count })
+    }
+
+    /// Calls the function with bound parameters: one round trip, in a transaction of its own
+    /// unless the caller has one open and `locked` (holds the append lock, taken before its
+    /// snapshot). `None` when nothing was written: the index must first catch up with foreign
+    /// rows, or the session's isolation level needs the explicit transaction.
+    fn call(&self, conn: &mut Conn, pool: &Pool, locked: bool) -> Result<Option<AppendResult>> {
+        let occurred_at = UNIX_EPOCH + Duration::from_micros(self.stamp as u64);
+        let members: Vec<Option<&[u8]>> = self.members.iter().map(Option::as_deref).collect();
+        let first: i64 = conn
+            .query_one(
+                "SELECT factstr_append_batch($1, $2, $3, $4, $5, $6, $7)",
+                &[&locked, &occurred_at, &self.types, &self.payloads, &self.hashes, &self.offsets, &members],
+            )
+            .map_err(|e| pool.error(e))?
+            .get(0);
+        Ok(self.result(first))
+    }
+
+    /// Calls the function and commits the caller's transaction (which holds the append lock) in
+    /// one round trip, the values written as literals (see `literals`). `Ok(None)` when a text
+    /// cannot be a literal: nothing was sent.
+    fn call_and_commit(&self, conn: &mut Conn, pool: &Pool) -> Result<Option<Option<AppendResult>>> {
+        let (Some(types), Some(payloads)) =
+            (literals::text_array(self.types.iter().copied()), literals::text_array(self.payloads.iter().copied()))
+        else {
+            return Ok(None);
+        };
+        let members: Vec<Option<&[u8]>> = self.members.iter().map(Option::as_deref).collect();
+        let sql = format!(
+            "SELECT factstr_append_batch(true, '{}'::timestamptz, {types}, {payloads}, {}, {}, {}); COMMIT",
+            format_rfc3339(self.stamp),
+            literals::bigint_array(&self.hashes),
+            literals::bigint_array(&self.offsets),
+            literals::bytea_array(&members),
+        );
+        let messages = conn.client.simple_query(&sql).map_err(|e| pool.error(e))?;
+        let first = messages.iter().find_map(|m| match m {
+            SimpleQueryMessage::Row(row) => row.get(0).and_then(|t| t.parse::<i64>().ok()),
+            _ => None,
+        });
+        Ok(Some(first.and_then(|first| self.result(first))))
+    }
 }
 
 fn number(text: Option<&str>) -> u64 {
