@@ -32,45 +32,15 @@ pub fn append(
     condition: Option<(&EventQuery, Option<u64>)>,
 ) -> Result<AppendResult> {
     let args = BatchArgs::new(events);
+    // A plain append is one statement, unless it declines (see `BatchArgs::call`); then, like a
+    // conditional one, it runs in an explicit transaction that takes the lock first.
     if condition.is_none() {
         if let Some(result) = args.call(conn, pool, false)? {
             return Ok(result);
         }
     }
-    // One round trip takes the lock, reads the head and, for a condition, the postings of its
-    // predicates' keys (a rare key's whole; a common one is counted later, as in a query).
     let context_keys: Vec<i64> = condition.map(|(context, _)| predicate_keys(context)).unwrap_or_default();
-    let mut sql = String::from(
-        "BEGIN; LOCK TABLE events, append_batches IN EXCLUSIVE MODE; \
-         SELECT COALESCE(MAX(sequence_number), 0), \
-                (SELECT indexed_through FROM factstr_payload_index_state WHERE id = 1) FROM events;",
-    );
-    if !context_keys.is_empty() {
-        let list: Vec<String> = context_keys.iter().map(i64::to_string).collect();
-        sql.push_str(&format!(
-            " SELECT k, p.first_sequence_number, encode(p.members, 'hex') FROM unnest(ARRAY[{}]::bigint[]) AS k, \
-             LATERAL (SELECT first_sequence_number, members FROM factstr_payload_index WHERE key_hash = k LIMIT {}) AS p;",
-            list.join(","),
-            READ_WHOLE_BELOW
-        ));
-    }
-    let messages = conn.client.simple_query(&sql).map_err(|e| pool.error(e))?;
-    let mut rows = messages.iter().filter_map(|m| match m {
-        SimpleQueryMessage::Row(row) => Some(row),
-        _ => None,
-    });
-    let (last_committed, indexed_through) = rows
-        .next()
-        .map(|row| (number(row.get(0)), number(row.get(1))))
-        .ok_or_else(|| Error::Backend("the head of the log could not be read".to_owned()))?;
-    let mut postings: HashMap<i64, Vec<(u64, Option<Vec<u8>>)>> = context_keys.iter().map(|k| (*k, Vec::new())).collect();
-    for row in rows {
-        let key = row.get(0).and_then(|t| t.parse::<i64>().ok());
-        let members = row.get(2).map(decode_hex).transpose()?;
-        if let Some(found) = key.and_then(|k| postings.get_mut(&k)) {
-            found.push((number(row.get(1)), members));
-        }
-    }
+    let Locked { last_committed, indexed_through, mut postings } = lock_and_read(conn, pool, &context_keys)?;
     if indexed_through < last_committed {
         catch_up_index(conn, pool, indexed_through, last_committed)?;
         postings.clear(); // read before the catch-up: incomplete
@@ -98,6 +68,50 @@ pub fn append(
     result
         .filter(|result| result.first_sequence_number == last_committed + 1)
         .ok_or_else(|| Error::Backend("the append could not be numbered after the head read under the lock".to_owned()))
+}
+
+/// What the first round trip of a locked append reads.
+struct Locked {
+    last_committed: u64,
+    indexed_through: u64,
+    /// The first `READ_WHOLE_BELOW` index rows (first number, members) of each context key.
+    postings: HashMap<i64, Vec<(u64, Option<Vec<u8>>)>>,
+}
+
+/// Begins, takes the append lock, and reads the head, how far the index is current and the index
+/// rows of `context_keys`: one round trip (a simple query; the keys are numbers we computed).
+fn lock_and_read(conn: &mut Conn, pool: &Pool, context_keys: &[i64]) -> Result<Locked> {
+    let mut sql = String::from(
+        "BEGIN; LOCK TABLE events, append_batches IN EXCLUSIVE MODE; \
+         SELECT COALESCE(MAX(sequence_number), 0), \
+                (SELECT indexed_through FROM factstr_payload_index_state WHERE id = 1) FROM events;",
+    );
+    if !context_keys.is_empty() {
+        sql.push_str(&format!(
+            " SELECT k, p.first_sequence_number, encode(p.members, 'hex') FROM unnest({}) AS k, \
+             LATERAL (SELECT first_sequence_number, members FROM factstr_payload_index WHERE key_hash = k LIMIT {}) AS p;",
+            literals::bigint_array(context_keys),
+            READ_WHOLE_BELOW
+        ));
+    }
+    let messages = conn.client.simple_query(&sql).map_err(|e| pool.error(e))?;
+    let mut rows = messages.iter().filter_map(|m| match m {
+        SimpleQueryMessage::Row(row) => Some(row),
+        _ => None,
+    });
+    let (last_committed, indexed_through) = rows
+        .next()
+        .map(|row| (number(row.get(0)), number(row.get(1))))
+        .ok_or_else(|| Error::Backend("the head of the log could not be read".to_owned()))?;
+    let mut postings: HashMap<i64, Vec<(u64, Option<Vec<u8>>)>> = context_keys.iter().map(|k| (*k, Vec::new())).collect();
+    for row in rows {
+        let key = row.get(0).and_then(|t| t.parse::<i64>().ok());
+        let members = row.get(2).map(decode_hex).transpose()?;
+        if let Some(found) = key.and_then(|k| postings.get_mut(&k)) {
+            found.push((number(row.get(1)), members));
+        }
+    }
+    Ok(Locked { last_committed, indexed_through, postings })
 }
 
 /// Every key of every payload predicate of `query`.
