@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 
 import factstr
 from factstr import EventFilter, EventQuery, NewEvent
@@ -142,3 +143,32 @@ def test_appends_stay_gapless_when_the_database_defaults_to_repeatable_read(
     finally:
         for store in stores:
             store.close()
+
+
+def test_a_role_granted_the_tables_can_use_a_store_another_role_created(
+    server: PostgresServer, make_database: MakeDatabase
+) -> None:
+    """Opening creates nothing that exists already (creating it again would need its owner), so
+    an application role with privileges on the tables works with a store its owner created."""
+    database = make_database()
+    with postgres_store(server.url_for(database)) as owner:
+        owner.append([NewEvent("a", {"account": "x"})])
+    role = f"app_{uuid.uuid4().hex[:12]}"
+    server.sql(f"CREATE ROLE {role} LOGIN")
+    try:
+        server.sql(f"GRANT USAGE ON SCHEMA public TO {role}; GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}", database)
+        app_url = server.url_for(database).replace(f"//{server.user}@", f"//{role}@")
+        with postgres_store(app_url) as app, app.subscribe() as sub:
+            context = EventQuery([EventFilter(None, [{"account": "x"}])])
+            assert app.append_if([NewEvent("a", {"account": "x"})], context, 1).first_sequence_number == 2
+            assert app.append([NewEvent("b", {})]).first_sequence_number == 3
+            assert seqs_of(app.query(context).event_records) == [1, 2]
+            seen = Collector()
+            with app.stream_all_durable("app-projection", seen):
+                seen.wait_batches(3)
+            batch = sub.next_batch(timeout=5.0)
+            assert batch is not None and seqs_of(batch) == [2]
+            assert cursor_of(app, "app-projection") == 3
+    finally:
+        server.sql(f"DROP OWNED BY {role}", database)
+        server.sql(f"DROP ROLE {role}")

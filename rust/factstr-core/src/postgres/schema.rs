@@ -56,6 +56,7 @@ const CREATE: &str = "
     -- as offsets into the batch), the batch row and the index state, all in the statement's own
     -- transaction. Returns the first sequence number, or 0 (having written nothing) when rows of
     -- writers that do not keep the index must first be indexed by the engine.
+    -- An existing definition is kept (see ALL_PRESENT): a changed body needs a new name.
     -- Called on its own (`p_locked_by_caller` false), it must run at READ COMMITTED: at a higher
     -- isolation level the calling statement's snapshot predates the lock, so the head it reads
     -- could be stale; it then returns 0 too, and the engine appends in an explicit transaction
@@ -98,6 +99,17 @@ const CREATE: &str = "
     END
     $$;
 ";
+
+/// Whether every table, index and function of `CREATE` exists in the current schema.
+const ALL_PRESENT: &str = "
+    SELECT bool_and(to_regclass(format('%I.%I', current_schema(), name)) IS NOT NULL)
+        AND to_regprocedure(format('%I.factstr_notify_commit()', current_schema())) IS NOT NULL
+        AND to_regprocedure(format(
+            '%I.factstr_append_batch(boolean, timestamptz, text[], text[], bigint[], bigint[], bytea[])',
+            current_schema())) IS NOT NULL
+    FROM unnest(ARRAY['events', 'append_batches', 'store_metadata', 'durable_stream_cursors',
+        'idx_events_type', 'idx_events_occurred_at', 'idx_events_payload_gin',
+        'factstr_events_type_sequence', 'factstr_payload_index', 'factstr_payload_index_state']) AS name";
 
 const EXPECTED_COLUMNS: &[(&str, &[&str])] = &[
     ("events", &["sequence_number", "occurred_at", "event_type", "payload"]),
@@ -168,7 +180,13 @@ fn prepare_in(client: &mut Client, shown_url: &str) -> std::result::Result<(), P
             ))));
         }
     }
-    client.batch_execute(CREATE)?;
+    // Creating what exists already still needs its ownership (`CREATE INDEX IF NOT EXISTS`,
+    // `CREATE OR REPLACE FUNCTION`): skip it when everything is there, so that a role that may
+    // only use the tables (granted by their owner) can open the store.
+    let complete: bool = client.query_one(ALL_PRESENT, &[])?.get(0);
+    if !complete {
+        client.batch_execute(CREATE)?;
+    }
     let has_trigger = client
         .query_opt(
             "SELECT 1 FROM pg_trigger WHERE tgname = 'factstr_notify_commit' AND tgrelid = (current_schema() || '.events')::regclass",
