@@ -46,20 +46,14 @@ pub fn read_varint(bytes: &[u8]) -> Option<(u64, usize)> {
 /// Appends `first` and the sequence numbers `members` encodes to `out`.
 pub fn decode_members(first: u64, members: Option<&[u8]>, out: &mut Vec<u64>) {
     out.push(first);
-    let Some(bytes) = members else { return };
+    let Some(mut bytes) = members else { return };
     let mut previous = first;
-    let mut gap = 0u64;
-    let mut shift = 0;
-    for &byte in bytes {
-        gap |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            previous += gap;
-            out.push(previous);
-            gap = 0;
-            shift = 0;
-        } else {
-            shift += 7;
-        }
+    // The varint reader the blocks use; a damaged tail ends the list instead of overflowing.
+    while let Some((gap, used)) = read_varint(bytes) {
+        let Some(number) = previous.checked_add(gap) else { return };
+        previous = number;
+        out.push(number);
+        bytes = &bytes[used..];
     }
 }
 
