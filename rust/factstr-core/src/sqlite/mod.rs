@@ -11,6 +11,7 @@
 
 mod beacon;
 mod durable;
+mod file_locks;
 mod reads;
 mod schema;
 mod watcher;
