@@ -62,3 +62,56 @@ pub fn install() {
     #[cfg(target_os = "linux")]
     linux::install();
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::os::fd::AsRawFd;
+
+    use serde_json::json;
+
+    use crate::sqlite::{SqliteOptions, SqliteStore};
+    use crate::store::EventStore;
+    use crate::types::NewEvent;
+
+    /// SQLite's shared-lock range of the database file, which every connection in WAL mode
+    /// holds a read lock on for as long as it is open.
+    const SHARED_FIRST: i64 = 0x4000_0002;
+    const SHARED_SIZE: i64 = 510;
+
+    /// Tries what another SQLite library in this process would do to become the file's last
+    /// user: a POSIX write lock on the shared range.
+    fn posix_write_lock_succeeds(file: &std::fs::File) -> bool {
+        let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+        lock.l_type = libc::F_WRLCK as _;
+        lock.l_whence = libc::SEEK_SET as _;
+        lock.l_start = SHARED_FIRST;
+        lock.l_len = SHARED_SIZE;
+        let acquired = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &lock) } == 0;
+        if acquired {
+            lock.l_type = libc::F_UNLCK as _;
+            unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &lock) };
+        }
+        acquired
+    }
+
+    #[test]
+    fn another_library_in_this_process_sees_the_stores_locks_and_cannot_drop_them() {
+        let folder = std::env::temp_dir().join(format!("factstr-file-locks-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&folder);
+        std::fs::create_dir_all(&folder).unwrap();
+        let path = folder.join("events.db");
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        store.append(vec![NewEvent::new("a", json!({}))]).unwrap();
+        for _ in 0..3 {
+            // With POSIX locks (owned by the process) this lock would be granted, and closing
+            // the descriptor would release the store's locks.
+            let other = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
+            assert!(!posix_write_lock_succeeds(&other), "the store's shared lock is visible");
+            drop(other);
+        }
+        store.close().unwrap();
+        let other = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
+        assert!(posix_write_lock_succeeds(&other), "a closed store holds no lock");
+        let _ = std::fs::remove_dir_all(&folder);
+    }
+}
