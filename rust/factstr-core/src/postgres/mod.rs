@@ -8,6 +8,7 @@
 //! - Streams: a LISTEN connection wakes them at every commit, anyone's (`listener`).
 //! - Durable streams: cursors in the upstream table, exclusivity by advisory lock (`durable`).
 
+mod client;
 mod durable;
 mod listener;
 mod literals;
@@ -24,7 +25,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use postgres::Client;
 
 use crate::error::{Error, Result};
 use crate::lifecycle::Lifecycle;
@@ -33,7 +33,8 @@ use crate::search;
 use crate::signal::CommitSignal;
 use crate::store::{EventStore, LeaseId};
 use crate::types::{AppendResult, BatchPage, DurableStreamInfo, EventQuery, NewEvent, QueryResult};
-use pool::{Conn, Pool};
+use client::Client;
+use pool::{Conn, Deadlines, Pool};
 use reads::PgLog;
 
 pub use url::redact as redact_url;
@@ -42,8 +43,13 @@ pub use url::redact as redact_url;
 pub struct PostgresOptions {
     /// Connections the store's threads share.
     pub pool_size: usize,
-    /// How long to wait for a connection to the server.
+    /// How long connecting to the server may take, everything included (TCP, TLS, startup,
+    /// authentication).
     pub connect_timeout: Duration,
+    /// How long the store waits for the server's answer to one round trip (one statement, or a
+    /// few sent together) before it gives up on the connection: a bound per round trip, not per
+    /// call, so long reads made of many round trips are not cut short.
+    pub statement_timeout: Duration,
     /// How long a stream keeps retrying while the database is unreachable before it reports
     /// the failure.
     pub reconnect_timeout: Duration,
@@ -51,7 +57,12 @@ pub struct PostgresOptions {
 
 impl Default for PostgresOptions {
     fn default() -> Self {
-        Self { pool_size: 4, connect_timeout: Duration::from_secs(5), reconnect_timeout: Duration::from_secs(30) }
+        Self {
+            pool_size: 4,
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(30),
+            reconnect_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -125,7 +136,7 @@ impl Shared {
 /// A pool of `size` connections to the database `url` names.
 fn connection_pool(url: &str, options: &PostgresOptions, size: usize) -> Result<(Pool, url::ParsedUrl)> {
     let parsed = url::parse(url)?;
-    let mut config: postgres::Config = parsed.driver_url.parse().map_err(|e: postgres::Error| {
+    let mut config: tokio_postgres::Config = parsed.driver_url.parse().map_err(|e: tokio_postgres::Error| {
         let reason = url::scrub(&e.to_string(), parsed.password.as_deref());
         Error::InvalidInput(format!("invalid PostgreSQL URL {}: {reason}", parsed.redacted))
     })?;
@@ -134,7 +145,8 @@ fn connection_pool(url: &str, options: &PostgresOptions, size: usize) -> Result<
         config.application_name("factstr");
     }
     let tls = tls::connector(parsed.ssl_mode, parsed.root_cert.as_deref())?;
-    Ok((Pool::new(config, tls, parsed.password.clone(), size), parsed))
+    let deadlines = Deadlines { connect: options.connect_timeout, round_trip: options.statement_timeout };
+    Ok((Pool::new(config, tls, deadlines, parsed.password.clone(), size), parsed))
 }
 
 impl PostgresStore {
