@@ -80,7 +80,7 @@ fn within<F: Future>(runtime: &Runtime, bound: Duration, work: F) -> Result<F::O
     runtime.block_on(async { timeout(bound, work).await })
 }
 
-/// How long closing waits for the server to take the goodbye (`Terminate`) message.
+/// How long closing waits for the goodbye (`Terminate`) message to be sent.
 const GOODBYE: Duration = Duration::from_secs(1);
 
 impl Client {

@@ -1,8 +1,9 @@
 //! The PostgreSQL store: the whole contract on a PostgreSQL database, on the table layout of
 //! `factstr-postgres` 0.5.2, for many processes on many machines.
 //!
-//! - Connections: a pool shared by the store's threads (`pool`), TLS by rustls (`tls`), URLs
-//!   with libpq's TLS modes and without passwords in any message (`url`).
+//! - Connections: a pool shared by the store's threads (`pool`) of connections whose every wait
+//!   has a deadline (`client`), TLS by rustls (`tls`), URLs with libpq's TLS modes and without
+//!   passwords in any message (`url`).
 //! - Writes: serialised by the upstream table lock (`writes`).
 //! - Reads: the shared `search` over this database's indexes (`reads`), one snapshot per call.
 //! - Streams: a LISTEN connection wakes them at every commit, anyone's (`listener`).
