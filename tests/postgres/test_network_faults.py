@@ -74,6 +74,12 @@ def test_connect_timeout_bounds_a_server_that_accepts_and_never_answers(
     assert "connect_timeout" in str(errors[0])
 
 
+@pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf")])
+def test_statement_timeout_must_be_a_positive_number_of_seconds(store_required: None, value: float) -> None:
+    with pytest.raises(ValueError, match="statement_timeout"):
+        factstr.PostgresStore("postgresql://postgres@127.0.0.1:1/postgres", statement_timeout=value)
+
+
 def test_bootstrap_connect_timeout_bounds_a_silent_server(store_required: None, silent_port: int) -> None:
     url = f"postgresql://postgres@127.0.0.1:{silent_port}/postgres"
     thread, errors, _ = run_in_thread(lambda: factstr.PostgresStore.bootstrap(url, "never", connect_timeout=1))
