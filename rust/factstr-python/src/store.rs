@@ -252,13 +252,19 @@ pub struct PostgresStore {
     shown_url: String,
 }
 
-fn postgres_options(pool_size: usize, connect_timeout: f64, reconnect_timeout: f64) -> PyResult<core::PostgresOptions> {
+fn postgres_options(
+    pool_size: usize,
+    connect_timeout: f64,
+    statement_timeout: f64,
+    reconnect_timeout: f64,
+) -> PyResult<core::PostgresOptions> {
     if pool_size == 0 {
         return Err(value_error("pool_size must be at least 1"));
     }
     Ok(core::PostgresOptions {
         pool_size,
         connect_timeout: positive_seconds(connect_timeout, "connect_timeout")?,
+        statement_timeout: positive_seconds(statement_timeout, "statement_timeout")?,
         reconnect_timeout: positive_seconds(reconnect_timeout, "reconnect_timeout")?,
     })
 }
@@ -273,9 +279,16 @@ impl PostgresStore {
 #[pymethods]
 impl PostgresStore {
     #[new]
-    #[pyo3(signature = (url, *, pool_size=4, connect_timeout=5.0, reconnect_timeout=30.0))]
-    fn new(py: Python<'_>, url: &str, pool_size: usize, connect_timeout: f64, reconnect_timeout: f64) -> PyResult<PyClassInitializer<Self>> {
-        let options = postgres_options(pool_size, connect_timeout, reconnect_timeout)?;
+    #[pyo3(signature = (url, *, pool_size=4, connect_timeout=5.0, reconnect_timeout=30.0, statement_timeout=30.0))]
+    fn new(
+        py: Python<'_>,
+        url: &str,
+        pool_size: usize,
+        connect_timeout: f64,
+        reconnect_timeout: f64,
+        statement_timeout: f64,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let options = postgres_options(pool_size, connect_timeout, statement_timeout, reconnect_timeout)?;
         let url = url.to_owned();
         let store = detached(py, move || core::PostgresStore::open(&url, options))?;
         Ok(Self::initializer(store))
@@ -284,7 +297,7 @@ impl PostgresStore {
     /// Creates the database `database_name` on the server `server_url` names when it is
     /// missing, and returns a store on it.
     #[staticmethod]
-    #[pyo3(signature = (server_url, database_name, *, pool_size=4, connect_timeout=5.0, reconnect_timeout=30.0))]
+    #[pyo3(signature = (server_url, database_name, *, pool_size=4, connect_timeout=5.0, reconnect_timeout=30.0, statement_timeout=30.0))]
     fn bootstrap(
         py: Python<'_>,
         server_url: &str,
@@ -292,8 +305,9 @@ impl PostgresStore {
         pool_size: usize,
         connect_timeout: f64,
         reconnect_timeout: f64,
+        statement_timeout: f64,
     ) -> PyResult<Py<PostgresStore>> {
-        let options = postgres_options(pool_size, connect_timeout, reconnect_timeout)?;
+        let options = postgres_options(pool_size, connect_timeout, statement_timeout, reconnect_timeout)?;
         let (server_url, database_name) = (server_url.to_owned(), database_name.to_owned());
         let store = detached(py, move || core::PostgresStore::bootstrap(&server_url, &database_name, options))?;
         Py::new(py, Self::initializer(store))

@@ -3,7 +3,7 @@
 //! of its own for the registration's lifetime. The server drops the lock when that connection
 //! closes, including when the holder's process dies.
 
-use postgres::Client;
+use super::client::Client;
 
 use super::pool::{Conn, Pool};
 use crate::error::{Error, Result};

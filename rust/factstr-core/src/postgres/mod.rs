@@ -1,13 +1,15 @@
 //! The PostgreSQL store: the whole contract on a PostgreSQL database, on the table layout of
 //! `factstr-postgres` 0.5.2, for many processes on many machines.
 //!
-//! - Connections: a pool shared by the store's threads (`pool`), TLS by rustls (`tls`), URLs
-//!   with libpq's TLS modes and without passwords in any message (`url`).
+//! - Connections: a pool shared by the store's threads (`pool`) of connections whose every wait
+//!   has a deadline (`client`), TLS by rustls (`tls`), URLs with libpq's TLS modes and without
+//!   passwords in any message (`url`).
 //! - Writes: serialised by the upstream table lock (`writes`).
 //! - Reads: the shared `search` over this database's indexes (`reads`), one snapshot per call.
 //! - Streams: a LISTEN connection wakes them at every commit, anyone's (`listener`).
 //! - Durable streams: cursors in the upstream table, exclusivity by advisory lock (`durable`).
 
+mod client;
 mod durable;
 mod listener;
 mod literals;
@@ -24,7 +26,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use postgres::Client;
 
 use crate::error::{Error, Result};
 use crate::lifecycle::Lifecycle;
@@ -33,7 +34,8 @@ use crate::search;
 use crate::signal::CommitSignal;
 use crate::store::{EventStore, LeaseId};
 use crate::types::{AppendResult, BatchPage, DurableStreamInfo, EventQuery, NewEvent, QueryResult};
-use pool::{Conn, Pool};
+use client::Client;
+use pool::{Conn, Deadlines, Pool};
 use reads::PgLog;
 
 pub use url::redact as redact_url;
@@ -42,8 +44,13 @@ pub use url::redact as redact_url;
 pub struct PostgresOptions {
     /// Connections the store's threads share.
     pub pool_size: usize,
-    /// How long to wait for a connection to the server.
+    /// How long connecting to the server may take, everything included (TCP, TLS, startup,
+    /// authentication).
     pub connect_timeout: Duration,
+    /// How long the store waits for the server's answer to one round trip (one statement, or a
+    /// few sent together) before it gives up on the connection: a bound per round trip, not per
+    /// call, so long reads made of many round trips are not cut short.
+    pub statement_timeout: Duration,
     /// How long a stream keeps retrying while the database is unreachable before it reports
     /// the failure.
     pub reconnect_timeout: Duration,
@@ -51,7 +58,12 @@ pub struct PostgresOptions {
 
 impl Default for PostgresOptions {
     fn default() -> Self {
-        Self { pool_size: 4, connect_timeout: Duration::from_secs(5), reconnect_timeout: Duration::from_secs(30) }
+        Self {
+            pool_size: 4,
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(30),
+            reconnect_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -125,7 +137,7 @@ impl Shared {
 /// A pool of `size` connections to the database `url` names.
 fn connection_pool(url: &str, options: &PostgresOptions, size: usize) -> Result<(Pool, url::ParsedUrl)> {
     let parsed = url::parse(url)?;
-    let mut config: postgres::Config = parsed.driver_url.parse().map_err(|e: postgres::Error| {
+    let mut config: tokio_postgres::Config = parsed.driver_url.parse().map_err(|e: tokio_postgres::Error| {
         let reason = url::scrub(&e.to_string(), parsed.password.as_deref());
         Error::InvalidInput(format!("invalid PostgreSQL URL {}: {reason}", parsed.redacted))
     })?;
@@ -134,7 +146,8 @@ fn connection_pool(url: &str, options: &PostgresOptions, size: usize) -> Result<
         config.application_name("factstr");
     }
     let tls = tls::connector(parsed.ssl_mode, parsed.root_cert.as_deref())?;
-    Ok((Pool::new(config, tls, parsed.password.clone(), size), parsed))
+    let deadlines = Deadlines { connect: options.connect_timeout, round_trip: options.statement_timeout };
+    Ok((Pool::new(config, tls, deadlines, parsed.password.clone(), size), parsed))
 }
 
 impl PostgresStore {

@@ -42,7 +42,7 @@ pub fn micros(time: SystemTime) -> i64 {
     }
 }
 
-fn read_row(row: &postgres::Row) -> Row {
+fn read_row(row: &tokio_postgres::Row) -> Row {
     Row {
         sequence_number: row.get::<_, i64>(0) as u64,
         occurred_at: micros(row.get::<_, SystemTime>(1)),
@@ -78,7 +78,7 @@ impl<'a> PgLog<'a> {
 }
 
 /// Appends the sequence numbers of payload index rows (first_sequence_number, members).
-fn decode_rows(rows: &[postgres::Row], out: &mut Vec<u64>) {
+fn decode_rows(rows: &[tokio_postgres::Row], out: &mut Vec<u64>) {
     for row in rows {
         let members: Option<&[u8]> = row.get(1);
         decode_members(row.get::<_, i64>(0) as u64, members, out);

@@ -3,8 +3,9 @@
 //! every insert into `events` (also by writers that are not ours). Creation runs in one
 //! transaction under an advisory lock, so processes starting at once do not race.
 
-use postgres::Client;
+use std::time::Duration;
 
+use super::client::{Client, DbError};
 use super::pool::Pool;
 use crate::error::{Error, Result};
 
@@ -111,6 +112,10 @@ const ALL_PRESENT: &str = "
         'idx_events_type', 'idx_events_occurred_at', 'idx_events_payload_gin',
         'factstr_events_type_sequence', 'factstr_payload_index', 'factstr_payload_index_state']) AS name";
 
+/// How long creating the schema may take: the store's `statement_timeout` is meant for its
+/// calls, and the indexes built on first opening an existing log grow with it.
+const CREATE_BOUND: Duration = Duration::from_secs(600);
+
 const EXPECTED_COLUMNS: &[(&str, &[&str])] = &[
     ("events", &["sequence_number", "occurred_at", "event_type", "payload"]),
     ("append_batches", &["first_sequence_number", "last_sequence_number"]),
@@ -132,12 +137,12 @@ pub fn prepare(pool: &Pool, shown_url: &str) -> Result<()> {
 }
 
 enum Prepared {
-    Db(postgres::Error),
+    Db(DbError),
     Refused(Error),
 }
 
-impl From<postgres::Error> for Prepared {
-    fn from(error: postgres::Error) -> Self {
+impl From<DbError> for Prepared {
+    fn from(error: DbError) -> Self {
         Prepared::Db(error)
     }
 }
@@ -185,7 +190,8 @@ fn prepare_in(client: &mut Client, shown_url: &str) -> std::result::Result<(), P
     // only use the tables (granted by their owner) can open the store.
     let complete: bool = client.query_one(ALL_PRESENT, &[])?.get(0);
     if !complete {
-        client.batch_execute(CREATE)?;
+        // Indexing an existing log (written by the upstream crates) takes time in proportion to it.
+        client.batch_execute_within(CREATE, CREATE_BOUND)?;
     }
     let has_trigger = client
         .query_opt(

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
 
-use postgres::SimpleQueryMessage;
+use tokio_postgres::SimpleQueryMessage;
 
 use super::literals;
 use super::pool::{Conn, Pool};
@@ -61,7 +61,7 @@ pub fn append(
         Some(result) => result,
         None => {
             let result = args.call(conn, pool, true)?;
-            conn.client.batch_execute("COMMIT").map_err(|e| pool.error(e))?;
+            conn.client.batch_execute("COMMIT").map_err(|e| pool.commit_error(e))?;
             result
         }
     };
@@ -184,12 +184,13 @@ impl<'a> BatchArgs<'a> {
     fn call(&self, conn: &mut Conn, pool: &Pool, locked: bool) -> Result<Option<AppendResult>> {
         let occurred_at = UNIX_EPOCH + Duration::from_micros(self.stamp as u64);
         let members: Vec<Option<&[u8]>> = self.members.iter().map(Option::as_deref).collect();
+        // Preparing sends nothing of the batch; the call itself commits when it runs alone.
+        let statement =
+            conn.statement("SELECT factstr_append_batch($1, $2, $3, $4, $5, $6, $7)").map_err(|e| pool.error(e))?;
         let first: i64 = conn
-            .query_one(
-                "SELECT factstr_append_batch($1, $2, $3, $4, $5, $6, $7)",
-                &[&locked, &occurred_at, &self.types, &self.payloads, &self.hashes, &self.offsets, &members],
-            )
-            .map_err(|e| pool.error(e))?
+            .client
+            .query_one(&statement, &[&locked, &occurred_at, &self.types, &self.payloads, &self.hashes, &self.offsets, &members])
+            .map_err(|e| if locked { pool.error(e) } else { pool.commit_error(e) })?
             .get(0);
         Ok(self.result(first))
     }
@@ -211,7 +212,7 @@ impl<'a> BatchArgs<'a> {
             literals::bigint_array(&self.offsets),
             literals::bytea_array(&members),
         );
-        let messages = conn.client.simple_query(&sql).map_err(|e| pool.error(e))?;
+        let messages = conn.client.simple_query(&sql).map_err(|e| pool.commit_error(e))?;
         let first = messages.iter().find_map(|m| match m {
             SimpleQueryMessage::Row(row) => row.get(0).and_then(|t| t.parse::<i64>().ok()),
             _ => None,
