@@ -9,6 +9,9 @@ use super::pool::Pool;
 use crate::error::{Error, Result};
 
 pub const NOTIFY_CHANNEL: &str = "factstr_commits";
+/// The `store_metadata` marker of sparse batch boundaries (see `durable::check_batch_format`).
+pub const BATCH_FORMAT_KEY: &str = "append_batch_boundary_format";
+pub const BATCH_FORMAT_SPARSE: &str = "sparse_v1";
 /// Bumped when the payload key encoding changes; the index is then rebuilt.
 pub const PAYLOAD_KEY_FORMAT: i32 = 1;
 
@@ -205,9 +208,8 @@ fn prepare_in(client: &mut Client, shown_url: &str) -> std::result::Result<(), P
     )?;
     if is_new {
         client.execute(
-            "INSERT INTO store_metadata (key, value) VALUES ('append_batch_boundary_format', 'sparse_v1') \
-             ON CONFLICT (key) DO NOTHING",
-            &[],
+            "INSERT INTO store_metadata (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+            &[&BATCH_FORMAT_KEY, &BATCH_FORMAT_SPARSE],
         )?;
     }
     let version: String =

@@ -14,7 +14,7 @@ use postgres::SimpleQueryMessage;
 
 use super::literals;
 use super::pool::{Conn, Pool};
-use super::reads::{PgLog, READ_WHOLE_BELOW};
+use super::reads::{read_payload, PgLog, READ_WHOLE_BELOW};
 use crate::clock::{format_rfc3339, now_micros};
 use crate::error::{Error, Result};
 use crate::payload_keys::selective_key_hashes;
@@ -242,7 +242,7 @@ fn catch_up_index(conn: &mut Conn, pool: &Pool, indexed_through: u64, last_commi
         let mut keys = Vec::new();
         for row in &rows {
             let number = row.get::<_, i64>(0) as u64;
-            let payload: serde_json::Value = row.get(1);
+            let payload = read_payload(row, 1, number)?;
             keys.extend(selective_key_hashes(&payload).into_iter().map(|hash| (hash, number)));
         }
         let postings = batch_postings(keys);
