@@ -65,10 +65,16 @@ def _bits(x: float) -> int:
     return value
 
 
-def _check_floats(store: Store, floats: list[float]) -> None:
+def _check_floats(store: Store, floats: list[float], conditional: bool = False) -> None:
     """Appends one event per float (alone and inside a list), reads them back and looks each one
     up by a predicate on its value."""
-    result = store.append([NewEvent("float", {"f": x, "l": [x, {"x": x}]}) for x in floats])
+    batch = [NewEvent("float", {"f": x, "l": [x, {"x": x}]}) for x in floats]
+    if conditional:
+        context = EventQuery.for_event_types(["float"])
+        version = store.query(context).current_context_version
+        result = store.append_if(batch, context, version)
+    else:
+        result = store.append(batch)
     first = result.first_sequence_number
     mine = EventQuery(min_sequence_number=first - 1)
     records = store.query(mine).event_records
@@ -89,6 +95,13 @@ def _check_floats(store: Store, floats: list[float]) -> None:
 
 def test_extreme_floats_come_back_bit_for_bit_and_are_found(store: Store) -> None:
     _check_floats(store, EXTREME_FLOATS)
+
+
+def test_conditional_appends_keep_floats_too(store: Store) -> None:
+    # A batch without -0.0 and one with it (the SQL stores write these on different paths).
+    _check_floats(store, [x for x in EXTREME_FLOATS if x != 0.0 or math.copysign(1.0, x) > 0], conditional=True)
+    _check_floats(store, EXTREME_FLOATS, conditional=True)
+    _check_floats(store, [-0.0], conditional=True)
 
 
 def test_integral_floats_and_ints_stay_apart(store: Store) -> None:

@@ -27,7 +27,9 @@ pub struct PgLog<'a> {
 /// A key with fewer postings than this is read whole when counted: one round trip for both.
 pub const READ_WHOLE_BELOW: i64 = 256;
 
-const COLUMNS: &str = "sequence_number, occurred_at, event_type, payload";
+/// The columns `read_row` reads, from `ROWS`: an event and, rarely, its payload's exact text.
+const COLUMNS: &str = "e.sequence_number, e.occurred_at, e.event_type, e.payload, x.payload";
+const ROWS: &str = "events AS e LEFT JOIN factstr_exact_payloads AS x ON x.sequence_number = e.sequence_number";
 
 /// The largest page of a scan, in rows.
 const MAX_SCAN_PAGE: i64 = 8_192;
@@ -50,7 +52,12 @@ fn read_row(row: &postgres::Row) -> Result<Row> {
         sequence_number,
         occurred_at: micros(row.get::<_, SystemTime>(1)),
         event_type: row.get(2),
-        payload: read_payload(row, 3, sequence_number)?,
+        payload: match row.get::<_, Option<&str>>(4) {
+            Some(exact) => serde_json::from_str(exact).map_err(|e| {
+                Error::Backend(format!("event {sequence_number} has an exact payload that is not JSON: {e}"))
+            })?,
+            None => read_payload(row, 3, sequence_number)?,
+        },
     })
 }
 
@@ -182,7 +189,7 @@ impl IndexedLog for PgLog<'_> {
         let wanted = numbers.iter().map(|&n| as_i64(n)).collect::<Result<Vec<i64>>>()?;
         let rows = self
             .conn
-            .query(&format!("SELECT {COLUMNS} FROM events WHERE sequence_number = ANY($1)"), &[&wanted])
+            .query(&format!("SELECT {COLUMNS} FROM {ROWS} WHERE e.sequence_number = ANY($1)"), &[&wanted])
             .map_err(|e| self.pool.error(e))?;
         let mut by_number = HashMap::with_capacity(rows.len());
         for row in &rows {
@@ -205,8 +212,8 @@ impl IndexedLog for PgLog<'_> {
         let (mut low, mut high) = (as_i64(after)?, i64::MAX);
         let order = if descending { "DESC" } else { "ASC" };
         let sql = format!(
-            "SELECT {COLUMNS} FROM events WHERE sequence_number > $1 AND sequence_number < $2 \
-             ORDER BY sequence_number {order} LIMIT $3"
+            "SELECT {COLUMNS} FROM {ROWS} WHERE e.sequence_number > $1 AND e.sequence_number < $2 \
+             ORDER BY e.sequence_number {order} LIMIT $3"
         );
         let mut page = (expected as i64).clamp(16, MAX_SCAN_PAGE);
         loop {

@@ -49,6 +49,12 @@ const CREATE: &str = "
         members BYTEA,
         PRIMARY KEY (key_hash, first_sequence_number)
     );
+    -- The exact JSON text of the payloads that jsonb would change: numeric has no negative
+    -- zero, so a float -0.0 would read back as 0.0. Rare; a read prefers this text when present.
+    CREATE TABLE IF NOT EXISTS factstr_exact_payloads (
+        sequence_number BIGINT PRIMARY KEY,
+        payload TEXT NOT NULL
+    );
     CREATE TABLE IF NOT EXISTS factstr_payload_index_state (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         key_format INTEGER NOT NULL,
@@ -112,7 +118,8 @@ const ALL_PRESENT: &str = "
             current_schema())) IS NOT NULL
     FROM unnest(ARRAY['events', 'append_batches', 'store_metadata', 'durable_stream_cursors',
         'idx_events_type', 'idx_events_occurred_at', 'idx_events_payload_gin',
-        'factstr_events_type_sequence', 'factstr_payload_index', 'factstr_payload_index_state']) AS name";
+        'factstr_events_type_sequence', 'factstr_payload_index', 'factstr_payload_index_state',
+        'factstr_exact_payloads']) AS name";
 
 const EXPECTED_COLUMNS: &[(&str, &[&str])] = &[
     ("events", &["sequence_number", "occurred_at", "event_type", "payload"]),
