@@ -20,7 +20,9 @@ mod tls;
 mod url;
 mod writes;
 
+use std::any::Any;
 use std::collections::HashMap;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,9 +31,10 @@ use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
 use crate::lifecycle::Lifecycle;
-use crate::prepared::prepare_events;
+use crate::prepared::{prepare_events, FloatText};
 use crate::search;
 use crate::signal::CommitSignal;
+use crate::sql_numbers;
 use crate::store::{EventStore, LeaseId};
 use crate::types::{AppendResult, BatchPage, DurableStreamInfo, EventQuery, NewEvent, QueryResult};
 use client::Client;
@@ -98,7 +101,15 @@ impl Shared {
         conn.client
             .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .map_err(|e| self.pool.error(e))?;
-        let out = work(&mut conn);
+        // A panic (a bug) must not reach the caller as one, nor leave this connection in its
+        // transaction: it becomes an error, and the connection is closed instead of pooled.
+        let out = match panic::catch_unwind(AssertUnwindSafe(|| work(&mut conn))) {
+            Ok(out) => out,
+            Err(panic) => {
+                conn.discard();
+                return Err(Error::Backend(format!("internal error while reading: {}", panic_message(&*panic))));
+            }
+        };
         let ended = conn.client.batch_execute(if out.is_ok() { "COMMIT" } else { "ROLLBACK" });
         if ended.is_err() {
             conn.discard();
@@ -119,7 +130,7 @@ impl Shared {
         if events.is_empty() {
             return Err(Error::EmptyAppend);
         }
-        let prepared = prepare_events(&events);
+        let prepared = prepare_events(&events, FloatText::Fraction);
         self.check_open()?;
         let mut conn = self.pool.get()?;
         let result = writes::append(&mut conn, &self.pool, &prepared, condition);
@@ -132,6 +143,14 @@ impl Shared {
         }
         result
     }
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic")
 }
 
 /// A pool of `size` connections to the database `url` names.
@@ -189,15 +208,20 @@ impl EventStore for PostgresStore {
     }
 
     fn append_if(&self, events: Vec<NewEvent>, context: &EventQuery, expected: Option<u64>) -> Result<AppendResult> {
+        if !events.is_empty() {
+            sql_numbers::check(expected, "expected_context_version")?;
+        }
         self.shared.append(events, Some((context, expected)))
     }
 
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {
+        sql_numbers::check_query(query)?;
         let pool = &self.shared.pool;
         self.shared.read(|conn| search::query(&mut PgLog::new(conn, pool, None), query, limit))
     }
 
     fn read_batches(&self, position: u64, query: &EventQuery, max_events: usize) -> Result<BatchPage> {
+        sql_numbers::check_query(query)?;
         let pool = &self.shared.pool;
         self.shared.read(|conn| search::read_batches(&mut PgLog::new(conn, pool, None), position, query, max_events))
     }
@@ -224,7 +248,10 @@ impl EventStore for PostgresStore {
     fn acquire_durable(&self, name: &str, query: &EventQuery) -> Result<(LeaseId, u64)> {
         self.shared.check_open()?;
         let pool = &self.shared.pool;
-        self.shared.with_conn(|conn| durable::check_query(conn, pool, name, query))?;
+        self.shared.with_conn(|conn| {
+            durable::check_query(conn, pool, name, query)?;
+            durable::check_batch_format(conn, pool)
+        })?;
         let lock = durable::lock_name(pool, name)?;
         let cursor = self.shared.with_conn(|conn| durable::load_or_create(conn, pool, name, query))?;
         let lease = self.shared.next_lease.fetch_add(1, Ordering::Relaxed);
@@ -264,6 +291,7 @@ impl EventStore for PostgresStore {
 
     fn reset_durable_stream(&self, name: &str, sequence_number: u64) -> Result<()> {
         self.shared.check_open()?;
+        sql_numbers::to_sql(sequence_number, "sequence_number")?;
         let pool = &self.shared.pool;
         if durable::with_name_locked(pool, name, |conn| durable::reset(conn, pool, name, sequence_number))? {
             Ok(())

@@ -188,7 +188,9 @@ impl Drop for Pooled<'_> {
     fn drop(&mut self) {
         let conn = self.conn.take().expect("present until dropped");
         let mut state = self.pool.state.lock();
-        if self.broken || conn.client.is_closed() {
+        // A connection dropped by a panic may be inside a transaction (a read's READ ONLY one,
+        // or an append's, holding the table lock): never hand it out again.
+        if self.broken || conn.client.is_closed() || std::thread::panicking() {
             state.open -= 1;
         } else {
             state.idle.push(conn);
