@@ -50,7 +50,7 @@ impl Subscription {
                 Some(deadline) => deadline.saturating_duration_since(Instant::now()).min(WAIT_SLICE),
                 None => WAIT_SLICE,
             };
-            let next = py.detach(|| {
+            let next = crate::exit::detach(py, || {
                 let mut subscriber = self.subscriber.lock();
                 if subscriber.is_closed() {
                     return Ok(None);
