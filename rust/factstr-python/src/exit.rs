@@ -78,6 +78,11 @@ pub fn close(py: Python<'_>, bound: Duration) {
     });
 }
 
+/// Whether the exit hook has closed the gate (the interpreter is about to finalise).
+pub fn closing() -> bool {
+    CLOSED.load(Ordering::SeqCst)
+}
+
 /// In a forked child only the forking thread exists: nobody is on the way back.
 pub fn after_fork_in_child() {
     REATTACHING.store(0, Ordering::SeqCst);
