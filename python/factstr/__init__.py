@@ -7,9 +7,7 @@ The engine is written in Rust (`factstr._factstr`); this package is its public, 
 
 from __future__ import annotations
 
-import atexit
-
-from factstr import _factstr
+from factstr import _streams  # noqa: F401  (stops handler threads at exit; see its docstring)
 from factstr._connect import connect
 from factstr._errors import (
     BackendError,
@@ -67,6 +65,3 @@ __all__ = [
     "Subscription",
     "connect",
 ]
-
-# Stream threads wait outside the interpreter; stop them before it finalises.
-atexit.register(_factstr._shutdown)

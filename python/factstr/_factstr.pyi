@@ -24,7 +24,8 @@ __all__ = [
     "QueryResult",
     "SqliteStore",
     "Subscription",
-    "_shutdown",
+    "_after_fork_in_child",
+    "_exit_streams",
 ]
 
 # A JSON value: dict[str, JSON], list/tuple of JSON, str, int, float, bool or None.
@@ -238,4 +239,5 @@ class PostgresStore(EventStore):
     @property
     def url(self) -> str: ...
 
-def _shutdown() -> None: ...
+def _exit_streams(grace: float) -> None: ...
+def _after_fork_in_child() -> None: ...

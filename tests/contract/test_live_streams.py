@@ -395,3 +395,69 @@ def test_handler_may_register_other_streams(store: Store) -> None:
     store.append([ev("after")])
     inner.wait_records(1)
     assert inner.seqs == [2]
+
+
+def _thread_ended(stream: factstr.EventStream) -> bool:
+    """Whether the registration's delivery thread has ended."""
+    return not any(t.name == f"factstr-stream-{stream.id}" for t in threading.enumerate())
+
+
+def test_batches_committed_before_unsubscribe_are_delivered_after_it(store: Store) -> None:
+    """SPEC §5, as the Rust crates: a busy handler still gets what was committed before
+    ``unsubscribe()``, after it returns; nothing committed after it."""
+    entered = threading.Event()
+    release = threading.Event()
+    seen = Collector()
+
+    def handler(batch: list[factstr.EventRecord]) -> None:
+        seen(batch)
+        entered.set()
+        assert release.wait(DEADLINE)
+
+    stream = store.stream_all(handler)
+    store.append([ev("a")])  # 1: the handler blocks in it
+    assert entered.wait(DEADLINE)
+    store.append([ev("b")])  # 2
+    store.append(events("c", 2))  # 3..4
+    stream.unsubscribe()
+    assert not stream.active
+    store.append([ev("after")])  # 5: committed after unsubscribe
+    release.set()
+    seen.wait_records(4)
+    wait_for(lambda: _thread_ended(stream), what="the registration's thread to end")
+    assert seen.batch_seqs() == [[1], [2], [3, 4]]
+
+
+def test_unsubscribe_of_an_idle_stream_still_delivers_what_was_committed(store: Store) -> None:
+    seen = Collector()
+    stream = store.stream_to(EventQuery.for_event_types(["keep"]), seen)
+    store.append([ev("keep"), ev("drop")])  # 1..2, possibly not read yet by the thread
+    stream.unsubscribe()
+    store.append([ev("keep")])  # 3: after
+    wait_for(lambda: _thread_ended(stream), what="the registration's thread to end")
+    assert seen.batch_seqs() == [[1]]
+
+
+def handler_that_raises_lookup_error(batch: list[factstr.EventRecord]) -> None:
+    raise LookupError(f"no course for {batch[0].sequence_number}")
+
+
+def test_handler_exception_is_logged_with_its_traceback(store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    """SPEC §5: the handler's exception goes to the ``factstr`` logger with ``exc_info``."""
+    caplog.set_level(logging.WARNING, logger="factstr")
+    store.stream_all(handler_that_raises_lookup_error)
+    store.append([ev("a")])
+
+    def record() -> logging.LogRecord | None:
+        return next((r for r in caplog.records if r.name == "factstr" and r.exc_info), None)
+
+    wait_for(lambda: record() is not None, what="a record with exc_info on the 'factstr' logger")
+    found = record()
+    assert found is not None and found.exc_info is not None
+    kind, error, tb = found.exc_info
+    assert kind is LookupError and isinstance(error, LookupError) and str(error) == "no course for 1"
+    assert tb is not None
+    text = "".join(traceback.format_exception(kind, error, tb))
+    assert "handler_that_raises_lookup_error" in text
+    assert 'raise LookupError(f"no course for' in text
+    assert found.levelno >= logging.WARNING

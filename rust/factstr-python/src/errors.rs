@@ -45,9 +45,9 @@ pub fn to_py_err(py: Python<'_>, error: Error) -> PyErr {
     }
 }
 
-/// Runs an engine call without the GIL and maps its error.
+/// Runs an engine call without the GIL (through the exit gate, see `exit`) and maps its error.
 pub fn detached<T: Send>(py: Python<'_>, call: impl FnOnce() -> factstr_core::Result<T> + Send) -> PyResult<T> {
-    py.detach(call).map_err(|error| to_py_err(py, error))
+    crate::exit::detach_then(py, call, |py, out| out.map_err(|error| to_py_err(py, error)))
 }
 
 pub fn type_error(message: impl Into<String>) -> PyErr {

@@ -1,10 +1,11 @@
 //! The private native module `factstr._factstr`. The public API is the `factstr` package,
 //! which re-exports these classes. Layout: `convert` (Python <-> JSON), `errors` (the one
-//! error mapping), `values` (value classes), `store`, `stream` (handler threads),
+//! error mapping), `values` (value classes), `store`, `stream` (handler threads), `exit` (interpreter exit),
 //! `subscription` (blocking iterators), `time` (commit times).
 
 mod convert;
 mod errors;
+mod exit;
 mod store;
 mod stream;
 mod subscription;
@@ -29,6 +30,7 @@ fn _factstr(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<store::PostgresStore>()?;
     module.add_class::<stream::EventStream>()?;
     module.add_class::<subscription::Subscription>()?;
-    module.add_function(wrap_pyfunction!(stream::_shutdown, module)?)?;
+    module.add_function(wrap_pyfunction!(stream::_exit_streams, module)?)?;
+    module.add_function(wrap_pyfunction!(stream::_after_fork_in_child, module)?)?;
     Ok(())
 }

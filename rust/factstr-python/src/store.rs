@@ -19,6 +19,36 @@ use crate::values::{
 #[pyclass(module = "factstr", name = "EventStore", subclass, frozen)]
 pub struct EventStore {
     pub inner: Arc<dyn core::EventStore>,
+    /// How the store shows itself (its repr while open), for the unclosed-store warning.
+    label: String,
+}
+
+impl Drop for EventStore {
+    /// SPEC §5 keeps registrations running when their store object is dropped; their threads,
+    /// descriptors and connections then stay until the process ends. Say so, like an unclosed
+    /// file does: a `ResourceWarning` (shown with `-W default` or `python -X dev`).
+    fn drop(&mut self) {
+        if self.inner.is_closed() || crate::exit::closing() {
+            return;
+        }
+        let live = crate::stream::live_registrations(&self.inner);
+        if live == 0 {
+            return;
+        }
+        let message = format!(
+            "unclosed store {} with {live} live stream registration(s): its threads and connections stay \
+             until the process ends; call close() or use `with store:`",
+            self.label
+        );
+        // Dropped while the object is deallocated: the interpreter is attached.
+        Python::attach(|py| {
+            let category = py.get_type::<pyo3::exceptions::PyResourceWarning>();
+            let Ok(message) = std::ffi::CString::new(message) else { return };
+            if let Err(error) = PyErr::warn(py, &category, &message, 1) {
+                error.write_unraisable(py, None);
+            }
+        });
+    }
 }
 
 fn handler_arg(handler: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
@@ -184,7 +214,8 @@ pub struct MemoryStore;
 impl MemoryStore {
     #[new]
     fn new() -> PyClassInitializer<Self> {
-        PyClassInitializer::from(EventStore { inner: Arc::new(core::MemoryStore::new()) }).add_subclass(Self)
+        let label = "MemoryStore()".to_owned();
+        PyClassInitializer::from(EventStore { inner: Arc::new(core::MemoryStore::new()), label }).add_subclass(Self)
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> String {
@@ -223,7 +254,8 @@ impl SqliteStore {
         };
         let opened_path = path.clone();
         let store = detached(py, move || core::SqliteStore::open(&opened_path, options))?;
-        Ok(PyClassInitializer::from(EventStore { inner: Arc::new(store) }).add_subclass(Self { path }))
+        let label = format!("SqliteStore({:?})", path.display().to_string());
+        Ok(PyClassInitializer::from(EventStore { inner: Arc::new(store), label }).add_subclass(Self { path }))
     }
 
     /// The database file.
@@ -272,7 +304,8 @@ fn postgres_options(
 impl PostgresStore {
     fn initializer(store: core::PostgresStore) -> PyClassInitializer<Self> {
         let shown_url = store.shown_url().to_owned();
-        PyClassInitializer::from(EventStore { inner: Arc::new(store) }).add_subclass(Self { shown_url })
+        let label = format!("PostgresStore({shown_url:?})");
+        PyClassInitializer::from(EventStore { inner: Arc::new(store), label }).add_subclass(Self { shown_url })
     }
 }
 

@@ -1,26 +1,42 @@
 //! Handler registrations (`stream_all`, `stream_to` and their durable forms): each runs on its
 //! own daemon thread that waits for batches without the GIL and takes it only to call the
 //! handler, so a slow handler delays no one else (SPEC §5).
+//!
+//! The thread's loop is Python (`factstr._streams.deliver`); this module gives it the batches
+//! (`_StreamWorker.next_batch`) and keeps the registration's state. A handler therefore never
+//! runs below a Rust frame, which is what makes interpreter exit safe (see `exit`).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use factstr_core::{Error, Subscriber};
+use factstr_core::{Batch, Error, Subscriber};
 use parking_lot::Mutex;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyList};
 
 use crate::errors::{detached, error_class, to_py_err};
+use crate::exit;
 use crate::values::records_to_python;
 
 /// How long a wait lasts before the thread checks whether it was stopped.
 const WAIT_SLICE: Duration = Duration::from_millis(100);
 
+/// At exit: how long to wait for threads that passed the exit gate to return to Python.
+const EXIT_RETURN_BOUND: Duration = Duration::from_secs(2);
+
 static NEXT_STREAM_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Every running registration, so that interpreter exit can stop them before finalisation.
 static RUNNING: Mutex<Vec<Weak<StreamState>>> = Mutex::new(Vec::new());
+
+/// No end: deliver every batch until stopped.
+const NO_END: u64 = u64::MAX;
+
+/// Where a registration's thread is (for the exit hook).
+const WAITING: u8 = 0;
+const HANDLING: u8 = 1;
+const FINISHED: u8 = 2;
 
 struct StreamState {
     id: u64,
@@ -29,29 +45,75 @@ struct StreamState {
     durable_name: Option<String>,
     subscriber: Mutex<Subscriber>,
     handler: Py<PyAny>,
+    /// Stop at once: no further delivery.
     stop: AtomicBool,
+    /// Deliver the batches up to this sequence number, then stop (set by `unsubscribe`).
+    end: AtomicU64,
     active: AtomicBool,
+    phase: AtomicU8,
     error: Mutex<Option<Py<PyAny>>>,
-    thread: Mutex<Option<Py<PyAny>>>,
+    /// The process that registered: a forked child has the state but not the thread.
+    owner: u32,
 }
 
 impl StreamState {
-    /// Stops deliveries and frees a durable name at once (its cursor stays).
-    fn stop(&self, py: Python<'_>) {
-        self.stop.store(true, Ordering::Release);
-        self.active.store(false, Ordering::Release);
-        // Wake the thread from its wait so that it lets go of the subscriber at once.
-        self.store.commit_signal().notify();
-        py.detach(|| {
-            let _ = self.subscriber.lock().close();
-        });
+    fn inherited(&self) -> bool {
+        self.owner != std::process::id()
     }
 
-    fn fail(&self, py: Python<'_>, error: PyErr) {
-        log_handler_error(py, self.id, self.durable_name.as_deref(), &error);
-        *self.error.lock() = Some(error.into_value(py).into_any());
-        self.stop(py);
+    /// Stops deliveries at once and wakes the thread; it frees a durable name as it ends.
+    fn stop_now(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.active.store(false, Ordering::Release);
+        if !self.inherited() {
+            self.store.commit_signal().notify();
+        }
     }
+
+    /// SPEC §5: batches committed before `unsubscribe()` are still delivered, later ones not.
+    /// A durable stream stops at once instead, so that its name is free again at once; the
+    /// batches it did not handle come again on its next registration (its cursor stays).
+    fn unsubscribe(&self, py: Python<'_>) {
+        if self.inherited() {
+            self.stop_now();
+            return;
+        }
+        if self.durable_name.is_some() {
+            self.stop_now();
+            // Free the name now, not when the thread gets round to it (SPEC §6).
+            exit::detach(py, || {
+                let _ = self.subscriber.lock().close();
+            });
+            return;
+        }
+        let store = self.store.clone();
+        match exit::detach(py, move || store.head()) {
+            Ok(head) => {
+                self.end.fetch_min(head, Ordering::AcqRel);
+                self.active.store(false, Ordering::Release);
+                self.store.commit_signal().notify();
+            }
+            // A closed or unreachable store delivers nothing more anyway.
+            Err(_) => self.stop_now(),
+        }
+    }
+
+    /// The thread's last act: the subscription ends (a durable name is released).
+    fn finish(&self, py: Python<'_>) {
+        self.stop.store(true, Ordering::Release);
+        self.active.store(false, Ordering::Release);
+        exit::detach(py, || {
+            let _ = self.subscriber.lock().close();
+        });
+        self.phase.store(FINISHED, Ordering::Release);
+    }
+}
+
+/// What the next wait gave.
+enum Next {
+    Batch(Batch),
+    Nothing,
+    Done,
 }
 
 /// A running handler registration.
@@ -71,17 +133,19 @@ impl EventStream {
             subscriber: Mutex::new(subscriber),
             handler,
             stop: AtomicBool::new(false),
+            end: AtomicU64::new(NO_END),
             active: AtomicBool::new(true),
+            phase: AtomicU8::new(WAITING),
             error: Mutex::new(None),
-            thread: Mutex::new(None),
+            owner: std::process::id(),
         });
         let worker = Bound::new(py, StreamWorker { state: state.clone() })?;
         let kwargs = PyDict::new(py);
-        kwargs.set_item("target", worker)?;
+        kwargs.set_item("target", py.import("factstr._streams")?.getattr("deliver")?)?;
+        kwargs.set_item("args", (worker,))?;
         kwargs.set_item("daemon", true)?;
         kwargs.set_item("name", format!("factstr-stream-{}", state.id))?;
         let thread = py.import("threading")?.getattr("Thread")?.call((), Some(&kwargs))?;
-        *state.thread.lock() = Some(thread.clone().unbind());
         {
             let mut running = RUNNING.lock();
             running.retain(|s| s.strong_count() > 0);
@@ -99,10 +163,11 @@ impl EventStream {
         self.state.id
     }
 
-    /// Whether batches are still delivered to the handler.
+    /// Whether the registration still takes new batches (false after `unsubscribe()`, a
+    /// durable handler's failure, or the store's close).
     #[getter]
     fn active(&self) -> bool {
-        self.state.active.load(Ordering::Acquire)
+        self.state.active.load(Ordering::Acquire) && !self.state.inherited()
     }
 
     /// The exception that stopped a durable stream, if any.
@@ -111,9 +176,11 @@ impl EventStream {
         self.state.error.lock().as_ref().map(|e| e.clone_ref(py))
     }
 
-    /// Stops future deliveries; a batch already being handled may still complete.
+    /// Stops the deliveries of batches committed after this call. Batches committed before it
+    /// are still delivered (after it returns, when the handler is busy). A durable stream stops
+    /// at once and frees its name; its cursor stays.
     fn unsubscribe(&self, py: Python<'_>) {
-        self.state.stop(py);
+        self.state.unsubscribe(py);
     }
 
     fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
@@ -122,7 +189,7 @@ impl EventStream {
 
     #[pyo3(signature = (*_args))]
     fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) {
-        self.state.stop(py);
+        self.state.unsubscribe(py);
     }
 
     fn __repr__(&self) -> String {
@@ -134,7 +201,7 @@ impl EventStream {
     }
 }
 
-/// The body of a registration's thread (a callable handed to `threading.Thread`).
+/// What a registration's thread works with (`factstr._streams.deliver` runs the loop).
 #[pyclass(module = "factstr._factstr", name = "_StreamWorker", frozen)]
 struct StreamWorker {
     state: Arc<StreamState>,
@@ -142,62 +209,83 @@ struct StreamWorker {
 
 #[pymethods]
 impl StreamWorker {
-    fn __call__(&self, py: Python<'_>) {
+    #[getter]
+    fn id(&self) -> u64 {
+        self.state.id
+    }
+
+    #[getter]
+    fn handler(&self, py: Python<'_>) -> Py<PyAny> {
+        self.state.handler.clone_ref(py)
+    }
+
+    #[getter]
+    fn durable_name(&self) -> Option<String> {
+        self.state.durable_name.clone()
+    }
+
+    /// The next batch for the handler, waiting as long as it takes; None when the registration
+    /// has ended. Raises when the store failed for longer than its reconnect window.
+    fn next_batch<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
         let state = &self.state;
-        while !state.stop.load(Ordering::Acquire) {
-            let next = py.detach(|| state.subscriber.lock().next_batch(WAIT_SLICE));
-            let batch = match next {
-                Ok(Some(batch)) => batch,
-                Ok(None) => continue,
-                Err(_) if state.stop.load(Ordering::Acquire) => break,
-                Err(Error::StoreClosed) => break,
-                Err(error) => {
-                    state.fail(py, to_py_err(py, error));
-                    break;
+        state.phase.store(WAITING, Ordering::Release);
+        loop {
+            if state.stop.load(Ordering::Acquire) {
+                state.finish(py);
+                return Ok(None);
+            }
+            let next = exit::detach(py, || {
+                let mut subscriber = state.subscriber.lock();
+                if subscriber.caught_up_to(state.end.load(Ordering::Acquire)) {
+                    return Ok(Next::Done);
                 }
+                let next = subscriber.next_batch(WAIT_SLICE)?;
+                // Read the end after the batch: `unsubscribe` sets it before any later commit.
+                Ok(match next {
+                    Some(batch) if batch.last_sequence_number > state.end.load(Ordering::Acquire) => Next::Done,
+                    Some(batch) => Next::Batch(batch),
+                    None => Next::Nothing,
+                })
+            });
+            let batch = match next {
+                Ok(Next::Batch(batch)) => batch,
+                Ok(Next::Nothing) => continue,
+                Ok(Next::Done) => {
+                    state.finish(py);
+                    return Ok(None);
+                }
+                Err(_) if state.stop.load(Ordering::Acquire) => continue,
+                Err(Error::StoreClosed) => {
+                    state.finish(py);
+                    return Ok(None);
+                }
+                Err(error) => return Err(to_py_err(py, error)),
             };
             if state.stop.load(Ordering::Acquire) {
-                break;
+                continue;
             }
-            let outcome = records_to_python(py, &batch.records)
-                .and_then(|records| state.handler.call1(py, (records,)));
-            match outcome {
-                Ok(_) if state.durable_name.is_some() => {
-                    if let Err(error) = detached(py, || state.subscriber.lock().ack()) {
-                        if !state.stop.load(Ordering::Acquire) {
-                            state.fail(py, error);
-                        }
-                        break;
-                    }
-                }
-                Ok(_) => {}
-                // A durable stream stops at the failed batch, so that its cursor never passes it.
-                Err(error) if state.durable_name.is_some() => {
-                    state.fail(py, error);
-                    break;
-                }
-                // A live stream reports and goes on with the next batch.
-                Err(error) => log_handler_error(py, state.id, None, &error),
-            }
+            let records = records_to_python(py, &batch.records)?;
+            state.phase.store(HANDLING, Ordering::Release);
+            return Ok(Some(records));
         }
-        state.stop(py);
     }
-}
 
-/// Reports a handler's exception on the `factstr` logger (SPEC §5).
-pub fn log_handler_error(py: Python<'_>, id: u64, durable_name: Option<&str>, error: &PyErr) {
-    let message = match durable_name {
-        Some(name) => format!("durable stream {name:?} (stream {id}) stopped: its handler raised"),
-        None => format!("handler of stream {id} raised; the stream goes on"),
-    };
-    let logged = py.import("logging").and_then(|logging| {
-        let logger = logging.call_method1("getLogger", ("factstr",))?;
-        let kwargs = PyDict::new(py);
-        kwargs.set_item("exc_info", error.value(py))?;
-        logger.call_method("warning", (message,), Some(&kwargs))
-    });
-    if let Err(failed) = logged {
-        failed.write_unraisable(py, None);
+    /// The handler returned: a durable cursor moves past the batch.
+    fn handled(&self, py: Python<'_>) -> PyResult<()> {
+        let state = &self.state;
+        let acked = if state.durable_name.is_some() { detached(py, || state.subscriber.lock().ack()) } else { Ok(()) };
+        state.phase.store(WAITING, Ordering::Release);
+        match acked {
+            Err(_) if state.stop.load(Ordering::Acquire) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// The registration stops because of `error` (already reported by the loop): a durable
+    /// stream keeps its cursor before the failed batch, and `EventStream.error` holds it.
+    fn fail(&self, py: Python<'_>, error: Bound<'_, PyAny>) {
+        *self.state.error.lock() = Some(error.unbind());
+        self.state.finish(py);
     }
 }
 
@@ -212,7 +300,9 @@ pub fn replay(py: Python<'_>, subscriber: &mut Subscriber, handler: &Bound<'_, P
         let records = records_to_python(py, &batch.records)?;
         if let Err(cause) = handler.call1((records,)) {
             let name = subscriber.durable_name().unwrap_or_default().to_owned();
-            let _ = py.detach(|| subscriber.close());
+            exit::detach(py, || {
+                let _ = subscriber.close();
+            });
             let error = error_class(py, "DurableReplayError")?.call1((format!(
                 "the handler of durable stream {name:?} raised during replay; the cursor stays after the last batch it handled"
             ),))?;
@@ -224,18 +314,40 @@ pub fn replay(py: Python<'_>, subscriber: &mut Subscriber, handler: &Bound<'_, P
     detached(py, || subscriber.ack())
 }
 
-/// Stops every registration and waits briefly for its thread, before the interpreter finalises.
+/// How many registrations on `store` still take batches (for the unclosed-store warning).
+pub fn live_registrations(store: &Arc<dyn factstr_core::EventStore>) -> usize {
+    RUNNING
+        .lock()
+        .iter()
+        .filter_map(Weak::upgrade)
+        .filter(|state| Arc::ptr_eq(&state.store, store) && state.phase.load(Ordering::Acquire) != FINISHED)
+        .count()
+}
+
+/// Interpreter exit (called by the `atexit` hook of `factstr._streams`): stops every
+/// registration, waits at most `grace` seconds for handlers to finish their batch, then closes
+/// the exit gate. A handler still running Python after that is ended by the interpreter like
+/// any daemon thread; a thread waiting in the engine stays parked until the process ends.
 #[pyfunction]
-pub fn _shutdown(py: Python<'_>) -> PyResult<()> {
+pub fn _exit_streams(py: Python<'_>, grace: f64) {
     let running: Vec<Arc<StreamState>> = RUNNING.lock().drain(..).filter_map(|s| s.upgrade()).collect();
     for state in &running {
-        state.stop.store(true, Ordering::Release);
+        state.stop_now();
     }
-    for state in &running {
-        let thread = state.thread.lock().as_ref().map(|t| t.clone_ref(py));
-        if let Some(thread) = thread {
-            thread.call_method1(py, "join", (1.0,))?;
+    let grace = Duration::try_from_secs_f64(grace).unwrap_or(Duration::ZERO);
+    let deadline = Instant::now() + grace;
+    py.detach(|| {
+        while Instant::now() < deadline && running.iter().any(|s| s.phase.load(Ordering::Acquire) != FINISHED) {
+            std::thread::sleep(Duration::from_millis(2));
         }
-    }
-    Ok(())
+    });
+    exit::close(py, EXIT_RETURN_BOUND);
+}
+
+/// `os.register_at_fork(after_in_child=...)`: the registrations' threads do not exist in a
+/// forked child; forget them there (their locks may be held by threads that are gone).
+#[pyfunction]
+pub fn _after_fork_in_child() {
+    RUNNING.lock().clear();
+    exit::after_fork_in_child();
 }

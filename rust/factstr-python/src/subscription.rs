@@ -22,6 +22,9 @@ pub struct Subscription {
     /// The store, to wake a waiting iteration when the subscription closes.
     store: std::sync::Arc<dyn factstr_core::EventStore>,
     closed: AtomicBool,
+    /// The process that subscribed: in a forked child the subscriber's lock may be held by a
+    /// thread that does not exist there, so the child never touches it.
+    owner: u32,
 }
 
 enum Waited {
@@ -32,12 +35,30 @@ enum Waited {
 
 impl Subscription {
     pub fn new(subscriber: Subscriber) -> Self {
-        Self { store: subscriber.store().clone(), subscriber: Mutex::new(subscriber), closed: AtomicBool::new(false) }
+        Self {
+            store: subscriber.store().clone(),
+            subscriber: Mutex::new(subscriber),
+            closed: AtomicBool::new(false),
+            owner: std::process::id(),
+        }
+    }
+
+    /// In a forked child: ends like a closed subscription, or raises `StoreClosedError` when
+    /// the store is one that is closed in the child (SPEC §7).
+    fn inherited(&self, py: Python<'_>) -> PyResult<bool> {
+        if self.owner == std::process::id() {
+            return Ok(false);
+        }
+        self.closed.store(true, Ordering::Release);
+        if self.store.is_closed() {
+            return Err(to_py_err(py, factstr_core::Error::StoreClosed));
+        }
+        Ok(true)
     }
 
     /// Acknowledges the previous batch (the ack rule of SPEC §6), then waits for the next one.
     fn wait(&self, py: Python<'_>, timeout: Option<Duration>) -> PyResult<Waited> {
-        if self.closed.load(Ordering::Acquire) {
+        if self.inherited(py)? || self.closed.load(Ordering::Acquire) {
             return Ok(Waited::Closed);
         }
         detached(py, || self.subscriber.lock().ack())?;
@@ -50,7 +71,7 @@ impl Subscription {
                 Some(deadline) => deadline.saturating_duration_since(Instant::now()).min(WAIT_SLICE),
                 None => WAIT_SLICE,
             };
-            let next = py.detach(|| {
+            let next = crate::exit::detach(py, || {
                 let mut subscriber = self.subscriber.lock();
                 if subscriber.is_closed() {
                     return Ok(None);
@@ -69,6 +90,10 @@ impl Subscription {
     }
 
     fn close_now(&self, py: Python<'_>) -> PyResult<()> {
+        if self.owner != std::process::id() {
+            self.closed.store(true, Ordering::Release);
+            return Ok(());
+        }
         self.closed.store(true, Ordering::Release);
         self.store.commit_signal().notify();
         detached(py, || self.subscriber.lock().close())
@@ -110,6 +135,9 @@ impl Subscription {
 
     /// Marks the last batch handed out as processed: a durable cursor moves past it.
     fn ack(&self, py: Python<'_>) -> PyResult<()> {
+        if self.inherited(py)? {
+            return Ok(());
+        }
         detached(py, || self.subscriber.lock().ack())
     }
 

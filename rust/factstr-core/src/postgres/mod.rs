@@ -180,7 +180,7 @@ impl PostgresStore {
                 options,
                 shown_url: parsed.redacted,
                 signal: CommitSignal::new(),
-                lifecycle: Lifecycle::default(),
+                lifecycle: Lifecycle::process_bound(),
                 listening: AtomicBool::new(false),
                 leases: Mutex::new(HashMap::new()),
                 next_lease: AtomicU64::new(1),
@@ -199,6 +199,15 @@ impl PostgresStore {
     /// The URL without its password.
     pub fn shown_url(&self) -> &str {
         &self.shared.shown_url
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        if self.shared.lifecycle.inherited() {
+            // In a forked child, dropping would close the parent's connections (SPEC §7).
+            std::mem::forget(Arc::clone(&self.shared));
+        }
     }
 }
 
@@ -236,6 +245,9 @@ impl EventStore for PostgresStore {
     }
 
     fn watch_commits(&self) {
+        if self.shared.is_closed() {
+            return;
+        }
         if !self.shared.listening.swap(true, Ordering::AcqRel) {
             listener::spawn(Arc::downgrade(&self.shared));
         }
@@ -260,6 +272,9 @@ impl EventStore for PostgresStore {
     }
 
     fn save_durable_cursor(&self, name: &str, lease: LeaseId, position: u64) -> Result<()> {
+        if self.shared.lifecycle.inherited() {
+            return Err(Error::StoreClosed);
+        }
         {
             let mut leases = self.shared.leases.lock();
             let Some((held, lock)) = leases.get_mut(&lease) else { return Ok(()) };
@@ -277,6 +292,9 @@ impl EventStore for PostgresStore {
     }
 
     fn release_durable(&self, _name: &str, lease: LeaseId) -> Result<()> {
+        if self.shared.lifecycle.inherited() {
+            return Ok(()); // the parent holds the name
+        }
         let released = self.shared.leases.lock().remove(&lease);
         if let Some((name, client)) = released {
             durable::unlock_name(client, &name);
@@ -308,6 +326,10 @@ impl EventStore for PostgresStore {
 
     fn close(&self) -> Result<()> {
         self.shared.lifecycle.close();
+        if self.shared.lifecycle.inherited() {
+            // A forked child's copy: the connections and locks are the parent's (SPEC §7).
+            return Ok(());
+        }
         self.shared.signal.close();
         let leases: Vec<(String, Client)> = self.shared.leases.lock().drain().map(|(_, held)| held).collect();
         for (name, client) in leases {

@@ -150,7 +150,7 @@ impl SqliteStore {
                 writer: Mutex::new(Some(writer)),
                 readers: Mutex::new(Vec::new()),
                 signal: CommitSignal::new(),
-                lifecycle: Lifecycle::default(),
+                lifecycle: Lifecycle::process_bound(),
                 watching: Mutex::new(false),
                 leases: Mutex::new(HashMap::new()),
                 next_lease: AtomicU64::new(1),
@@ -170,6 +170,15 @@ impl SqliteStore {
             self.shared.beacon.lock().ring();
         }
         result
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if self.shared.lifecycle.inherited() {
+            // In a forked child, dropping would close the parent's connections (SPEC §7).
+            std::mem::forget(Arc::clone(&self.shared));
+        }
     }
 }
 
@@ -210,6 +219,9 @@ impl EventStore for SqliteStore {
     }
 
     fn watch_commits(&self) {
+        if self.shared.is_closed() {
+            return;
+        }
         let mut watching = self.shared.watching.lock();
         if !*watching {
             *watching = watcher::spawn(Arc::downgrade(&self.shared));
@@ -230,6 +242,9 @@ impl EventStore for SqliteStore {
     }
 
     fn save_durable_cursor(&self, name: &str, lease: LeaseId, position: u64) -> Result<()> {
+        if self.shared.lifecycle.inherited() {
+            return Err(Error::StoreClosed);
+        }
         if self.shared.leases.lock().get(&lease).is_none_or(|(held, _)| held != name) {
             return Ok(());
         }
@@ -237,6 +252,9 @@ impl EventStore for SqliteStore {
     }
 
     fn release_durable(&self, _name: &str, lease: LeaseId) -> Result<()> {
+        if self.shared.lifecycle.inherited() {
+            return Ok(()); // the parent holds the name
+        }
         // Dropping the file releases the lock.
         self.shared.leases.lock().remove(&lease);
         Ok(())
@@ -265,6 +283,10 @@ impl EventStore for SqliteStore {
 
     fn close(&self) -> Result<()> {
         self.shared.lifecycle.close();
+        if self.shared.lifecycle.inherited() {
+            // A forked child's copy: the connections and locks are the parent's (SPEC §7).
+            return Ok(());
+        }
         self.shared.signal.close();
         self.shared.leases.lock().clear();
         self.shared.readers.lock().clear();
