@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::errors::{detached, error_class, to_py_err};
+use crate::errors::{detached, error_class, to_py_err, unwound};
 use crate::values::records_to_python;
 
 /// How long a wait lasts before the thread checks whether it was stopped.
@@ -43,7 +43,7 @@ impl StreamState {
         // Wake the thread from its wait so that it lets go of the subscriber at once.
         self.store.commit_signal().notify();
         py.detach(|| {
-            let _ = self.subscriber.lock().close();
+            let _ = unwound(|| self.subscriber.lock().close());
         });
     }
 
@@ -145,7 +145,7 @@ impl StreamWorker {
     fn __call__(&self, py: Python<'_>) {
         let state = &self.state;
         while !state.stop.load(Ordering::Acquire) {
-            let next = py.detach(|| state.subscriber.lock().next_batch(WAIT_SLICE));
+            let next = py.detach(|| unwound(|| state.subscriber.lock().next_batch(WAIT_SLICE)));
             let batch = match next {
                 Ok(Some(batch)) => batch,
                 Ok(None) => continue,
@@ -212,7 +212,7 @@ pub fn replay(py: Python<'_>, subscriber: &mut Subscriber, handler: &Bound<'_, P
         let records = records_to_python(py, &batch.records)?;
         if let Err(cause) = handler.call1((records,)) {
             let name = subscriber.durable_name().unwrap_or_default().to_owned();
-            let _ = py.detach(|| subscriber.close());
+            let _ = py.detach(|| unwound(|| subscriber.close()));
             let error = error_class(py, "DurableReplayError")?.call1((format!(
                 "the handler of durable stream {name:?} raised during replay; the cursor stays after the last batch it handled"
             ),))?;

@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
-use crate::errors::{detached, to_py_err};
+use crate::errors::{detached, to_py_err, unwound};
 use crate::seconds::{optional_seconds, Zero};
 use crate::values::records_to_python;
 
@@ -52,11 +52,13 @@ impl Subscription {
                 None => WAIT_SLICE,
             };
             let next = py.detach(|| {
-                let mut subscriber = self.subscriber.lock();
-                if subscriber.is_closed() {
-                    return Ok(None);
-                }
-                subscriber.next_batch(slice)
+                unwound(|| {
+                    let mut subscriber = self.subscriber.lock();
+                    if subscriber.is_closed() {
+                        return Ok(None);
+                    }
+                    subscriber.next_batch(slice)
+                })
             });
             match next {
                 Ok(Some(batch)) => return Ok(Waited::Batch(batch)),
