@@ -112,6 +112,10 @@ def parse_url(url: str) -> StoreUrl:
         return StoreUrl("sqlite", location[1:], options)
     if scheme in ("postgresql", "postgres"):
         base, has_query, query = url.partition("?")
+        if "@" in query:
+            # Maybe a password with an unencoded "?": the store refuses such a URL without
+            # quoting it, so no part of it is taken (or shown) here.
+            return StoreUrl("postgres", url)
         options, others = _take_options("postgres", query)
         target = f"{base}?{'&'.join(others)}" if has_query and others else base
         return StoreUrl("postgres", target, options)

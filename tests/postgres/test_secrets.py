@@ -241,3 +241,12 @@ def test_the_right_odd_password_opens_the_store(checked_role: str, server: Postg
     with factstr.connect(url) as store:
         store.append([NewEvent("a", {})])
         assert ODD_PASSWORD not in repr(store) and quote(ODD_PASSWORD, safe="") not in repr(store)
+
+
+def test_connect_takes_no_option_from_a_url_with_an_ambiguous_password(store_required: None) -> None:
+    """``?`` unencoded in a password looks like the start of the parameters: nothing of it may
+    be read as a store option (whose bad value would be quoted)."""
+    url = f"postgresql://someone:S3cret?pool_size=Wr0ng@127.0.0.1:{free_port()}/db"
+    exc = _attempt("connect", url)
+    assert isinstance(exc, ValueError), repr(exc)
+    _assert_silent(exc, "S3cret", "Wr0ng")
