@@ -52,14 +52,7 @@ pub fn detached<T: Send>(py: Python<'_>, call: impl FnOnce() -> factstr_core::Re
 /// Runs an engine call, turning a panic (a bug) into a `BackendError`: PyO3 would raise it as
 /// `PanicException`, a `BaseException` that no `except Exception` catches (SPEC §7).
 pub fn unwound<T>(call: impl FnOnce() -> factstr_core::Result<T>) -> factstr_core::Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).unwrap_or_else(|panic| {
-        let reason = panic
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown".to_owned());
-        Err(Error::Backend(format!("internal error (a bug in factstr, please report it): {reason}")))
-    })
+    factstr_core::error::catch_panic(call)
 }
 
 pub fn type_error(message: impl Into<String>) -> PyErr {
