@@ -255,7 +255,10 @@ class PostgresServer:
 class ThrowawayCluster(PostgresServer):
     """A cluster of our own in a temporary directory (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        #: fsync, synchronous_commit and full_page_writes on, as users run PostgreSQL (the
+        #: torture tests crash such a server); off otherwise, for test speed.
+        self.durable = durable
         self.bin_dir = find_bin_dir()
         self.root = Path(tempfile.mkdtemp(prefix="factstr-pg-"))
         self.data = self.root / "data"
@@ -310,9 +313,7 @@ class ThrowawayCluster(PostgresServer):
                 f"-p {self.port}",
                 f"-k {self.sockets}",
                 "-c listen_addresses=127.0.0.1",
-                "-c fsync=off",
-                "-c synchronous_commit=off",
-                "-c full_page_writes=off",
+                *(() if self.durable else ("-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off")),
                 "-c max_connections=200",
                 "-c ssl=on",
                 f"-c ssl_cert_file={self.cert_path}",

@@ -39,10 +39,10 @@ def _pump(stream: IO[str], sink: queue.Queue[str | None]) -> None:
 class Child:
     """One running ``child.py``: send lines to its stdin, read JSON lines from its stdout."""
 
-    def __init__(self, args: list[str], cwd: Path | None = None) -> None:
+    def __init__(self, args: list[str], cwd: Path | None = None, script: Path = CHILD_SCRIPT) -> None:
         self.args = args
         self.proc = subprocess.Popen(
-            [sys.executable, str(CHILD_SCRIPT), *args],
+            [sys.executable, str(script), *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -149,8 +149,8 @@ def spawner() -> Iterator[Spawn]:
     """Starts child processes; every one still running at the end is killed."""
     started: list[Child] = []
 
-    def start(*args: str | Path | int, cwd: Path | None = None) -> Child:
-        child = Child([str(a) for a in args], cwd=cwd)
+    def start(*args: str | Path | int, cwd: Path | None = None, script: Path = CHILD_SCRIPT) -> Child:
+        child = Child([str(a) for a in args], cwd=cwd, script=script)
         started.append(child)
         return child
 

@@ -13,6 +13,7 @@ from factstr import _factstr
 from factstr._connect import connect
 from factstr._errors import (
     BackendError,
+    CommitOutcomeUnknown,
     ConditionalAppendConflict,
     DurableReplayError,
     DurableStreamActive,
@@ -42,6 +43,7 @@ from factstr._factstr import (
 __all__ = [
     "AppendResult",
     "BackendError",
+    "CommitOutcomeUnknown",
     "ConditionalAppendConflict",
     "DurableReplayError",
     "DurableStream",

@@ -44,7 +44,12 @@ def _count(name: str, value: str) -> int:
 #: Keep in step with the constructors' keyword arguments.
 _OPTIONS: Mapping[str, Mapping[str, Callable[[str, str], Any]]] = {
     "sqlite": {"synchronous": _text, "poll_interval": _seconds, "busy_timeout": _seconds},
-    "postgres": {"pool_size": _count, "connect_timeout": _seconds, "reconnect_timeout": _seconds},
+    "postgres": {
+        "pool_size": _count,
+        "connect_timeout": _seconds,
+        "reconnect_timeout": _seconds,
+        "statement_timeout": _seconds,
+    },
 }
 
 

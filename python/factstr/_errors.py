@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "BackendError",
+    "CommitOutcomeUnknown",
     "ConditionalAppendConflict",
     "DurableReplayError",
     "DurableStreamActive",
@@ -43,6 +44,12 @@ class ConditionalAppendConflict(FactstrError):
 
 class BackendError(FactstrError):
     """The database failed (connection lost, disk full, locked too long, damaged file)."""
+
+
+class CommitOutcomeUnknown(BackendError):
+    """The connection to the database broke (or timed out) after an append's commit was sent: the
+    batch may or may not have been written (SPEC §2.7). Query to find out, or retry with an
+    idempotency key."""
 
 
 class StoreClosedError(FactstrError):

@@ -223,6 +223,7 @@ class PostgresStore(EventStore):
         pool_size: int = 4,
         connect_timeout: float = 5.0,
         reconnect_timeout: float = 30.0,
+        statement_timeout: float = 30.0,
     ) -> Self: ...
     @staticmethod
     def bootstrap(
@@ -232,6 +233,7 @@ class PostgresStore(EventStore):
         pool_size: int = 4,
         connect_timeout: float = 5.0,
         reconnect_timeout: float = 30.0,
+        statement_timeout: float = 30.0,
     ) -> PostgresStore: ...
     @property
     def url(self) -> str: ...

@@ -192,7 +192,7 @@ def test_connect_sqlite_in_a_missing_folder_is_an_error_naming_it(tmp_path: Path
 
 def test_connect_postgres_parameters_are_options_and_libpq_ones_stay(postgres_url: str, postgres_server: PostgresServer) -> None:
     name = f"factstr_{uuid.uuid4().hex[:8]}"
-    url = f"{postgres_url}?pool_size=1&application_name={name}&connect_timeout=3&sslmode=prefer&reconnect_timeout=2"
+    url = f"{postgres_url}?pool_size=1&application_name={name}&connect_timeout=3&sslmode=prefer&reconnect_timeout=2&statement_timeout=20"
     with factstr.connect(url) as store:
         assert isinstance(store, factstr.PostgresStore)
         store.append([ev("a")])
@@ -214,6 +214,7 @@ def test_connect_postgres_parameters_are_options_and_libpq_ones_stay(postgres_ur
         ("connect_timeout=nan", "connect_timeout"),
         ("reconnect_timeout=-1", "reconnect_timeout"),
         ("reconnect_timeout=soon", "reconnect_timeout"),
+        ("statement_timeout=0", "statement_timeout"),
         ("pool_size=2&pool_size=3", "pool_size"),
     ],
 )

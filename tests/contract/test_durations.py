@@ -115,7 +115,7 @@ def test_sqlite_large_or_zero_valid_durations_work(tmp_path: Path, options: dict
             assert batch is not None and seqs_of(batch) == [1]
 
 
-@pytest.mark.parametrize("option", ["connect_timeout", "reconnect_timeout"])
+@pytest.mark.parametrize("option", ["connect_timeout", "reconnect_timeout", "statement_timeout"])
 @pytest.mark.parametrize(("value", "expected"), BAD_SECONDS, ids=BAD_IDS)
 def test_postgres_duration_options_refuse_bad_values(postgres_url: str, option: str, value: object, expected: type[Exception]) -> None:
     exc = _raises(expected, postgres_store, postgres_url, **{option: value})
@@ -137,7 +137,13 @@ def test_postgres_pool_size_refuses_bad_values(postgres_url: str, value: object,
 
 @pytest.mark.parametrize(
     "options",
-    [{"connect_timeout": 1e9}, {"connect_timeout": 1e18}, {"reconnect_timeout": 0}, {"reconnect_timeout": 1e18}],
+    [
+        {"connect_timeout": 1e9},
+        {"connect_timeout": 1e18},
+        {"reconnect_timeout": 0},
+        {"reconnect_timeout": 1e18},
+        {"statement_timeout": 1e18},
+    ],
 )
 def test_postgres_large_or_zero_valid_durations_work(postgres_url: str, options: dict[str, float]) -> None:
     with postgres_store(postgres_url, **options) as store:

@@ -13,6 +13,7 @@ ALL_ERRORS = [
     "EmptyAppendError",
     "ConditionalAppendConflict",
     "BackendError",
+    "CommitOutcomeUnknown",
     "StoreClosedError",
     "DurableStreamError",
     "DurableStreamActive",
@@ -36,6 +37,8 @@ def test_hierarchy() -> None:
     for name in ("EmptyAppendError", "ConditionalAppendConflict", "BackendError", "StoreClosedError"):
         assert not issubclass(getattr(factstr, name), factstr.DurableStreamError), name
     assert not issubclass(factstr.ConditionalAppendConflict, ValueError)
+    # SPEC §2.7: whoever handles BackendError handles an unknown commit outcome too.
+    assert issubclass(factstr.CommitOutcomeUnknown, factstr.BackendError)
 
 
 def test_public_names_of_section_11() -> None:

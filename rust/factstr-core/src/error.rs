@@ -11,6 +11,9 @@ pub enum Error {
     ConditionalAppendConflict { expected: Option<u64>, actual: Option<u64> },
     /// The database failed (connection lost, disk full, locked too long, damaged file...).
     Backend(String),
+    /// The connection to the database broke (or timed out) after an append's commit was sent:
+    /// the batch may or may not have been written (SPEC §2.7). A kind of `Backend`.
+    CommitOutcomeUnknown(String),
     /// The store was closed.
     StoreClosed,
     /// A durable stream problem that is none of the more specific ones (e.g. unknown name).
@@ -36,6 +39,11 @@ impl fmt::Display for Error {
                 show_version(*actual)
             ),
             Error::Backend(message) => write!(f, "backend error: {message}"),
+            Error::CommitOutcomeUnknown(message) => write!(
+                f,
+                "commit outcome unknown: the connection failed after the commit was sent, so the batch \
+                 may or may not have been written ({message})"
+            ),
             Error::StoreClosed => write!(f, "the store is closed"),
             Error::DurableStream(message) => write!(f, "{message}"),
             Error::DurableStreamActive(name) => {

@@ -5,6 +5,7 @@
 //! - `store`: the interface every store implements;
 //! - `memory`, `sqlite`, `postgres`: the stores; `search`: query planning shared by the SQL stores;
 //! - `payload_keys`, `query_json`, `clock`: storage helpers shared by the stores;
+//! - `sql_numbers`: the largest sequence number the SQL stores hold (2**63-1);
 //! - `signal`, `subscriber`, `durable`: stream dispatch, shared by every store.
 
 pub mod clock;
@@ -20,6 +21,7 @@ pub mod prepared;
 pub mod query_json;
 pub mod search;
 pub mod signal;
+pub mod sql_numbers;
 pub mod sqlite;
 pub mod store;
 pub mod subscriber;

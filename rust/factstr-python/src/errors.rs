@@ -36,6 +36,7 @@ pub fn to_py_err(py: Python<'_>, error: Error) -> PyErr {
             }
         }
         Error::Backend(_) => raise(py, "BackendError", message),
+        Error::CommitOutcomeUnknown(_) => raise(py, "CommitOutcomeUnknown", message),
         Error::StoreClosed => raise(py, "StoreClosedError", message),
         Error::DurableStream(_) => raise(py, "DurableStreamError", message),
         Error::DurableStreamActive(_) => raise(py, "DurableStreamActive", message),

@@ -257,6 +257,7 @@ pub struct PostgresStore {
 fn postgres_options(
     pool_size: Option<&Bound<'_, PyAny>>,
     connect_timeout: Option<&Bound<'_, PyAny>>,
+    statement_timeout: Option<&Bound<'_, PyAny>>,
     reconnect_timeout: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<core::PostgresOptions> {
     let defaults = core::PostgresOptions::default();
@@ -277,6 +278,8 @@ fn postgres_options(
         pool_size,
         // Zero would fail every connection attempt at once.
         connect_timeout: seconds_or(connect_timeout, "connect_timeout", Zero::Refused, defaults.connect_timeout)?,
+        // Zero would fail every statement at once.
+        statement_timeout: seconds_or(statement_timeout, "statement_timeout", Zero::Refused, defaults.statement_timeout)?,
         // Zero reports the first failure of a stream instead of retrying.
         reconnect_timeout: seconds_or(reconnect_timeout, "reconnect_timeout", Zero::Allowed, defaults.reconnect_timeout)?,
     })
@@ -293,8 +296,8 @@ impl PostgresStore {
 impl PostgresStore {
     #[new]
     #[pyo3(
-        signature = (url, *, pool_size=None, connect_timeout=None, reconnect_timeout=None),
-        text_signature = "(url, *, pool_size=4, connect_timeout=5.0, reconnect_timeout=30.0)"
+        signature = (url, *, pool_size=None, connect_timeout=None, reconnect_timeout=None, statement_timeout=None),
+        text_signature = "(url, *, pool_size=4, connect_timeout=5.0, reconnect_timeout=30.0, statement_timeout=30.0)"
     )]
     fn new(
         py: Python<'_>,
@@ -302,8 +305,9 @@ impl PostgresStore {
         pool_size: Option<&Bound<'_, PyAny>>,
         connect_timeout: Option<&Bound<'_, PyAny>>,
         reconnect_timeout: Option<&Bound<'_, PyAny>>,
+        statement_timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let options = postgres_options(pool_size, connect_timeout, reconnect_timeout)?;
+        let options = postgres_options(pool_size, connect_timeout, statement_timeout, reconnect_timeout)?;
         let url = url.to_owned();
         let store = detached(py, move || core::PostgresStore::open(&url, options))?;
         Ok(Self::initializer(store))
@@ -313,8 +317,8 @@ impl PostgresStore {
     /// missing, and returns a store on it.
     #[staticmethod]
     #[pyo3(
-        signature = (server_url, database_name, *, pool_size=None, connect_timeout=None, reconnect_timeout=None),
-        text_signature = "(server_url, database_name, *, pool_size=4, connect_timeout=5.0, reconnect_timeout=30.0)"
+        signature = (server_url, database_name, *, pool_size=None, connect_timeout=None, reconnect_timeout=None, statement_timeout=None),
+        text_signature = "(server_url, database_name, *, pool_size=4, connect_timeout=5.0, reconnect_timeout=30.0, statement_timeout=30.0)"
     )]
     fn bootstrap(
         py: Python<'_>,
@@ -323,8 +327,9 @@ impl PostgresStore {
         pool_size: Option<&Bound<'_, PyAny>>,
         connect_timeout: Option<&Bound<'_, PyAny>>,
         reconnect_timeout: Option<&Bound<'_, PyAny>>,
+        statement_timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PostgresStore>> {
-        let options = postgres_options(pool_size, connect_timeout, reconnect_timeout)?;
+        let options = postgres_options(pool_size, connect_timeout, statement_timeout, reconnect_timeout)?;
         let (server_url, database_name) = (server_url.to_owned(), database_name.to_owned());
         let store = detached(py, move || core::PostgresStore::bootstrap(&server_url, &database_name, options))?;
         Py::new(py, Self::initializer(store))

@@ -3,12 +3,14 @@
 //! of its own for the registration's lifetime. The server drops the lock when that connection
 //! closes, including when the holder's process dies.
 
-use postgres::Client;
+use super::client::Client;
 
 use super::pool::{Conn, Pool};
+use super::schema::{BATCH_FORMAT_KEY, BATCH_FORMAT_SPARSE};
 use crate::error::{Error, Result};
 use crate::matching::queries_equal;
 use crate::query_json::{query_from_json, query_to_json};
+use crate::sql_numbers::to_sql;
 use crate::types::{DurableStreamInfo, EventQuery};
 
 const LOCK_KEY: &str = "hashtextextended('factstr-durable:' || current_schema() || ':' || $1, 0)";
@@ -65,6 +67,24 @@ pub fn check_query(conn: &mut Conn, pool: &Pool, name: &str, query: &EventQuery)
     }
 }
 
+/// Fails with a backend error naming the marker unless `store_metadata` records the sparse
+/// batch boundaries that replay reads (SPEC §9): `factstr-postgres` 0.5.2 refuses every durable
+/// replay without it, and so do we (before the cursor is created). Plain appends and queries
+/// need no boundaries and go on working.
+pub fn check_batch_format(conn: &mut Conn, pool: &Pool) -> Result<()> {
+    let format: Option<String> = conn
+        .query_opt("SELECT value FROM store_metadata WHERE key = $1", &[&BATCH_FORMAT_KEY])
+        .map_err(|e| pool.error(e))?
+        .map(|row| row.get(0));
+    if format.as_deref() == Some(BATCH_FORMAT_SPARSE) {
+        return Ok(());
+    }
+    Err(Error::Backend(format!(
+        "durable replay requires store_metadata {BATCH_FORMAT_KEY}={BATCH_FORMAT_SPARSE}, which this database {}",
+        if format.is_some() { "records otherwise" } else { "lacks" }
+    )))
+}
+
 /// Creates the cursor row (at 0) or checks the stored query; returns the cursor.
 pub fn load_or_create(conn: &mut Conn, pool: &Pool, name: &str, query: &EventQuery) -> Result<u64> {
     conn.execute(
@@ -91,7 +111,7 @@ pub fn advance(conn: &mut Conn, pool: &Pool, name: &str, position: u64) -> Resul
     conn.execute(
         "UPDATE durable_stream_cursors SET last_processed_sequence_number = $2 \
          WHERE durable_stream_id = $1 AND last_processed_sequence_number < $2",
-        &[&name, &(i64::try_from(position).unwrap_or(i64::MAX))],
+        &[&name, &to_sql(position, "sequence_number")?],
     )
     .map_err(|e| pool.error(e))?;
     Ok(())
@@ -121,7 +141,7 @@ pub fn reset(conn: &mut Conn, pool: &Pool, name: &str, position: u64) -> Result<
     let changed = conn
         .execute(
             "UPDATE durable_stream_cursors SET last_processed_sequence_number = $2 WHERE durable_stream_id = $1",
-            &[&name, &(i64::try_from(position).unwrap_or(i64::MAX))],
+            &[&name, &to_sql(position, "sequence_number")?],
         )
         .map_err(|e| pool.error(e))?;
     Ok(changed > 0)

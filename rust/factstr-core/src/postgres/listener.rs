@@ -6,15 +6,17 @@
 
 use std::sync::Weak;
 use std::thread;
-use std::time::Duration;
-
-use postgres::fallible_iterator::FallibleIterator;
+use std::time::{Duration, Instant};
 
 use super::schema::NOTIFY_CHANNEL;
 use super::Shared;
 
 const WAIT: Duration = Duration::from_millis(250);
 const RETRY: Duration = Duration::from_millis(500);
+/// How long the listener waits in silence before it checks the server still answers (a round
+/// trip bounded by `statement_timeout`): a connection to a server that vanished or stopped would
+/// otherwise wait for notifications that never come, until TCP keepalive (hours).
+const CHECK_AFTER: Duration = Duration::from_secs(15);
 
 pub fn spawn(shared: Weak<Shared>) {
     let spawned = thread::Builder::new().name("factstr-postgres-listener".to_owned()).spawn(move || loop {
@@ -38,15 +40,21 @@ pub fn spawn(shared: Weak<Shared>) {
         if let Some(strong) = shared.upgrade() {
             strong.signal.notify();
         }
+        let mut heard = Instant::now();
         loop {
             let Some(strong) = shared.upgrade() else { return };
             if strong.is_closed() {
                 return;
             }
             drop(strong);
-            let next = client.notifications().timeout_iter(WAIT).next();
+            let mut next = client.next_notification(WAIT);
+            if matches!(next, Ok(None)) && heard.elapsed() >= CHECK_AFTER {
+                next = client.batch_execute("").map(|()| None);
+                heard = Instant::now();
+            }
             match next {
                 Ok(Some(_)) => {
+                    heard = Instant::now();
                     if let Some(strong) = shared.upgrade() {
                         strong.signal.notify();
                     }

@@ -1,13 +1,15 @@
 //! The PostgreSQL store: the whole contract on a PostgreSQL database, on the table layout of
 //! `factstr-postgres` 0.5.2, for many processes on many machines.
 //!
-//! - Connections: a pool shared by the store's threads (`pool`), TLS by rustls (`tls`), URLs
-//!   with libpq's TLS modes and without passwords in any message (`url`).
+//! - Connections: a pool shared by the store's threads (`pool`) of connections whose every wait
+//!   has a deadline (`client`), TLS by rustls (`tls`), URLs with libpq's TLS modes and without
+//!   passwords in any message (`url`).
 //! - Writes: serialised by the upstream table lock (`writes`).
 //! - Reads: the shared `search` over this database's indexes (`reads`), one snapshot per call.
 //! - Streams: a LISTEN connection wakes them at every commit, anyone's (`listener`).
 //! - Durable streams: cursors in the upstream table, exclusivity by advisory lock (`durable`).
 
+mod client;
 mod durable;
 mod listener;
 mod literals;
@@ -18,22 +20,25 @@ mod tls;
 mod url;
 mod writes;
 
+use std::any::Any;
 use std::collections::HashMap;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use postgres::Client;
 
 use crate::error::{Error, Result};
 use crate::lifecycle::Lifecycle;
-use crate::prepared::prepare_events;
+use crate::prepared::{prepare_events, FloatText};
 use crate::search;
 use crate::signal::CommitSignal;
+use crate::sql_numbers;
 use crate::store::{EventStore, LeaseId};
 use crate::types::{AppendResult, BatchPage, DurableStreamInfo, EventQuery, NewEvent, QueryResult};
-use pool::{Conn, Pool};
+use client::Client;
+use pool::{Conn, Deadlines, Pool};
 use reads::PgLog;
 
 pub use url::redact as redact_url;
@@ -42,8 +47,13 @@ pub use url::redact as redact_url;
 pub struct PostgresOptions {
     /// Connections the store's threads share.
     pub pool_size: usize,
-    /// How long to wait for a connection to the server.
+    /// How long connecting to the server may take, everything included (TCP, TLS, startup,
+    /// authentication).
     pub connect_timeout: Duration,
+    /// How long the store waits for the server's answer to one round trip (one statement, or a
+    /// few sent together) before it gives up on the connection: a bound per round trip, not per
+    /// call, so long reads made of many round trips are not cut short.
+    pub statement_timeout: Duration,
     /// How long a stream keeps retrying while the database is unreachable before it reports
     /// the failure.
     pub reconnect_timeout: Duration,
@@ -51,7 +61,12 @@ pub struct PostgresOptions {
 
 impl Default for PostgresOptions {
     fn default() -> Self {
-        Self { pool_size: 4, connect_timeout: Duration::from_secs(5), reconnect_timeout: Duration::from_secs(30) }
+        Self {
+            pool_size: 4,
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(30),
+            reconnect_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -86,7 +101,15 @@ impl Shared {
         conn.client
             .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .map_err(|e| self.pool.error(e))?;
-        let out = work(&mut conn);
+        // A panic (a bug) must not reach the caller as one, nor leave this connection in its
+        // transaction: it becomes an error, and the connection is closed instead of pooled.
+        let out = match panic::catch_unwind(AssertUnwindSafe(|| work(&mut conn))) {
+            Ok(out) => out,
+            Err(panic) => {
+                conn.discard();
+                return Err(Error::Backend(format!("internal error while reading: {}", panic_message(&*panic))));
+            }
+        };
         let ended = conn.client.batch_execute(if out.is_ok() { "COMMIT" } else { "ROLLBACK" });
         if ended.is_err() {
             conn.discard();
@@ -107,7 +130,7 @@ impl Shared {
         if events.is_empty() {
             return Err(Error::EmptyAppend);
         }
-        let prepared = prepare_events(&events);
+        let prepared = prepare_events(&events, FloatText::Fraction);
         self.check_open()?;
         let mut conn = self.pool.get()?;
         let result = writes::append(&mut conn, &self.pool, &prepared, condition);
@@ -122,10 +145,18 @@ impl Shared {
     }
 }
 
+fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic")
+}
+
 /// A pool of `size` connections to the database `url` names.
 fn connection_pool(url: &str, options: &PostgresOptions, size: usize) -> Result<(Pool, url::ParsedUrl)> {
     let parsed = url::parse(url)?;
-    let mut config: postgres::Config = parsed.driver_url.parse().map_err(|e: postgres::Error| {
+    let mut config: tokio_postgres::Config = parsed.driver_url.parse().map_err(|e: tokio_postgres::Error| {
         let reason = url::scrub(&e.to_string(), parsed.password.as_deref());
         Error::InvalidInput(format!("invalid PostgreSQL URL {}: {reason}", parsed.redacted))
     })?;
@@ -134,7 +165,8 @@ fn connection_pool(url: &str, options: &PostgresOptions, size: usize) -> Result<
         config.application_name("factstr");
     }
     let tls = tls::connector(parsed.ssl_mode, parsed.root_cert.as_deref())?;
-    Ok((Pool::new(config, tls, parsed.password.clone(), size), parsed))
+    let deadlines = Deadlines { connect: options.connect_timeout, round_trip: options.statement_timeout };
+    Ok((Pool::new(config, tls, deadlines, parsed.password.clone(), size), parsed))
 }
 
 impl PostgresStore {
@@ -176,15 +208,20 @@ impl EventStore for PostgresStore {
     }
 
     fn append_if(&self, events: Vec<NewEvent>, context: &EventQuery, expected: Option<u64>) -> Result<AppendResult> {
+        if !events.is_empty() {
+            sql_numbers::check(expected, "expected_context_version")?;
+        }
         self.shared.append(events, Some((context, expected)))
     }
 
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {
+        sql_numbers::check_query(query)?;
         let pool = &self.shared.pool;
         self.shared.read(|conn| search::query(&mut PgLog::new(conn, pool, None), query, limit))
     }
 
     fn read_batches(&self, position: u64, query: &EventQuery, max_events: usize) -> Result<BatchPage> {
+        sql_numbers::check_query(query)?;
         let pool = &self.shared.pool;
         self.shared.read(|conn| search::read_batches(&mut PgLog::new(conn, pool, None), position, query, max_events))
     }
@@ -211,7 +248,10 @@ impl EventStore for PostgresStore {
     fn acquire_durable(&self, name: &str, query: &EventQuery) -> Result<(LeaseId, u64)> {
         self.shared.check_open()?;
         let pool = &self.shared.pool;
-        self.shared.with_conn(|conn| durable::check_query(conn, pool, name, query))?;
+        self.shared.with_conn(|conn| {
+            durable::check_query(conn, pool, name, query)?;
+            durable::check_batch_format(conn, pool)
+        })?;
         let lock = durable::lock_name(pool, name)?;
         let cursor = self.shared.with_conn(|conn| durable::load_or_create(conn, pool, name, query))?;
         let lease = self.shared.next_lease.fetch_add(1, Ordering::Relaxed);
@@ -251,6 +291,7 @@ impl EventStore for PostgresStore {
 
     fn reset_durable_stream(&self, name: &str, sequence_number: u64) -> Result<()> {
         self.shared.check_open()?;
+        sql_numbers::to_sql(sequence_number, "sequence_number")?;
         let pool = &self.shared.pool;
         if durable::with_name_locked(pool, name, |conn| durable::reset(conn, pool, name, sequence_number))? {
             Ok(())

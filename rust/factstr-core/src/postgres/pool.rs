@@ -1,24 +1,33 @@
 //! A small pool of PostgreSQL connections shared by a store's threads. A connection that broke
-//! (server restart, network) is dropped instead of returned, so the next call opens a new one.
+//! (server restart, network, a wait that ran out) is dropped instead of returned, so the next
+//! call opens a new one.
 
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
-use postgres::types::ToSql;
-use postgres::{Client, Config, Row, Statement};
+use tokio_postgres::{Config, Row, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::client::{Client, DbError};
 use super::url::scrub;
 use crate::error::{Error, Result};
 
 /// How long a call waits for a free connection when all are in use.
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long connecting and each round trip may take (see `client`).
+#[derive(Debug, Clone, Copy)]
+pub struct Deadlines {
+    pub connect: Duration,
+    pub round_trip: Duration,
+}
+
 pub struct Pool {
     config: Config,
     tls: MakeRustlsConnect,
+    deadlines: Deadlines,
     password: Option<String>,
     size: usize,
     state: Mutex<PoolState>,
@@ -32,14 +41,14 @@ pub struct Conn {
     statements: HashMap<String, Statement>,
 }
 
-pub type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+pub use super::client::Params;
 
 impl Conn {
     fn new(client: Client) -> Self {
         Self { client, statements: HashMap::new() }
     }
 
-    pub fn statement(&mut self, sql: &str) -> std::result::Result<Statement, postgres::Error> {
+    pub fn statement(&mut self, sql: &str) -> std::result::Result<Statement, DbError> {
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
         }
@@ -48,22 +57,22 @@ impl Conn {
         Ok(statement)
     }
 
-    pub fn query(&mut self, sql: &str, params: Params<'_>) -> std::result::Result<Vec<Row>, postgres::Error> {
+    pub fn query(&mut self, sql: &str, params: Params<'_>) -> std::result::Result<Vec<Row>, DbError> {
         let statement = self.statement(sql)?;
         self.client.query(&statement, params)
     }
 
-    pub fn query_one(&mut self, sql: &str, params: Params<'_>) -> std::result::Result<Row, postgres::Error> {
+    pub fn query_one(&mut self, sql: &str, params: Params<'_>) -> std::result::Result<Row, DbError> {
         let statement = self.statement(sql)?;
         self.client.query_one(&statement, params)
     }
 
-    pub fn query_opt(&mut self, sql: &str, params: Params<'_>) -> std::result::Result<Option<Row>, postgres::Error> {
+    pub fn query_opt(&mut self, sql: &str, params: Params<'_>) -> std::result::Result<Option<Row>, DbError> {
         let statement = self.statement(sql)?;
         self.client.query_opt(&statement, params)
     }
 
-    pub fn execute(&mut self, sql: &str, params: Params<'_>) -> std::result::Result<u64, postgres::Error> {
+    pub fn execute(&mut self, sql: &str, params: Params<'_>) -> std::result::Result<u64, DbError> {
         let statement = self.statement(sql)?;
         self.client.execute(&statement, params)
     }
@@ -76,10 +85,11 @@ struct PoolState {
 }
 
 impl Pool {
-    pub fn new(config: Config, tls: MakeRustlsConnect, password: Option<String>, size: usize) -> Self {
+    pub fn new(config: Config, tls: MakeRustlsConnect, deadlines: Deadlines, password: Option<String>, size: usize) -> Self {
         Self {
             config,
             tls,
+            deadlines,
             password,
             size: size.max(1),
             state: Mutex::new(PoolState { idle: Vec::new(), open: 0 }),
@@ -88,20 +98,31 @@ impl Pool {
     }
 
     /// Maps a driver error to a backend error that never shows the password.
-    pub fn error(&self, error: postgres::Error) -> Error {
+    pub fn error(&self, error: DbError) -> Error {
         Error::Backend(scrub(&describe(&error), self.password.as_deref()))
+    }
+
+    /// Maps an error of the round trip that carried a commit (SPEC §2.7): unless the server
+    /// answered that the statement failed, the commit may have happened.
+    pub fn commit_error(&self, error: DbError) -> Error {
+        if error.statement_failed() {
+            self.error(error)
+        } else {
+            Error::CommitOutcomeUnknown(scrub(&describe(&error), self.password.as_deref()))
+        }
     }
 
     /// A new connection outside the pool (listeners, durable leases).
     pub fn connect(&self) -> Result<Client> {
-        self.config.connect(self.tls.clone()).map_err(|e| self.error(e))
+        Client::connect(&self.config, self.tls.clone(), self.deadlines.connect, self.deadlines.round_trip)
+            .map_err(|e| self.error(e))
     }
 
     pub fn get(&self) -> Result<Pooled<'_>> {
         let mut state = self.state.lock();
         loop {
             while let Some(conn) = state.idle.pop() {
-                if !conn.client.is_closed() {
+                if conn.client.is_usable() {
                     return Ok(Pooled { pool: self, conn: Some(conn), broken: false });
                 }
                 state.open -= 1;
@@ -167,7 +188,9 @@ impl Drop for Pooled<'_> {
     fn drop(&mut self) {
         let conn = self.conn.take().expect("present until dropped");
         let mut state = self.pool.state.lock();
-        if self.broken || conn.client.is_closed() {
+        // A connection dropped by a panic may be inside a transaction (a read's READ ONLY one,
+        // or an append's, holding the table lock): never hand it out again.
+        if self.broken || conn.client.is_closed() || std::thread::panicking() {
             state.open -= 1;
         } else {
             state.idle.push(conn);
@@ -178,7 +201,17 @@ impl Drop for Pooled<'_> {
 }
 
 /// A readable account of a driver error, with the server's code when there is one.
-pub fn describe(error: &postgres::Error) -> String {
+pub fn describe(error: &DbError) -> String {
+    let error = match error {
+        DbError::Driver(error) => error,
+        DbError::TimedOut { bound, option } => {
+            let waited = if *option == "connect_timeout" { "did not complete the connection" } else { "did not answer" };
+            return format!("the server {waited} within {} s ({option}); the connection was closed", bound.as_secs_f64());
+        }
+        DbError::Abandoned => return "the connection was closed after a wait ran out".to_owned(),
+        DbError::Closed => return "the connection to the server was closed".to_owned(),
+        DbError::Runtime(error) => return format!("cannot start the connection's runtime: {error}"),
+    };
     if let Some(db) = error.as_db_error() {
         return format!("{} {}: {}", db.severity(), db.code().code(), db.message());
     }

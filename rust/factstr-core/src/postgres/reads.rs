@@ -7,10 +7,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use super::pool::{Conn, Params, Pool};
-use crate::error::Result;
+use super::client::DbError;
+use super::pool::{describe, Conn, Params, Pool};
+use crate::error::{Error, Result};
 use crate::search::{IndexedLog, Row};
 use crate::postings::decode_members;
+use crate::sql_numbers::to_sql;
 
 pub struct PgLog<'a> {
     conn: &'a mut Conn,
@@ -26,13 +28,16 @@ pub struct PgLog<'a> {
 /// A key with fewer postings than this is read whole when counted: one round trip for both.
 pub const READ_WHOLE_BELOW: i64 = 256;
 
-const COLUMNS: &str = "sequence_number, occurred_at, event_type, payload";
+/// The columns `read_row` reads, from `ROWS`: an event and, rarely, its payload's exact text.
+const COLUMNS: &str = "e.sequence_number, e.occurred_at, e.event_type, e.payload, x.payload";
+const ROWS: &str = "events AS e LEFT JOIN factstr_exact_payloads AS x ON x.sequence_number = e.sequence_number";
 
 /// The largest page of a scan, in rows.
 const MAX_SCAN_PAGE: i64 = 8_192;
 
-fn as_i64(number: u64) -> i64 {
-    i64::try_from(number).unwrap_or(i64::MAX)
+/// A sequence number as the column type (see `sql_numbers`).
+fn as_i64(number: u64) -> Result<i64> {
+    to_sql(number, "sequence number")
 }
 
 pub fn micros(time: SystemTime) -> i64 {
@@ -42,13 +47,28 @@ pub fn micros(time: SystemTime) -> i64 {
     }
 }
 
-fn read_row(row: &postgres::Row) -> Row {
-    Row {
-        sequence_number: row.get::<_, i64>(0) as u64,
+fn read_row(row: &tokio_postgres::Row) -> Result<Row> {
+    let sequence_number = row.get::<_, i64>(0) as u64;
+    Ok(Row {
+        sequence_number,
         occurred_at: micros(row.get::<_, SystemTime>(1)),
         event_type: row.get(2),
-        payload: row.get::<_, Value>(3),
-    }
+        payload: match row.get::<_, Option<&str>>(4) {
+            Some(exact) => serde_json::from_str(exact).map_err(|e| {
+                Error::Backend(format!("event {sequence_number} has an exact payload that is not JSON: {e}"))
+            })?,
+            None => read_payload(row, 3, sequence_number)?,
+        },
+    })
+}
+
+/// The `jsonb` payload in column `index`. `try_get`, not `get`: a payload the JSON parser
+/// refuses (a number out of range of a double, written by another writer) is an error of this
+/// call, not a panic that would unwind through the open transaction.
+pub fn read_payload(row: &tokio_postgres::Row, index: usize, sequence_number: u64) -> Result<Value> {
+    row.try_get::<_, Value>(index).map_err(|e| {
+        Error::Backend(format!("event {sequence_number} has a payload that cannot be read: {}", describe(&DbError::Driver(e))))
+    })
 }
 
 impl<'a> PgLog<'a> {
@@ -78,7 +98,7 @@ impl<'a> PgLog<'a> {
 }
 
 /// Appends the sequence numbers of payload index rows (first_sequence_number, members).
-fn decode_rows(rows: &[postgres::Row], out: &mut Vec<u64>) {
+fn decode_rows(rows: &[tokio_postgres::Row], out: &mut Vec<u64>) {
     for row in rows {
         let members: Option<&[u8]> = row.get(1);
         decode_members(row.get::<_, i64>(0) as u64, members, out);
@@ -144,7 +164,7 @@ impl IndexedLog for PgLog<'_> {
     fn numbers_by_types(&mut self, types: &[String], after: u64, out: &mut Vec<u64>) -> Result<()> {
         self.numbers(
             "SELECT sequence_number FROM events WHERE event_type = ANY($1) AND sequence_number > $2",
-            &[&types, &as_i64(after)],
+            &[&types, &as_i64(after)?],
             out,
         )
     }
@@ -163,16 +183,20 @@ impl IndexedLog for PgLog<'_> {
     }
 
     fn numbers_after(&mut self, after: u64, out: &mut Vec<u64>) -> Result<()> {
-        self.numbers("SELECT sequence_number FROM events WHERE sequence_number > $1", &[&as_i64(after)], out)
+        self.numbers("SELECT sequence_number FROM events WHERE sequence_number > $1", &[&as_i64(after)?], out)
     }
 
     fn fetch(&mut self, numbers: &[u64]) -> Result<Vec<Row>> {
-        let wanted: Vec<i64> = numbers.iter().map(|&n| as_i64(n)).collect();
+        let wanted = numbers.iter().map(|&n| as_i64(n)).collect::<Result<Vec<i64>>>()?;
         let rows = self
             .conn
-            .query(&format!("SELECT {COLUMNS} FROM events WHERE sequence_number = ANY($1)"), &[&wanted])
+            .query(&format!("SELECT {COLUMNS} FROM {ROWS} WHERE e.sequence_number = ANY($1)"), &[&wanted])
             .map_err(|e| self.pool.error(e))?;
-        let mut by_number: HashMap<u64, Row> = rows.iter().map(read_row).map(|r| (r.sequence_number, r)).collect();
+        let mut by_number = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let row = read_row(row)?;
+            by_number.insert(row.sequence_number, row);
+        }
         Ok(numbers.iter().filter_map(|n| by_number.remove(n)).collect())
     }
 
@@ -186,11 +210,11 @@ impl IndexedLog for PgLog<'_> {
         // In pages: a result set read only in part would still be sent whole by the server (and
         // drained by the driver), so an early stop must not leave an unbounded query behind.
         // The first page is what the caller expects to need; later ones grow.
-        let (mut low, mut high) = (as_i64(after), i64::MAX);
+        let (mut low, mut high) = (as_i64(after)?, i64::MAX);
         let order = if descending { "DESC" } else { "ASC" };
         let sql = format!(
-            "SELECT {COLUMNS} FROM events WHERE sequence_number > $1 AND sequence_number < $2 \
-             ORDER BY sequence_number {order} LIMIT $3"
+            "SELECT {COLUMNS} FROM {ROWS} WHERE e.sequence_number > $1 AND e.sequence_number < $2 \
+             ORDER BY e.sequence_number {order} LIMIT $3"
         );
         let mut page = (expected as i64).clamp(16, MAX_SCAN_PAGE);
         loop {
@@ -198,7 +222,7 @@ impl IndexedLog for PgLog<'_> {
             let full = rows.len() as i64 == page;
             page = (page * 2).min(MAX_SCAN_PAGE);
             for row in &rows {
-                let row = read_row(row);
+                let row = read_row(row)?;
                 let number = row.sequence_number as i64;
                 if descending {
                     high = number;
@@ -222,7 +246,7 @@ impl IndexedLog for PgLog<'_> {
             .query_opt(
                 "SELECT first_sequence_number, last_sequence_number FROM append_batches \
                  WHERE first_sequence_number <= $1 ORDER BY first_sequence_number DESC LIMIT 1",
-                &[&as_i64(number)],
+                &[&as_i64(number)?],
             )
             .map_err(|e| self.pool.error(e))?;
         Ok(match found {

@@ -3,12 +3,16 @@
 //! every insert into `events` (also by writers that are not ours). Creation runs in one
 //! transaction under an advisory lock, so processes starting at once do not race.
 
-use postgres::Client;
+use std::time::Duration;
 
+use super::client::{Client, DbError};
 use super::pool::Pool;
 use crate::error::{Error, Result};
 
 pub const NOTIFY_CHANNEL: &str = "factstr_commits";
+/// The `store_metadata` marker of sparse batch boundaries (see `durable::check_batch_format`).
+pub const BATCH_FORMAT_KEY: &str = "append_batch_boundary_format";
+pub const BATCH_FORMAT_SPARSE: &str = "sparse_v1";
 /// Bumped when the payload key encoding changes; the index is then rebuilt.
 pub const PAYLOAD_KEY_FORMAT: i32 = 1;
 
@@ -45,6 +49,12 @@ const CREATE: &str = "
         first_sequence_number BIGINT NOT NULL,
         members BYTEA,
         PRIMARY KEY (key_hash, first_sequence_number)
+    );
+    -- The exact JSON text of the payloads that jsonb would change: numeric has no negative
+    -- zero, so a float -0.0 would read back as 0.0. Rare; a read prefers this text when present.
+    CREATE TABLE IF NOT EXISTS factstr_exact_payloads (
+        sequence_number BIGINT PRIMARY KEY,
+        payload TEXT NOT NULL
     );
     CREATE TABLE IF NOT EXISTS factstr_payload_index_state (
         id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -109,7 +119,12 @@ const ALL_PRESENT: &str = "
             current_schema())) IS NOT NULL
     FROM unnest(ARRAY['events', 'append_batches', 'store_metadata', 'durable_stream_cursors',
         'idx_events_type', 'idx_events_occurred_at', 'idx_events_payload_gin',
-        'factstr_events_type_sequence', 'factstr_payload_index', 'factstr_payload_index_state']) AS name";
+        'factstr_events_type_sequence', 'factstr_payload_index', 'factstr_payload_index_state',
+        'factstr_exact_payloads']) AS name";
+
+/// How long creating the schema may take: the store's `statement_timeout` is meant for its
+/// calls, and the indexes built on first opening an existing log grow with it.
+const CREATE_BOUND: Duration = Duration::from_secs(600);
 
 const EXPECTED_COLUMNS: &[(&str, &[&str])] = &[
     ("events", &["sequence_number", "occurred_at", "event_type", "payload"]),
@@ -132,12 +147,12 @@ pub fn prepare(pool: &Pool, shown_url: &str) -> Result<()> {
 }
 
 enum Prepared {
-    Db(postgres::Error),
+    Db(DbError),
     Refused(Error),
 }
 
-impl From<postgres::Error> for Prepared {
-    fn from(error: postgres::Error) -> Self {
+impl From<DbError> for Prepared {
+    fn from(error: DbError) -> Self {
         Prepared::Db(error)
     }
 }
@@ -185,7 +200,8 @@ fn prepare_in(client: &mut Client, shown_url: &str) -> std::result::Result<(), P
     // only use the tables (granted by their owner) can open the store.
     let complete: bool = client.query_one(ALL_PRESENT, &[])?.get(0);
     if !complete {
-        client.batch_execute(CREATE)?;
+        // Indexing an existing log (written by the upstream crates) takes time in proportion to it.
+        client.batch_execute_within(CREATE, CREATE_BOUND)?;
     }
     let has_trigger = client
         .query_opt(
@@ -205,9 +221,8 @@ fn prepare_in(client: &mut Client, shown_url: &str) -> std::result::Result<(), P
     )?;
     if is_new {
         client.execute(
-            "INSERT INTO store_metadata (key, value) VALUES ('append_batch_boundary_format', 'sparse_v1') \
-             ON CONFLICT (key) DO NOTHING",
-            &[],
+            "INSERT INTO store_metadata (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+            &[&BATCH_FORMAT_KEY, &BATCH_FORMAT_SPARSE],
         )?;
     }
     let version: String =

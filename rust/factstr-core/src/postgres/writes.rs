@@ -10,11 +10,11 @@
 use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
 
-use postgres::SimpleQueryMessage;
+use tokio_postgres::SimpleQueryMessage;
 
 use super::literals;
 use super::pool::{Conn, Pool};
-use super::reads::{PgLog, READ_WHOLE_BELOW};
+use super::reads::{read_payload, PgLog, READ_WHOLE_BELOW};
 use crate::clock::{format_rfc3339, now_micros};
 use crate::error::{Error, Result};
 use crate::payload_keys::selective_key_hashes;
@@ -32,9 +32,10 @@ pub fn append(
     condition: Option<(&EventQuery, Option<u64>)>,
 ) -> Result<AppendResult> {
     let args = BatchArgs::new(events);
-    // A plain append is one statement, unless it declines (see `BatchArgs::call`); then, like a
-    // conditional one, it runs in an explicit transaction that takes the lock first.
-    if condition.is_none() {
+    // A plain append is one statement, unless it declines (see `BatchArgs::call`) or has exact
+    // payloads to write beside; then, like a conditional one, it runs in an explicit transaction
+    // that takes the lock first.
+    if condition.is_none() && args.exact_offsets.is_empty() {
         if let Some(result) = args.call(conn, pool, false)? {
             return Ok(result);
         }
@@ -57,11 +58,15 @@ pub fn append(
     }
     // Inside this transaction, under the lock already held: the function numbers after the same
     // head, and the index is current. Insert and commit go in one round trip when they can.
-    let result = match args.call_and_commit(conn, pool)? {
+    let committed = if args.exact_offsets.is_empty() { args.call_and_commit(conn, pool)? } else { None };
+    let result = match committed {
         Some(result) => result,
         None => {
             let result = args.call(conn, pool, true)?;
-            conn.client.batch_execute("COMMIT").map_err(|e| pool.error(e))?;
+            if let Some(written) = &result {
+                args.write_exact(conn, pool, written.first_sequence_number)?;
+            }
+            conn.client.batch_execute("COMMIT").map_err(|e| pool.commit_error(e))?;
             result
         }
     };
@@ -150,6 +155,10 @@ struct BatchArgs<'a> {
     /// Postings numbered by offset in the batch; the function adds the batch's first number.
     offsets: Vec<i64>,
     members: Vec<Option<Vec<u8>>>,
+    /// The payloads `jsonb` would change (see `PreparedEvent::negative_zero`), by offset in the
+    /// batch, for `factstr_exact_payloads`.
+    exact_offsets: Vec<i64>,
+    exact_texts: Vec<&'a str>,
 }
 
 impl<'a> BatchArgs<'a> {
@@ -167,7 +176,21 @@ impl<'a> BatchArgs<'a> {
             hashes: postings.iter().map(|p| p.0).collect(),
             offsets: postings.iter().map(|p| p.1).collect(),
             members: postings.into_iter().map(|p| p.2).collect(),
+            exact_offsets: (0..).zip(events).filter(|(_, e)| e.negative_zero).map(|(offset, _)| offset).collect(),
+            exact_texts: events.iter().filter(|e| e.negative_zero).map(|e| e.payload_text.as_str()).collect(),
         }
+    }
+
+    /// Writes the exact text of the payloads `jsonb` would change, in the caller's transaction,
+    /// for the batch numbered from `first`.
+    fn write_exact(&self, conn: &mut Conn, pool: &Pool, first: u64) -> Result<()> {
+        conn.execute(
+            "INSERT INTO factstr_exact_payloads (sequence_number, payload) \
+             SELECT $1 + u.o, u.p FROM unnest($2::bigint[], $3::text[]) AS u(o, p)",
+            &[&(first as i64), &self.exact_offsets, &self.exact_texts],
+        )
+        .map_err(|e| pool.error(e))?;
+        Ok(())
     }
 
     /// The function's answer as a result; `None` for 0 (nothing was written).
@@ -184,12 +207,13 @@ impl<'a> BatchArgs<'a> {
     fn call(&self, conn: &mut Conn, pool: &Pool, locked: bool) -> Result<Option<AppendResult>> {
         let occurred_at = UNIX_EPOCH + Duration::from_micros(self.stamp as u64);
         let members: Vec<Option<&[u8]>> = self.members.iter().map(Option::as_deref).collect();
+        // Preparing sends nothing of the batch; the call itself commits when it runs alone.
+        let statement =
+            conn.statement("SELECT factstr_append_batch($1, $2, $3, $4, $5, $6, $7)").map_err(|e| pool.error(e))?;
         let first: i64 = conn
-            .query_one(
-                "SELECT factstr_append_batch($1, $2, $3, $4, $5, $6, $7)",
-                &[&locked, &occurred_at, &self.types, &self.payloads, &self.hashes, &self.offsets, &members],
-            )
-            .map_err(|e| pool.error(e))?
+            .client
+            .query_one(&statement, &[&locked, &occurred_at, &self.types, &self.payloads, &self.hashes, &self.offsets, &members])
+            .map_err(|e| if locked { pool.error(e) } else { pool.commit_error(e) })?
             .get(0);
         Ok(self.result(first))
     }
@@ -211,7 +235,7 @@ impl<'a> BatchArgs<'a> {
             literals::bigint_array(&self.offsets),
             literals::bytea_array(&members),
         );
-        let messages = conn.client.simple_query(&sql).map_err(|e| pool.error(e))?;
+        let messages = conn.client.simple_query(&sql).map_err(|e| pool.commit_error(e))?;
         let first = messages.iter().find_map(|m| match m {
             SimpleQueryMessage::Row(row) => row.get(0).and_then(|t| t.parse::<i64>().ok()),
             _ => None,
@@ -242,7 +266,7 @@ fn catch_up_index(conn: &mut Conn, pool: &Pool, indexed_through: u64, last_commi
         let mut keys = Vec::new();
         for row in &rows {
             let number = row.get::<_, i64>(0) as u64;
-            let payload: serde_json::Value = row.get(1);
+            let payload = read_payload(row, 1, number)?;
             keys.extend(selective_key_hashes(&payload).into_iter().map(|hash| (hash, number)));
         }
         let postings = batch_postings(keys);

@@ -8,11 +8,13 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension};
 
-use super::{backend, sql_int};
+use super::backend;
+use super::schema::{BATCH_FORMAT_KEY, BATCH_FORMAT_SPARSE};
 use crate::error::{Error, Result};
 use crate::matching::queries_equal;
 use crate::payload_keys::key_hash;
 use crate::query_json::{query_from_json, query_to_json};
+use crate::sql_numbers::to_sql;
 use crate::types::{DurableStreamInfo, EventQuery};
 
 /// The folder of lock files for a database file: `<database>-factstr-locks`.
@@ -55,6 +57,25 @@ pub fn check_query(connection: &Connection, name: &str, query: &EventQuery) -> R
     }
 }
 
+/// Fails with a backend error naming the marker unless `store_metadata` records the sparse
+/// batch boundaries that replay reads (SPEC §9). Without it, a database may predate them: its
+/// batches could not be told apart, so `factstr-sqlite` 0.5.2 refuses every durable replay
+/// there, and so do we (before the cursor is created). Plain appends and queries need no
+/// boundaries and go on working.
+pub fn check_batch_format(connection: &Connection) -> Result<()> {
+    let format: Option<String> = connection
+        .query_row("SELECT value FROM store_metadata WHERE key = ?1", [BATCH_FORMAT_KEY], |row| row.get(0))
+        .optional()
+        .map_err(backend)?;
+    if format.as_deref() == Some(BATCH_FORMAT_SPARSE) {
+        return Ok(());
+    }
+    Err(Error::Backend(format!(
+        "durable replay requires store_metadata {BATCH_FORMAT_KEY}={BATCH_FORMAT_SPARSE}, which this database {}",
+        if format.is_some() { "records otherwise" } else { "lacks" }
+    )))
+}
+
 /// Creates the cursor row (at 0) or checks the stored query; returns the cursor.
 pub fn load_or_create(connection: &Connection, name: &str, query: &EventQuery) -> Result<u64> {
     let stored: Option<(String, i64)> = connection
@@ -92,7 +113,7 @@ pub fn advance(connection: &Connection, name: &str, position: u64) -> Result<()>
              WHERE subscriber_id = ?1 AND last_processed_sequence_number < ?2",
         )
         .map_err(backend)?
-        .execute((name, sql_int(position)))
+        .execute((name, to_sql(position, "sequence_number")?))
         .map_err(backend)?;
     Ok(())
 }
@@ -121,7 +142,7 @@ pub fn reset(connection: &Connection, name: &str, position: u64) -> Result<bool>
     let changed = connection
         .execute(
             "UPDATE subscriber_cursors SET last_processed_sequence_number = ?2 WHERE subscriber_id = ?1",
-            (name, sql_int(position)),
+            (name, to_sql(position, "sequence_number")?),
         )
         .map_err(backend)?;
     Ok(changed > 0)

@@ -11,6 +11,7 @@
 
 mod beacon;
 mod durable;
+mod file_locks;
 mod reads;
 mod schema;
 mod watcher;
@@ -32,9 +33,10 @@ pub use schema::Synchronous;
 
 use crate::error::{Error, Result};
 use crate::lifecycle::Lifecycle;
-use crate::prepared::prepare_events;
+use crate::prepared::{prepare_events, FloatText};
 use crate::search;
 use crate::signal::CommitSignal;
+use crate::sql_numbers;
 use reads::SqliteLog;
 use crate::store::{EventStore, LeaseId};
 use crate::types::{AppendResult, BatchPage, DurableStreamInfo, EventQuery, NewEvent, QueryResult};
@@ -108,12 +110,6 @@ pub(crate) struct Shared {
     leases: Mutex<HashMap<LeaseId, (String, File)>>,
     next_lease: AtomicU64,
     beacon: Mutex<beacon::Ringer>,
-}
-
-/// A sequence number as a SQLite integer (signed 64-bit): numbers beyond it saturate, which
-/// keeps their meaning as "after everything that can be stored".
-pub(crate) fn sql_int(number: u64) -> i64 {
-    i64::try_from(number).unwrap_or(i64::MAX)
 }
 
 pub(crate) fn backend(error: rusqlite::Error) -> Error {
@@ -214,7 +210,7 @@ impl EventStore for SqliteStore {
         if events.is_empty() {
             return Err(Error::EmptyAppend);
         }
-        let prepared = prepare_events(&events);
+        let prepared = prepare_events(&events, FloatText::Shortest);
         self.committed(self.shared.write(|c| writes::append(c, &prepared, None)))
     }
 
@@ -222,15 +218,18 @@ impl EventStore for SqliteStore {
         if events.is_empty() {
             return Err(Error::EmptyAppend);
         }
-        let prepared = prepare_events(&events);
+        sql_numbers::check(expected, "expected_context_version")?;
+        let prepared = prepare_events(&events, FloatText::Shortest);
         self.committed(self.shared.write(|c| writes::append(c, &prepared, Some((context, expected)))))
     }
 
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {
+        sql_numbers::check_query(query)?;
         self.shared.read(|connection| search::query(&mut SqliteLog { connection }, query, limit))
     }
 
     fn read_batches(&self, position: u64, query: &EventQuery, max_events: usize) -> Result<BatchPage> {
+        sql_numbers::check_query(query)?;
         self.shared.read(|connection| search::read_batches(&mut SqliteLog { connection }, position, query, max_events))
     }
 
@@ -251,7 +250,10 @@ impl EventStore for SqliteStore {
 
     fn acquire_durable(&self, name: &str, query: &EventQuery) -> Result<(LeaseId, u64)> {
         self.shared.check_open()?;
-        self.shared.read(|c| durable::check_query(c, name, query))?;
+        self.shared.read(|c| {
+            durable::check_query(c, name, query)?;
+            durable::check_batch_format(c)
+        })?;
         let lock = durable::lock_name(&durable::lock_folder(&self.shared.path), name)?;
         let cursor = self.shared.write(|c| durable::load_or_create(c, name, query))?;
         let lease = self.shared.next_lease.fetch_add(1, Ordering::Relaxed);
@@ -278,6 +280,7 @@ impl EventStore for SqliteStore {
 
     fn reset_durable_stream(&self, name: &str, sequence_number: u64) -> Result<()> {
         self.shared.check_open()?;
+        sql_numbers::to_sql(sequence_number, "sequence_number")?;
         let _held = durable::lock_name(&durable::lock_folder(&self.shared.path), name)?;
         if self.shared.write(|c| durable::reset(c, name, sequence_number))? {
             Ok(())

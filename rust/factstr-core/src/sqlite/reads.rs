@@ -6,10 +6,11 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params_from_iter, Connection, OptionalExtension};
 use serde_json::Value;
 
-use super::{backend, payload_index, sql_int};
+use super::{backend, payload_index};
 use crate::clock::parse_rfc3339;
 use crate::error::{Error, Result};
 use crate::search::{IndexedLog, Row};
+use crate::sql_numbers::to_sql;
 
 pub struct SqliteLog<'c> {
     pub connection: &'c Connection,
@@ -94,7 +95,7 @@ impl IndexedLog for SqliteLog<'_> {
     fn numbers_by_types(&mut self, types: &[String], after: u64, out: &mut Vec<u64>) -> Result<()> {
         let sql = format!("{} AND sequence_number > ?", Self::types_sql(types));
         let mut params = text_params(types);
-        params.push(SqlValue::Integer(sql_int(after)));
+        params.push(SqlValue::Integer(to_sql(after, "sequence number")?));
         self.collect_numbers(&sql, params, out)
     }
 
@@ -105,7 +106,7 @@ impl IndexedLog for SqliteLog<'_> {
     fn numbers_after(&mut self, after: u64, out: &mut Vec<u64>) -> Result<()> {
         self.collect_numbers(
             "SELECT sequence_number FROM events WHERE sequence_number > ?",
-            vec![SqlValue::Integer(sql_int(after))],
+            vec![SqlValue::Integer(to_sql(after, "sequence number")?)],
             out,
         )
     }
@@ -117,7 +118,7 @@ impl IndexedLog for SqliteLog<'_> {
             .map_err(backend)?;
         let mut rows = Vec::with_capacity(numbers.len());
         for &number in numbers {
-            let mut found = statement.query([sql_int(number)]).map_err(backend)?;
+            let mut found = statement.query([to_sql(number, "sequence number")?]).map_err(backend)?;
             if let Some(row) = found.next().map_err(backend)? {
                 rows.push(read_row(row)?);
             }
@@ -136,7 +137,7 @@ impl IndexedLog for SqliteLog<'_> {
         let order = if descending { "DESC" } else { "ASC" };
         let sql = format!("SELECT {COLUMNS} FROM events WHERE sequence_number > ? ORDER BY sequence_number {order}");
         let mut statement = self.connection.prepare_cached(&sql).map_err(backend)?;
-        let mut rows = statement.query([sql_int(after)]).map_err(backend)?;
+        let mut rows = statement.query([to_sql(after, "sequence number")?]).map_err(backend)?;
         while let Some(row) = rows.next().map_err(backend)? {
             if !visit(read_row(row)?)? {
                 break;
@@ -154,7 +155,7 @@ impl IndexedLog for SqliteLog<'_> {
                  WHERE first_sequence_number <= ?1 ORDER BY first_sequence_number DESC LIMIT 1",
             )
             .map_err(backend)?
-            .query_row([sql_int(number)], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row([to_sql(number, "sequence number")?], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()
             .map_err(backend)?;
         Ok(match found {

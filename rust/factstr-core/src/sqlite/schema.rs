@@ -38,6 +38,7 @@ pub fn open_connection(path: &std::path::Path, synchronous: Synchronous, busy_ti
 
 /// Opens without changing anything in the file.
 pub fn open_unconfigured(path: &std::path::Path, busy_timeout: Duration) -> Result<Connection> {
+    super::file_locks::install();
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let connection = Connection::open_with_flags(path, flags).map_err(|e| describe_open_error(path, e))?;
     connection.busy_timeout(busy_timeout).map_err(backend)?;

@@ -1,0 +1,52 @@
+//! Sequence numbers in the SQL stores. Their columns are signed 64-bit (`INTEGER` in SQLite,
+//! `BIGINT` in PostgreSQL, as in the upstream crates), so the largest number they hold is
+//! 2**63-1, while the contract's numbers range up to 2**64-1 (SPEC §7). A larger number given to
+//! a SQL store is refused with `InvalidInput` (a `ValueError` in Python) before anything is read
+//! or written, never changed into another number: a cursor reset to 2**64-1 must not quietly
+//! become 2**63-1. Every conversion to the column type goes through `to_sql`, so none saturates.
+
+use crate::error::{Error, Result};
+use crate::types::EventQuery;
+
+/// The largest sequence number, cursor or version a SQL store holds.
+pub const LARGEST: u64 = i64::MAX as u64;
+
+/// `number` as the column type; `InvalidInput` naming `what` when it is larger than `LARGEST`.
+pub fn to_sql(number: u64, what: &str) -> Result<i64> {
+    i64::try_from(number).map_err(|_| {
+        Error::InvalidInput(format!(
+            "{what} must be at most 2**63-1 ({LARGEST}) in a SQL store, got {number}"
+        ))
+    })
+}
+
+/// Checks an optional number given to a SQL store (`what` names the argument).
+pub fn check(number: Option<u64>, what: &str) -> Result<()> {
+    number.map_or(Ok(()), |n| to_sql(n, what).map(drop))
+}
+
+/// Checks the lower bound of a query given to a SQL store.
+pub fn check_query(query: &EventQuery) -> Result<()> {
+    check(query.min_sequence_number, "min_sequence_number")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_up_to_the_largest_pass_and_larger_ones_are_refused_by_name() {
+        assert_eq!(to_sql(0, "x"), Ok(0));
+        assert_eq!(to_sql(LARGEST, "x"), Ok(i64::MAX));
+        for too_large in [LARGEST + 1, u64::MAX] {
+            let Err(Error::InvalidInput(message)) = to_sql(too_large, "sequence_number") else {
+                panic!("{too_large} accepted");
+            };
+            assert!(message.contains("sequence_number") && message.contains(&too_large.to_string()), "{message}");
+        }
+        assert!(check(None, "expected_context_version").is_ok());
+        assert!(check(Some(u64::MAX), "expected_context_version").is_err());
+        let query = EventQuery { filters: None, min_sequence_number: Some(LARGEST + 1) };
+        assert!(matches!(check_query(&query), Err(Error::InvalidInput(m)) if m.contains("min_sequence_number")));
+    }
+}
