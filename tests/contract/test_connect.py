@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
 
 import factstr
+from tests.postgres_server import PostgresServer
 from tests.support import ev, seqs_of
 
 
@@ -92,3 +97,128 @@ def test_sqlite_on_a_directory_raises_backend_error(tmp_path: Path) -> None:
     with pytest.raises(factstr.BackendError):
         store = factstr.SqliteStore(tmp_path)
         store.query()
+
+
+# -- URL parameters are the store's keyword options (SPEC §11) --------------------------------
+
+
+def test_connect_sqlite_parameters_are_options_not_part_of_the_file_name(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    url = f"sqlite:///{path}?synchronous=normal&busy_timeout=2&poll_interval=0.05"
+    with factstr.connect(url) as store:
+        assert isinstance(store, factstr.SqliteStore)
+        assert store.path == path
+        store.append([ev("a")])
+    # percent-encoded names and values are decoded like any URL's
+    with factstr.connect(f"sqlite:///{path}?busy%5Ftimeout=2%2E5&synchronous=NORMAL") as store:
+        assert seqs_of(store.query().event_records) == [1]
+    assert sorted(p.name for p in tmp_path.iterdir() if "app.db" in p.name and "?" in p.name) == []
+    assert path.exists()
+
+
+def test_connect_sqlite_busy_timeout_parameter_is_applied(tmp_path: Path) -> None:
+    """Another process holds the write lock: with ``?busy_timeout=0.2`` an append gives up
+    long before the default 5 s."""
+    path = tmp_path / "locked.db"
+    with factstr.connect(f"sqlite:///{path}?busy_timeout=0.2") as store:
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD_WRITE_LOCK, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+            started = time.monotonic()
+            with pytest.raises(factstr.BackendError, match="locked"):
+                store.append([ev("a")])
+            assert time.monotonic() - started < 4.0
+        finally:
+            holder.communicate("", timeout=30)
+        assert store.append([ev("a")]).first_sequence_number == 1
+
+
+#: Takes SQLite's write lock on the file argv[1] and keeps it until stdin closes.
+HOLD_WRITE_LOCK = """
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+sys.stdin.read()
+c.execute("ROLLBACK")
+"""
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ("bogus=1", "bogus"),
+        ("synchronous=normal&mode=ro", "mode"),
+        ("busy_timeout=abc", "busy_timeout"),
+        ("busy_timeout=1e300", "busy_timeout"),
+        ("busy_timeout=inf", "busy_timeout"),
+        ("busy_timeout=nan", "busy_timeout"),
+        ("busy_timeout=-1", "busy_timeout"),
+        ("busy_timeout=", "busy_timeout"),
+        ("busy_timeout", "busy_timeout"),
+        ("busy_timeout=1&busy_timeout=2", "busy_timeout"),
+        ("poll_interval=0", "poll_interval"),
+        ("poll_interval=1e400", "poll_interval"),
+        ("synchronous=sometimes", "synchronous"),
+    ],
+)
+def test_connect_sqlite_bad_parameters_are_value_errors_naming_them(tmp_path: Path, query: str, named: str) -> None:
+    with pytest.raises(ValueError) as info:
+        factstr.connect(f"sqlite:///{tmp_path / 'app.db'}?{query}")
+    assert named in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("url", ["sqlite:///?synchronous=normal", "sqlite:///", "sqlite://"])
+def test_connect_sqlite_without_a_path_is_a_value_error(url: str) -> None:
+    with pytest.raises(ValueError):
+        factstr.connect(url)
+
+
+@pytest.mark.parametrize("url", ["memory://?pool_size=1", "memory://?", "memory://x"])
+def test_connect_memory_takes_no_parameters(url: str) -> None:
+    with pytest.raises(ValueError):
+        factstr.connect(url)
+
+
+def test_connect_sqlite_in_a_missing_folder_is_an_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(factstr.BackendError) as info:
+        factstr.connect(f"sqlite:///{tmp_path / 'typo' / 'app.db'}?synchronous=normal")
+    assert str(tmp_path / "typo") in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_connect_postgres_parameters_are_options_and_libpq_ones_stay(postgres_url: str, postgres_server: PostgresServer) -> None:
+    name = f"factstr_{uuid.uuid4().hex[:8]}"
+    url = f"{postgres_url}?pool_size=1&application_name={name}&connect_timeout=3&sslmode=prefer&reconnect_timeout=2&statement_timeout=20"
+    with factstr.connect(url) as store:
+        assert isinstance(store, factstr.PostgresStore)
+        store.append([ev("a")])
+        # application_name reached the server; the store's options are not in its URL.
+        seen = postgres_server.sql(f"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{name}'")
+        assert int(seen) >= 1
+        assert "pool_size" not in store.url and "connect_timeout" not in store.url
+        assert "sslmode=prefer" in store.url
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ("bogus=1", "bogus"),
+        ("pool_size=abc", "pool_size"),
+        ("pool_size=0", "pool_size"),
+        ("pool_size=1.5", "pool_size"),
+        ("connect_timeout=1e300", "connect_timeout"),
+        ("connect_timeout=nan", "connect_timeout"),
+        ("reconnect_timeout=-1", "reconnect_timeout"),
+        ("reconnect_timeout=soon", "reconnect_timeout"),
+        ("statement_timeout=0", "statement_timeout"),
+        ("pool_size=2&pool_size=3", "pool_size"),
+    ],
+)
+def test_connect_postgres_bad_parameters_are_value_errors_naming_them(postgres_url: str, query: str, named: str) -> None:
+    with pytest.raises(ValueError) as info:
+        factstr.connect(f"{postgres_url}?{query}")
+    assert named in str(info.value)

@@ -63,3 +63,33 @@ fn show_version(version: Option<u64>) -> String {
 }
 
 impl std::error::Error for Error {}
+
+/// Runs `call`, turning a panic (a bug) into `Error::Backend` naming it, for callers that must
+/// never unwind (the Python binding: a panic would reach Python as `PanicException`).
+pub fn catch_panic<T>(call: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).unwrap_or_else(|panic| {
+        let reason = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".to_owned());
+        Err(Error::Backend(format!("internal error (a bug in factstr, please report it): {reason}")))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_caught_panic_is_a_backend_error_naming_it() {
+        let index = std::hint::black_box(5);
+        let caught: Result<u8> = catch_panic(|| Ok([1u8, 2][index]));
+        match caught {
+            Err(Error::Backend(message)) => assert!(message.contains("index out of bounds"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(catch_panic(|| Ok(7)), Ok(7));
+        assert_eq!(catch_panic(|| -> Result<()> { panic!("{}", String::from("owned")) }), Err(Error::Backend("internal error (a bug in factstr, please report it): owned".to_owned())));
+    }
+}

@@ -5,6 +5,15 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
+/// The instant `timeout` from now. A timeout beyond what the clock can hold (a caller's
+/// "practically forever", e.g. `Duration::MAX`) saturates at about 30 years from now instead of
+/// overflowing, which would panic.
+pub fn deadline_after(timeout: Duration) -> Instant {
+    const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 86_400);
+    let now = Instant::now();
+    now.checked_add(timeout.min(FAR_FUTURE)).unwrap_or(now)
+}
+
 #[derive(Default)]
 pub struct CommitSignal {
     state: Mutex<SignalState>,
@@ -49,7 +58,7 @@ impl CommitSignal {
     /// Sleeps until the generation differs from `seen`, the signal closes, or `timeout` passes.
     /// Returns true when something changed.
     pub fn wait_past(&self, seen: u64, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let mut state = self.state.lock();
         while state.generation == seen && !state.closed {
             if self.changed.wait_until(&mut state, deadline).timed_out() {

@@ -115,7 +115,7 @@ impl Subscriber {
     /// time, or when the store's signal was raised without a batch for this subscriber (so that
     /// a caller that stops a stream can wake its thread); callers loop.
     pub fn next_batch(&mut self, timeout: Duration) -> Result<Option<Batch>> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::signal::deadline_after(timeout);
         self.check_usable()?;
         let store = self.store.clone();
         let signal = store.commit_signal();
@@ -285,6 +285,24 @@ mod tests {
         let second = subscriber.next_batch(Duration::from_millis(100)).unwrap().unwrap();
         assert_eq!(numbers(&second), vec![7]);
         assert!(subscriber.next_batch(Duration::from_millis(10)).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_timeout_beyond_the_clock_waits_instead_of_panicking() {
+        let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+        let mut subscriber = Subscriber::live(store.clone(), EventQuery::all()).unwrap();
+        let writer = store.clone();
+        let appender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            writer.append(events("a", 1)).unwrap();
+        });
+        let mut batch = None;
+        while batch.is_none() {
+            batch = subscriber.next_batch(Duration::MAX).unwrap();
+        }
+        appender.join().unwrap();
+        assert_eq!(numbers(&batch.unwrap()), vec![1]);
+        assert!(!store.commit_signal().wait_past(store.commit_signal().generation(), Duration::ZERO));
     }
 
     #[test]

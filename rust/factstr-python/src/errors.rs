@@ -47,7 +47,13 @@ pub fn to_py_err(py: Python<'_>, error: Error) -> PyErr {
 
 /// Runs an engine call without the GIL (through the exit gate, see `exit`) and maps its error.
 pub fn detached<T: Send>(py: Python<'_>, call: impl FnOnce() -> factstr_core::Result<T> + Send) -> PyResult<T> {
-    crate::exit::detach_then(py, call, |py, out| out.map_err(|error| to_py_err(py, error)))
+    crate::exit::detach_then(py, || unwound(call), |py, out| out.map_err(|error| to_py_err(py, error)))
+}
+
+/// Runs an engine call, turning a panic (a bug) into a `BackendError`: PyO3 would raise it as
+/// `PanicException`, a `BaseException` that no `except Exception` catches (SPEC §7).
+pub fn unwound<T>(call: impl FnOnce() -> factstr_core::Result<T>) -> factstr_core::Result<T> {
+    factstr_core::error::catch_panic(call)
 }
 
 pub fn type_error(message: impl Into<String>) -> PyErr {

@@ -10,6 +10,7 @@ use pyo3::types::PyTuple;
 
 use crate::convert::sequence_number;
 use crate::errors::{detached, type_error, value_error};
+use crate::seconds::{seconds_or, Zero};
 use crate::stream::{replay, EventStream};
 use crate::subscription::Subscription;
 use crate::values::{
@@ -234,14 +235,20 @@ pub struct SqliteStore {
 #[pymethods]
 impl SqliteStore {
     #[new]
-    #[pyo3(signature = (path, *, synchronous="full", poll_interval=0.01, busy_timeout=5.0))]
+    // Options left out take the engine's defaults (`SqliteOptions::default()`), which the
+    // text signature shows.
+    #[pyo3(
+        signature = (path, *, synchronous="full", poll_interval=None, busy_timeout=None),
+        text_signature = "(path, *, synchronous='full', poll_interval=0.01, busy_timeout=5.0)"
+    )]
     fn new(
         py: Python<'_>,
         path: std::path::PathBuf,
         synchronous: &str,
-        poll_interval: f64,
-        busy_timeout: f64,
+        poll_interval: Option<&Bound<'_, PyAny>>,
+        busy_timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyClassInitializer<Self>> {
+        let defaults = core::SqliteOptions::default();
         let synchronous = match synchronous.to_ascii_lowercase().as_str() {
             "full" => core::Synchronous::Full,
             "normal" => core::Synchronous::Normal,
@@ -249,8 +256,8 @@ impl SqliteStore {
         };
         let options = core::SqliteOptions {
             synchronous,
-            poll_interval: positive_seconds(poll_interval, "poll_interval")?,
-            busy_timeout: positive_seconds(busy_timeout, "busy_timeout")?,
+            poll_interval: seconds_or(poll_interval, "poll_interval", Zero::Refused, defaults.poll_interval)?,
+            busy_timeout: seconds_or(busy_timeout, "busy_timeout", Zero::Allowed, defaults.busy_timeout)?,
         };
         let opened_path = path.clone();
         let store = detached(py, move || core::SqliteStore::open(&opened_path, options))?;
@@ -270,13 +277,6 @@ impl SqliteStore {
     }
 }
 
-fn positive_seconds(seconds: f64, what: &str) -> PyResult<std::time::Duration> {
-    if !(seconds.is_finite() && seconds > 0.0) {
-        return Err(value_error(format!("{what} must be a number of seconds > 0, got {seconds}")));
-    }
-    Ok(std::time::Duration::from_secs_f64(seconds))
-}
-
 /// The whole contract on a PostgreSQL database, for many processes on many machines; the
 /// layout of `factstr-postgres` 0.5.2.
 #[pyclass(module = "factstr", name = "PostgresStore", extends = EventStore, frozen)]
@@ -284,20 +284,36 @@ pub struct PostgresStore {
     shown_url: String,
 }
 
+/// The options of `PostgresStore(...)` and `bootstrap(...)`; those left out (None) take the
+/// engine's defaults (`PostgresOptions::default()`), which the text signatures show.
 fn postgres_options(
-    pool_size: usize,
-    connect_timeout: f64,
-    statement_timeout: f64,
-    reconnect_timeout: f64,
+    pool_size: Option<&Bound<'_, PyAny>>,
+    connect_timeout: Option<&Bound<'_, PyAny>>,
+    statement_timeout: Option<&Bound<'_, PyAny>>,
+    reconnect_timeout: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<core::PostgresOptions> {
-    if pool_size == 0 {
-        return Err(value_error("pool_size must be at least 1"));
-    }
+    let defaults = core::PostgresOptions::default();
+    let pool_size = match pool_size {
+        Some(size) if !size.is_none() => {
+            // bool is an int in Python: refused first, like everywhere a count is taken.
+            if size.is_instance_of::<pyo3::types::PyBool>() || !size.is_instance_of::<pyo3::types::PyInt>() {
+                return Err(type_error(format!("pool_size must be an int, not {}", size.get_type().name()?)));
+            }
+            match size.extract::<usize>() {
+                Ok(n) if n >= 1 => n,
+                _ => return Err(value_error(format!("pool_size must be an int >= 1, got {size}"))),
+            }
+        }
+        _ => defaults.pool_size,
+    };
     Ok(core::PostgresOptions {
         pool_size,
-        connect_timeout: positive_seconds(connect_timeout, "connect_timeout")?,
-        statement_timeout: positive_seconds(statement_timeout, "statement_timeout")?,
-        reconnect_timeout: positive_seconds(reconnect_timeout, "reconnect_timeout")?,
+        // Zero would fail every connection attempt at once.
+        connect_timeout: seconds_or(connect_timeout, "connect_timeout", Zero::Refused, defaults.connect_timeout)?,
+        // Zero would fail every statement at once.
+        statement_timeout: seconds_or(statement_timeout, "statement_timeout", Zero::Refused, defaults.statement_timeout)?,
+        // Zero reports the first failure of a stream instead of retrying.
+        reconnect_timeout: seconds_or(reconnect_timeout, "reconnect_timeout", Zero::Allowed, defaults.reconnect_timeout)?,
     })
 }
 
@@ -312,14 +328,17 @@ impl PostgresStore {
 #[pymethods]
 impl PostgresStore {
     #[new]
-    #[pyo3(signature = (url, *, pool_size=4, connect_timeout=5.0, reconnect_timeout=30.0, statement_timeout=30.0))]
+    #[pyo3(
+        signature = (url, *, pool_size=None, connect_timeout=None, reconnect_timeout=None, statement_timeout=None),
+        text_signature = "(url, *, pool_size=4, connect_timeout=5.0, reconnect_timeout=30.0, statement_timeout=30.0)"
+    )]
     fn new(
         py: Python<'_>,
         url: &str,
-        pool_size: usize,
-        connect_timeout: f64,
-        reconnect_timeout: f64,
-        statement_timeout: f64,
+        pool_size: Option<&Bound<'_, PyAny>>,
+        connect_timeout: Option<&Bound<'_, PyAny>>,
+        reconnect_timeout: Option<&Bound<'_, PyAny>>,
+        statement_timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyClassInitializer<Self>> {
         let options = postgres_options(pool_size, connect_timeout, statement_timeout, reconnect_timeout)?;
         let url = url.to_owned();
@@ -330,15 +349,18 @@ impl PostgresStore {
     /// Creates the database `database_name` on the server `server_url` names when it is
     /// missing, and returns a store on it.
     #[staticmethod]
-    #[pyo3(signature = (server_url, database_name, *, pool_size=4, connect_timeout=5.0, reconnect_timeout=30.0, statement_timeout=30.0))]
+    #[pyo3(
+        signature = (server_url, database_name, *, pool_size=None, connect_timeout=None, reconnect_timeout=None, statement_timeout=None),
+        text_signature = "(server_url, database_name, *, pool_size=4, connect_timeout=5.0, reconnect_timeout=30.0, statement_timeout=30.0)"
+    )]
     fn bootstrap(
         py: Python<'_>,
         server_url: &str,
         database_name: &str,
-        pool_size: usize,
-        connect_timeout: f64,
-        reconnect_timeout: f64,
-        statement_timeout: f64,
+        pool_size: Option<&Bound<'_, PyAny>>,
+        connect_timeout: Option<&Bound<'_, PyAny>>,
+        reconnect_timeout: Option<&Bound<'_, PyAny>>,
+        statement_timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PostgresStore>> {
         let options = postgres_options(pool_size, connect_timeout, statement_timeout, reconnect_timeout)?;
         let (server_url, database_name) = (server_url.to_owned(), database_name.to_owned());

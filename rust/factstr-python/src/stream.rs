@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use crate::errors::{detached, error_class, to_py_err};
+use crate::errors::{detached, error_class, to_py_err, unwound};
 use crate::exit;
 use crate::values::records_to_python;
 
@@ -82,12 +82,12 @@ impl StreamState {
             self.stop_now();
             // Free the name now, not when the thread gets round to it (SPEC §6).
             exit::detach(py, || {
-                let _ = self.subscriber.lock().close();
+                let _ = unwound(|| self.subscriber.lock().close());
             });
             return;
         }
         let store = self.store.clone();
-        match exit::detach(py, move || store.head()) {
+        match exit::detach(py, move || unwound(|| store.head())) {
             Ok(head) => {
                 self.end.fetch_min(head, Ordering::AcqRel);
                 self.active.store(false, Ordering::Release);
@@ -103,7 +103,7 @@ impl StreamState {
         self.stop.store(true, Ordering::Release);
         self.active.store(false, Ordering::Release);
         exit::detach(py, || {
-            let _ = self.subscriber.lock().close();
+            let _ = unwound(|| self.subscriber.lock().close());
         });
         self.phase.store(FINISHED, Ordering::Release);
     }
@@ -235,16 +235,18 @@ impl StreamWorker {
                 return Ok(None);
             }
             let next = exit::detach(py, || {
-                let mut subscriber = state.subscriber.lock();
-                if subscriber.caught_up_to(state.end.load(Ordering::Acquire)) {
-                    return Ok(Next::Done);
-                }
-                let next = subscriber.next_batch(WAIT_SLICE)?;
-                // Read the end after the batch: `unsubscribe` sets it before any later commit.
-                Ok(match next {
-                    Some(batch) if batch.last_sequence_number > state.end.load(Ordering::Acquire) => Next::Done,
-                    Some(batch) => Next::Batch(batch),
-                    None => Next::Nothing,
+                unwound(|| {
+                    let mut subscriber = state.subscriber.lock();
+                    if subscriber.caught_up_to(state.end.load(Ordering::Acquire)) {
+                        return Ok(Next::Done);
+                    }
+                    let next = subscriber.next_batch(WAIT_SLICE)?;
+                    // Read the end after the batch: `unsubscribe` sets it before any later commit.
+                    Ok(match next {
+                        Some(batch) if batch.last_sequence_number > state.end.load(Ordering::Acquire) => Next::Done,
+                        Some(batch) => Next::Batch(batch),
+                        None => Next::Nothing,
+                    })
                 })
             });
             let batch = match next {
@@ -301,7 +303,7 @@ pub fn replay(py: Python<'_>, subscriber: &mut Subscriber, handler: &Bound<'_, P
         if let Err(cause) = handler.call1((records,)) {
             let name = subscriber.durable_name().unwrap_or_default().to_owned();
             exit::detach(py, || {
-                let _ = subscriber.close();
+                let _ = unwound(|| subscriber.close());
             });
             let error = error_class(py, "DurableReplayError")?.call1((format!(
                 "the handler of durable stream {name:?} raised during replay; the cursor stays after the last batch it handled"
@@ -335,7 +337,7 @@ pub fn _exit_streams(py: Python<'_>, grace: f64) {
         state.stop_now();
     }
     let grace = Duration::try_from_secs_f64(grace).unwrap_or(Duration::ZERO);
-    let deadline = Instant::now() + grace;
+    let deadline = Instant::now().checked_add(grace).unwrap_or_else(Instant::now);
     py.detach(|| {
         while Instant::now() < deadline && running.iter().any(|s| s.phase.load(Ordering::Acquire) != FINISHED) {
             std::thread::sleep(Duration::from_millis(2));

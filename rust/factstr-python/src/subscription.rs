@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use factstr_core::{Batch, Subscriber};
 use parking_lot::Mutex;
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
-use crate::errors::{detached, to_py_err};
+use crate::errors::{detached, to_py_err, unwound};
+use crate::seconds::{optional_seconds, Zero};
 use crate::values::records_to_python;
 
 /// Short enough for Ctrl-C to be answered within 0.2 s.
@@ -62,7 +62,8 @@ impl Subscription {
             return Ok(Waited::Closed);
         }
         detached(py, || self.subscriber.lock().ack())?;
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // A timeout beyond the clock's range waits like no timeout at all.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
             if self.closed.load(Ordering::Acquire) {
                 return Ok(Waited::Closed);
@@ -72,11 +73,13 @@ impl Subscription {
                 None => WAIT_SLICE,
             };
             let next = crate::exit::detach(py, || {
-                let mut subscriber = self.subscriber.lock();
-                if subscriber.is_closed() {
-                    return Ok(None);
-                }
-                subscriber.next_batch(slice)
+                unwound(|| {
+                    let mut subscriber = self.subscriber.lock();
+                    if subscriber.is_closed() {
+                        return Ok(None);
+                    }
+                    subscriber.next_batch(slice)
+                })
             });
             match next {
                 Ok(Some(batch)) => return Ok(Waited::Batch(batch)),
@@ -121,12 +124,8 @@ impl Subscription {
     /// The next batch, waiting at most `timeout` seconds (forever when None); None on timeout
     /// or when the subscription is closed.
     #[pyo3(signature = (timeout=None))]
-    fn next_batch<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Option<Bound<'py, PyList>>> {
-        let timeout = match timeout {
-            None => None,
-            Some(t) if t.is_finite() && t >= 0.0 => Some(Duration::from_secs_f64(t)),
-            Some(t) => return Err(PyValueError::new_err(format!("timeout must be a finite number >= 0, got {t}"))),
-        };
+    fn next_batch<'py>(&self, py: Python<'py>, timeout: Option<&Bound<'py, PyAny>>) -> PyResult<Option<Bound<'py, PyList>>> {
+        let timeout = optional_seconds(timeout, "timeout", Zero::Allowed)?;
         match self.wait(py, timeout)? {
             Waited::Batch(batch) => records_to_python(py, &batch.records).map(Some),
             Waited::TimedOut | Waited::Closed => Ok(None),

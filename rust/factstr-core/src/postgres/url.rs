@@ -28,12 +28,18 @@ pub struct ParsedUrl {
 }
 
 pub fn parse(url: &str) -> Result<ParsedUrl> {
+    // Anything but a URL whose user part is unambiguous is refused without quoting it: where
+    // its password is cannot be known (SPEC §7: passwords never appear in messages).
+    let Some(rest) = url.strip_prefix("postgresql://").or_else(|| url.strip_prefix("postgres://")) else {
+        return Err(Error::InvalidInput(
+            "invalid PostgreSQL URL: it must start with postgresql:// or postgres:// (a key=value connection string \
+             is not supported; the text is not shown, as it may hold a password)"
+                .to_owned(),
+        ));
+    };
+    check_user_part(rest)?;
     let redacted = redact(url);
     let bad = |why: &str| Error::InvalidInput(format!("invalid PostgreSQL URL {redacted}: {why}"));
-    let rest = url
-        .strip_prefix("postgresql://")
-        .or_else(|| url.strip_prefix("postgres://"))
-        .ok_or_else(|| bad("it must start with postgresql:// or postgres://"))?;
     let (base, query) = match rest.split_once('?') {
         Some((base, query)) => (base, query),
         None => (rest, ""),
@@ -69,20 +75,52 @@ pub fn parse(url: &str) -> Result<ParsedUrl> {
     Ok(ParsedUrl { driver_url, ssl_mode, root_cert, redacted, password: password_of(url) })
 }
 
+/// The driver reads the user part up to the first `@` anywhere in the URL, while a URL's user
+/// part ends at the first `/` or `?`. Unless the URL has at most one `@`, before the first `/`
+/// or `?` (an unencoded `@`, `/` or `?` in a password, an `@` in a parameter), the password
+/// cannot be told apart from the rest, so the URL is refused without being quoted.
+fn check_user_part(rest: &str) -> Result<()> {
+    let Some(first_at) = rest.find('@') else { return Ok(()) };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    // A second `@` anywhere may be the end of a password that holds `/`, `?` or `@`.
+    if first_at > authority_end || rest.matches('@').count() > 1 {
+        return Err(Error::InvalidInput(
+            "invalid PostgreSQL URL: write '@', '/' and '?' in a user name or password as %40, %2F and %3F, \
+             and '@' in the database name or a parameter as %40 (the URL is not shown, as it may hold a password)"
+                .to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// The byte range of the user part (`user:password`), before its `@`.
 fn userinfo_span(url: &str) -> Option<(usize, usize)> {
     let start = url.find("://")? + 3;
     let authority_end = url[start..].find(['/', '?']).map_or(url.len(), |i| start + i);
-    let at = url[start..authority_end].rfind('@')? + start;
+    let at = url[start..authority_end].find('@')? + start;
     Some((start, at))
 }
 
+/// Whether a parameter name (as the driver decodes it) carries a secret.
+fn is_secret_key(raw_key: &str) -> bool {
+    percent_decode(raw_key).to_ascii_lowercase().contains("password")
+}
+
+/// The password the driver will use: a `password` parameter overrides the user part's.
 fn password_of(url: &str) -> Option<String> {
+    let from_params = url.split_once('?').and_then(|(_, query)| {
+        query.split('&').filter_map(|p| p.split_once('=')).filter(|(k, _)| percent_decode(k) == "password").last()
+    });
+    if let Some((_, value)) = from_params {
+        return Some(percent_decode(value));
+    }
     let (start, at) = userinfo_span(url)?;
     let (_, password) = url[start..at].split_once(':')?;
     Some(percent_decode(password))
 }
 
-/// The URL with any password (in the user part or as a `password=` parameter) replaced.
+/// The URL with any password (in the user part or in a parameter whose name holds
+/// "password", however it is percent-encoded) replaced.
 pub fn redact(url: &str) -> String {
     let mut out = url.to_owned();
     if let Some((start, at)) = userinfo_span(url) {
@@ -93,7 +131,10 @@ pub fn redact(url: &str) -> String {
     if let Some((base, query)) = out.clone().split_once('?') {
         let params: Vec<String> = query
             .split('&')
-            .map(|p| if p.starts_with("password=") { "password=***".to_owned() } else { p.to_owned() })
+            .map(|p| match p.split_once('=') {
+                Some((key, _)) if is_secret_key(key) => format!("{key}=***"),
+                _ => p.to_owned(),
+            })
             .collect();
         out = format!("{base}?{}", params.join("&"));
     }
@@ -161,5 +202,38 @@ mod tests {
         assert_eq!(scrub("bad s3cret here", Some("s3cret")), "bad *** here");
         assert_eq!(with_database("postgres://u:p@h:1/postgres?sslmode=require", "x"), "postgres://u:p@h:1/x?sslmode=require");
         assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
+    }
+
+    fn message_of(url: &str) -> String {
+        match parse(url) {
+            Ok(_) => panic!("accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn no_form_of_url_shows_its_password() {
+        // Not a URL: a key=value string is never quoted.
+        for text in ["host=h password=S3cret user=u", "host=h password='a S3cret b' user=u", "postgresql:/u:S3cret@h/db"] {
+            let message = message_of(text);
+            assert!(!message.contains("S3cret"), "{message}");
+        }
+        // User parts the driver would read otherwise than a URL parser: refused, not quoted.
+        for text in [
+            "postgresql://u:pa/S3cret@h/db",
+            "postgresql://u:p@S3cret@h/db",
+            "postgres://u:S3cret?x@h/db",
+            "postgresql://h/db?password=S3cret@x",
+            "postgresql://u:a@b/S3cret@h/db",
+        ] {
+            let message = message_of(text);
+            assert!(!message.contains("S3cret"), "{message}");
+        }
+        // Parameters holding a password, however the name is encoded.
+        assert_eq!(redact("postgres://h/db?pass%77ord=S3cret&sslpassword=S3cret"), "postgres://h/db?pass%77ord=***&sslpassword=***");
+        let message = message_of("postgresql://u:S3cret@h/db?sslmode=bogus&password=S3cret");
+        assert!(!message.contains("S3cret") && message.contains("bogus"), "{message}");
+        assert_eq!(parse("postgresql://u:a%40b@h/db?password=c%20d").unwrap().password.as_deref(), Some("c d"));
+        assert_eq!(parse("postgresql://u:a%40b@h/db").unwrap().password.as_deref(), Some("a@b"));
     }
 }

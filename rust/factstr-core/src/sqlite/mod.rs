@@ -60,6 +60,39 @@ impl Default for SqliteOptions {
     }
 }
 
+/// The longest `busy_timeout` SQLite takes: it counts milliseconds in a C `int`.
+pub const MAX_BUSY_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
+
+fn check_options(options: &SqliteOptions) -> Result<()> {
+    if options.busy_timeout > MAX_BUSY_TIMEOUT {
+        return Err(Error::InvalidInput(format!(
+            "busy_timeout is too large: {} seconds (SQLite takes at most {} seconds)",
+            options.busy_timeout.as_secs_f64(),
+            MAX_BUSY_TIMEOUT.as_secs_f64()
+        )));
+    }
+    Ok(())
+}
+
+/// The file's folder must exist already (and the path must name a file).
+fn check_folder(path: &Path) -> Result<()> {
+    if path.as_os_str().is_empty() {
+        return Err(Error::InvalidInput("the SQLite database path must not be empty".to_owned()));
+    }
+    // A relative name without a folder lives in the current directory.
+    let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) else { return Ok(()) };
+    match std::fs::metadata(folder) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(Error::Backend(format!("cannot open {}: {} is not a folder", path.display(), folder.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Backend(format!(
+            "cannot open {}: the folder {} does not exist (it is not created)",
+            path.display(),
+            folder.display()
+        ))),
+        Err(e) => Err(Error::Backend(format!("cannot open {}: folder {}: {e}", path.display(), folder.display()))),
+    }
+}
+
 pub struct SqliteStore {
     shared: Arc<Shared>,
 }
@@ -133,13 +166,12 @@ impl Shared {
 }
 
 impl SqliteStore {
-    /// Opens (creating when missing) the store in the file `path`.
+    /// Opens (creating when missing) the store in the file `path`. The folder must exist: a
+    /// mistyped folder is an error, not a new empty store (SPEC §7).
     pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| Error::Backend(format!("cannot create folder {}: {e}", parent.display())))?;
-        }
+        check_options(&options)?;
+        check_folder(&path)?;
         let mut writer = schema::open_unconfigured(&path, options.busy_timeout)?;
         schema::check_tables(&writer, &path)?;
         schema::configure(&writer, &path, options.synchronous)?;
