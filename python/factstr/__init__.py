@@ -7,6 +7,8 @@ The engine is written in Rust (`factstr._factstr`); this package is its public, 
 
 from __future__ import annotations
 
+from importlib.metadata import version as _version
+
 from factstr import _streams  # noqa: F401  (stops handler threads at exit; see its docstring)
 from factstr._connect import connect
 from factstr._errors import (
@@ -37,6 +39,9 @@ from factstr._factstr import (
     SqliteStore,
     Subscription,
 )
+
+# Single-sourced: maturin writes the Cargo workspace version into the package metadata.
+__version__: str = _version("factstr")
 
 __all__ = [
     "AppendResult",

@@ -6,6 +6,7 @@
 mod convert;
 mod errors;
 mod exit;
+mod hashing;
 mod seconds;
 mod store;
 mod stream;

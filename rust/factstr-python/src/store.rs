@@ -120,7 +120,7 @@ impl EventStore {
             _ => None,
         };
         let result = detached(py, || self.inner.query(&query, limit))?;
-        QueryResult::from_core(py, &result)
+        QueryResult::from_core(py, result)
     }
 
     /// Calls `handler` with every batch committed from now on.
@@ -273,7 +273,9 @@ impl SqliteStore {
 
     fn __repr__(slf: &Bound<'_, Self>) -> String {
         let closed = slf.as_super().get().inner.is_closed();
-        format!("SqliteStore({:?}){}", slf.get().path.display().to_string(), if closed { " [closed]" } else { "" })
+        let path = pyo3::types::PyString::new(slf.py(), &slf.get().path.display().to_string());
+        let path = path.repr().map(|r| r.to_string()).unwrap_or_default();
+        format!("SqliteStore({path}){}", if closed { " [closed]" } else { "" })
     }
 }
 
@@ -376,6 +378,8 @@ impl PostgresStore {
 
     fn __repr__(slf: &Bound<'_, Self>) -> String {
         let closed = slf.as_super().get().inner.is_closed();
-        format!("PostgresStore({:?}){}", slf.get().shown_url, if closed { " [closed]" } else { "" })
+        let url = pyo3::types::PyString::new(slf.py(), &slf.get().shown_url);
+        let url = url.repr().map(|r| r.to_string()).unwrap_or_default();
+        format!("PostgresStore({url}){}", if closed { " [closed]" } else { "" })
     }
 }

@@ -192,12 +192,14 @@ impl EventStream {
         self.state.unsubscribe(py);
     }
 
-    fn __repr__(&self) -> String {
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        // Python's spelling (`True`, quoted as `repr` quotes), not Rust's.
         let kind = match &self.state.durable_name {
-            Some(name) => format!(", durable={name:?}"),
+            Some(name) => format!(", durable={}", pyo3::types::PyString::new(py, name).repr()?),
             None => String::new(),
         };
-        format!("<EventStream id={} active={}{kind}>", self.state.id, self.active())
+        let active = if self.active() { "True" } else { "False" };
+        Ok(format!("EventStream(id={}, active={active}{kind})", self.state.id))
     }
 }
 

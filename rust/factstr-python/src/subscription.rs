@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use factstr_core::{Batch, Subscriber};
 use parking_lot::Mutex;
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyTuple};
+use pyo3::types::{PyList, PyString, PyTuple};
 
 use crate::errors::{detached, to_py_err, unwound};
 use crate::seconds::{optional_seconds, Zero};
@@ -159,13 +159,15 @@ impl Subscription {
         self.close_now(py)
     }
 
-    fn __repr__(&self) -> String {
-        let subscriber = self.subscriber.try_lock();
-        let durable = subscriber
-            .as_ref()
-            .and_then(|s| s.durable_name().map(|n| format!(", durable={n:?}")))
-            .unwrap_or_default();
-        format!("<Subscription closed={}{durable}>", self.closed())
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        // Python's spelling (`True`, quoted as `repr` quotes), not Rust's.
+        let durable_name = self.subscriber.try_lock().and_then(|s| s.durable_name().map(|n| n.to_string()));
+        let durable = match durable_name {
+            Some(name) => format!(", durable={}", PyString::new(py, &name).repr()?),
+            None => String::new(),
+        };
+        let closed = if self.closed() { "True" } else { "False" };
+        Ok(format!("Subscription(closed={closed}{durable})"))
     }
 }
 

@@ -1,14 +1,23 @@
 //! The immutable value classes of the public API (SPEC §11). Each holds the engine's own value,
-//! validated once at construction, and builds Python objects on access.
+//! validated once at construction, and builds Python objects on access: a payload read from a
+//! value is a fresh copy, so it cannot change the value (see README, "Payloads are copies").
+//! Every class hashes consistently with its equality (`hashing`), pickles through `__reduce__`
+//! (its constructor and its fields, in `__match_args__` order), and copies as itself (immutable).
 
 use factstr_core as core;
 use factstr_core::matching::{filters_equal, json_equal, queries_equal};
 use pyo3::prelude::*;
 use pyo3::IntoPyObjectExt;
-use pyo3::types::{PyDateTime, PyList, PyString, PyTzInfo};
+use pyo3::types::{PyDateTime, PyIterator, PyList, PyString, PyTuple, PyTzInfo};
 
 use crate::convert::{list_items, non_empty_str, optional_sequence_number, to_json, to_python};
+use crate::hashing::{combine, filter_hash, json_hash, query_hash, text_hash};
 use crate::time::datetime_from_micros;
+
+/// `(type(self), args)`: what `pickle` and `copy` need to rebuild a value through its constructor.
+fn reduce<'py>(slf: &Bound<'py, PyAny>, args: impl IntoPyObject<'py>) -> PyResult<Bound<'py, PyTuple>> {
+    PyTuple::new(slf.py(), [slf.get_type().into_any(), args.into_bound_py_any(slf.py())?])
+}
 
 /// The Python repr of a value, for `__repr__` implementations.
 fn repr_of<'py>(py: Python<'py>, value: impl IntoPyObject<'py>) -> String {
@@ -18,6 +27,7 @@ fn repr_of<'py>(py: Python<'py>, value: impl IntoPyObject<'py>) -> String {
     }
 }
 
+/// An event to append: its type and its JSON payload, validated (and copied) at construction.
 #[pyclass(module = "factstr", name = "NewEvent", frozen)]
 pub struct NewEvent {
     pub inner: core::NewEvent,
@@ -32,11 +42,13 @@ impl NewEvent {
         Ok(Self { inner: core::NewEvent::new(event_type, payload) })
     }
 
+    /// The event type (a non-empty str).
     #[getter]
     fn event_type(&self) -> &str {
         &self.inner.event_type
     }
 
+    /// The JSON payload; each access returns a fresh copy.
     #[getter]
     fn payload<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         to_python(py, &self.inner.payload)
@@ -49,6 +61,29 @@ impl NewEvent {
         })
     }
 
+    fn __hash__(&self) -> u64 {
+        combine(&[text_hash(&self.inner.event_type), json_hash(&self.inner.payload)])
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let this = slf.get();
+        reduce(slf.as_any(), (this.event_type(), this.payload(slf.py())?))
+    }
+
+    /// The field names for `match` by position, in the order of the constructor.
+    #[classattr]
+    fn __match_args__() -> (&'static str, &'static str) {
+        ("event_type", "payload")
+    }
+
+    fn __copy__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __deepcopy__<'py>(slf: Bound<'py, Self>, _memo: &Bound<'py, PyAny>) -> Bound<'py, Self> {
+        slf
+    }
+
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         Ok(format!(
             "NewEvent(event_type={}, payload={})",
@@ -58,6 +93,8 @@ impl NewEvent {
     }
 }
 
+/// Facts whose type is one of `event_types` AND whose payload contains one of
+/// `payload_predicates`. `None` means any; `[]` means nothing.
 #[pyclass(module = "factstr", name = "EventFilter", frozen)]
 #[derive(Clone)]
 pub struct EventFilter {
@@ -98,11 +135,13 @@ impl EventFilter {
         Ok(Self { inner: core::EventFilter { event_types, payload_predicates } })
     }
 
+    /// The accepted event types (any of them), or `None` for any type.
     #[getter]
     fn event_types(&self) -> Option<Vec<String>> {
         self.inner.event_types.clone()
     }
 
+    /// The payload predicates (a payload must contain one of them), or `None` for any payload.
     #[getter]
     fn payload_predicates<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
         let Some(predicates) = &self.inner.payload_predicates else { return Ok(None) };
@@ -112,6 +151,29 @@ impl EventFilter {
 
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
         other.cast::<EventFilter>().is_ok_and(|o| filters_equal(&o.get().inner, &self.inner))
+    }
+
+    fn __hash__(&self) -> u64 {
+        filter_hash(&self.inner)
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let this = slf.get();
+        reduce(slf.as_any(), (this.event_types(), this.payload_predicates(slf.py())?))
+    }
+
+    /// The field names for `match` by position, in the order of the constructor.
+    #[classattr]
+    fn __match_args__() -> (&'static str, &'static str) {
+        ("event_types", "payload_predicates")
+    }
+
+    fn __copy__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __deepcopy__<'py>(slf: Bound<'py, Self>, _memo: &Bound<'py, PyAny>) -> Bound<'py, Self> {
+        slf
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
@@ -126,6 +188,8 @@ impl EventFilter {
     }
 }
 
+/// Facts matching any of `filters` (all facts when `None` or empty), after
+/// `min_sequence_number` when given.
 #[pyclass(module = "factstr", name = "EventQuery", frozen)]
 #[derive(Clone)]
 pub struct EventQuery {
@@ -176,6 +240,7 @@ impl EventQuery {
         Ok(Self { inner: core::EventQuery { filters: Some(vec![filter.inner]), min_sequence_number: None } })
     }
 
+    /// A copy of this query with other filters.
     fn with_filters(&self, filters: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
         Ok(Self {
             inner: core::EventQuery {
@@ -185,6 +250,7 @@ impl EventQuery {
         })
     }
 
+    /// A copy of this query with another lower bound (`None`: from the start).
     fn with_min_sequence_number(&self, min_sequence_number: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
         Ok(Self {
             inner: core::EventQuery {
@@ -194,11 +260,13 @@ impl EventQuery {
         })
     }
 
+    /// The filters (a fact matches if it matches any), or `None` for every fact.
     #[getter]
     fn filters(&self) -> Option<Vec<EventFilter>> {
         self.inner.filters.as_ref().map(|f| f.iter().cloned().map(EventFilter::from_core).collect())
     }
 
+    /// Only facts with a greater sequence number are returned; `None` for all.
     #[getter]
     fn min_sequence_number(&self) -> Option<u64> {
         self.inner.min_sequence_number
@@ -206,6 +274,29 @@ impl EventQuery {
 
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
         other.cast::<EventQuery>().is_ok_and(|o| queries_equal(&o.get().inner, &self.inner))
+    }
+
+    fn __hash__(&self) -> u64 {
+        query_hash(&self.inner)
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let this = slf.get();
+        reduce(slf.as_any(), (this.filters(), this.min_sequence_number()))
+    }
+
+    /// The field names for `match` by position, in the order of the constructor.
+    #[classattr]
+    fn __match_args__() -> (&'static str, &'static str) {
+        ("filters", "min_sequence_number")
+    }
+
+    fn __copy__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __deepcopy__<'py>(slf: Bound<'py, Self>, _memo: &Bound<'py, PyAny>) -> Bound<'py, Self> {
+        slf
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
@@ -238,12 +329,15 @@ pub fn query_arg(query: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<core:
     }
 }
 
+/// A committed fact: its sequence number, commit time (UTC), type and JSON payload.
 #[pyclass(module = "factstr", name = "EventRecord", frozen)]
 pub struct EventRecord {
     sequence_number: u64,
     occurred_at: Py<PyDateTime>,
     event_type: Py<PyString>,
-    payload: Py<PyAny>,
+    // Kept as JSON and converted on each access: the record's payload cannot be changed through
+    // the record, nor through the object it was built from (README, "Payloads are copies").
+    payload: std::sync::Arc<serde_json::Value>,
 }
 
 #[pymethods]
@@ -253,43 +347,76 @@ impl EventRecord {
         sequence_number: &Bound<'_, PyAny>,
         occurred_at: Bound<'_, PyDateTime>,
         event_type: Bound<'_, PyString>,
-        payload: Bound<'_, PyAny>,
+        payload: &Bound<'_, PyAny>,
     ) -> PyResult<Self> {
         Ok(Self {
             sequence_number: crate::convert::sequence_number(sequence_number, "sequence_number")?,
             occurred_at: occurred_at.unbind(),
             event_type: event_type.unbind(),
-            payload: payload.unbind(),
+            payload: std::sync::Arc::new(to_json(payload, "payload")?),
         })
     }
 
+    /// The fact's position in the log (1, 2, ...).
     #[getter]
     fn sequence_number(&self) -> u64 {
         self.sequence_number
     }
 
+    /// The commit time of the fact's batch, a timezone-aware UTC `datetime`.
     #[getter]
     fn occurred_at<'py>(&self, py: Python<'py>) -> Bound<'py, PyDateTime> {
         self.occurred_at.bind(py).clone()
     }
 
+    /// The event type.
     #[getter]
     fn event_type<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
         self.event_type.bind(py).clone()
     }
 
+    /// The JSON payload; each access returns a fresh copy.
     #[getter]
-    fn payload<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
-        self.payload.bind(py).clone()
+    fn payload<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_python(py, &self.payload)
     }
 
     fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<bool> {
         let Ok(other) = other.cast::<EventRecord>() else { return Ok(false) };
         let other = other.get();
         Ok(self.sequence_number == other.sequence_number
+            && json_equal(&self.payload, &other.payload)
             && self.event_type.bind(py).as_any().eq(other.event_type.bind(py))?
-            && self.occurred_at.bind(py).as_any().eq(other.occurred_at.bind(py))?
-            && self.payload.bind(py).eq(other.payload.bind(py))?)
+            && self.occurred_at.bind(py).as_any().eq(other.occurred_at.bind(py))?)
+    }
+
+    fn __hash__(&self, py: Python<'_>) -> PyResult<u64> {
+        Ok(combine(&[
+            self.sequence_number,
+            self.occurred_at.bind(py).hash()? as u64,
+            self.event_type.bind(py).hash()? as u64,
+            json_hash(&self.payload),
+        ]))
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = slf.py();
+        let this = slf.get();
+        reduce(slf.as_any(), (this.sequence_number, this.occurred_at(py), this.event_type(py), this.payload(py)?))
+    }
+
+    /// The field names for `match` by position, in the order of the constructor.
+    #[classattr]
+    fn __match_args__() -> (&'static str, &'static str, &'static str, &'static str) {
+        ("sequence_number", "occurred_at", "event_type", "payload")
+    }
+
+    fn __copy__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __deepcopy__<'py>(slf: Bound<'py, Self>, _memo: &Bound<'py, PyAny>) -> Bound<'py, Self> {
+        slf
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
@@ -298,7 +425,7 @@ impl EventRecord {
             self.sequence_number,
             self.occurred_at.bind(py).repr()?,
             self.event_type.bind(py).repr()?,
-            self.payload.bind(py).repr()?
+            self.payload(py)?.repr()?
         ))
     }
 }
@@ -306,6 +433,13 @@ impl EventRecord {
 /// Builds the Python records of engine records. Records of one batch share their commit time,
 /// so one `datetime` object serves a run of equal times.
 pub fn records_to_python<'py>(py: Python<'py>, records: &[core::EventRecord]) -> PyResult<Bound<'py, PyList>> {
+    PyList::new(py, record_objects(py, records.iter().cloned())?)
+}
+
+fn record_objects<'py>(
+    py: Python<'py>,
+    records: impl ExactSizeIterator<Item = core::EventRecord>,
+) -> PyResult<Vec<Bound<'py, EventRecord>>> {
     let utc = PyTzInfo::utc(py)?;
     let mut last_time: Option<(i64, Bound<'py, PyDateTime>)> = None;
     let mut out = Vec::with_capacity(records.len());
@@ -322,24 +456,27 @@ pub fn records_to_python<'py>(py: Python<'py>, records: &[core::EventRecord]) ->
             sequence_number: record.sequence_number,
             occurred_at: occurred_at.unbind(),
             event_type: PyString::new(py, &record.event_type).unbind(),
-            payload: to_python(py, &record.payload)?.unbind(),
+            payload: record.payload,
         };
         out.push(Bound::new(py, record)?);
     }
-    PyList::new(py, out)
+    Ok(out)
 }
 
+/// What `query` returns: the matching records and the two figures of the same snapshot.
+/// `len()` is the number of records; iterating yields them in order.
 #[pyclass(module = "factstr", name = "QueryResult", frozen)]
 pub struct QueryResult {
-    event_records: Py<PyList>,
+    // A tuple, so no one can change the result; `event_records` hands out a new list.
+    event_records: Py<PyTuple>,
     last_returned_sequence_number: Option<u64>,
     current_context_version: Option<u64>,
 }
 
 impl QueryResult {
-    pub fn from_core(py: Python<'_>, result: &core::QueryResult) -> PyResult<Self> {
+    pub fn from_core(py: Python<'_>, result: core::QueryResult) -> PyResult<Self> {
         Ok(Self {
-            event_records: records_to_python(py, &result.event_records)?.unbind(),
+            event_records: PyTuple::new(py, record_objects(py, result.event_records.into_iter())?)?.unbind(),
             last_returned_sequence_number: result.last_returned_sequence_number,
             current_context_version: result.current_context_version,
         })
@@ -348,19 +485,53 @@ impl QueryResult {
 
 #[pymethods]
 impl QueryResult {
-    #[getter]
-    fn event_records<'py>(&self, py: Python<'py>) -> Bound<'py, PyList> {
-        self.event_records.bind(py).clone()
+    #[new]
+    fn new(
+        event_records: &Bound<'_, PyAny>,
+        last_returned_sequence_number: Option<&Bound<'_, PyAny>>,
+        current_context_version: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let records = list_items(event_records, "event_records")?;
+        for (i, record) in records.iter().enumerate() {
+            if record.cast::<EventRecord>().is_err() {
+                return Err(crate::errors::type_error(format!("event_records[{i}] must be an EventRecord")));
+            }
+        }
+        Ok(Self {
+            event_records: PyTuple::new(event_records.py(), records)?.unbind(),
+            last_returned_sequence_number: optional_sequence_number(
+                last_returned_sequence_number,
+                "last_returned_sequence_number",
+            )?,
+            current_context_version: optional_sequence_number(current_context_version, "current_context_version")?,
+        })
     }
 
+    /// The matching records in ascending sequence order (a new list on each access).
+    #[getter]
+    fn event_records<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.event_records.bind(py))
+    }
+
+    /// The sequence number of the last returned record, or `None` when none was returned.
     #[getter]
     fn last_returned_sequence_number(&self) -> Option<u64> {
         self.last_returned_sequence_number
     }
 
+    /// The highest sequence number of all matching facts (ignoring `min_sequence_number` and
+    /// `limit`), or `None`: the version `append_if` expects.
     #[getter]
     fn current_context_version(&self) -> Option<u64> {
         self.current_context_version
+    }
+
+    fn __len__(&self, py: Python<'_>) -> usize {
+        self.event_records.bind(py).len()
+    }
+
+    fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyIterator>> {
+        self.event_records.bind(py).as_any().try_iter()
     }
 
     fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<bool> {
@@ -371,23 +542,55 @@ impl QueryResult {
             && self.event_records.bind(py).as_any().eq(other.event_records.bind(py))?)
     }
 
+    fn __hash__(&self, py: Python<'_>) -> PyResult<u64> {
+        Ok(combine(&[
+            self.event_records.bind(py).hash()? as u64,
+            self.last_returned_sequence_number.map_or(0, |n| n.wrapping_add(1)),
+            self.current_context_version.map_or(0, |n| n.wrapping_add(1)),
+        ]))
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let this = slf.get();
+        let records = this.event_records(slf.py())?;
+        reduce(slf.as_any(), (records, this.last_returned_sequence_number, this.current_context_version))
+    }
+
+    /// The field names for `match` by position, in the order of the constructor.
+    #[classattr]
+    fn __match_args__() -> (&'static str, &'static str, &'static str) {
+        ("event_records", "last_returned_sequence_number", "current_context_version")
+    }
+
+    fn __copy__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __deepcopy__<'py>(slf: Bound<'py, Self>, _memo: &Bound<'py, PyAny>) -> Bound<'py, Self> {
+        slf
+    }
+
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         Ok(format!(
             "QueryResult(event_records={}, last_returned_sequence_number={}, current_context_version={})",
-            self.event_records.bind(py).repr()?,
+            self.event_records(py)?.repr()?,
             repr_of(py, self.last_returned_sequence_number),
             repr_of(py, self.current_context_version)
         ))
     }
 }
 
+/// What an append returns: the first and last sequence numbers given and how many facts.
 #[pyclass(module = "factstr", name = "AppendResult", frozen, eq, hash)]
 #[derive(PartialEq, Eq, Hash)]
 pub struct AppendResult {
+    /// The sequence number of the batch's first fact.
     #[pyo3(get)]
     first_sequence_number: u64,
+    /// The sequence number of the batch's last fact.
     #[pyo3(get)]
     last_sequence_number: u64,
+    /// How many facts the batch committed.
     #[pyo3(get)]
     committed_count: u64,
 }
@@ -404,6 +607,39 @@ impl From<core::AppendResult> for AppendResult {
 
 #[pymethods]
 impl AppendResult {
+    #[new]
+    fn new(
+        first_sequence_number: &Bound<'_, PyAny>,
+        last_sequence_number: &Bound<'_, PyAny>,
+        committed_count: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        use crate::convert::sequence_number;
+        Ok(Self {
+            first_sequence_number: sequence_number(first_sequence_number, "first_sequence_number")?,
+            last_sequence_number: sequence_number(last_sequence_number, "last_sequence_number")?,
+            committed_count: sequence_number(committed_count, "committed_count")?,
+        })
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let this = slf.get();
+        reduce(slf.as_any(), (this.first_sequence_number, this.last_sequence_number, this.committed_count))
+    }
+
+    /// The field names for `match` by position, in the order of the constructor.
+    #[classattr]
+    fn __match_args__() -> (&'static str, &'static str, &'static str) {
+        ("first_sequence_number", "last_sequence_number", "committed_count")
+    }
+
+    fn __copy__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __deepcopy__<'py>(slf: Bound<'py, Self>, _memo: &Bound<'py, PyAny>) -> Bound<'py, Self> {
+        slf
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "AppendResult(first_sequence_number={}, last_sequence_number={}, committed_count={})",
@@ -412,9 +648,11 @@ impl AppendResult {
     }
 }
 
+/// The identity of a durable stream; a plain `str` name works wherever one is taken.
 #[pyclass(module = "factstr", name = "DurableStream", frozen, eq, hash)]
 #[derive(PartialEq, Eq, Hash)]
 pub struct DurableStream {
+    /// The durable stream's name (its cursor's key in the store).
     #[pyo3(get)]
     name: String,
 }
@@ -424,6 +662,24 @@ impl DurableStream {
     #[new]
     fn new(name: &Bound<'_, PyAny>) -> PyResult<Self> {
         Ok(Self { name: non_empty_str(name, "durable stream name")? })
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        reduce(slf.as_any(), (slf.get().name.clone(),))
+    }
+
+    /// The field names for `match` by position, in the order of the constructor.
+    #[classattr]
+    fn __match_args__() -> (&'static str,) {
+        ("name",)
+    }
+
+    fn __copy__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __deepcopy__<'py>(slf: Bound<'py, Self>, _memo: &Bound<'py, PyAny>) -> Bound<'py, Self> {
+        slf
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
@@ -442,11 +698,14 @@ pub fn durable_name(value: &Bound<'_, PyAny>) -> PyResult<String> {
     non_empty_str(value, "durable stream name")
 }
 
+/// A durable stream's stored cursor: its name, its query and the last sequence number it processed.
 #[pyclass(module = "factstr", name = "DurableStreamInfo", frozen)]
 pub struct DurableStreamInfo {
+    /// The durable stream's name.
     #[pyo3(get)]
     name: String,
     query: core::EventQuery,
+    /// The last sequence number its handler finished (0: nothing yet).
     #[pyo3(get)]
     last_processed_sequence_number: u64,
 }
@@ -459,6 +718,26 @@ impl From<core::DurableStreamInfo> for DurableStreamInfo {
 
 #[pymethods]
 impl DurableStreamInfo {
+    #[new]
+    fn new(
+        name: &Bound<'_, PyAny>,
+        query: &Bound<'_, PyAny>,
+        last_processed_sequence_number: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        Ok(Self {
+            name: non_empty_str(name, "name")?,
+            query: query
+                .cast::<EventQuery>()
+                .map(|q| q.get().inner.clone())
+                .map_err(|_| crate::errors::type_error("query must be an EventQuery"))?,
+            last_processed_sequence_number: crate::convert::sequence_number(
+                last_processed_sequence_number,
+                "last_processed_sequence_number",
+            )?,
+        })
+    }
+
+    /// The query the durable stream was registered with.
     #[getter]
     fn query(&self) -> EventQuery {
         EventQuery { inner: self.query.clone() }
@@ -471,6 +750,33 @@ impl DurableStreamInfo {
                 && o.last_processed_sequence_number == self.last_processed_sequence_number
                 && queries_equal(&o.query, &self.query)
         })
+    }
+
+    fn __hash__(&self) -> u64 {
+        combine(&[
+            text_hash(&self.name),
+            query_hash(&self.query),
+            self.last_processed_sequence_number,
+        ])
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let this = slf.get();
+        reduce(slf.as_any(), (this.name.clone(), this.query(), this.last_processed_sequence_number))
+    }
+
+    /// The field names for `match` by position, in the order of the constructor.
+    #[classattr]
+    fn __match_args__() -> (&'static str, &'static str, &'static str) {
+        ("name", "query", "last_processed_sequence_number")
+    }
+
+    fn __copy__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __deepcopy__<'py>(slf: Bound<'py, Self>, _memo: &Bound<'py, PyAny>) -> Bound<'py, Self> {
+        slf
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
