@@ -43,9 +43,11 @@ class NewEvent:
     def __copy__(self) -> Self: ...
     def __deepcopy__(self, memo: object, /) -> Self: ...
     @property
-    def event_type(self) -> str: ...
+    def event_type(self) -> str:
+        """The event type (a non-empty str)."""
     @property
-    def payload(self) -> _JSON: ...
+    def payload(self) -> _JSON:
+        """The JSON payload; each access returns a fresh copy."""
 
 @final
 class EventFilter:
@@ -63,9 +65,11 @@ class EventFilter:
     def __copy__(self) -> Self: ...
     def __deepcopy__(self, memo: object, /) -> Self: ...
     @property
-    def event_types(self) -> list[str] | None: ...
+    def event_types(self) -> list[str] | None:
+        """The accepted event types (any of them), or `None` for any type."""
     @property
-    def payload_predicates(self) -> list[_JSON] | None: ...
+    def payload_predicates(self) -> list[_JSON] | None:
+        """The payload predicates (a payload must contain one of them), or `None` for any payload."""
 
 @final
 class EventQuery:
@@ -83,15 +87,21 @@ class EventQuery:
     def __copy__(self) -> Self: ...
     def __deepcopy__(self, memo: object, /) -> Self: ...
     @staticmethod
-    def all() -> EventQuery: ...
+    def all() -> EventQuery:
+        """The query that matches every fact."""
     @staticmethod
-    def for_event_types(types: Sequence[str]) -> EventQuery: ...
-    def with_filters(self, filters: Sequence[EventFilter] | None) -> EventQuery: ...
-    def with_min_sequence_number(self, min_sequence_number: int | None) -> EventQuery: ...
+    def for_event_types(types: Sequence[str]) -> EventQuery:
+        """One filter matching any of `types`."""
+    def with_filters(self, filters: Sequence[EventFilter] | None) -> EventQuery:
+        """A copy of this query with other filters."""
+    def with_min_sequence_number(self, min_sequence_number: int | None) -> EventQuery:
+        """A copy of this query with another lower bound (`None`: from the start)."""
     @property
-    def filters(self) -> list[EventFilter] | None: ...
+    def filters(self) -> list[EventFilter] | None:
+        """The filters (a fact matches if it matches any), or `None` for every fact."""
     @property
-    def min_sequence_number(self) -> int | None: ...
+    def min_sequence_number(self) -> int | None:
+        """Only facts with a greater sequence number are returned; `None` for all."""
 
 @final
 class EventRecord:
@@ -104,16 +114,24 @@ class EventRecord:
     def __copy__(self) -> Self: ...
     def __deepcopy__(self, memo: object, /) -> Self: ...
     @property
-    def sequence_number(self) -> int: ...
+    def sequence_number(self) -> int:
+        """The fact's position in the log (1, 2, ...)."""
     @property
-    def occurred_at(self) -> datetime: ...
+    def occurred_at(self) -> datetime:
+        """The commit time of the fact's batch, a timezone-aware UTC `datetime`."""
     @property
-    def event_type(self) -> str: ...
+    def event_type(self) -> str:
+        """The event type."""
     @property
-    def payload(self) -> _JSON: ...
+    def payload(self) -> _JSON:
+        """The JSON payload; each access returns a fresh copy."""
 
 @final
 class QueryResult:
+    """What `query` returns: the matching records and the two figures of the same snapshot.
+    `len()` is the number of records; iterating yields them in order.
+    """
+
     def __new__(
         cls,
         event_records: Sequence[EventRecord],
@@ -128,25 +146,35 @@ class QueryResult:
     def __len__(self) -> int: ...
     def __iter__(self) -> Iterator[EventRecord]: ...
     @property
-    def event_records(self) -> list[EventRecord]: ...
+    def event_records(self) -> list[EventRecord]:
+        """The matching records in ascending sequence order (a new list on each access)."""
     @property
-    def last_returned_sequence_number(self) -> int | None: ...
+    def last_returned_sequence_number(self) -> int | None:
+        """The sequence number of the last returned record, or `None` when none was returned."""
     @property
-    def current_context_version(self) -> int | None: ...
+    def current_context_version(self) -> int | None:
+        """The highest sequence number of all matching facts (ignoring `min_sequence_number` and
+        `limit`), or `None`: the version `append_if` expects.
+        """
 
 @final
 class AppendResult:
+    """What an append returns: the first and last sequence numbers given and how many facts."""
+
     def __new__(cls, first_sequence_number: int, last_sequence_number: int, committed_count: int) -> Self: ...
     __match_args__ = ("first_sequence_number", "last_sequence_number", "committed_count")
     def __reduce__(self) -> tuple[type[Self], tuple[Any, ...]]: ...
     def __copy__(self) -> Self: ...
     def __deepcopy__(self, memo: object, /) -> Self: ...
     @property
-    def first_sequence_number(self) -> int: ...
+    def first_sequence_number(self) -> int:
+        """The sequence number of the batch's first fact."""
     @property
-    def last_sequence_number(self) -> int: ...
+    def last_sequence_number(self) -> int:
+        """The sequence number of the batch's last fact."""
     @property
-    def committed_count(self) -> int: ...
+    def committed_count(self) -> int:
+        """How many facts the batch committed."""
     def __hash__(self) -> int: ...
 
 @final
@@ -159,11 +187,14 @@ class DurableStream:
     def __copy__(self) -> Self: ...
     def __deepcopy__(self, memo: object, /) -> Self: ...
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The durable stream's name (its cursor's key in the store)."""
     def __hash__(self) -> int: ...
 
 @final
 class DurableStreamInfo:
+    """A durable stream's stored cursor: its name, its query and the last sequence number it processed."""
+
     def __new__(cls, name: str, query: EventQuery, last_processed_sequence_number: int) -> Self: ...
     __match_args__ = ("name", "query", "last_processed_sequence_number")
     def __hash__(self) -> int: ...
@@ -171,23 +202,35 @@ class DurableStreamInfo:
     def __copy__(self) -> Self: ...
     def __deepcopy__(self, memo: object, /) -> Self: ...
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The durable stream's name."""
     @property
-    def query(self) -> EventQuery: ...
+    def query(self) -> EventQuery:
+        """The query the durable stream was registered with."""
     @property
-    def last_processed_sequence_number(self) -> int: ...
+    def last_processed_sequence_number(self) -> int:
+        """The last sequence number its handler finished (0: nothing yet)."""
 
 @final
 class EventStream:
     """A running handler registration."""
 
     @property
-    def id(self) -> int: ...
+    def id(self) -> int:
+        """The registration's id, unique within the process."""
     @property
-    def active(self) -> bool: ...
+    def active(self) -> bool:
+        """Whether the registration still takes new batches (false after `unsubscribe()`, a
+        durable handler's failure, or the store's close).
+        """
     @property
-    def error(self) -> BaseException | None: ...
-    def unsubscribe(self) -> None: ...
+    def error(self) -> BaseException | None:
+        """The exception that stopped a durable stream, if any."""
+    def unsubscribe(self) -> None:
+        """Stops the deliveries of batches committed after this call. Batches committed before it
+        are still delivered (after it returns, when the handler is busy). A durable stream stops
+        at once and frees its name; its cursor stays.
+        """
     def __enter__(self) -> Self: ...
     def __exit__(
         self,
@@ -200,11 +243,17 @@ class Subscription:
 
     def __iter__(self) -> Self: ...
     def __next__(self) -> list[EventRecord]: ...
-    def next_batch(self, timeout: float | None = None) -> list[EventRecord] | None: ...
-    def ack(self) -> None: ...
-    def close(self) -> None: ...
+    def next_batch(self, timeout: float | None = None) -> list[EventRecord] | None:
+        """The next batch, waiting at most `timeout` seconds (forever when None); None on timeout
+        or when the subscription is closed.
+        """
+    def ack(self) -> None:
+        """Marks the last batch handed out as processed: a durable cursor moves past it."""
+    def close(self) -> None:
+        """Ends the subscription (from any thread); a durable name is released, its cursor stays."""
     @property
-    def closed(self) -> bool: ...
+    def closed(self) -> bool:
+        """Whether `close()` was called (or the store closed)."""
     def __enter__(self) -> Self: ...
     def __exit__(
         self,
@@ -215,25 +264,44 @@ class Subscription:
 class EventStore:
     """The operations every store offers (SPEC §11)."""
 
-    def append(self, events: Sequence[NewEvent]) -> AppendResult: ...
+    def append(self, events: Sequence[NewEvent]) -> AppendResult:
+        """Commits `events` as one batch with consecutive sequence numbers."""
     def append_if(
         self,
         events: Sequence[NewEvent],
         context_query: EventQuery,
         expected_context_version: int | None,
-    ) -> AppendResult: ...
-    def query(self, query: EventQuery | None = None, *, limit: int | None = None) -> QueryResult: ...
-    def stream_all(self, handler: _Handler) -> EventStream: ...
-    def stream_to(self, query: EventQuery, handler: _Handler) -> EventStream: ...
-    def stream_all_durable(self, durable: str | DurableStream, handler: _Handler) -> EventStream: ...
-    def stream_to_durable(self, durable: str | DurableStream, query: EventQuery, handler: _Handler) -> EventStream: ...
-    def subscribe(self, query: EventQuery | None = None, *, durable: str | DurableStream | None = None) -> Subscription: ...
-    def durable_streams(self) -> list[DurableStreamInfo]: ...
-    def reset_durable_stream(self, name: str | DurableStream, sequence_number: int | None = None) -> None: ...
-    def delete_durable_stream(self, name: str | DurableStream) -> None: ...
-    def close(self) -> None: ...
+    ) -> AppendResult:
+        """Commits `events` only if the context version of `context_query` is
+        `expected_context_version`; raises `ConditionalAppendConflict` otherwise.
+        """
+    def query(self, query: EventQuery | None = None, *, limit: int | None = None) -> QueryResult:
+        """The matching facts in sequence order (at most `limit`), with the context version."""
+    def stream_all(self, handler: _Handler) -> EventStream:
+        """Calls `handler` with every batch committed from now on."""
+    def stream_to(self, query: EventQuery, handler: _Handler) -> EventStream:
+        """Calls `handler` with the matching events of every batch committed from now on."""
+    def stream_all_durable(self, durable: str | DurableStream, handler: _Handler) -> EventStream:
+        """Replays every batch after the stored cursor of `durable`, then goes on live."""
+    def stream_to_durable(self, durable: str | DurableStream, query: EventQuery, handler: _Handler) -> EventStream:
+        """Like `stream_to`, delivering from the durable stream's saved cursor and saving it after
+        each handled batch, so a restart resumes where it stopped.
+        """
+    def subscribe(self, query: EventQuery | None = None, *, durable: str | DurableStream | None = None) -> Subscription:
+        """An iterator of batches: live, or durable (replaying from the stored cursor) when
+        `durable` names a stream.
+        """
+    def durable_streams(self) -> list[DurableStreamInfo]:
+        """The stored durable cursors (name, query, last processed sequence number)."""
+    def reset_durable_stream(self, name: str | DurableStream, sequence_number: int | None = None) -> None:
+        """Sets the cursor of an inactive durable stream (0: replay everything again)."""
+    def delete_durable_stream(self, name: str | DurableStream) -> None:
+        """Deletes a durable stream's cursor (refused while it is running)."""
+    def close(self) -> None:
+        """Closes the store: later calls raise `StoreClosedError`, streams and iterations end."""
     @property
-    def closed(self) -> bool: ...
+    def closed(self) -> bool:
+        """Whether `close()` was called."""
     def __enter__(self) -> Self: ...
     def __exit__(
         self,
@@ -259,7 +327,8 @@ class SqliteStore(EventStore):
         busy_timeout: float = 5.0,
     ) -> Self: ...
     @property
-    def path(self) -> Path: ...
+    def path(self) -> Path:
+        """The database file."""
 
 @final
 class PostgresStore(EventStore):
@@ -283,9 +352,13 @@ class PostgresStore(EventStore):
         connect_timeout: float = 5.0,
         reconnect_timeout: float = 30.0,
         statement_timeout: float = 30.0,
-    ) -> PostgresStore: ...
+    ) -> PostgresStore:
+        """Creates the database `database_name` on the server `server_url` names when it is
+        missing, and returns a store on it.
+        """
     @property
-    def url(self) -> str: ...
+    def url(self) -> str:
+        """The URL of the database, without its password."""
 
 def _exit_streams(grace: float) -> None: ...
 def _after_fork_in_child() -> None: ...

@@ -17,6 +17,8 @@ use crate::values::{
     durable_name, events_arg, query_arg, AppendResult, DurableStreamInfo, QueryResult,
 };
 
+/// The operations every store offers (SPEC §11): append, query, conditional appends, live and
+/// durable streams, subscriptions, cursor management and close.
 #[pyclass(module = "factstr", name = "EventStore", subclass, frozen)]
 pub struct EventStore {
     pub inner: Arc<dyn core::EventStore>,
@@ -139,6 +141,8 @@ impl EventStore {
         self.start_durable(py, durable, core::EventQuery::all(), handler)
     }
 
+    /// Like `stream_to`, delivering from the durable stream's saved cursor and saving it after
+    /// each handled batch, so a restart resumes where it stopped.
     fn stream_to_durable(
         &self,
         py: Python<'_>,
@@ -166,6 +170,7 @@ impl EventStore {
         Ok(Subscription::new(subscriber))
     }
 
+    /// The stored durable cursors (name, query, last processed sequence number).
     fn durable_streams(&self, py: Python<'_>) -> PyResult<Vec<DurableStreamInfo>> {
         let streams = detached(py, || self.inner.durable_streams())?;
         Ok(streams.into_iter().map(DurableStreamInfo::from).collect())
@@ -182,6 +187,7 @@ impl EventStore {
         detached(py, || self.inner.reset_durable_stream(&name, position))
     }
 
+    /// Deletes a durable stream's cursor (refused while it is running).
     fn delete_durable_stream(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<()> {
         let name = durable_name(name)?;
         detached(py, || self.inner.delete_durable_stream(&name))
@@ -192,6 +198,7 @@ impl EventStore {
         detached(py, || self.inner.close())
     }
 
+    /// Whether `close()` was called.
     #[getter]
     fn closed(&self) -> bool {
         self.inner.is_closed()

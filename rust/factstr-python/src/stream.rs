@@ -158,6 +158,7 @@ impl EventStream {
 
 #[pymethods]
 impl EventStream {
+    /// The registration's id, unique within the process.
     #[getter]
     fn id(&self) -> u64 {
         self.state.id

@@ -16,6 +16,7 @@ use crate::values::records_to_python;
 /// Short enough for Ctrl-C to be answered within 0.2 s.
 const WAIT_SLICE: Duration = Duration::from_millis(50);
 
+/// A blocking iterator of committed batches (`list[EventRecord]`); durable when given a name.
 #[pyclass(module = "factstr", name = "Subscription", frozen)]
 pub struct Subscription {
     subscriber: Mutex<Subscriber>,
@@ -145,6 +146,7 @@ impl Subscription {
         self.close_now(py)
     }
 
+    /// Whether `close()` was called (or the store closed).
     #[getter]
     fn closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
