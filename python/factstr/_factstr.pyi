@@ -277,6 +277,10 @@ class EventStore:
         """
     def query(self, query: EventQuery | None = None, *, limit: int | None = None) -> QueryResult:
         """The matching facts in sequence order (at most `limit`), with the context version."""
+    def iter_query(self, query: EventQuery | None = None, *, page_size: int = 10000) -> Iterator[EventRecord]:
+        """The matching records one by one in ascending order, read `page_size` at a time (each
+        page a snapshot of its own: a record committed meanwhile may appear; none is skipped or
+        repeated). Holds about `page_size` records, however many match."""
     def stream_all(self, handler: _Handler) -> EventStream:
         """Calls `handler` with every batch committed from now on."""
     def stream_to(self, query: EventQuery, handler: _Handler) -> EventStream:

@@ -1,12 +1,13 @@
 //! The private native module `factstr._factstr`. The public API is the `factstr` package,
 //! which re-exports these classes. Layout: `convert` (Python <-> JSON), `errors` (the one
 //! error mapping), `values` (value classes), `store`, `stream` (handler threads), `exit` (interpreter exit),
-//! `subscription` (blocking iterators), `time` (commit times), `seconds` (timeouts).
+//! `subscription` (blocking iterators), `pages` (`iter_query`), `time` (commit times), `seconds` (timeouts).
 
 mod convert;
 mod errors;
 mod exit;
 mod hashing;
+mod pages;
 mod seconds;
 mod store;
 mod stream;

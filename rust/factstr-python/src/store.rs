@@ -125,6 +125,19 @@ impl EventStore {
         QueryResult::from_core(py, result)
     }
 
+    /// The matching records one by one in ascending order, read `page_size` at a time (each
+    /// page a snapshot of its own: a record committed meanwhile may appear; none is skipped or
+    /// repeated). Holds about `page_size` records, however many match.
+    #[pyo3(signature = (query=None, *, page_size=None), text_signature = "($self, query=None, *, page_size=10000)")]
+    fn iter_query(
+        &self,
+        query: Option<&Bound<'_, PyAny>>,
+        page_size: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<crate::pages::RecordPages> {
+        let query = query_arg(query, "query")?;
+        crate::pages::RecordPages::new(Arc::clone(&self.inner), query, page_size)
+    }
+
     /// Calls `handler` with every batch committed from now on.
     fn stream_all(&self, py: Python<'_>, handler: &Bound<'_, PyAny>) -> PyResult<EventStream> {
         self.start_live(py, core::EventQuery::all(), handler)

@@ -436,7 +436,7 @@ pub fn records_to_python<'py>(py: Python<'py>, records: &[core::EventRecord]) ->
     PyList::new(py, record_objects(py, records.iter().cloned())?)
 }
 
-fn record_objects<'py>(
+pub fn record_objects<'py>(
     py: Python<'py>,
     records: impl ExactSizeIterator<Item = core::EventRecord>,
 ) -> PyResult<Vec<Bound<'py, EventRecord>>> {
