@@ -11,6 +11,7 @@ from importlib.metadata import version as _version
 
 from factstr import _streams  # noqa: F401  (stops handler threads at exit; see its docstring)
 from factstr._connect import connect
+from factstr._json import json_default
 from factstr._errors import (
     BackendError,
     CommitOutcomeUnknown,
@@ -69,4 +70,5 @@ __all__ = [
     "StoreClosedError",
     "Subscription",
     "connect",
+    "json_default",
 ]

@@ -34,9 +34,11 @@ _Handler = Callable[[list[EventRecord]], object]
 
 @final
 class NewEvent:
-    """An event to append: its type and its JSON payload (validated at construction)."""
+    """An event to append: its type and its JSON payload, validated (and copied) at construction.
+    `default`, like `json.dumps`'s, turns a non-JSON value into one that is converted in turn
+    (`factstr.json_default` handles datetimes, UUIDs, decimals, enums, dataclasses, pydantic)."""
 
-    def __new__(cls, event_type: str, payload: _JSON) -> Self: ...
+    def __new__(cls, event_type: str, payload: _JSON, *, default: Callable[[Any], object] | None = None) -> Self: ...
     __match_args__ = ("event_type", "payload")
     def __hash__(self) -> int: ...
     def __reduce__(self) -> tuple[type[Self], tuple[Any, ...]]: ...

@@ -18,17 +18,19 @@ enum Step {
 struct Invalid {
     type_error: bool,
     reason: String,
+    /// The exception a `default` hook raised, kept as the `__cause__`.
+    cause: Option<PyErr>,
     /// Innermost step first.
     steps: Vec<Step>,
 }
 
 impl Invalid {
     fn type_error(reason: String) -> Self {
-        Self { type_error: true, reason, steps: Vec::new() }
+        Self { type_error: true, reason, cause: None, steps: Vec::new() }
     }
 
     fn value_error(reason: String) -> Self {
-        Self { type_error: false, reason, steps: Vec::new() }
+        Self { type_error: false, reason, cause: None, steps: Vec::new() }
     }
 
     fn at(mut self, step: Step) -> Self {
@@ -45,20 +47,26 @@ impl Invalid {
             }
         }
         let message = format!("{path}: {}", self.reason);
-        if self.type_error {
-            PyTypeError::new_err(message)
-        } else {
-            PyValueError::new_err(message)
+        let error = if self.type_error { PyTypeError::new_err(message) } else { PyValueError::new_err(message) };
+        if let Some(cause) = self.cause {
+            Python::attach(|py| error.set_cause(py, Some(cause)));
         }
+        error
     }
 }
 
 /// Converts a Python value to JSON; `root` names it in errors (e.g. "payload").
 pub fn to_json(value: &Bound<'_, PyAny>, root: &str) -> PyResult<Value> {
-    convert(value, 0).map_err(|invalid| invalid.into_py_err(root))
+    convert(value, 0, None).map_err(|invalid| invalid.into_py_err(root))
 }
 
-fn convert(value: &Bound<'_, PyAny>, depth: usize) -> Result<Value, Invalid> {
+/// Like `to_json`, calling `default` on a value that is not JSON (like `json.dumps`'s
+/// `default`): its result is converted in turn and may hold further non-JSON values.
+pub fn to_json_with_default(value: &Bound<'_, PyAny>, root: &str, default: Option<&Bound<'_, PyAny>>) -> PyResult<Value> {
+    convert(value, 0, default.filter(|d| !d.is_none())).map_err(|invalid| invalid.into_py_err(root))
+}
+
+fn convert(value: &Bound<'_, PyAny>, depth: usize, default: Option<&Bound<'_, PyAny>>) -> Result<Value, Invalid> {
     if let Ok(s) = value.cast::<PyString>() {
         return string(s).map(Value::String);
     }
@@ -78,7 +86,8 @@ fn convert(value: &Bound<'_, PyAny>, depth: usize) -> Result<Value, Invalid> {
             .map(Value::Number)
             .ok_or_else(|| Invalid::value_error(format!("{f} is not a finite number, JSON has no NaN or infinity")));
     }
-    if depth >= MAX_DEPTH {
+    let container = value.is_instance_of::<PyDict>() || value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>();
+    if depth >= MAX_DEPTH && container {
         return Err(Invalid::value_error(format!("nested deeper than {MAX_DEPTH} levels")));
     }
     if let Ok(dict) = value.cast::<PyDict>() {
@@ -92,31 +101,53 @@ fn convert(value: &Bound<'_, PyAny>, depth: usize) -> Result<Value, Invalid> {
                 )));
             };
             let key = string(key)?;
-            let item = convert(&item, depth + 1).map_err(|e| e.at(Step::Key(key.clone())))?;
+            let item = convert(&item, depth + 1, default).map_err(|e| e.at(Step::Key(key.clone())))?;
             map.insert(key, item);
         }
         return Ok(Value::Object(map));
     }
     if let Ok(list) = value.cast::<PyList>() {
-        return sequence(list.iter(), list.len(), depth);
+        return sequence(list.iter(), list.len(), depth, default);
     }
     if let Ok(tuple) = value.cast::<PyTuple>() {
-        return sequence(tuple.iter(), tuple.len(), depth);
+        return sequence(tuple.iter(), tuple.len(), depth, default);
+    }
+    if let Some(default) = default {
+        return converted_by_default(value, depth, default);
     }
     Err(Invalid::type_error(format!(
-        "{} is not a JSON value (use dict, list, tuple, str, int, float, bool or None)",
+        "{} is not a JSON value (use dict, list, tuple, str, int, float, bool or None, or pass default=)",
         type_name(value)
     )))
+}
+
+/// `default(value)`, converted in turn. Each call counts as a level of nesting, so a hook that
+/// keeps returning non-JSON values ends with an error instead of looping.
+fn converted_by_default(value: &Bound<'_, PyAny>, depth: usize, default: &Bound<'_, PyAny>) -> Result<Value, Invalid> {
+    let name = type_name(value);
+    if depth >= MAX_DEPTH {
+        return Err(Invalid::value_error(format!("default kept returning non-JSON values ({MAX_DEPTH} levels)")));
+    }
+    let replaced = default.call1((value,)).map_err(|error| {
+        let mut invalid = Invalid::type_error(format!("default could not convert {name}: {error}"));
+        invalid.cause = Some(error);
+        invalid
+    })?;
+    if replaced.is(value) {
+        return Err(Invalid::value_error(format!("default returned the {name} it was given unchanged")));
+    }
+    convert(&replaced, depth + 1, Some(default))
 }
 
 fn sequence<'py>(
     items: impl Iterator<Item = Bound<'py, PyAny>>,
     len: usize,
     depth: usize,
+    default: Option<&Bound<'py, PyAny>>,
 ) -> Result<Value, Invalid> {
     let mut out = Vec::with_capacity(len);
     for (index, item) in items.enumerate() {
-        out.push(convert(&item, depth + 1).map_err(|e| e.at(Step::Index(index)))?);
+        out.push(convert(&item, depth + 1, default).map_err(|e| e.at(Step::Index(index)))?);
     }
     Ok(Value::Array(out))
 }

@@ -28,6 +28,8 @@ fn repr_of<'py>(py: Python<'py>, value: impl IntoPyObject<'py>) -> String {
 }
 
 /// An event to append: its type and its JSON payload, validated (and copied) at construction.
+/// `default`, like `json.dumps`'s, turns a non-JSON value into one that is converted in turn
+/// (`factstr.json_default` handles datetimes, UUIDs, decimals, enums, dataclasses, pydantic).
 #[pyclass(module = "factstr", name = "NewEvent", frozen)]
 pub struct NewEvent {
     pub inner: core::NewEvent,
@@ -36,9 +38,14 @@ pub struct NewEvent {
 #[pymethods]
 impl NewEvent {
     #[new]
-    fn new(event_type: &Bound<'_, PyAny>, payload: &Bound<'_, PyAny>) -> PyResult<Self> {
+    #[pyo3(signature = (event_type, payload, *, default=None))]
+    fn new(
+        event_type: &Bound<'_, PyAny>,
+        payload: &Bound<'_, PyAny>,
+        default: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
         let event_type = non_empty_str(event_type, "event_type")?;
-        let payload = to_json(payload, "payload")?;
+        let payload = crate::convert::to_json_with_default(payload, "payload", default)?;
         Ok(Self { inner: core::NewEvent::new(event_type, payload) })
     }
 
