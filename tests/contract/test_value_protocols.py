@@ -222,6 +222,7 @@ def test_reprs_are_python_style(store: Store) -> None:
     assert repr(EventRecord(1, AT, "t", {"a": True, "b": None})) == (
         f"EventRecord(sequence_number=1, occurred_at={AT!r}, event_type='t', payload={{'a': True, 'b': None}})"
     )
+    assert repr(store).startswith(type(store).__name__ + "(")
     with store.stream_all(Collector()) as stream:
         assert repr(stream) == f"EventStream(id={stream.id}, active=True)"
     assert repr(stream) == f"EventStream(id={stream.id}, active=False)"

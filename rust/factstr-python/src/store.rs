@@ -54,6 +54,11 @@ impl Drop for EventStore {
     }
 }
 
+/// `text` quoted as Python's `repr` quotes it (the stores' reprs are Python-style).
+fn python_repr(text: &str) -> String {
+    Python::attach(|py| pyo3::types::PyString::new(py, text).repr().map(|r| r.to_string()).unwrap_or_default())
+}
+
 fn handler_arg(handler: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
     if !handler.is_callable() {
         return Err(type_error("handler must be callable with one argument, a list of EventRecord"));
@@ -281,7 +286,7 @@ impl SqliteStore {
         };
         let opened_path = path.clone();
         let store = detached(py, move || core::SqliteStore::open(&opened_path, options))?;
-        let label = format!("SqliteStore({:?})", path.display().to_string());
+        let label = format!("SqliteStore({})", python_repr(&path.display().to_string()));
         Ok(PyClassInitializer::from(EventStore { inner: Arc::new(store), label }).add_subclass(Self { path }))
     }
 
@@ -292,10 +297,8 @@ impl SqliteStore {
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> String {
-        let closed = slf.as_super().get().inner.is_closed();
-        let path = pyo3::types::PyString::new(slf.py(), &slf.get().path.display().to_string());
-        let path = path.repr().map(|r| r.to_string()).unwrap_or_default();
-        format!("SqliteStore({path}){}", if closed { " [closed]" } else { "" })
+        let store = slf.as_super().get();
+        format!("{}{}", store.label, if store.inner.is_closed() { " [closed]" } else { "" })
     }
 }
 
@@ -342,7 +345,7 @@ fn postgres_options(
 impl PostgresStore {
     fn initializer(store: core::PostgresStore) -> PyClassInitializer<Self> {
         let shown_url = store.shown_url().to_owned();
-        let label = format!("PostgresStore({shown_url:?})");
+        let label = format!("PostgresStore({})", python_repr(&shown_url));
         PyClassInitializer::from(EventStore { inner: Arc::new(store), label }).add_subclass(Self { shown_url })
     }
 }
@@ -397,9 +400,7 @@ impl PostgresStore {
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> String {
-        let closed = slf.as_super().get().inner.is_closed();
-        let url = pyo3::types::PyString::new(slf.py(), &slf.get().shown_url);
-        let url = url.repr().map(|r| r.to_string()).unwrap_or_default();
-        format!("PostgresStore({url}){}", if closed { " [closed]" } else { "" })
+        let store = slf.as_super().get();
+        format!("{}{}", store.label, if store.inner.is_closed() { " [closed]" } else { "" })
     }
 }
