@@ -63,6 +63,10 @@ pub trait EventStore: Send + Sync {
     /// watching for them here.
     fn watch_commits(&self) {}
 
+    /// Lets go of what only direct calls need (idle pooled connections): the store object was
+    /// dropped unclosed, and only its stream registrations still use the store.
+    fn release_idle(&self) {}
+
     /// How long a stream keeps retrying reads that fail with a backend error (the database
     /// restarting, a connection lost) before it reports the failure. Zero: report at once.
     fn reconnect_window(&self) -> std::time::Duration {

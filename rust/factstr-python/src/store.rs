@@ -36,6 +36,8 @@ impl Drop for EventStore {
         if live == 0 {
             return;
         }
+        // Keep the cost small: only the registrations use the store from now on.
+        self.inner.release_idle();
         let message = format!(
             "unclosed store {} with {live} live stream registration(s): its threads and connections stay \
              until the process ends; call close() or use `with store:`",

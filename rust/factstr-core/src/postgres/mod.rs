@@ -253,6 +253,11 @@ impl EventStore for PostgresStore {
         }
     }
 
+    fn release_idle(&self) {
+        // Streams take a connection from the pool again when they read.
+        self.shared.pool.clear();
+    }
+
     fn reconnect_window(&self) -> Duration {
         self.shared.options.reconnect_timeout
     }

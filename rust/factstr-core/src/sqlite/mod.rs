@@ -260,6 +260,11 @@ impl EventStore for SqliteStore {
         }
     }
 
+    fn release_idle(&self) {
+        // Streams open a reader connection again when they read.
+        self.shared.readers.lock().clear();
+    }
+
     fn acquire_durable(&self, name: &str, query: &EventQuery) -> Result<(LeaseId, u64)> {
         self.shared.check_open()?;
         self.shared.read(|c| {
