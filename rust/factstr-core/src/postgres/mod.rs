@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::condition::Condition;
 use crate::error::{Error, Result};
 use crate::lifecycle::Lifecycle;
 use crate::prepared::{prepare_events, FloatText};
@@ -126,7 +127,7 @@ impl Shared {
         work(&mut conn)
     }
 
-    fn append(&self, events: Vec<NewEvent>, condition: Option<(&EventQuery, Option<u64>)>) -> Result<AppendResult> {
+    fn append(&self, events: Vec<NewEvent>, condition: Option<Condition<'_>>) -> Result<AppendResult> {
         if events.is_empty() {
             return Err(Error::EmptyAppend);
         }
@@ -220,7 +221,14 @@ impl EventStore for PostgresStore {
         if !events.is_empty() {
             sql_numbers::check(expected, "expected_context_version")?;
         }
-        self.shared.append(events, Some((context, expected)))
+        self.shared.append(events, Some(Condition::VersionIs { context, expected }))
+    }
+
+    fn append_unless(&self, events: Vec<NewEvent>, context: &EventQuery, after: Option<u64>) -> Result<AppendResult> {
+        if !events.is_empty() {
+            sql_numbers::check(after, "after")?;
+        }
+        self.shared.append(events, Some(Condition::NoneAfter { context, after }))
     }
 
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {
