@@ -22,6 +22,10 @@ pub trait EventStore: Send + Sync {
         expected: Option<u64>,
     ) -> Result<AppendResult>;
 
+    /// Commits `events` unless a fact matching `context` has a sequence number above `after`
+    /// (`None`: any matching fact at all), the DCB condition (SPEC §4).
+    fn append_unless(&self, events: Vec<NewEvent>, context: &EventQuery, after: Option<u64>) -> Result<AppendResult>;
+
     /// The matching facts after `query.min_sequence_number`, at most `limit` of them (SPEC §3).
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult>;
 

@@ -108,6 +108,22 @@ impl EventStore {
         detached(py, || self.inner.append_if(events, &context, expected)).map(AppendResult::from)
     }
 
+    /// Commits `events` unless a fact matching `fail_if_events_match` has a sequence number
+    /// above `after` (`None`: any matching fact); raises `ConditionalAppendConflict` otherwise.
+    #[pyo3(signature = (events, fail_if_events_match, after=None))]
+    fn append_unless(
+        &self,
+        py: Python<'_>,
+        events: &Bound<'_, PyAny>,
+        fail_if_events_match: &Bound<'_, PyAny>,
+        after: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<AppendResult> {
+        let events = events_arg(events)?;
+        let context = query_arg(Some(fail_if_events_match), "fail_if_events_match")?;
+        let after = crate::convert::optional_sequence_number(after, "after")?;
+        detached(py, || self.inner.append_unless(events, &context, after)).map(AppendResult::from)
+    }
+
     /// The matching facts in sequence order (at most `limit`), with the context version.
     #[pyo3(signature = (query=None, *, limit=None))]
     fn query(&self, py: Python<'_>, query: Option<&Bound<'_, PyAny>>, limit: Option<&Bound<'_, PyAny>>) -> PyResult<QueryResult> {

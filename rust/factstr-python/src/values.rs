@@ -334,6 +334,7 @@ pub struct QueryResult {
     event_records: Py<PyList>,
     last_returned_sequence_number: Option<u64>,
     current_context_version: Option<u64>,
+    head_sequence_number: Option<u64>,
 }
 
 impl QueryResult {
@@ -342,6 +343,7 @@ impl QueryResult {
             event_records: records_to_python(py, &result.event_records)?.unbind(),
             last_returned_sequence_number: result.last_returned_sequence_number,
             current_context_version: result.current_context_version,
+            head_sequence_number: result.head_sequence_number,
         })
     }
 }
@@ -363,20 +365,28 @@ impl QueryResult {
         self.current_context_version
     }
 
+    /// The last sequence number of the whole store in the query's snapshot (`None`: empty).
+    #[getter]
+    fn head_sequence_number(&self) -> Option<u64> {
+        self.head_sequence_number
+    }
+
     fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<bool> {
         let Ok(other) = other.cast::<QueryResult>() else { return Ok(false) };
         let other = other.get();
         Ok(self.last_returned_sequence_number == other.last_returned_sequence_number
             && self.current_context_version == other.current_context_version
+            && self.head_sequence_number == other.head_sequence_number
             && self.event_records.bind(py).as_any().eq(other.event_records.bind(py))?)
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         Ok(format!(
-            "QueryResult(event_records={}, last_returned_sequence_number={}, current_context_version={})",
+            "QueryResult(event_records={}, last_returned_sequence_number={}, current_context_version={}, head_sequence_number={})",
             self.event_records.bind(py).repr()?,
             repr_of(py, self.last_returned_sequence_number),
-            repr_of(py, self.current_context_version)
+            repr_of(py, self.current_context_version),
+            repr_of(py, self.head_sequence_number)
         ))
     }
 }
