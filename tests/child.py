@@ -17,6 +17,11 @@ line from stdin per step. Modes:
 - ``own DB TAG COURSE COUNT``: prints ``"ready"``, waits for a line, then makes ``COUNT``
   ``append_if`` calls on the context of its own course only, each expecting the version its own
   previous result reported (``None`` first); prints ``{"conflicts": n, "results": [...]}``.
+- ``unless DB TAG ATTEMPTS``: prints ``"ready"``, waits for a line, then ``ATTEMPTS`` times
+  queries the shared context (type ``Counted``, payload ``{"ctx": "shared"}``) and calls
+  ``append_unless`` with ``after`` = the head of the store the query saw, writing the context
+  version it saw into the event; every third attempt it also appends a look-alike (same type,
+  its own ``ctx``); prints ``{"wins": n, "conflicts": n}``.
 - ``lines DB``: prints ``"ready"``; then for every line from the parent (comma-separated batch
   sizes, or ``stop``) appends those batches, retrying an append that raises ``BackendError``
   for up to 30 s (the server may be restarting), and prints
@@ -151,6 +156,30 @@ def own_mode(store: factstr.EventStore, tag: str, course: str, count: int) -> No
     say({"conflicts": conflicts, "results": results})
 
 
+SHARED = EventQuery([EventFilter(["Counted"], [{"ctx": "shared"}])])
+
+
+def unless_mode(store: factstr.EventStore, tag: str, attempts: int) -> None:
+    rng = random.Random(tag)
+    say("ready")
+    wait_for_parent()
+    wins = conflicts = 0
+    for attempt in range(attempts):
+        if attempt % 3 == 0:
+            store.append([NewEvent("Counted", {"ctx": tag})])
+        seen = store.query(SHARED, limit=0)
+        # Deciding takes a moment, in which another process may append.
+        time.sleep(rng.random() * 0.002)
+        new = NewEvent("Counted", {"ctx": "shared", "by": tag, "seen": seen.current_context_version})
+        try:
+            store.append_unless([new], SHARED, seen.head_sequence_number)
+        except factstr.ConditionalAppendConflict:
+            conflicts += 1
+            continue
+        wins += 1
+    say({"wins": wins, "conflicts": conflicts})
+
+
 def lines_mode(store: factstr.EventStore) -> None:
     say("ready")
     retries = 0
@@ -206,6 +235,8 @@ def main(argv: list[str]) -> None:
             live_mode(store, [int(size) for size in args[0].split(",")])
         elif mode == "own":
             own_mode(store, args[0], args[1], int(args[2]))
+        elif mode == "unless":
+            unless_mode(store, args[0], int(args[1]))
         elif mode == "lines":
             lines_mode(store)
         elif mode == "hold":

@@ -139,8 +139,9 @@ class QueryResult:
         event_records: Sequence[EventRecord],
         last_returned_sequence_number: int | None,
         current_context_version: int | None,
+        head_sequence_number: int | None = None,
     ) -> Self: ...
-    __match_args__ = ("event_records", "last_returned_sequence_number", "current_context_version")
+    __match_args__ = ("event_records", "last_returned_sequence_number", "current_context_version", "head_sequence_number")
     def __hash__(self) -> int: ...
     def __reduce__(self) -> tuple[type[Self], tuple[Any, ...]]: ...
     def __copy__(self) -> Self: ...
@@ -158,6 +159,9 @@ class QueryResult:
         """The highest sequence number of all matching facts (ignoring `min_sequence_number` and
         `limit`), or `None`: the version `append_if` expects.
         """
+    @property
+    def head_sequence_number(self) -> int | None:
+        """The last sequence number of the whole store in the query's snapshot (`None`: empty)."""
 
 @final
 class AppendResult:
@@ -276,6 +280,15 @@ class EventStore:
     ) -> AppendResult:
         """Commits `events` only if the context version of `context_query` is
         `expected_context_version`; raises `ConditionalAppendConflict` otherwise.
+        """
+    def append_unless(
+        self,
+        events: Sequence[NewEvent],
+        fail_if_events_match: EventQuery,
+        after: int | None = None,
+    ) -> AppendResult:
+        """Commits `events` unless a fact matching `fail_if_events_match` has a sequence number
+        above `after` (`None`: any matching fact); raises `ConditionalAppendConflict` otherwise.
         """
     def query(self, query: EventQuery | None = None, *, limit: int | None = None) -> QueryResult:
         """The matching facts in sequence order (at most `limit`), with the context version."""

@@ -5,6 +5,7 @@ dropping it warns like an unclosed file: a ``ResourceWarning`` naming ``close()`
 from __future__ import annotations
 
 import gc
+import threading
 import warnings
 from pathlib import Path
 
@@ -53,3 +54,39 @@ def test_dropping_a_closed_store_or_one_without_registrations_does_not_warn(open
         del closed, idle
         gc.collect()
     unsubscribed.close()
+
+
+def test_an_unclosed_postgres_store_lets_its_idle_connections_go_when_dropped(
+    store_kind: str, request: pytest.FixtureRequest
+) -> None:
+    if store_kind != "postgres":
+        pytest.skip("connections are PostgreSQL's")
+    from tests.postgres_server import PostgresServer, postgres_store
+
+    url: str = request.getfixturevalue("postgres_url")
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    database = url.rsplit("/", 1)[1].split("?", 1)[0]
+
+    def connections() -> int:
+        return int(server.sql(f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{database}'"))
+
+    store = postgres_store(url, pool_size=4)
+    seen = Collector()
+    stream = store.stream_all(seen)
+    # Four threads at once open four pooled connections (plus the stream's listener).
+    threads = [threading.Thread(target=lambda: [store.query() for _ in range(30)]) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    store.append([ev("a")])
+    seen.wait_records(1)
+    before = connections()
+    assert before >= 4
+    with pytest.warns(ResourceWarning):
+        del store
+        gc.collect()
+    # The registration still works, on the listener and at most one connection it reads with.
+    after = connections()
+    assert after <= 2 < before
+    stream.unsubscribe()

@@ -296,6 +296,21 @@ def test_a_conditional_append_cut_after_its_commit_was_sent_raises_commit_outcom
         assert _count(direct) == 2
 
 
+def test_append_unless_cut_after_its_commit_was_sent_raises_commit_outcome_unknown(
+    store_required: None, proxied: tuple[CuttingProxy, Callable[[], str], str]
+) -> None:
+    """``append_unless`` sends lock, check, insert and commit in one round trip (SPEC §2.7)."""
+    proxy, through, direct = proxied
+    with postgres_store(through(), pool_size=1) as store:
+        store.append([NewEvent("Warm", {"n": 0})])
+        proxy.cut_after(b"COMMIT")
+        with pytest.raises(factstr.CommitOutcomeUnknown):
+            store.append_unless([NewEvent("Cut", {"n": 1})], EventQuery.for_event_types(["Cut"]), 1)
+        assert proxy.cuts == 1
+        assert _count(direct) == 2
+        assert store.append_unless([NewEvent("Next", {"n": 2})], EventQuery.for_event_types(["Next"])).first_sequence_number == 3
+
+
 def test_a_conditional_append_cut_before_its_commit_raises_a_plain_backend_error(
     store_required: None, proxied: tuple[CuttingProxy, Callable[[], str], str]
 ) -> None:

@@ -145,3 +145,35 @@ def test_no_false_conflicts_between_disjoint_contexts(backend: Backend, spawn: S
             records = store.query(context).event_records
             assert [r.payload["seat"] for r in records] == list(range(OWN_APPENDS))
             assert seqs_of(records) == [first for first, _, _ in report["results"]]
+
+
+UNLESS_ATTEMPTS = 40
+
+
+def test_append_unless_condition_holds_across_racing_processes(backend: Backend, spawn: Spawn) -> None:
+    """Four processes repeatedly read one shared context and append to it with
+    ``append_unless(after=the head they saw)`` (SPEC §4, the DCB condition), beside look-alike
+    facts that must not conflict. Atomic check-and-append means every successful append saw the
+    previous successful one: the shared facts form one chain, no two of them saw the same
+    context version, and the numbering has no gap."""
+    backend.open().close()
+    children = [spawn("unless", backend.locator, f"p{n}", UNLESS_ATTEMPTS) for n in range(PROCESSES)]
+    for child in children:
+        child.expect("ready")
+    for child in children:
+        child.send()
+    reports: list[dict[str, Any]] = []
+    for child in children:
+        reports.append(child.read(timeout=backend.tuning.child_deadline))
+        child.finish()
+    assert [r["wins"] + r["conflicts"] for r in reports] == [UNLESS_ATTEMPTS] * PROCESSES
+    wins = sum(r["wins"] for r in reports)
+    lookalikes = PROCESSES * len(range(0, UNLESS_ATTEMPTS, 3))
+    with backend.open() as store:
+        everything = store.query()
+        assert seqs_of(everything.event_records) == list(range(1, wins + lookalikes + 1))
+        shared = store.query(EventQuery([EventFilter(["Counted"], [{"ctx": "shared"}])])).event_records
+        assert len(shared) == wins
+        seen = [r.payload["seen"] for r in shared]
+        assert len(set(seen)) == len(seen), "two successful appends saw the same context version"
+        assert seen == [None] + [r.sequence_number for r in shared[:-1]]

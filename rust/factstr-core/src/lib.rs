@@ -2,13 +2,15 @@
 //!
 //! - `types`, `error`: the contract's values and its one error type;
 //! - `matching`: which facts a query selects (SPEC §3), used by every store;
-//! - `store`: the interface every store implements;
+//! - `store`: the interface every store implements; `condition`: the tests of `append_if` and
+//!   `append_unless`;
 //! - `memory`, `sqlite`, `postgres`: the stores; `search`: query planning shared by the SQL stores;
 //! - `payload_keys`, `query_json`, `clock`: storage helpers shared by the stores;
 //! - `sql_numbers`: the largest sequence number the SQL stores hold (2**63-1);
 //! - `signal`, `subscriber`, `durable`: stream dispatch, shared by every store.
 
 pub mod clock;
+pub mod condition;
 pub mod durable;
 pub mod error;
 pub mod lifecycle;
@@ -27,6 +29,7 @@ pub mod store;
 pub mod subscriber;
 pub mod types;
 
+pub use condition::Condition;
 pub use error::{Error, Result};
 pub use memory::MemoryStore;
 pub use postgres::{PostgresOptions, PostgresStore};

@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 
+use crate::condition::Condition;
 use crate::error::Result;
 use crate::payload_keys::selective_key_hashes;
 use crate::types::{Batch, BatchPage, EventQuery, EventRecord, Timestamp};
@@ -254,17 +255,12 @@ pub fn context_version(log: &mut dyn IndexedLog, query: &EventQuery, plan: &Plan
     Ok(found)
 }
 
-/// `Ok` when the context version of `context` (its lower bound ignored) is `expected`, else the
-/// conflict (SPEC §4). Runs inside the append's write transaction.
-pub fn check_context(log: &mut dyn IndexedLog, context: &EventQuery, expected: Option<u64>) -> Result<()> {
-    let context = context.without_min();
+/// `Ok` when the condition holds for the context version of its query (the lower bound
+/// ignored), else the conflict (SPEC §4). Runs inside the append's write transaction.
+pub fn check_context(log: &mut dyn IndexedLog, condition: Condition<'_>) -> Result<()> {
+    let context = condition.context().without_min();
     let plan = plan(log, &context)?;
-    let actual = context_version(log, &context, &plan)?;
-    if actual == expected {
-        Ok(())
-    } else {
-        Err(crate::error::Error::ConditionalAppendConflict { expected, actual })
-    }
+    condition.check(context_version(log, &context, &plan)?)
 }
 
 /// A query's records (at most `limit`) and context version, from one snapshot.
@@ -279,10 +275,12 @@ pub fn query(log: &mut dyn IndexedLog, query: &EventQuery, limit: Option<usize>)
     } else {
         context_version(log, query, &plan)?
     };
+    let head = log.head()?;
     Ok(crate::types::QueryResult {
         last_returned_sequence_number: event_records.last().map(|r| r.sequence_number),
         event_records,
         current_context_version,
+        head_sequence_number: (head > 0).then_some(head),
     })
 }
 

@@ -22,6 +22,10 @@ pub trait EventStore: Send + Sync {
         expected: Option<u64>,
     ) -> Result<AppendResult>;
 
+    /// Commits `events` unless a fact matching `context` has a sequence number above `after`
+    /// (`None`: any matching fact at all), the DCB condition (SPEC §4).
+    fn append_unless(&self, events: Vec<NewEvent>, context: &EventQuery, after: Option<u64>) -> Result<AppendResult>;
+
     /// The matching facts after `query.min_sequence_number`, at most `limit` of them (SPEC §3).
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult>;
 
@@ -62,6 +66,10 @@ pub trait EventStore: Send + Sync {
     /// Called when a stream starts: a store that can see other processes' commits starts
     /// watching for them here.
     fn watch_commits(&self) {}
+
+    /// Lets go of what only direct calls need (idle pooled connections): the store object was
+    /// dropped unclosed, and only its stream registrations still use the store.
+    fn release_idle(&self) {}
 
     /// How long a stream keeps retrying reads that fail with a backend error (the database
     /// restarting, a connection lost) before it reports the failure. Zero: report at once.

@@ -70,6 +70,8 @@ pub struct QueryResult {
     pub event_records: Vec<EventRecord>,
     pub last_returned_sequence_number: Option<u64>,
     pub current_context_version: Option<u64>,
+    /// The last sequence number of the whole store in the same snapshot (`None`: empty store).
+    pub head_sequence_number: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -38,6 +38,8 @@ impl Drop for EventStore {
         if live == 0 {
             return;
         }
+        // Keep the cost small: only the registrations use the store from now on.
+        self.inner.release_idle();
         let message = format!(
             "unclosed store {} with {live} live stream registration(s): its threads and connections stay \
              until the process ends; call close() or use `with store:`",
@@ -111,6 +113,22 @@ impl EventStore {
         let context = query_arg(Some(context_query), "context_query")?;
         let expected = crate::convert::optional_sequence_number(Some(expected_context_version), "expected_context_version")?;
         detached(py, || self.inner.append_if(events, &context, expected)).map(AppendResult::from)
+    }
+
+    /// Commits `events` unless a fact matching `fail_if_events_match` has a sequence number
+    /// above `after` (`None`: any matching fact); raises `ConditionalAppendConflict` otherwise.
+    #[pyo3(signature = (events, fail_if_events_match, after=None))]
+    fn append_unless(
+        &self,
+        py: Python<'_>,
+        events: &Bound<'_, PyAny>,
+        fail_if_events_match: &Bound<'_, PyAny>,
+        after: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<AppendResult> {
+        let events = events_arg(events)?;
+        let context = query_arg(Some(fail_if_events_match), "fail_if_events_match")?;
+        let after = crate::convert::optional_sequence_number(after, "after")?;
+        detached(py, || self.inner.append_unless(events, &context, after)).map(AppendResult::from)
     }
 
     /// The matching facts in sequence order (at most `limit`), with the context version.

@@ -478,6 +478,7 @@ pub struct QueryResult {
     event_records: Py<PyTuple>,
     last_returned_sequence_number: Option<u64>,
     current_context_version: Option<u64>,
+    head_sequence_number: Option<u64>,
 }
 
 impl QueryResult {
@@ -486,6 +487,7 @@ impl QueryResult {
             event_records: PyTuple::new(py, record_objects(py, result.event_records.into_iter())?)?.unbind(),
             last_returned_sequence_number: result.last_returned_sequence_number,
             current_context_version: result.current_context_version,
+            head_sequence_number: result.head_sequence_number,
         })
     }
 }
@@ -493,10 +495,12 @@ impl QueryResult {
 #[pymethods]
 impl QueryResult {
     #[new]
+    #[pyo3(signature = (event_records, last_returned_sequence_number, current_context_version, head_sequence_number=None))]
     fn new(
         event_records: &Bound<'_, PyAny>,
         last_returned_sequence_number: Option<&Bound<'_, PyAny>>,
         current_context_version: Option<&Bound<'_, PyAny>>,
+        head_sequence_number: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let records = list_items(event_records, "event_records")?;
         for (i, record) in records.iter().enumerate() {
@@ -511,6 +515,7 @@ impl QueryResult {
                 "last_returned_sequence_number",
             )?,
             current_context_version: optional_sequence_number(current_context_version, "current_context_version")?,
+            head_sequence_number: optional_sequence_number(head_sequence_number, "head_sequence_number")?,
         })
     }
 
@@ -533,6 +538,12 @@ impl QueryResult {
         self.current_context_version
     }
 
+    /// The last sequence number of the whole store in the query's snapshot (`None`: empty).
+    #[getter]
+    fn head_sequence_number(&self) -> Option<u64> {
+        self.head_sequence_number
+    }
+
     fn __len__(&self, py: Python<'_>) -> usize {
         self.event_records.bind(py).len()
     }
@@ -546,6 +557,7 @@ impl QueryResult {
         let other = other.get();
         Ok(self.last_returned_sequence_number == other.last_returned_sequence_number
             && self.current_context_version == other.current_context_version
+            && self.head_sequence_number == other.head_sequence_number
             && self.event_records.bind(py).as_any().eq(other.event_records.bind(py))?)
     }
 
@@ -554,19 +566,23 @@ impl QueryResult {
             self.event_records.bind(py).hash()? as u64,
             self.last_returned_sequence_number.map_or(0, |n| n.wrapping_add(1)),
             self.current_context_version.map_or(0, |n| n.wrapping_add(1)),
+            self.head_sequence_number.map_or(0, |n| n.wrapping_add(1)),
         ]))
     }
 
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
         let this = slf.get();
         let records = this.event_records(slf.py())?;
-        reduce(slf.as_any(), (records, this.last_returned_sequence_number, this.current_context_version))
+        reduce(
+            slf.as_any(),
+            (records, this.last_returned_sequence_number, this.current_context_version, this.head_sequence_number),
+        )
     }
 
     /// The field names for `match` by position, in the order of the constructor.
     #[classattr]
-    fn __match_args__() -> (&'static str, &'static str, &'static str) {
-        ("event_records", "last_returned_sequence_number", "current_context_version")
+    fn __match_args__() -> (&'static str, &'static str, &'static str, &'static str) {
+        ("event_records", "last_returned_sequence_number", "current_context_version", "head_sequence_number")
     }
 
     fn __copy__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
@@ -579,10 +595,11 @@ impl QueryResult {
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         Ok(format!(
-            "QueryResult(event_records={}, last_returned_sequence_number={}, current_context_version={})",
+            "QueryResult(event_records={}, last_returned_sequence_number={}, current_context_version={}, head_sequence_number={})",
             self.event_records(py)?.repr()?,
             repr_of(py, self.last_returned_sequence_number),
-            repr_of(py, self.current_context_version)
+            repr_of(py, self.current_context_version),
+            repr_of(py, self.head_sequence_number)
         ))
     }
 }

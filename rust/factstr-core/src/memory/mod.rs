@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::{Mutex, RwLock};
 
 use crate::clock::now_micros;
+use crate::condition::Condition;
 use crate::durable::DurableRegistry;
 use crate::error::{Error, Result};
 use crate::lifecycle::Lifecycle;
@@ -47,6 +48,20 @@ impl MemoryStore {
 
     fn check_open(&self) -> Result<()> {
         self.lifecycle.check_open()
+    }
+
+    /// A conditional append: the check and the commit under one write lock.
+    fn append_on(&self, events: Vec<NewEvent>, condition: Condition<'_>) -> Result<AppendResult> {
+        if events.is_empty() {
+            return Err(Error::EmptyAppend);
+        }
+        self.check_open()?;
+        let mut log = self.log.write();
+        condition.check(log.context_version(condition.context()))?;
+        let result = self.commit(&mut log, events);
+        drop(log);
+        self.signal.notify();
+        Ok(result)
     }
 
     fn commit(&self, log: &mut Log, events: Vec<NewEvent>) -> AppendResult {
@@ -148,19 +163,11 @@ impl EventStore for MemoryStore {
         context: &EventQuery,
         expected: Option<u64>,
     ) -> Result<AppendResult> {
-        if events.is_empty() {
-            return Err(Error::EmptyAppend);
-        }
-        self.check_open()?;
-        let mut log = self.log.write();
-        let actual = log.context_version(context);
-        if actual != expected {
-            return Err(Error::ConditionalAppendConflict { expected, actual });
-        }
-        let result = self.commit(&mut log, events);
-        drop(log);
-        self.signal.notify();
-        Ok(result)
+        self.append_on(events, Condition::VersionIs { context, expected })
+    }
+
+    fn append_unless(&self, events: Vec<NewEvent>, context: &EventQuery, after: Option<u64>) -> Result<AppendResult> {
+        self.append_on(events, Condition::NoneAfter { context, after })
     }
 
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {
@@ -179,6 +186,7 @@ impl EventStore for MemoryStore {
             last_returned_sequence_number: event_records.last().map(|r| r.sequence_number),
             event_records,
             current_context_version,
+            head_sequence_number: (log.head() > 0).then(|| log.head()),
         })
     }
 

@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::condition::Condition;
 use crate::error::{Error, Result};
 use crate::lifecycle::Lifecycle;
 use crate::prepared::{prepare_events, FloatText};
@@ -96,14 +97,40 @@ impl Shared {
 
     /// Runs `work` in a read-only REPEATABLE READ transaction: one snapshot for the whole call.
     fn read<T>(&self, work: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
+        self.read_begun(false, |conn, _| work(conn))
+    }
+
+    /// `read`; with `with_head`, the head and how far the payload index is current are read in
+    /// the round trip that begins the transaction (its first statement, so of its snapshot) and
+    /// given to `work`: a query reports the head (SPEC §3) at no extra round trip.
+    fn read_begun<T>(&self, with_head: bool, work: impl FnOnce(&mut Conn, Option<(u64, u64)>) -> Result<T>) -> Result<T> {
+        const BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
         self.check_open()?;
         let mut conn = self.pool.get()?;
-        conn.client
-            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .map_err(|e| self.pool.error(e))?;
+        let known = if with_head {
+            let messages = conn
+                .client
+                .simple_query(&format!(
+                    "{BEGIN}; SELECT COALESCE(MAX(sequence_number), 0), \
+                     (SELECT indexed_through FROM factstr_payload_index_state WHERE id = 1) FROM events"
+                ))
+                .map_err(|e| {
+                    // The transaction may have begun: never pool a connection inside one.
+                    conn.discard();
+                    self.pool.error(e)
+                })?;
+            let number = |text: Option<&str>| text.and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
+            messages.iter().find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => Some((number(row.get(0)), number(row.get(1)))),
+                _ => None,
+            })
+        } else {
+            conn.client.batch_execute(BEGIN).map_err(|e| self.pool.error(e))?;
+            None
+        };
         // A panic (a bug) must not reach the caller as one, nor leave this connection in its
         // transaction: it becomes an error, and the connection is closed instead of pooled.
-        let out = match panic::catch_unwind(AssertUnwindSafe(|| work(&mut conn))) {
+        let out = match panic::catch_unwind(AssertUnwindSafe(|| work(&mut conn, known))) {
             Ok(out) => out,
             Err(panic) => {
                 conn.discard();
@@ -126,7 +153,7 @@ impl Shared {
         work(&mut conn)
     }
 
-    fn append(&self, events: Vec<NewEvent>, condition: Option<(&EventQuery, Option<u64>)>) -> Result<AppendResult> {
+    fn append(&self, events: Vec<NewEvent>, condition: Option<Condition<'_>>) -> Result<AppendResult> {
         if events.is_empty() {
             return Err(Error::EmptyAppend);
         }
@@ -220,13 +247,20 @@ impl EventStore for PostgresStore {
         if !events.is_empty() {
             sql_numbers::check(expected, "expected_context_version")?;
         }
-        self.shared.append(events, Some((context, expected)))
+        self.shared.append(events, Some(Condition::VersionIs { context, expected }))
+    }
+
+    fn append_unless(&self, events: Vec<NewEvent>, context: &EventQuery, after: Option<u64>) -> Result<AppendResult> {
+        if !events.is_empty() {
+            sql_numbers::check(after, "after")?;
+        }
+        self.shared.append(events, Some(Condition::NoneAfter { context, after }))
     }
 
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {
         sql_numbers::check_query(query)?;
         let pool = &self.shared.pool;
-        self.shared.read(|conn| search::query(&mut PgLog::new(conn, pool, None), query, limit))
+        self.shared.read_begun(true, |conn, known| search::query(&mut PgLog::new(conn, pool, known), query, limit))
     }
 
     fn read_batches(&self, position: u64, query: &EventQuery, max_events: usize) -> Result<BatchPage> {
@@ -251,6 +285,11 @@ impl EventStore for PostgresStore {
         if !self.shared.listening.swap(true, Ordering::AcqRel) {
             listener::spawn(Arc::downgrade(&self.shared));
         }
+    }
+
+    fn release_idle(&self) {
+        // Streams take a connection from the pool again when they read.
+        self.shared.pool.clear();
     }
 
     fn reconnect_window(&self) -> Duration {

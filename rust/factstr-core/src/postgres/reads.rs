@@ -18,7 +18,8 @@ pub struct PgLog<'a> {
     conn: &'a mut Conn,
     pool: &'a Pool,
     /// The head and how far the payload index is current, when the caller already read them
-    /// under its lock (an append): saves two round trips.
+    /// under its lock (an append) or with the statement that began its snapshot (a query):
+    /// saves two round trips.
     known: Option<(u64, u64)>,
     /// Keys whose postings were read whole (few of them, by `count_key` or in advance by an
     /// append): their row count and sequence numbers, so no further round trip needs them.

@@ -6,6 +6,8 @@
 //! statement. A plain append is one round trip (the function `factstr_append_batch`, see `schema`);
 //! a conditional append is three: begin, lock and read the head and its context's rare keys; read
 //! the newest candidate rows; insert and commit (values as literals, see `literals`).
+//! `append_unless` is one round trip when it can (see `append_unless_at_once`): the server reads
+//! the few rows above `after` that could match and appends only when there are none.
 
 use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
@@ -16,6 +18,7 @@ use super::literals;
 use super::pool::{Conn, Pool};
 use super::reads::{read_payload, PgLog, READ_WHOLE_BELOW};
 use crate::clock::{format_rfc3339, now_micros};
+use crate::condition::Condition;
 use crate::error::{Error, Result};
 use crate::payload_keys::selective_key_hashes;
 use crate::postings::batch_postings;
@@ -23,15 +26,15 @@ use crate::prepared::PreparedEvent;
 use crate::search;
 use crate::types::{AppendResult, EventQuery};
 
-/// Appends in a transaction of its own; with a context, only if its version is `expected`.
+/// Appends in a transaction of its own; with a condition, only if it holds.
 /// On any error the caller rolls back.
-pub fn append(
-    conn: &mut Conn,
-    pool: &Pool,
-    events: &[PreparedEvent],
-    condition: Option<(&EventQuery, Option<u64>)>,
-) -> Result<AppendResult> {
+pub fn append(conn: &mut Conn, pool: &Pool, events: &[PreparedEvent], condition: Option<Condition<'_>>) -> Result<AppendResult> {
     let args = BatchArgs::new(events);
+    if let Some(Condition::NoneAfter { context, after }) = condition {
+        if let Some(outcome) = append_unless_at_once(conn, pool, &args, context, after)? {
+            return outcome;
+        }
+    }
     // A plain append is one statement, unless it declines (see `BatchArgs::call`) or has exact
     // payloads to write beside; then, like a conditional one, it runs in an explicit transaction
     // that takes the lock first.
@@ -40,13 +43,13 @@ pub fn append(
             return Ok(result);
         }
     }
-    let context_keys: Vec<i64> = condition.map(|(context, _)| predicate_keys(context)).unwrap_or_default();
+    let context_keys: Vec<i64> = condition.map(|c| predicate_keys(c.context())).unwrap_or_default();
     let Locked { last_committed, indexed_through, mut postings } = lock_and_read(conn, pool, &context_keys)?;
     if indexed_through < last_committed {
         catch_up_index(conn, pool, indexed_through, last_committed)?;
         postings.clear(); // read before the catch-up: incomplete
     }
-    if let Some((context, expected)) = condition {
+    if let Some(condition) = condition {
         // The index is current now: the head read under the lock is all a search needs.
         let log = &mut PgLog::new(&mut *conn, pool, Some((last_committed, last_committed)));
         for (key, rows) in &postings {
@@ -54,7 +57,7 @@ pub fn append(
                 log.read_whole(*key, rows);
             }
         }
-        search::check_context(log, context, expected)?;
+        search::check_context(log, condition)?;
     }
     // Inside this transaction, under the lock already held: the function numbers after the same
     // head, and the index is current. Insert and commit go in one round trip when they can.
@@ -73,6 +76,90 @@ pub fn append(
     result
         .filter(|result| result.first_sequence_number == last_committed + 1)
         .ok_or_else(|| Error::Backend("the append could not be numbered after the head read under the lock".to_owned()))
+}
+
+/// Rows above `after` that the one-round-trip `append_unless` reads back to tell a conflict from
+/// a row that only looked like one.
+const UNLESS_ROWS: usize = 64;
+
+/// `append_unless` in one round trip: begin, take the append lock, read the newest rows above
+/// `after` that could match (by type only: a superset of the matching rows, so the server needs
+/// no payload matching), append and commit only when there are none. The client then checks the
+/// rows read with the one matcher: a match is the conflict (its number the context version,
+/// since the rows come newest first). `None` (nothing written) when this could not decide: rows
+/// that looked like a match but are not one, an index that must first catch up with foreign
+/// rows, or values that cannot be literals; then the caller takes the general locked path.
+fn append_unless_at_once(
+    conn: &mut Conn,
+    pool: &Pool,
+    args: &BatchArgs<'_>,
+    context: &EventQuery,
+    after: Option<u64>,
+) -> Result<Option<Result<AppendResult>>> {
+    if !args.exact_offsets.is_empty() {
+        return Ok(None);
+    }
+    let Some(could_match) = type_superset(context) else { return Ok(None) };
+    let after_sql = after.map_or(0, |a| a as i64); // checked against 2**63-1 by the store
+    let above = format!("FROM events AS e WHERE e.sequence_number > {after_sql} AND ({could_match})");
+    let guard = format!("WHERE NOT EXISTS (SELECT 1 {above})");
+    let Some(append) = args.call_and_commit_sql(&guard) else { return Ok(None) };
+    let sql = format!(
+        "BEGIN; LOCK TABLE events, append_batches IN EXCLUSIVE MODE; \
+         SELECT e.sequence_number, e.event_type, COALESCE(x.payload, e.payload::text) {above_joined} \
+         ORDER BY e.sequence_number DESC LIMIT {UNLESS_ROWS}; {append}",
+        above_joined = above.replacen(
+            "FROM events AS e",
+            "FROM events AS e LEFT JOIN factstr_exact_payloads AS x ON x.sequence_number = e.sequence_number",
+            1
+        ),
+    );
+    let messages = conn.client.simple_query(&sql).map_err(|e| pool.commit_error(e))?;
+    let mut appended = None;
+    let mut newest_match = None;
+    for row in messages.iter().filter_map(|m| match m {
+        SimpleQueryMessage::Row(row) => Some(row),
+        _ => None,
+    }) {
+        if row.len() == 1 {
+            appended = row.get(0).and_then(|t| t.parse::<i64>().ok()).and_then(|first| args.result(first));
+            continue;
+        }
+        let sequence_number = number(row.get(0));
+        let payload: serde_json::Value = serde_json::from_str(row.get(2).unwrap_or("null")).map_err(|e| {
+            Error::Backend(format!("event {sequence_number} has a payload that is not JSON: {e}"))
+        })?;
+        if newest_match.is_none() && context.matches(row.get(1).unwrap_or_default(), &payload) {
+            newest_match = Some(sequence_number);
+        }
+    }
+    if let Some(result) = appended {
+        return Ok(Some(Ok(result)));
+    }
+    if let Some(actual) = newest_match {
+        // Every row read is above `after`: a match is the conflict.
+        return Ok(Some(Err(Error::ConditionalAppendConflict { expected: after, actual: Some(actual) })));
+    }
+    Ok(None)
+}
+
+/// A SQL condition on `e.event_type` that every fact matching `query` meets (types only, payload
+/// predicates left to the matcher); `None` when a type cannot be a literal.
+fn type_superset(query: &EventQuery) -> Option<String> {
+    if query.matches_everything() {
+        return Some("TRUE".to_owned());
+    }
+    let mut types: Vec<&str> = Vec::new();
+    for filter in query.filters.iter().flatten().filter(|f| !f.matches_nothing()) {
+        match &filter.event_types {
+            None => return Some("TRUE".to_owned()),
+            Some(named) => types.extend(named.iter().map(String::as_str)),
+        }
+    }
+    if types.is_empty() {
+        return Some("FALSE".to_owned());
+    }
+    literals::text_array(types).map(|array| format!("e.event_type = ANY({array})"))
 }
 
 /// What the first round trip of a locked append reads.
@@ -222,25 +309,28 @@ impl<'a> BatchArgs<'a> {
     /// one round trip, the values written as literals (see `literals`). `Ok(None)` when a text
     /// cannot be a literal: nothing was sent.
     fn call_and_commit(&self, conn: &mut Conn, pool: &Pool) -> Result<Option<Option<AppendResult>>> {
-        let (Some(types), Some(payloads)) =
-            (literals::text_array(self.types.iter().copied()), literals::text_array(self.payloads.iter().copied()))
-        else {
-            return Ok(None);
-        };
-        let members: Vec<Option<&[u8]>> = self.members.iter().map(Option::as_deref).collect();
-        let sql = format!(
-            "SELECT factstr_append_batch(true, '{}'::timestamptz, {types}, {payloads}, {}, {}, {}); COMMIT",
-            format_rfc3339(self.stamp),
-            literals::bigint_array(&self.hashes),
-            literals::bigint_array(&self.offsets),
-            literals::bytea_array(&members),
-        );
+        let Some(sql) = self.call_and_commit_sql("") else { return Ok(None) };
         let messages = conn.client.simple_query(&sql).map_err(|e| pool.commit_error(e))?;
         let first = messages.iter().find_map(|m| match m {
             SimpleQueryMessage::Row(row) => row.get(0).and_then(|t| t.parse::<i64>().ok()),
             _ => None,
         });
         Ok(Some(first.and_then(|first| self.result(first))))
+    }
+
+    /// The SQL of `call_and_commit`, the call made only where `guard` (a `WHERE` clause, or
+    /// empty) holds; `None` when a text cannot be a literal.
+    fn call_and_commit_sql(&self, guard: &str) -> Option<String> {
+        let types = literals::text_array(self.types.iter().copied())?;
+        let payloads = literals::text_array(self.payloads.iter().copied())?;
+        let members: Vec<Option<&[u8]>> = self.members.iter().map(Option::as_deref).collect();
+        Some(format!(
+            "SELECT factstr_append_batch(true, '{}'::timestamptz, {types}, {payloads}, {}, {}, {}) {guard}; COMMIT",
+            format_rfc3339(self.stamp),
+            literals::bigint_array(&self.hashes),
+            literals::bigint_array(&self.offsets),
+            literals::bytea_array(&members),
+        ))
     }
 }
 

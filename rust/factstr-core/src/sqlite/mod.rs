@@ -31,6 +31,7 @@ use rusqlite::{Connection, TransactionBehavior};
 
 pub use schema::Synchronous;
 
+use crate::condition::Condition;
 use crate::error::{Error, Result};
 use crate::lifecycle::Lifecycle;
 use crate::prepared::{prepare_events, FloatText};
@@ -196,6 +197,16 @@ impl SqliteStore {
         &self.shared.path
     }
 
+    /// A conditional append (`what` names the version argument, for a too large one).
+    fn append_on(&self, events: Vec<NewEvent>, condition: Condition<'_>, what: &str) -> Result<AppendResult> {
+        if events.is_empty() {
+            return Err(Error::EmptyAppend);
+        }
+        sql_numbers::check(condition.named_version(), what)?;
+        let prepared = prepare_events(&events, FloatText::Shortest);
+        self.committed(self.shared.write(|c| writes::append(c, &prepared, Some(condition))))
+    }
+
     fn committed(&self, result: Result<AppendResult>) -> Result<AppendResult> {
         if result.is_ok() {
             self.shared.signal.notify();
@@ -224,12 +235,11 @@ impl EventStore for SqliteStore {
     }
 
     fn append_if(&self, events: Vec<NewEvent>, context: &EventQuery, expected: Option<u64>) -> Result<AppendResult> {
-        if events.is_empty() {
-            return Err(Error::EmptyAppend);
-        }
-        sql_numbers::check(expected, "expected_context_version")?;
-        let prepared = prepare_events(&events, FloatText::Shortest);
-        self.committed(self.shared.write(|c| writes::append(c, &prepared, Some((context, expected)))))
+        self.append_on(events, Condition::VersionIs { context, expected }, "expected_context_version")
+    }
+
+    fn append_unless(&self, events: Vec<NewEvent>, context: &EventQuery, after: Option<u64>) -> Result<AppendResult> {
+        self.append_on(events, Condition::NoneAfter { context, after }, "after")
     }
 
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {
@@ -258,6 +268,11 @@ impl EventStore for SqliteStore {
         if !*watching {
             *watching = watcher::spawn(Arc::downgrade(&self.shared));
         }
+    }
+
+    fn release_idle(&self) {
+        // Streams open a reader connection again when they read.
+        self.shared.readers.lock().clear();
     }
 
     fn acquire_durable(&self, name: &str, query: &EventQuery) -> Result<(LeaseId, u64)> {

@@ -11,19 +11,15 @@ use crate::error::Result;
 use crate::payload_keys::selective_key_hashes;
 use crate::prepared::PreparedEvent;
 use crate::search;
-use crate::types::{AppendResult, EventQuery};
+use crate::condition::Condition;
+use crate::types::AppendResult;
 
-/// Appends within the caller's write transaction; with a context, only if its version is
-/// `expected`.
-pub fn append(
-    connection: &Connection,
-    events: &[PreparedEvent],
-    condition: Option<(&EventQuery, Option<u64>)>,
-) -> Result<AppendResult> {
+/// Appends within the caller's write transaction; with a condition, only if it holds.
+pub fn append(connection: &Connection, events: &[PreparedEvent], condition: Option<Condition<'_>>) -> Result<AppendResult> {
     let last_committed = head(connection)?;
     catch_up_index(connection, last_committed)?;
-    if let Some((context, expected)) = condition {
-        search::check_context(&mut SqliteLog { connection }, context, expected)?;
+    if let Some(condition) = condition {
+        search::check_context(&mut SqliteLog { connection }, condition)?;
     }
     let first = last_committed + 1;
     let count = events.len() as u64;
