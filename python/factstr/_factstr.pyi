@@ -25,6 +25,8 @@ __all__ = [
     "SqliteStore",
     "Subscription",
     "_after_fork_in_child",
+    "_after_fork_in_parent",
+    "_before_fork",
     "_exit_streams",
 ]
 
@@ -381,3 +383,5 @@ class PostgresStore(EventStore):
 
 def _exit_streams(grace: float) -> None: ...
 def _after_fork_in_child() -> None: ...
+def _after_fork_in_parent() -> None: ...
+def _before_fork() -> None: ...

@@ -34,6 +34,7 @@ pub use error::{Error, Result};
 pub use memory::MemoryStore;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
+pub use sqlite::fork_gate as sqlite_fork_gate;
 pub use store::EventStore;
 pub use subscriber::Subscriber;
 pub use types::*;

@@ -35,5 +35,7 @@ fn _factstr(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<subscription::Subscription>()?;
     module.add_function(wrap_pyfunction!(stream::_exit_streams, module)?)?;
     module.add_function(wrap_pyfunction!(stream::_after_fork_in_child, module)?)?;
+    module.add_function(wrap_pyfunction!(stream::_before_fork, module)?)?;
+    module.add_function(wrap_pyfunction!(stream::_after_fork_in_parent, module)?)?;
     Ok(())
 }

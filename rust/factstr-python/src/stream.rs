@@ -353,6 +353,20 @@ pub fn _exit_streams(py: Python<'_>, grace: f64) {
 /// forked child; forget them there (their locks may be held by threads that are gone).
 #[pyfunction]
 pub fn _after_fork_in_child() {
+    factstr_core::sqlite_fork_gate::after_fork();
     RUNNING.lock().clear();
     exit::after_fork_in_child();
+}
+
+/// `os.register_at_fork(before=...)`: the fork waits until no thread is inside SQLite (see
+/// `factstr_core::sqlite_fork_gate`); the GIL is released meanwhile.
+#[pyfunction]
+pub fn _before_fork(py: Python<'_>) {
+    py.detach(factstr_core::sqlite_fork_gate::before_fork);
+}
+
+/// `os.register_at_fork(after_in_parent=...)`.
+#[pyfunction]
+pub fn _after_fork_in_parent() {
+    factstr_core::sqlite_fork_gate::after_fork();
 }

@@ -12,6 +12,7 @@
 mod beacon;
 mod durable;
 mod file_locks;
+pub mod fork_gate;
 mod reads;
 mod schema;
 mod watcher;
@@ -137,6 +138,7 @@ impl Shared {
     /// rolls everything back, so nothing of a failed call is left behind.
     fn write<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         self.check_open()?;
+        let _inside = fork_gate::enter();
         let mut writer = self.writer.lock();
         let connection = writer.as_mut().ok_or(Error::StoreClosed)?;
         let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
@@ -148,6 +150,7 @@ impl Shared {
     /// Runs `work` in one read transaction (one snapshot) on a pooled reader connection.
     fn read<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         self.check_open()?;
+        let _inside = fork_gate::enter();
         let pooled = self.readers.lock().pop();
         let mut connection = match pooled {
             Some(connection) => connection,

@@ -33,7 +33,11 @@ pub fn spawn(shared: Weak<Shared>) -> bool {
         if shared.is_closed() {
             return;
         }
-        if let Some(version) = data_version() {
+        let version = {
+            let _inside = super::fork_gate::enter();
+            data_version()
+        };
+        if let Some(version) = version {
             if last.is_some_and(|l| l != version) {
                 shared.signal.notify();
             }
