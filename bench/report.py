@@ -34,8 +34,18 @@ class Result:
 def fill_ratios(results: list[Result]) -> None:
     """ratio = how many times faster factstr is than the row's subject, same case and group."""
     for r in results:
-        ours = next((o for o in results if o.role == "factstr" and o.group == r.group and o.scenario == r.scenario
-                     and o.case == r.case and not o.failed), None)
+        ours = next(
+            (
+                o
+                for o in results
+                if o.role == "factstr"
+                and o.group == r.group
+                and o.scenario == r.scenario
+                and o.case == r.case
+                and not o.failed
+            ),
+            None,
+        )
         if ours is None or r.failed or not r.value or not ours.value or math.isnan(r.value):
             continue
         r.ratio = ours.value / r.value if r.higher_is_better else r.value / ours.value
@@ -58,7 +68,11 @@ def table(results: list[Result]) -> str:
     for r in results:
         label = f"{r.scenario} {r.case}"
         if label != previous:
-            lines += ["", label, f"  {'group':<7} {'subject':<42} {'value':>12} {'unit':<10} {'factstr x':>9}  details"]
+            lines += [
+                "",
+                label,
+                f"  {'group':<7} {'subject':<42} {'value':>12} {'unit':<10} {'factstr x':>9}  details",
+            ]
             previous = label
         ratio = "-" if r.ratio is None else f"{r.ratio:.2f}" if r.ratio >= 0.1 else f"{r.ratio:.3g}"
         details = " ".join(f"{k}={_number(v)}" for k, v in r.extra.items())
@@ -66,16 +80,24 @@ def table(results: list[Result]) -> str:
             details = f"{details} {r.note}".strip()
         if r.failed:
             details = f"*** FAILED: {r.failed} *** {details}"
-        lines.append(f"  {r.group:<7} {r.subject:<42} {_number(r.value):>12} {r.unit:<10} {ratio:>9}  {details}")
+        lines.append(
+            f"  {r.group:<7} {r.subject:<42} {_number(r.value):>12} {r.unit:<10} {ratio:>9}  {details}"
+        )
     return "\n".join(lines)
 
 
-def write_json(path: Path, sizes: Sizes, results: list[Result], durability: dict[str, str], notes: list[str]) -> None:
+def write_json(
+    path: Path, sizes: Sizes, results: list[Result], durability: dict[str, str], notes: list[str]
+) -> None:
     document: dict[str, Any] = {
         "mode": sizes.mode,
         "sizes": asdict(sizes),
         "python": sys.version,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_average": os.getloadavg()},
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_average": os.getloadavg(),
+        },
         "ratio": "factstr's speed relative to the subject, same scenario case and group, same run (>1: factstr faster)",
         "durability": durability,
         "notes": notes,
@@ -93,6 +115,7 @@ def write_chart(path: Path, sizes: Sizes, results: list[Result]) -> str | None:
     matplotlib is missing instead of failing the run."""
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
@@ -107,18 +130,26 @@ def write_chart(path: Path, sizes: Sizes, results: list[Result]) -> str | None:
     rows = math.ceil(len(cases) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(22, 3.6 * rows), squeeze=False)
     for ax, (title, rows_of_case) in zip(axes.flat, cases.items()):
-        labels = [f"{r.subject} ({r.group})" if r.group not in r.subject else r.subject for r in rows_of_case]
-        ax.barh(range(len(rows_of_case)), [r.value for r in rows_of_case],
-                color=[ROLE_COLOURS.get(r.role, "#999999") for r in rows_of_case])
+        labels = [
+            f"{r.subject} ({r.group})" if r.group not in r.subject else r.subject
+            for r in rows_of_case
+        ]
+        ax.barh(
+            range(len(rows_of_case)),
+            [r.value for r in rows_of_case],
+            color=[ROLE_COLOURS.get(r.role, "#999999") for r in rows_of_case],
+        )
         ax.set_yticks(range(len(rows_of_case)), labels, fontsize=7)
         ax.invert_yaxis()
         ax.set_xscale("log")
         better = "higher is better" if rows_of_case[0].higher_is_better else "lower is better"
         ax.set_title(f"{title}\n{better}", fontsize=9)
         ax.tick_params(axis="x", labelsize=7)
-    for ax in list(axes.flat)[len(cases):]:
+    for ax in list(axes.flat)[len(cases) :]:
         ax.axis("off")
-    figure.suptitle(f"factstr benchmarks ({sizes.mode} mode; blue factstr, grey hand-written floor, orange peers)")
+    figure.suptitle(
+        f"factstr benchmarks ({sizes.mode} mode; blue factstr, grey hand-written floor, orange peers)"
+    )
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=90)

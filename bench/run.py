@@ -20,26 +20,35 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: import the harness as the `bench` package
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench import fixtures  # noqa: E402
-from bench.report import Result, fill_ratios, table, write_chart, write_json  # noqa: E402
-from bench.scenarios import SCENARIOS  # noqa: E402
-from bench.servers import close_env, env  # noqa: E402
-from bench.sizes import FULL, QUICK, SMOKE, Sizes  # noqa: E402
-from bench.subjects import all_subjects  # noqa: E402
+from bench import fixtures
+from bench.report import Result, fill_ratios, table, write_chart, write_json
+from bench.scenarios import SCENARIOS
+from bench.servers import close_env
+from bench.sizes import FULL, QUICK, SMOKE, Sizes
+from bench.subjects import all_subjects
 
 RESULTS = Path(__file__).resolve().parent / "results"
 GROUPS = {"memory": "Memory", "sqlite": "SQLite", "server": "Server"}
 
 
 def parse() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="quick mode (the default)")
     mode.add_argument("--full", action="store_true", help="1,000,000-fact stores, more repetitions")
-    mode.add_argument("--smoke", action="store_true", help="tiny sizes; only proves that every part runs")
-    parser.add_argument("--only", action="append", choices=sorted(SCENARIOS), help="run only these scenarios")
-    parser.add_argument("--groups", default="memory,sqlite,server",
-                        help="comma-separated store groups: memory, sqlite, server (PostgreSQL and UmaDB)")
+    mode.add_argument(
+        "--smoke", action="store_true", help="tiny sizes; only proves that every part runs"
+    )
+    parser.add_argument(
+        "--only", action="append", choices=sorted(SCENARIOS), help="run only these scenarios"
+    )
+    parser.add_argument(
+        "--groups",
+        default="memory,sqlite,server",
+        help="comma-separated store groups: memory, sqlite, server (PostgreSQL and UmaDB)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="folder for the JSON and PNG")
     return parser.parse_args()
 
@@ -61,14 +70,18 @@ def main() -> int:
         fixtures.drop_all()
         close_env()
     if sizes.large_store < FULL.large_store:
-        notes.append(f"{sizes.mode} mode: S3's large store and S6's replay use {sizes.large_store:,} facts "
-                     f"(full mode: {FULL.large_store:,})")
+        notes.append(
+            f"{sizes.mode} mode: S3's large store and S6's replay use {sizes.large_store:,} facts "
+            f"(full mode: {FULL.large_store:,})"
+        )
     durability = {s.name: s.durability for s in subjects}
 
     fill_ratios(results)
     print()
-    print(f"factstr benchmarks, {sizes.mode} mode, {time.perf_counter() - started:.0f} s. "
-          "'factstr x' = factstr's speed / the subject's, same case and group, this run (>1: factstr faster).")
+    print(
+        f"factstr benchmarks, {sizes.mode} mode, {time.perf_counter() - started:.0f} s. "
+        "'factstr x' = factstr's speed / the subject's, same case and group, this run (>1: factstr faster)."
+    )
     print(table(results))
     print("\nDurability of each subject:")
     for name, said in durability.items():

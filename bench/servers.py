@@ -36,13 +36,26 @@ class UmaServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = folder / "server.log"
         executable = Path(sys.executable).parent / "umadb"
-        command = [str(executable)] if executable.exists() else [sys.executable, "-c",
-                                                                  "from umadb.umadb_server_cli import main; main()"]
+        command = (
+            [str(executable)]
+            if executable.exists()
+            else [sys.executable, "-c", "from umadb.umadb_server_cli import main; main()"]
+        )
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen([*command, "--listen", f"127.0.0.1:{self.port}",
-                                             "--db-path", str(folder / "uma.db")],
-                                            stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+            self.process = subprocess.Popen(
+                [
+                    *command,
+                    "--listen",
+                    f"127.0.0.1:{self.port}",
+                    "--db-path",
+                    str(folder / "uma.db"),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=folder,
+            )
         import umadb
+
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -51,7 +64,9 @@ class UmaServer:
             except Exception:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"UmaDB did not start:\n{self.log_path.read_text(errors='replace')}") from None
+                    raise RuntimeError(
+                        f"UmaDB did not start:\n{self.log_path.read_text(errors='replace')}"
+                    ) from None
                 time.sleep(0.05)
 
     def log_line(self, needle: str) -> str:
@@ -73,7 +88,9 @@ class UmaServer:
 
 class Environment:
     def __init__(self) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="factstr-bench-", dir=os.environ.get("FACTSTR_BENCH_DIR")))
+        self.folder = Path(
+            tempfile.mkdtemp(prefix="factstr-bench-", dir=os.environ.get("FACTSTR_BENCH_DIR"))
+        )
         self._postgres: Any = None
         self._pg_settings: dict[str, str] = {}
         self.uma: dict[str, UmaServer] = {}
@@ -92,6 +109,7 @@ class Environment:
             if str(REPO) not in sys.path:
                 sys.path.insert(0, str(REPO))
             from tests.postgres_server import start_server
+
             self._postgres = start_server()
         return self._postgres
 

@@ -20,10 +20,43 @@ class Sizes:
     worker_ops: int  # S7: append_if calls per process
 
 
-QUICK = Sizes("quick", repeats=2, batches=20, singles=100, small_store=10_000, large_store=50_000,
-              budget=0.6, read_records=10_000, stream_rounds=40, workers=4, worker_ops=40)
-FULL = Sizes("full", repeats=5, batches=200, singles=1000, small_store=10_000, large_store=1_000_000,
-             budget=3.0, read_records=10_000, stream_rounds=300, workers=4, worker_ops=300)
+QUICK = Sizes(
+    "quick",
+    repeats=2,
+    batches=20,
+    singles=100,
+    small_store=10_000,
+    large_store=50_000,
+    budget=0.6,
+    read_records=10_000,
+    stream_rounds=40,
+    workers=4,
+    worker_ops=40,
+)
+FULL = Sizes(
+    "full",
+    repeats=5,
+    batches=200,
+    singles=1000,
+    small_store=10_000,
+    large_store=1_000_000,
+    budget=3.0,
+    read_records=10_000,
+    stream_rounds=300,
+    workers=4,
+    worker_ops=300,
+)
 # CI: proves the harness runs end to end on every subject; the figures mean little.
-SMOKE = Sizes("smoke", repeats=1, batches=5, singles=20, small_store=2_000, large_store=5_000,
-              budget=0.2, read_records=2_000, stream_rounds=10, workers=4, worker_ops=10)
+SMOKE = Sizes(
+    "smoke",
+    repeats=1,
+    batches=5,
+    singles=20,
+    small_store=2_000,
+    large_store=5_000,
+    budget=0.2,
+    read_records=2_000,
+    stream_rounds=10,
+    workers=4,
+    worker_ops=10,
+)

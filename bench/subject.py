@@ -63,7 +63,9 @@ class Session:
     def fill(self, total: int, courses: int, prefix: str = "c") -> None:
         """Appends `total` fill_payload events, in batches of 1,000 (not timed)."""
         for start in range(0, total, 1000):
-            self.append_batch([fill_payload(i, courses, prefix) for i in range(start, min(total, start + 1000))])
+            self.append_batch(
+                [fill_payload(i, courses, prefix) for i in range(start, min(total, start + 1000))]
+            )
 
     def decide(self, course: str) -> int | None:
         """Reads a decision's context (the ENROLLED facts of `course`) into Python objects and
@@ -83,7 +85,9 @@ class Session:
         where the subject has one); returns how many events were handled."""
         raise Unsupported
 
-    def listen(self, deliver: Callable[[list[float]], None]) -> contextlib.AbstractContextManager[object]:
+    def listen(
+        self, deliver: Callable[[list[float]], None]
+    ) -> contextlib.AbstractContextManager[object]:
         """A live stream while the context is open: `deliver` gets the `sent` values of each
         delivered batch (see `ping`). Active when `__enter__` returns."""
         raise Unsupported

@@ -21,7 +21,9 @@ def timed(run: Callable[[], int]) -> tuple[int, float]:
     return items, time.perf_counter() - start
 
 
-def rate_for(op: Callable[[], int], budget: float, *, min_ops: int = 3, max_ops: int = 1_000_000) -> tuple[float, int]:
+def rate_for(
+    op: Callable[[], int], budget: float, *, min_ops: int = 3, max_ops: int = 1_000_000
+) -> tuple[float, int]:
     """Items per second over repeated calls of `op` (which returns how many items it did): at
     least `min_ops` calls, then more until `budget` seconds or `max_ops` calls. Returns (rate, calls)."""
     items = calls = 0

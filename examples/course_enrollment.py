@@ -25,9 +25,7 @@ SEATS = 3
 
 def course_context(course: str) -> EventQuery:
     """Every fact that decides whether a course has a free seat."""
-    return EventQuery(
-        [EventFilter(["StudentEnrolled", "StudentWithdrew"], [{"course": course}])]
-    )
+    return EventQuery([EventFilter(["StudentEnrolled", "StudentWithdrew"], [{"course": course}])])
 
 
 def enroll(store: factstr.EventStore, course: str, student: str) -> bool:
@@ -56,8 +54,12 @@ def enroll(store: factstr.EventStore, course: str, student: str) -> bool:
 
 def main(url: str) -> None:
     with factstr.connect(url) as store:
-        store.append([NewEvent("CourseOpened", {"course": "rust-101", "seats": SEATS}),
-                      NewEvent("CourseOpened", {"course": "python-201", "seats": SEATS})])
+        store.append(
+            [
+                NewEvent("CourseOpened", {"course": "rust-101", "seats": SEATS}),
+                NewEvent("CourseOpened", {"course": "python-201", "seats": SEATS}),
+            ]
+        )
 
         seats_taken: dict[str, int] = {}
         projection_updated = threading.Event()
@@ -96,7 +98,9 @@ def main(url: str) -> None:
         head = store.query(limit=0).current_context_version
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
-            cursors = {info.name: info.last_processed_sequence_number for info in store.durable_streams()}
+            cursors = {
+                info.name: info.last_processed_sequence_number for info in store.durable_streams()
+            }
             if cursors.get("seat-count") == head:
                 break
             projection_updated.wait(0.05)
@@ -107,8 +111,10 @@ def main(url: str) -> None:
             print(f"  cursor of {info.name!r}: {info.last_processed_sequence_number}")
 
         everything = store.query()
-        print(f"log: {len(everything.event_records)} facts, "
-              f"last sequence number {everything.current_context_version}")
+        print(
+            f"log: {len(everything.event_records)} facts, "
+            f"last sequence number {everything.current_context_version}"
+        )
 
 
 if __name__ == "__main__":

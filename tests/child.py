@@ -146,7 +146,11 @@ def own_mode(store: factstr.EventStore, tag: str, course: str, count: int) -> No
     results: list[list[int]] = []
     for seat in range(count):
         try:
-            result = store.append_if([NewEvent("SeatTaken", {"course": course, "by": tag, "seat": seat})], context, expected)
+            result = store.append_if(
+                [NewEvent("SeatTaken", {"course": course, "by": tag, "seat": seat})],
+                context,
+                expected,
+            )
         except factstr.ConditionalAppendConflict as conflict:
             conflicts += 1
             expected = conflict.actual_context_version
@@ -170,7 +174,9 @@ def unless_mode(store: factstr.EventStore, tag: str, attempts: int) -> None:
         seen = store.query(SHARED, limit=0)
         # Deciding takes a moment, in which another process may append.
         time.sleep(rng.random() * 0.002)
-        new = NewEvent("Counted", {"ctx": "shared", "by": tag, "seen": seen.current_context_version})
+        new = NewEvent(
+            "Counted", {"ctx": "shared", "by": tag, "seen": seen.current_context_version}
+        )
         try:
             store.append_unless([new], SHARED, seen.head_sequence_number)
         except factstr.ConditionalAppendConflict:
@@ -190,7 +196,9 @@ def lines_mode(store: factstr.EventStore) -> None:
             return
         results: list[list[int]] = []
         for size in (int(s) for s in line.split(",")):
-            new = [NewEvent("a" if i % 2 == 0 else "b", {"batch": batch, "i": i}) for i in range(size)]
+            new = [
+                NewEvent("a" if i % 2 == 0 else "b", {"batch": batch, "i": i}) for i in range(size)
+            ]
             deadline = time.monotonic() + 30.0
             while True:
                 try:
@@ -208,13 +216,13 @@ def lines_mode(store: factstr.EventStore) -> None:
 def bootstrap_mode(server_url: str, database: str, tag: str) -> None:
     say("ready")
     wait_for_parent()
-    with getattr(factstr, "PostgresStore").bootstrap(server_url, database) as store:
+    with factstr.PostgresStore.bootstrap(server_url, database) as store:
         say(result_triple(store.append([NewEvent("Booted", {"proc": tag})])))
 
 
 def open_store(target: str) -> factstr.EventStore:
     if target.startswith(("postgresql://", "postgres://")):
-        store: factstr.EventStore = getattr(factstr, "PostgresStore")(target)
+        store: factstr.EventStore = factstr.PostgresStore(target)
         return store
     return factstr.SqliteStore(target)
 

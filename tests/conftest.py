@@ -16,10 +16,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import factstr
 import pytest
 
-import factstr
-from tests.postgres_server import PostgresServer, postgres_store, require_postgres_store, start_server
+from tests.postgres_server import (
+    PostgresServer,
+    postgres_store,
+    require_postgres_store,
+    start_server,
+)
 from tests.processes import Spawn, spawner
 from tests.support import Store, StoreFactory
 
@@ -104,7 +109,9 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_store(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[StoreFactory]:
+def make_store(
+    store_kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[StoreFactory]:
     """A factory of store objects on the same backend (the same database for SQL stores).
 
     Every store it opened is closed at teardown.

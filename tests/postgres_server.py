@@ -51,9 +51,8 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import quote, unquote
 
-import pytest
-
 import factstr
+import pytest
 
 #: Set to a ``postgresql://`` URL (of a superuser, on any database) to test against that server
 #: instead of building a throwaway cluster. Restart and TLS tests are skipped then.
@@ -122,7 +121,9 @@ def _version_key(path: str) -> tuple[int, ...]:
 def find_bin_dir() -> Path:
     """The directory of ``initdb``/``pg_ctl``/``psql``: the highest Debian version, else ``PATH``."""
     candidates = [
-        d for d in glob.glob("/usr/lib/postgresql/*/bin/") if os.path.exists(os.path.join(d, "initdb"))
+        d
+        for d in glob.glob("/usr/lib/postgresql/*/bin/")
+        if os.path.exists(os.path.join(d, "initdb"))
     ]
     if candidates:
         return Path(max(candidates, key=lambda d: _version_key(d.rstrip("/"))))
@@ -168,7 +169,9 @@ def _run(cmd: list[str], what: str, timeout: float = SERVER_DEADLINE) -> str:
     return done.stdout
 
 
-def make_self_signed_cert(directory: Path, name: str = "server", common_name: str = "localhost") -> tuple[Path, Path]:
+def make_self_signed_cert(
+    directory: Path, name: str = "server", common_name: str = "localhost"
+) -> tuple[Path, Path]:
     """Writes ``<name>.crt`` and ``<name>.key`` (mode 0600) into ``directory``; returns both paths."""
     cert = directory / f"{name}.crt"
     key = directory / f"{name}.key"
@@ -202,7 +205,14 @@ class PostgresServer:
 
     # -- URLs and SQL -------------------------------------------------------------------------
 
-    def url_for(self, database: str, *, host: str | None = None, password: str | None = None, query: str = "") -> str:
+    def url_for(
+        self,
+        database: str,
+        *,
+        host: str | None = None,
+        password: str | None = None,
+        query: str = "",
+    ) -> str:
         """``postgresql://user[:password]@host:port/database[?query]``."""
         auth = quote(self.user, safe="")
         if password is not None:
@@ -212,8 +222,22 @@ class PostgresServer:
 
     def sql(self, statement: str, database: str = "postgres") -> str:
         """Runs one statement with ``psql`` and returns its unaligned, tuples-only output."""
-        cmd = [str(self.psql), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", self.url_for(database), "-c", statement]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=PSQL_DEADLINE, check=False)
+        cmd = [
+            str(self.psql),
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            self.url_for(database),
+            "-c",
+            statement,
+        ]
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=PSQL_DEADLINE, check=False
+        )
         if done.returncode != 0:
             raise RuntimeError(f"psql failed on {statement!r} in {database!r}:\n{done.stderr}")
         return done.stdout.strip()
@@ -271,7 +295,9 @@ class ThrowawayCluster(PostgresServer):
                 try:
                     owner = pwd.getpwnam("postgres")
                 except KeyError:
-                    raise PostgresUnavailable("running as root, but there is no 'postgres' user to run the server") from None
+                    raise PostgresUnavailable(
+                        "running as root, but there is no 'postgres' user to run the server"
+                    ) from None
                 self._as_postgres = ["runuser", "-u", "postgres", "--"]
                 os.chown(self.root, owner.pw_uid, owner.pw_gid)
             self.sockets.mkdir()
@@ -313,7 +339,11 @@ class ThrowawayCluster(PostgresServer):
                 f"-p {self.port}",
                 f"-k {self.sockets}",
                 "-c listen_addresses=127.0.0.1",
-                *(() if self.durable else ("-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off")),
+                *(
+                    ()
+                    if self.durable
+                    else ("-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off")
+                ),
                 "-c max_connections=200",
                 "-c ssl=on",
                 f"-c ssl_cert_file={self.cert_path}",
@@ -338,14 +368,28 @@ class ThrowawayCluster(PostgresServer):
                     return
             except OSError:
                 if time.monotonic() > deadline:
-                    raise PostgresUnavailable(f"the server does not accept TCP connections on port {self.port}") from None
+                    raise PostgresUnavailable(
+                        f"the server does not accept TCP connections on port {self.port}"
+                    ) from None
                 time.sleep(0.05)
 
     def stop(self, mode: str = "immediate") -> None:
         """Stops the cluster (``pg_ctl -m <mode> stop``); :meth:`start` brings it back."""
         if not self._running:
             return
-        _run([*self._as_postgres, str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"], "pg_ctl stop")
+        _run(
+            [
+                *self._as_postgres,
+                str(self.bin_dir / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-m",
+                mode,
+                "-w",
+                "stop",
+            ],
+            "pg_ctl stop",
+        )
         self._running = False
 
     def close(self) -> None:
@@ -360,15 +404,28 @@ class ExternalServer(PostgresServer):
     """A server named by ``FACTSTR_TEST_POSTGRES_URL``: used, never started or stopped."""
 
     def __init__(self, url: str) -> None:
-        match = re.match(r"^postgres(?:ql)?://(?:([^:@/]*)(?::([^@/]*))?@)?([^:/?]*)(?::(\d+))?", url)
+        match = re.match(
+            r"^postgres(?:ql)?://(?:([^:@/]*)(?::([^@/]*))?@)?([^:/?]*)(?::(\d+))?", url
+        )
         if match is None:
             raise PostgresUnavailable(f"{URL_ENV} is not a postgresql:// URL")
-        user, host, port = unquote(match.group(1) or "postgres"), match.group(3) or "127.0.0.1", int(match.group(4) or 5432)
+        user, host, port = (
+            unquote(match.group(1) or "postgres"),
+            match.group(3) or "127.0.0.1",
+            int(match.group(4) or 5432),
+        )
         super().__init__(url, host=host, port=port, user=user)
         self._given = url
         self._password = unquote(match.group(2)) if match.group(2) is not None else None
 
-    def url_for(self, database: str, *, host: str | None = None, password: str | None = None, query: str = "") -> str:
+    def url_for(
+        self,
+        database: str,
+        *,
+        host: str | None = None,
+        password: str | None = None,
+        query: str = "",
+    ) -> str:
         if database == "postgres" and host is None and password is None and not query:
             return self._given
         if password is None:

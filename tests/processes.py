@@ -14,9 +14,9 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import IO, Any, TypeAlias
 
 #: The script every child process runs.
@@ -39,7 +39,9 @@ def _pump(stream: IO[str], sink: queue.Queue[str | None]) -> None:
 class Child:
     """One running ``child.py``: send lines to its stdin, read JSON lines from its stdout."""
 
-    def __init__(self, args: list[str], cwd: Path | None = None, script: Path = CHILD_SCRIPT) -> None:
+    def __init__(
+        self, args: list[str], cwd: Path | None = None, script: Path = CHILD_SCRIPT
+    ) -> None:
         self.args = args
         self.proc = subprocess.Popen(
             [sys.executable, str(script), *args],
@@ -107,11 +109,15 @@ class Child:
         except subprocess.TimeoutExpired:
             self.kill()
             raise AssertionError(f"child {self.args} did not exit within {timeout}s") from None
-        assert code == 0, f"child {self.args} exited with {code}:\n{self.stderr_text(until_closed=True)}"
+        assert code == 0, (
+            f"child {self.args} exited with {code}:\n{self.stderr_text(until_closed=True)}"
+        )
 
     def sigkill(self) -> None:
         """Kills the child with SIGKILL and reaps it."""
-        assert self.proc.poll() is None, f"child {self.args} had already exited ({self.proc.returncode})"
+        assert self.proc.poll() is None, (
+            f"child {self.args} had already exited ({self.proc.returncode})"
+        )
         os.kill(self.proc.pid, signal.SIGKILL)
         code = self.proc.wait(timeout=CHILD_DEADLINE)
         assert code == -signal.SIGKILL
@@ -121,7 +127,9 @@ class Child:
         end_process(self.proc, self._pumps)
 
 
-def end_process(proc: subprocess.Popen[str], pumps: list[threading.Thread], deadline: float = CHILD_DEADLINE) -> None:
+def end_process(
+    proc: subprocess.Popen[str], pumps: list[threading.Thread], deadline: float = CHILD_DEADLINE
+) -> None:
     """Kills a process if it still runs, reaps it, stops the threads reading its output and
     closes its pipes (teardown of every child process the tests start)."""
     if proc.poll() is None:
@@ -149,7 +157,9 @@ def spawner() -> Iterator[Spawn]:
     """Starts child processes; every one still running at the end is killed."""
     started: list[Child] = []
 
-    def start(*args: str | Path | int, cwd: Path | None = None, script: Path = CHILD_SCRIPT) -> Child:
+    def start(
+        *args: str | Path | int, cwd: Path | None = None, script: Path = CHILD_SCRIPT
+    ) -> Child:
         child = Child([str(a) for a in args], cwd=cwd, script=script)
         started.append(child)
         return child

@@ -10,9 +10,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias
 
-import pytest
-
 import factstr
+import pytest
 
 #: The common base class of every store (MemoryStore, SqliteStore, PostgresStore).
 Store: TypeAlias = factstr.EventStore
@@ -24,7 +23,9 @@ StoreFactory: TypeAlias = Callable[[], Store]
 DEADLINE = 5.0
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = DEADLINE, what: str = "condition") -> None:
+def wait_for(
+    condition: Callable[[], bool], timeout: float = DEADLINE, what: str = "condition"
+) -> None:
     """Polls ``condition`` until it holds; fails the test when ``timeout`` passes first."""
     deadline = time.monotonic() + timeout
     while True:
@@ -79,11 +80,19 @@ class Collector:
 
     def wait_records(self, n: int, timeout: float = DEADLINE) -> list[factstr.EventRecord]:
         """Waits until at least ``n`` records have arrived and returns all records."""
-        wait_for(lambda: len(self.records) >= n, timeout, f"{n} delivered records (have {len(self.records)})")
+        wait_for(
+            lambda: len(self.records) >= n,
+            timeout,
+            f"{n} delivered records (have {len(self.records)})",
+        )
         return self.records
 
     def wait_batches(self, n: int, timeout: float = DEADLINE) -> list[list[factstr.EventRecord]]:
-        wait_for(lambda: len(self.batches) >= n, timeout, f"{n} delivered batches (have {len(self.batches)})")
+        wait_for(
+            lambda: len(self.batches) >= n,
+            timeout,
+            f"{n} delivered batches (have {len(self.batches)})",
+        )
         return self.batches
 
 
@@ -99,7 +108,9 @@ def cursor_of(store: Store, name: str) -> int | None:
     return None
 
 
-def replay_shapes(store: Store, name: str, query: factstr.EventQuery | None = None) -> list[list[int]]:
+def replay_shapes(
+    store: Store, name: str, query: factstr.EventQuery | None = None
+) -> list[list[int]]:
     """The batch shapes a durable subscription ``name`` replays (acknowledging all of them);
     the replay counts as finished once no batch comes for 0.3 s."""
     shapes: list[list[int]] = []
@@ -124,10 +135,15 @@ def assert_name_held(store: Store, name: str, *, subscribe: bool = False) -> Non
 
 
 def wait_cursor(store: Store, name: str, expected: int) -> None:
-    wait_for(lambda: cursor_of(store, name) == expected, what=f"cursor of {name!r} at {expected} (is {cursor_of(store, name)})")
+    wait_for(
+        lambda: cursor_of(store, name) == expected,
+        what=f"cursor of {name!r} at {expected} (is {cursor_of(store, name)})",
+    )
 
 
-def run_in_thread(target: Callable[[], object]) -> tuple[threading.Thread, list[BaseException], list[object]]:
+def run_in_thread(
+    target: Callable[[], object],
+) -> tuple[threading.Thread, list[BaseException], list[object]]:
     """Starts ``target`` in a daemon thread; returns the thread, its raised errors, its result."""
     errors: list[BaseException] = []
     results: list[object] = []
@@ -135,7 +151,7 @@ def run_in_thread(target: Callable[[], object]) -> tuple[threading.Thread, list[
     def run() -> None:
         try:
             results.append(target())
-        except BaseException as exc:  # noqa: BLE001 - handed back to the test
+        except BaseException as exc:
             errors.append(exc)
 
     thread = threading.Thread(target=run, daemon=True)
@@ -148,7 +164,12 @@ def python_child(body: str, open_code: str) -> subprocess.Popen[str]:
 
     ``body`` is dedented; it may print lines that the test reads from the child's stdout.
     """
-    source = "import json, sys, time\nimport factstr\nstore = " + open_code + "\n" + textwrap.dedent(body)
+    source = (
+        "import json, sys, time\nimport factstr\nstore = "
+        + open_code
+        + "\n"
+        + textwrap.dedent(body)
+    )
     return subprocess.Popen(
         [sys.executable, "-c", source],
         stdin=subprocess.PIPE,
@@ -166,7 +187,9 @@ def finish_child(child: subprocess.Popen[str], timeout: float = 60) -> str:
         child.kill()
         out, err = child.communicate()
         raise AssertionError(f"child process hung\nstdout:\n{out}\nstderr:\n{err}") from None
-    assert child.returncode == 0, f"child failed ({child.returncode})\nstdout:\n{out}\nstderr:\n{err}"
+    assert child.returncode == 0, (
+        f"child failed ({child.returncode})\nstdout:\n{out}\nstderr:\n{err}"
+    )
     return out
 
 

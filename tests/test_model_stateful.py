@@ -9,12 +9,12 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+import factstr
 import hypothesis.strategies as st
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-import factstr
 from tests.postgres_server import PostgresServer
 from tests.support import DEADLINE, Collector, cursor_of
 
@@ -38,9 +38,13 @@ class ModelQuery:
 def contains(payload: Any, pattern: Any) -> bool:
     """SPEC §3 containment, written independently of the engine."""
     if isinstance(pattern, dict):
-        return isinstance(payload, dict) and all(k in payload and contains(payload[k], v) for k, v in pattern.items())
+        return isinstance(payload, dict) and all(
+            k in payload and contains(payload[k], v) for k, v in pattern.items()
+        )
     if isinstance(pattern, list):
-        return isinstance(payload, list) and all(any(contains(have, want) for have in payload) for want in pattern)
+        return isinstance(payload, list) and all(
+            any(contains(have, want) for have in payload) for want in pattern
+        )
     if isinstance(pattern, bool) or isinstance(payload, bool):
         return isinstance(pattern, bool) and isinstance(payload, bool) and pattern == payload
     if isinstance(pattern, (int, float)):
@@ -90,7 +94,9 @@ class Model:
                 version = index + 1
         return version
 
-    def query(self, query: ModelQuery, limit: int | None) -> tuple[list[tuple[int, str, Any]], int | None, int | None]:
+    def query(
+        self, query: ModelQuery, limit: int | None
+    ) -> tuple[list[tuple[int, str, Any]], int | None, int | None]:
         after = query.min_sequence_number or 0
         records = [
             (index + 1, event_type, payload)
@@ -158,7 +164,12 @@ def sub_pattern(data: st.DataObject, value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**53:
         if data.draw(st.booleans()):
             return float(value)
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53 and data.draw(st.booleans()):
+    if (
+        isinstance(value, float)
+        and value.is_integer()
+        and abs(value) < 2**53
+        and data.draw(st.booleans())
+    ):
         return int(value)
     return value
 
@@ -218,7 +229,9 @@ class StoreVersusModel(RuleBasedStateMachine):
     def teardown(self) -> None:
         self.store.close()
 
-    def check_records(self, got: list[factstr.EventRecord], expected: list[tuple[int, str, Any]]) -> None:
+    def check_records(
+        self, got: list[factstr.EventRecord], expected: list[tuple[int, str, Any]]
+    ) -> None:
         assert [r.sequence_number for r in got] == [e[0] for e in expected]
         for record, (seq, event_type, payload) in zip(got, expected):
             assert record.event_type == event_type, seq
@@ -234,7 +247,11 @@ class StoreVersusModel(RuleBasedStateMachine):
             raise AssertionError("an empty append did not raise EmptyAppendError")
         result = self.store.append(to_new_events(batch))
         expected = self.model.commit(batch)
-        assert (result.first_sequence_number, result.last_sequence_number, result.committed_count) == expected
+        assert (
+            result.first_sequence_number,
+            result.last_sequence_number,
+            result.committed_count,
+        ) == expected
 
     @rule(
         data=st.data(),
@@ -262,14 +279,22 @@ class StoreVersusModel(RuleBasedStateMachine):
             return
         except factstr.ConditionalAppendConflict as conflict:
             assert batch, "an empty append_if must raise EmptyAppendError first"
-            assert expected_version != actual, f"conflict although {expected_version} is the version"
+            assert expected_version != actual, (
+                f"conflict although {expected_version} is the version"
+            )
             assert conflict.expected_context_version == expected_version
             assert conflict.actual_context_version == actual
             return
         assert batch, "an empty append_if succeeded"
-        assert expected_version == actual, f"append_if succeeded with {expected_version}, version is {actual}"
+        assert expected_version == actual, (
+            f"append_if succeeded with {expected_version}, version is {actual}"
+        )
         expected = self.model.commit(batch)
-        assert (result.first_sequence_number, result.last_sequence_number, result.committed_count) == expected
+        assert (
+            result.first_sequence_number,
+            result.last_sequence_number,
+            result.committed_count,
+        ) == expected
 
     @rule(data=st.data(), limit=st.one_of(st.none(), st.integers(0, 5)))
     def query(self, data: st.DataObject, limit: int | None) -> None:
@@ -289,7 +314,9 @@ class StoreVersusModel(RuleBasedStateMachine):
             return OTHER_QUERY, True
         return stored[0], False
 
-    def _check_cursor_after(self, name: str, query: ModelQuery, old: int, delivered: list[list[int]]) -> None:
+    def _check_cursor_after(
+        self, name: str, query: ModelQuery, old: int, delivered: list[list[int]]
+    ) -> None:
         cursor = cursor_of(self.store, name)
         assert cursor is not None
         low = old
@@ -370,7 +397,9 @@ class StoreVersusModel(RuleBasedStateMachine):
         total = self.model.head
         self.live.wait_records(total)
         assert self.live.batch_seqs() == expected_all
-        self.check_records(self.live.records, [(n, *self.model.events[n - 1]) for n in range(1, total + 1)])
+        self.check_records(
+            self.live.records, [(n, *self.model.events[n - 1]) for n in range(1, total + 1)]
+        )
         expected_sub = self.model.deliveries_after(0, self.live_query)
         while len(self.subscription_batches) < len(expected_sub):
             batch = self.subscription.next_batch(timeout=DEADLINE)
@@ -381,7 +410,10 @@ class StoreVersusModel(RuleBasedStateMachine):
 
     @invariant()
     def durable_listing_matches(self) -> None:
-        listing = {i.name: (i.query, i.last_processed_sequence_number) for i in self.store.durable_streams()}
+        listing = {
+            i.name: (i.query, i.last_processed_sequence_number)
+            for i in self.store.durable_streams()
+        }
         expected = {name: (q.build(), cursor) for name, (q, cursor) in self.model.durable.items()}
         assert listing == expected
 

@@ -14,4 +14,12 @@ from bench.subject import Subject
 
 Scenario = Callable[[list[Subject], Sizes], list[Result]]
 
-SCENARIOS: dict[str, Scenario] = {"s1": s1, "s2": s2, "s3": s3, "s4": s4, "s5": s5, "s6": s6, "s7": s7}
+SCENARIOS: dict[str, Scenario] = {
+    "s1": s1,
+    "s2": s2,
+    "s3": s3,
+    "s4": s4,
+    "s5": s5,
+    "s6": s6,
+    "s7": s7,
+}

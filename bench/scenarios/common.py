@@ -23,8 +23,13 @@ def fresh(subject: Subject) -> Iterator[tuple[Session, str]]:
         subject.drop(location)
 
 
-def for_each(subjects: list[Subject], capability: str, measure: Callable[[Subject], list[Result]],
-             scenario: str, case: str = "") -> list[Result]:
+def for_each(
+    subjects: list[Subject],
+    capability: str,
+    measure: Callable[[Subject], list[Result]],
+    scenario: str,
+    case: str = "",
+) -> list[Result]:
     """`measure(subject)` for each subject that has `capability`. A baseline that breaks gives a
     failed row and the run goes on; factstr breaking ends the run (that is a bug to see)."""
     results: list[Result] = []
@@ -39,6 +44,16 @@ def for_each(subjects: list[Subject], capability: str, measure: Callable[[Subjec
             if subject.role == "factstr":
                 raise
             traceback.print_exc(file=sys.stderr)
-            results.append(Result(scenario, case or "(all)", subject.group, subject.name, subject.role,
-                                  float("nan"), "", failed=f"{type(exc).__name__}: {exc}"[:200]))
+            results.append(
+                Result(
+                    scenario,
+                    case or "(all)",
+                    subject.group,
+                    subject.name,
+                    subject.role,
+                    float("nan"),
+                    "",
+                    failed=f"{type(exc).__name__}: {exc}"[:200],
+                )
+            )
     return results

@@ -23,7 +23,15 @@ def appender(subject: Subject, location: str, pipe: Connection) -> None:
             pipe.send("done")
 
 
-def decider(subject: Subject, location: str, worker: int, courses: int, ops: int, barrier: Any, pipe: Connection) -> None:
+def decider(
+    subject: Subject,
+    location: str,
+    worker: int,
+    courses: int,
+    ops: int,
+    barrier: Any,
+    pipe: Connection,
+) -> None:
     """S7: `ops` decisions (read the context, append_if) on this worker's own courses, which no
     other worker touches: every conflict is a false conflict."""
     report: dict[str, Any] = {"ok": 0, "false_conflicts": 0, "errors": 0, "error": ""}

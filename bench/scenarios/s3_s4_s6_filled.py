@@ -25,17 +25,22 @@ def s3(subjects: list[Subject], sizes: Sizes) -> list[Result]:
         courses = max(1, total // 100)
         case = f"append_if ~100-fact context, {total:,} facts"
 
-        def measure(subject: Subject, total: int = total, courses: int = courses, case: str = case) -> list[Result]:
+        def measure(
+            subject: Subject, total: int = total, courses: int = courses, case: str = case
+        ) -> list[Result]:
             location = fixtures.filled(subject, total)
             conflicts = 0
             counter = 0
             with subject.session(location) as session:
+
                 def decision() -> int:
                     nonlocal conflicts, counter
                     counter += 1
                     course = f"c{(counter * 7919) % courses}"
                     version = session.decide(course)
-                    if not session.append_if(course, {"course": course, "student": f"x{counter}", "amount": 1}, version):
+                    if not session.append_if(
+                        course, {"course": course, "student": f"x{counter}", "amount": 1}, version
+                    ):
                         conflicts += 1
                     return 1
 
@@ -46,8 +51,19 @@ def s3(subjects: list[Subject], sizes: Sizes) -> list[Result]:
             elif subject.name in small_rates:
                 extra["large/small"] = rate / small_rates[subject.name]
             failed = f"{conflicts} conflicts with no other writer" if conflicts else ""
-            return [Result("S3", case, subject.group, subject.name, subject.role, rate, "ops/s",
-                           extra=extra, failed=failed)]
+            return [
+                Result(
+                    "S3",
+                    case,
+                    subject.group,
+                    subject.name,
+                    subject.role,
+                    rate,
+                    "ops/s",
+                    extra=extra,
+                    failed=failed,
+                )
+            ]
 
         results += for_each(subjects, "s3", measure, "S3", case)
     return results
@@ -59,6 +75,7 @@ def s4(subjects: list[Subject], sizes: Sizes) -> list[Result]:
     def measure(subject: Subject) -> list[Result]:
         location = fixtures.filled(subject, sizes.small_store)
         with subject.session(location) as session:
+
             def read() -> int:
                 got = session.read(sizes.read_records)
                 if got != sizes.read_records:
@@ -78,8 +95,23 @@ def s6(subjects: list[Subject], sizes: Sizes) -> list[Result]:
         location = fixtures.filled(subject, sizes.large_store)
         with subject.session(location) as session:
             handled, seconds = timed(lambda: session.replay(f"replay-{time.monotonic_ns()}"))
-        failed = "" if handled >= sizes.large_store else f"replayed {handled} of {sizes.large_store}+ events"
-        return [Result("S6", case, subject.group, subject.name, subject.role, handled / seconds, "events/s",
-                       failed=failed, note="no stored cursor" if subject.role == "peer" else "")]
+        failed = (
+            ""
+            if handled >= sizes.large_store
+            else f"replayed {handled} of {sizes.large_store}+ events"
+        )
+        return [
+            Result(
+                "S6",
+                case,
+                subject.group,
+                subject.name,
+                subject.role,
+                handled / seconds,
+                "events/s",
+                failed=failed,
+                note="no stored cursor" if subject.role == "peer" else "",
+            )
+        ]
 
     return for_each(subjects, "s6", measure, "S6", case)

@@ -8,7 +8,7 @@ import time
 
 from bench.report import Result
 from bench.scenarios import processes
-from bench.scenarios.common import fresh, for_each
+from bench.scenarios.common import for_each, fresh
 from bench.sizes import Sizes
 from bench.subject import Subject, ping
 from bench.timing import percentile
@@ -34,7 +34,9 @@ def s5(subjects: list[Subject], sizes: Sizes) -> list[Result]:
             with fresh(subject) as (session, location), session.listen(deliver):
                 if cross:
                     parent, child = processes.context.Pipe()
-                    worker = processes.context.Process(target=processes.appender, args=(subject, location, child))
+                    worker = processes.context.Process(
+                        target=processes.appender, args=(subject, location, child)
+                    )
                     worker.start()
                     if not parent.poll(60):
                         raise RuntimeError("the appender process did not start")
@@ -44,8 +46,10 @@ def s5(subjects: list[Subject], sizes: Sizes) -> list[Result]:
                         parent.send("go")
                         parent.recv()
                 else:
+
                     def append() -> None:
                         session.append_one(ping())
+
                 try:
                     for _ in range(sizes.stream_rounds):
                         arrived.clear()
@@ -56,10 +60,25 @@ def s5(subjects: list[Subject], sizes: Sizes) -> list[Result]:
                     if cross:
                         parent.send(None)
                         worker.join(30)
-            failed = f"{lost} of {sizes.stream_rounds} pings not delivered within {DELIVERY_TIMEOUT:.0f} s" if lost else ""
-            return [Result("S5", case, subject.group, subject.name, subject.role, 1000 * percentile(delays, 0.5),
-                           "ms p50", higher_is_better=False, extra={"p99_ms": 1000 * percentile(delays, 0.99)},
-                           failed=failed)]
+            failed = (
+                f"{lost} of {sizes.stream_rounds} pings not delivered within {DELIVERY_TIMEOUT:.0f} s"
+                if lost
+                else ""
+            )
+            return [
+                Result(
+                    "S5",
+                    case,
+                    subject.group,
+                    subject.name,
+                    subject.role,
+                    1000 * percentile(delays, 0.5),
+                    "ms p50",
+                    higher_is_better=False,
+                    extra={"p99_ms": 1000 * percentile(delays, 0.99)},
+                    failed=failed,
+                )
+            ]
 
         results += for_each(subjects, "s5x" if cross else "s5", measure, "S5", case)
     return results

@@ -9,7 +9,7 @@ from typing import Any
 
 from bench.report import Result
 from bench.scenarios import processes
-from bench.scenarios.common import fresh, for_each
+from bench.scenarios.common import for_each, fresh
 from bench.sizes import Sizes
 from bench.subject import Subject
 
@@ -28,12 +28,17 @@ def s7(subjects: list[Subject], sizes: Sizes) -> list[Result]:
             pipes, workers = [], []
             for worker in range(sizes.workers):
                 parent, child = processes.context.Pipe()
-                process = processes.context.Process(target=processes.decider, args=(
-                    subject, location, worker, COURSES, sizes.worker_ops, barrier, child))
+                process = processes.context.Process(
+                    target=processes.decider,
+                    args=(subject, location, worker, COURSES, sizes.worker_ops, barrier, child),
+                )
                 process.start()
                 pipes.append(parent)
                 workers.append(process)
-            reports: list[dict[str, Any]] = [pipe.recv() if pipe.poll(600) else {"error": "no report within 600 s"} for pipe in pipes]
+            reports: list[dict[str, Any]] = [
+                pipe.recv() if pipe.poll(600) else {"error": "no report within 600 s"}
+                for pipe in pipes
+            ]
             for process in workers:
                 process.join(30)
         broken = [r["error"] for r in reports if "end" not in r]
@@ -47,8 +52,21 @@ def s7(subjects: list[Subject], sizes: Sizes) -> list[Result]:
         if false_conflicts:
             failed.append(f"{false_conflicts} FALSE CONFLICTS")
         if errors:
-            failed.append(f"{errors} errors, first: {next(r['error'] for r in reports if r['error']).strip().splitlines()[-1]}")
-        return [Result("S7", case, subject.group, subject.name, subject.role, ok / seconds, "ops/s",
-                       extra={"false_conflicts": false_conflicts, "errors": errors}, failed="; ".join(failed))]
+            failed.append(
+                f"{errors} errors, first: {next(r['error'] for r in reports if r['error']).strip().splitlines()[-1]}"
+            )
+        return [
+            Result(
+                "S7",
+                case,
+                subject.group,
+                subject.name,
+                subject.role,
+                ok / seconds,
+                "ops/s",
+                extra={"false_conflicts": false_conflicts, "errors": errors},
+                failed="; ".join(failed),
+            )
+        ]
 
     return for_each(subjects, "s7", measure, "S7", case)

@@ -9,8 +9,15 @@ from bench.subject import Subject
 def all_subjects(groups: set[str]) -> tuple[list[Subject], list[str]]:
     """The subjects of the given groups ("Memory", "SQLite", "Server"), and notes on any that
     cannot run here (missing package, missing binary)."""
-    from bench.subjects import eventsourcing_recorders, factstr_stores, floor_memory, floor_postgres, floor_sqlite
-    from bench.subjects import rust_crates, umadb_server
+    from bench.subjects import (
+        eventsourcing_recorders,
+        factstr_stores,
+        floor_memory,
+        floor_postgres,
+        floor_sqlite,
+        rust_crates,
+        umadb_server,
+    )
 
     subjects: list[Subject] = []
     notes: list[str] = []

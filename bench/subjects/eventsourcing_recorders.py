@@ -34,33 +34,52 @@ def encode(item: Payload) -> bytes:
 
 def pg_params(url: str) -> dict[str, Any]:
     from psycopg.conninfo import conninfo_to_dict
+
     info = conninfo_to_dict(url)
-    return {"dbname": info["dbname"], "host": info.get("host", "127.0.0.1"), "port": info.get("port", 5432),
-            "user": info.get("user", "postgres"), "password": info.get("password", "")}
+    return {
+        "dbname": info["dbname"],
+        "host": info.get("host", "127.0.0.1"),
+        "port": info.get("port", 5432),
+        "user": info.get("user", "postgres"),
+        "password": info.get("password", ""),
+    }
 
 
 # -- aggregate recorders -----------------------------------------------------------------------
 
+
 class AggregateSession(Session):
     def __init__(self, recorder: Any, datastore: Any) -> None:
         from eventsourcing.persistence import IntegrityError, StoredEvent
+
         self.recorder = recorder
         self.datastore = datastore
         self.StoredEvent = StoredEvent
         self.IntegrityError = IntegrityError
 
     def _event(self, aggregate: uuid.UUID, version: int, item: Payload) -> Any:
-        return self.StoredEvent(originator_id=aggregate, originator_version=version, topic=TOPIC, state=encode(item))
+        return self.StoredEvent(
+            originator_id=aggregate, originator_version=version, topic=TOPIC, state=encode(item)
+        )
 
     def append_batch(self, payloads: Sequence[Payload]) -> None:
         aggregate = uuid.uuid4()
-        self.recorder.insert_events([self._event(aggregate, v, p) for v, p in enumerate(payloads, 1)])
+        self.recorder.insert_events(
+            [self._event(aggregate, v, p) for v, p in enumerate(payloads, 1)]
+        )
 
     def fill(self, total: int, courses: int, prefix: str = "c") -> None:
         for start in range(0, total, 1000):
-            self.recorder.insert_events([
-                self._event(uuid.uuid5(COURSES, f"{prefix}{i % courses}"), i // courses + 1, fill_payload(i, courses, prefix))
-                for i in range(start, min(total, start + 1000))])
+            self.recorder.insert_events(
+                [
+                    self._event(
+                        uuid.uuid5(COURSES, f"{prefix}{i % courses}"),
+                        i // courses + 1,
+                        fill_payload(i, courses, prefix),
+                    )
+                    for i in range(start, min(total, start + 1000))
+                ]
+            )
 
     def decide(self, course: str) -> int | None:
         events = self.recorder.select_events(uuid.uuid5(COURSES, course))
@@ -69,7 +88,9 @@ class AggregateSession(Session):
 
     def append_if(self, course: str, item: Payload, version: int | None) -> bool:
         try:
-            self.recorder.insert_events([self._event(uuid.uuid5(COURSES, course), (version or 0) + 1, item)])
+            self.recorder.insert_events(
+                [self._event(uuid.uuid5(COURSES, course), (version or 0) + 1, item)]
+            )
         except self.IntegrityError:
             return False
         return True
@@ -83,7 +104,9 @@ class AggregateSession(Session):
         process recorder, which this comparison leaves out)."""
         position, handled = 0, 0
         while True:
-            page = self.recorder.select_notifications(start=position, limit=1000, inclusive_of_start=False)
+            page = self.recorder.select_notifications(
+                start=position, limit=1000, inclusive_of_start=False
+            )
             if not page:
                 return handled
             handled += len([json.loads(n.state) for n in page])
@@ -102,6 +125,7 @@ class SqliteAggregateSubject(Subject):
 
     def open(self, location: str) -> Session:
         from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+
         datastore = SQLiteDatastore(location)
         recorder = SQLiteApplicationRecorder(datastore)
         recorder.create_table()
@@ -123,6 +147,7 @@ class PostgresAggregateSubject(Subject):
 
     def open(self, location: str) -> Session:
         from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+
         datastore = PostgresDatastore(**pg_params(location))
         return AggregateSession(PostgresApplicationRecorder(datastore), datastore)
 
@@ -132,10 +157,12 @@ class PostgresAggregateSubject(Subject):
 
 # -- DCB recorders -----------------------------------------------------------------------------
 
+
 class DcbSession(Session):
     def __init__(self, recorder: Any, datastore: Any = None) -> None:
         from eventsourcing.dcb.api import DCBAppendCondition, DCBEvent, DCBQuery, DCBQueryItem
         from eventsourcing.persistence import IntegrityError
+
         self.recorder = recorder
         self.datastore = datastore
         self.DCBEvent, self.DCBQuery, self.DCBQueryItem = DCBEvent, DCBQuery, DCBQueryItem
@@ -143,7 +170,9 @@ class DcbSession(Session):
 
     def _event(self, item: Payload) -> Any:
         course = item.get("course")
-        return self.DCBEvent(type=ENROLLED, data=encode(item), tags=[f"course:{course}"] if course else [])
+        return self.DCBEvent(
+            type=ENROLLED, data=encode(item), tags=[f"course:{course}"] if course else []
+        )
 
     def _context(self, course: str) -> Any:
         return self.DCBQuery(items=[self.DCBQueryItem(types=[ENROLLED], tags=[f"course:{course}"])])
@@ -152,12 +181,17 @@ class DcbSession(Session):
         self.recorder.append([self._event(p) for p in payloads])
 
     def decide(self, course: str) -> int | None:
-        facts = [(e.position, json.loads(e.event.data)) for e in self.recorder.read(self._context(course))]
+        facts = [
+            (e.position, json.loads(e.event.data))
+            for e in self.recorder.read(self._context(course))
+        ]
         return facts[-1][0] if facts else None
 
     def append_if(self, course: str, item: Payload, version: int | None) -> bool:
         try:
-            self.recorder.append([self._event(item)], self.DCBAppendCondition(self._context(course), after=version))
+            self.recorder.append(
+                [self._event(item)], self.DCBAppendCondition(self._context(course), after=version)
+            )
         except self.IntegrityError:
             return False
         return True
@@ -194,6 +228,7 @@ _memory: dict[str, Any] = {}
 class MemoryDcbSubject(Subject):
     def create(self) -> str:
         from eventsourcing.dcb.popo import InMemoryDCBRecorder
+
         key = uuid.uuid4().hex
         _memory[key] = InMemoryDCBRecorder()
         return key
@@ -210,6 +245,7 @@ class PostgresDcbSubject(Subject):
     def create(self) -> str:
         from eventsourcing.dcb.postgres_tt import PostgresDCBRecorderTT
         from eventsourcing.postgres import PostgresDatastore
+
         url = env().pg_create()
         datastore = PostgresDatastore(**pg_params(url))
         PostgresDCBRecorderTT(datastore).create_table()
@@ -219,6 +255,7 @@ class PostgresDcbSubject(Subject):
     def open(self, location: str) -> Session:
         from eventsourcing.dcb.postgres_tt import PostgresDCBRecorderTT
         from eventsourcing.postgres import PostgresDatastore
+
         datastore = PostgresDatastore(**pg_params(location), pool_size=2)
         return DcbSession(PostgresDCBRecorderTT(datastore), datastore)
 
@@ -228,11 +265,14 @@ class PostgresDcbSubject(Subject):
 
 # -- the subjects ------------------------------------------------------------------------------
 
+
 def _available(notes: list[str]) -> bool:
     try:
         import eventsourcing  # noqa: F401
     except ImportError:
-        notes.append("eventsourcing is not installed (pip install -r bench/requirements.txt): its rows are missing")
+        notes.append(
+            "eventsourcing is not installed (pip install -r bench/requirements.txt): its rows are missing"
+        )
         return False
     return True
 
@@ -251,17 +291,30 @@ def _sqlite_default_synchronous() -> str:
 def memory_subjects(notes: list[str]) -> list[Subject]:
     if not _available(notes):
         return []
-    return [MemoryDcbSubject("eventsourcing InMemoryDCBRecorder", "Memory", "peer",
-                             frozenset({"s1", "s2", "s3", "s4"}), "none (process memory)")]
+    return [
+        MemoryDcbSubject(
+            "eventsourcing InMemoryDCBRecorder",
+            "Memory",
+            "peer",
+            frozenset({"s1", "s2", "s3", "s4"}),
+            "none (process memory)",
+        )
+    ]
 
 
 def sqlite_subjects(notes: list[str]) -> list[Subject]:
     if not _available(notes):
         return []
-    return [SqliteAggregateSubject("eventsourcing SQLiteApplicationRecorder", "SQLite", "peer",
-                                   frozenset({"s1", "s2", "s3", "s4", "s6", "s7"}),
-                                   f"SQLite WAL, synchronous={_sqlite_default_synchronous()} (SQLite's default; "
-                                   "eventsourcing sets none)")]
+    return [
+        SqliteAggregateSubject(
+            "eventsourcing SQLiteApplicationRecorder",
+            "SQLite",
+            "peer",
+            frozenset({"s1", "s2", "s3", "s4", "s6", "s7"}),
+            f"SQLite WAL, synchronous={_sqlite_default_synchronous()} (SQLite's default; "
+            "eventsourcing sets none)",
+        )
+    ]
 
 
 def postgres_subjects(notes: list[str]) -> list[Subject]:
@@ -269,8 +322,18 @@ def postgres_subjects(notes: list[str]) -> list[Subject]:
         return []
     durability = env().pg_durability()
     return [
-        PostgresAggregateSubject("eventsourcing PostgresApplicationRecorder", "Server", "peer",
-                                 frozenset({"s1", "s2", "s3", "s4", "s6", "s7"}), durability),
-        PostgresDcbSubject("eventsourcing PostgresDCBRecorderTT", "Server", "peer",
-                           frozenset({"s1", "s2", "s3", "s4", "s5", "s5x", "s7"}), durability),
+        PostgresAggregateSubject(
+            "eventsourcing PostgresApplicationRecorder",
+            "Server",
+            "peer",
+            frozenset({"s1", "s2", "s3", "s4", "s6", "s7"}),
+            durability,
+        ),
+        PostgresDcbSubject(
+            "eventsourcing PostgresDCBRecorderTT",
+            "Server",
+            "peer",
+            frozenset({"s1", "s2", "s3", "s4", "s5", "s5x", "s7"}),
+            durability,
+        ),
     ]

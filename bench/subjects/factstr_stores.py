@@ -56,7 +56,9 @@ class FactstrSession(Session):
             pass
         return handled
 
-    def listen(self, deliver: Callable[[list[float]], None]) -> contextlib.AbstractContextManager[object]:
+    def listen(
+        self, deliver: Callable[[list[float]], None]
+    ) -> contextlib.AbstractContextManager[object]:
         def handler(batch: list[factstr.EventRecord]) -> None:
             deliver([r.payload["sent"] for r in batch])
 
@@ -118,14 +120,26 @@ class PostgresSubject(Subject):
 
 
 def memory() -> Subject:
-    return MemorySubject("factstr MemoryStore", "Memory", "factstr", ALL_CAPABILITIES - {"s5x", "s7"},
-                         "none (process memory)")
+    return MemorySubject(
+        "factstr MemoryStore",
+        "Memory",
+        "factstr",
+        ALL_CAPABILITIES - {"s5x", "s7"},
+        "none (process memory)",
+    )
 
 
 def sqlite() -> Subject:
-    return SqliteSubject("factstr SqliteStore", "SQLite", "factstr", ALL_CAPABILITIES,
-                         "SQLite WAL, synchronous=FULL (fsync at every commit)")
+    return SqliteSubject(
+        "factstr SqliteStore",
+        "SQLite",
+        "factstr",
+        ALL_CAPABILITIES,
+        "SQLite WAL, synchronous=FULL (fsync at every commit)",
+    )
 
 
 def postgres() -> Subject:
-    return PostgresSubject("factstr PostgresStore", "Server", "factstr", ALL_CAPABILITIES, env().pg_durability())
+    return PostgresSubject(
+        "factstr PostgresStore", "Server", "factstr", ALL_CAPABILITIES, env().pg_durability()
+    )

@@ -64,7 +64,7 @@ class ListSession(Session):
         position = self.log.cursors.get(name, 0)
         while True:
             with self.log.lock:
-                page = self.log.rows[position:position + 1000]
+                page = self.log.rows[position : position + 1000]
             if not page:
                 return handled
             handled += len(page)
@@ -90,5 +90,10 @@ class ListSubject(Subject):
 
 
 def subject() -> Subject:
-    return ListSubject("floor: python list + lock", "Memory", "floor", frozenset({"s1", "s2", "s3", "s4", "s6"}),
-                       "none (process memory)")
+    return ListSubject(
+        "floor: python list + lock",
+        "Memory",
+        "floor",
+        frozenset({"s1", "s2", "s3", "s4", "s6"}),
+        "none (process memory)",
+    )

@@ -44,12 +44,17 @@ SELECT min(sequence_number), max(sequence_number) FROM ins, (SELECT pg_notify('b
 HAVING count(*) > 0
 """
 UNCONDITIONAL = INSERT.format(condition="TRUE")
-CONDITIONAL = INSERT.format(condition=(
-    "(SELECT MAX(sequence_number) FROM events WHERE event_type = %(type)s AND payload @> %(context)s::jsonb) "
-    "IS NOT DISTINCT FROM %(version)s::bigint"))
+CONDITIONAL = INSERT.format(
+    condition=(
+        "(SELECT MAX(sequence_number) FROM events WHERE event_type = %(type)s AND payload @> %(context)s::jsonb) "
+        "IS NOT DISTINCT FROM %(version)s::bigint"
+    )
+)
 LOCK = "LOCK TABLE events, append_batches IN EXCLUSIVE MODE"
-CONTEXT = ("SELECT sequence_number, payload FROM events WHERE event_type = %s AND payload @> %s::jsonb "
-           "ORDER BY sequence_number")
+CONTEXT = (
+    "SELECT sequence_number, payload FROM events WHERE event_type = %s AND payload @> %s::jsonb "
+    "ORDER BY sequence_number"
+)
 
 
 def dumps(item: Payload) -> str:
@@ -75,35 +80,51 @@ class PgFloorSession(Session):
         return rows[-1][0] if rows else None
 
     def append_if(self, course: str, item: Payload, version: int | None) -> bool:
-        params = {"type": ENROLLED, "payloads": [dumps(item)], "context": dumps({"course": course}), "version": version}
+        params = {
+            "type": ENROLLED,
+            "payloads": [dumps(item)],
+            "context": dumps({"course": course}),
+            "version": version,
+        }
         return self._write(CONDITIONAL, params) == 1
 
     def read(self, limit: int) -> int:
-        rows = self.db.execute("SELECT sequence_number, occurred_at, event_type, payload FROM events "
-                               "ORDER BY sequence_number LIMIT %s", (limit,)).fetchall()
+        rows = self.db.execute(
+            "SELECT sequence_number, occurred_at, event_type, payload FROM events "
+            "ORDER BY sequence_number LIMIT %s",
+            (limit,),
+        ).fetchall()
         return len(rows)
 
     def replay(self, name: str) -> int:
-        row = self.db.execute("SELECT position FROM bench_cursors WHERE name = %s", (name,)).fetchone()
+        row = self.db.execute(
+            "SELECT position FROM bench_cursors WHERE name = %s", (name,)
+        ).fetchone()
         position = row[0] if row else 0
         handled = 0
         while True:
-            rows = self.db.execute("SELECT sequence_number, occurred_at, event_type, payload FROM events "
-                                   "WHERE sequence_number > %s ORDER BY sequence_number LIMIT 1000",
-                                   (position,)).fetchall()
+            rows = self.db.execute(
+                "SELECT sequence_number, occurred_at, event_type, payload FROM events "
+                "WHERE sequence_number > %s ORDER BY sequence_number LIMIT 1000",
+                (position,),
+            ).fetchall()
             if not rows:
                 return handled
             handled += len(rows)
             position = rows[-1][0]
-            self.db.execute("INSERT INTO bench_cursors VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET position = %s",
-                            (name, position, position))
+            self.db.execute(
+                "INSERT INTO bench_cursors VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET position = %s",
+                (name, position, position),
+            )
 
     @contextlib.contextmanager
     def listen(self, deliver: Callable[[list[float]], None]) -> Iterator[object]:
         listener: psycopg.Connection[Any] = psycopg.connect(self.url, autocommit=True)
         reader: psycopg.Connection[Any] = psycopg.connect(self.url, autocommit=True)
         listener.execute(f"LISTEN {CHANNEL}")
-        position = reader.execute("SELECT COALESCE(MAX(sequence_number), 0) FROM events").fetchone()[0]  # type: ignore[index]
+        position = reader.execute(
+            "SELECT COALESCE(MAX(sequence_number), 0) FROM events"
+        ).fetchone()[0]  # type: ignore[index]
         stop = threading.Event()
 
         def run() -> None:
@@ -112,8 +133,11 @@ class PgFloorSession(Session):
                 notified = any(True for _ in listener.notifies(timeout=0.1, stop_after=1))
                 if not notified:
                     continue
-                rows = reader.execute("SELECT sequence_number, payload FROM events WHERE sequence_number > %s "
-                                      "ORDER BY sequence_number", (position,)).fetchall()
+                rows = reader.execute(
+                    "SELECT sequence_number, payload FROM events WHERE sequence_number > %s "
+                    "ORDER BY sequence_number",
+                    (position,),
+                ).fetchall()
                 if rows:
                     position = rows[-1][0]
                     deliver([r[1]["sent"] for r in rows])
@@ -148,5 +172,10 @@ class PgFloorSubject(Subject):
 
 
 def subject() -> Subject:
-    return PgFloorSubject("floor: psycopg", "Server", "floor", frozenset({"s1", "s2", "s3", "s4", "s5", "s5x", "s6", "s7"}),
-                          env().pg_durability())
+    return PgFloorSubject(
+        "floor: psycopg",
+        "Server",
+        "floor",
+        frozenset({"s1", "s2", "s3", "s4", "s5", "s5x", "s6", "s7"}),
+        env().pg_durability(),
+    )

@@ -49,9 +49,13 @@ class SqliteFloorSession(Session):
         """Inside a write transaction: numbers and inserts one batch."""
         head = self.db.execute("SELECT COALESCE(MAX(sequence_number), 0) FROM events").fetchone()[0]
         stamp = now_text()
-        self.db.executemany("INSERT INTO events VALUES (?, ?, ?, ?)",
-                            [(head + 1 + i, stamp, ENROLLED, dumps(p)) for i, p in enumerate(payloads)])
-        self.db.execute("INSERT INTO append_batches VALUES (?, ?)", (head + 1, head + len(payloads)))
+        self.db.executemany(
+            "INSERT INTO events VALUES (?, ?, ?, ?)",
+            [(head + 1 + i, stamp, ENROLLED, dumps(p)) for i, p in enumerate(payloads)],
+        )
+        self.db.execute(
+            "INSERT INTO append_batches VALUES (?, ?)", (head + 1, head + len(payloads))
+        )
 
     def append_batch(self, payloads: Sequence[Payload]) -> None:
         self.db.execute("BEGIN IMMEDIATE")
@@ -63,16 +67,20 @@ class SqliteFloorSession(Session):
             raise
 
     def decide(self, course: str) -> int | None:
-        rows = self.db.execute(f"SELECT sequence_number, payload FROM events WHERE {CONTEXT_WHERE} "
-                               "ORDER BY sequence_number", (ENROLLED, course)).fetchall()
+        rows = self.db.execute(
+            f"SELECT sequence_number, payload FROM events WHERE {CONTEXT_WHERE} "
+            "ORDER BY sequence_number",
+            (ENROLLED, course),
+        ).fetchall()
         facts = [(n, json.loads(p)) for n, p in rows]
         return facts[-1][0] if facts else None
 
     def append_if(self, course: str, item: Payload, version: int | None) -> bool:
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            actual = self.db.execute(f"SELECT MAX(sequence_number) FROM events WHERE {CONTEXT_WHERE}",
-                                     (ENROLLED, course)).fetchone()[0]
+            actual = self.db.execute(
+                f"SELECT MAX(sequence_number) FROM events WHERE {CONTEXT_WHERE}", (ENROLLED, course)
+            ).fetchone()[0]
             if actual != version:
                 self.db.execute("ROLLBACK")
                 return False
@@ -84,25 +92,34 @@ class SqliteFloorSession(Session):
             raise
 
     def read(self, limit: int) -> int:
-        rows = self.db.execute("SELECT sequence_number, occurred_at, event_type, payload FROM events "
-                               "ORDER BY sequence_number LIMIT ?", (limit,)).fetchall()
+        rows = self.db.execute(
+            "SELECT sequence_number, occurred_at, event_type, payload FROM events "
+            "ORDER BY sequence_number LIMIT ?",
+            (limit,),
+        ).fetchall()
         return len([(n, t, e, json.loads(p)) for n, t, e, p in rows])
 
     def replay(self, name: str) -> int:
         """Pages of 1,000 events, decoded, then the cursor saved (one small commit per page)."""
-        row = self.db.execute("SELECT position FROM bench_cursors WHERE name = ?", (name,)).fetchone()
+        row = self.db.execute(
+            "SELECT position FROM bench_cursors WHERE name = ?", (name,)
+        ).fetchone()
         position = row[0] if row else 0
         handled = 0
         while True:
-            rows = self.db.execute("SELECT sequence_number, occurred_at, event_type, payload FROM events "
-                                   "WHERE sequence_number > ? ORDER BY sequence_number LIMIT 1000",
-                                   (position,)).fetchall()
+            rows = self.db.execute(
+                "SELECT sequence_number, occurred_at, event_type, payload FROM events "
+                "WHERE sequence_number > ? ORDER BY sequence_number LIMIT 1000",
+                (position,),
+            ).fetchall()
             if not rows:
                 return handled
             handled += len([(n, t, e, json.loads(p)) for n, t, e, p in rows])
             position = rows[-1][0]
-            self.db.execute("INSERT INTO bench_cursors VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET position = ?",
-                            (name, position, position))
+            self.db.execute(
+                "INSERT INTO bench_cursors VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET position = ?",
+                (name, position, position),
+            )
 
     def close(self) -> None:
         self.db.close()
@@ -123,6 +140,10 @@ class SqliteFloorSubject(Subject):
 
 
 def subject() -> Subject:
-    return SqliteFloorSubject("floor: python sqlite3", "SQLite", "floor",
-                              frozenset({"s1", "s2", "s3", "s4", "s6", "s7"}),
-                              "SQLite WAL, synchronous=FULL (fsync at every commit)")
+    return SqliteFloorSubject(
+        "floor: python sqlite3",
+        "SQLite",
+        "floor",
+        frozenset({"s1", "s2", "s3", "s4", "s6", "s7"}),
+        "SQLite WAL, synchronous=FULL (fsync at every commit)",
+    )

@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import subprocess
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,21 +35,33 @@ def binary() -> Path | None:
         cargo = shutil.which("cargo")
         if cargo is None:
             return None
-        built = subprocess.run([cargo, "build", "--release", "--locked", "--manifest-path", str(MANIFEST)],
-                               env={**os.environ, "CARGO_TARGET_DIR": str(target)}, capture_output=True)
+        built = subprocess.run(
+            [cargo, "build", "--release", "--locked", "--manifest-path", str(MANIFEST)],
+            env={**os.environ, "CARGO_TARGET_DIR": str(target)},
+            capture_output=True,
+        )
         if built.returncode != 0:
             return None
     return path if path.exists() else None
 
 
 def context(course: str) -> dict[str, Any]:
-    return {"filters": [{"event_types": [ENROLLED], "payload_predicates": [{"course": course}]}], "min": None}
+    return {
+        "filters": [{"event_types": [ENROLLED], "payload_predicates": [{"course": course}]}],
+        "min": None,
+    }
 
 
 class RustSession(Session):
     def __init__(self, program: Path, open_line: dict[str, Any]) -> None:
-        self.proc = subprocess.Popen([str(program)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True, bufsize=1)
+        self.proc = subprocess.Popen(
+            [str(program)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
         self.request(open_line)
 
     def request(self, line: dict[str, Any]) -> Any:
@@ -63,15 +74,21 @@ class RustSession(Session):
         return reply["ok"]
 
     def append_batch(self, payloads: Sequence[Payload]) -> None:
-        self.request({"op": "append", "events": [{"type": ENROLLED, "payload": p} for p in payloads]})
+        self.request(
+            {"op": "append", "events": [{"type": ENROLLED, "payload": p} for p in payloads]}
+        )
 
     def decide(self, course: str) -> int | None:
         version: int | None = self.request({"op": "query", "query": context(course)})["version"]
         return version
 
     def append_if(self, course: str, item: Payload, version: int | None) -> bool:
-        line = {"op": "append_if", "events": [{"type": ENROLLED, "payload": item}], "query": context(course),
-                "expected": version}
+        line = {
+            "op": "append_if",
+            "events": [{"type": ENROLLED, "payload": item}],
+            "query": context(course),
+            "expected": version,
+        }
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(json.dumps(line) + "\n")
         self.proc.stdin.flush()
@@ -120,7 +137,11 @@ class RustSubject(Subject):
         assert program is not None
         if self.kind == "memory":
             raise Unsupported  # an upstream memory store lives in one process: see subjects()
-        line = {"open": "sqlite", "path": location} if self.kind == "sqlite" else {"open": "postgres", "url": location}
+        line = (
+            {"open": "sqlite", "path": location}
+            if self.kind == "sqlite"
+            else {"open": "postgres", "url": location}
+        )
         return RustSession(program, line)
 
     def drop(self, location: str) -> None:
@@ -132,16 +153,36 @@ class RustSubject(Subject):
 
 def subjects(groups: set[str], notes: list[str]) -> list[Subject]:
     if binary() is None:
-        notes.append("FACTSTR Rust 0.5.2 crates: not measured (rust/factstr-parity could not be built)")
+        notes.append(
+            "FACTSTR Rust 0.5.2 crates: not measured (rust/factstr-parity could not be built)"
+        )
         return []
-    notes.append("FACTSTR Rust 0.5.2 crates: driven through rust/factstr-parity, one pipe round trip per "
-                 "operation (replay timed in-process); memory store not measured (it lives in one process, "
-                 "and every scenario opens stores more than once)")
+    notes.append(
+        "FACTSTR Rust 0.5.2 crates: driven through rust/factstr-parity, one pipe round trip per "
+        "operation (replay timed in-process); memory store not measured (it lives in one process, "
+        "and every scenario opens stores more than once)"
+    )
     chosen: list[Subject] = []
     if "SQLite" in groups:
-        chosen.append(RustSubject("Rust factstr-sqlite 0.5.2", "SQLite", "rust", CAPABILITIES,
-                                  "SQLite WAL, synchronous=FULL (upstream's setting)", "sqlite"))
+        chosen.append(
+            RustSubject(
+                "Rust factstr-sqlite 0.5.2",
+                "SQLite",
+                "rust",
+                CAPABILITIES,
+                "SQLite WAL, synchronous=FULL (upstream's setting)",
+                "sqlite",
+            )
+        )
     if "Server" in groups:
-        chosen.append(RustSubject("Rust factstr-postgres 0.5.2", "Server", "rust", CAPABILITIES,
-                                  env().pg_durability(), "postgres"))
+        chosen.append(
+            RustSubject(
+                "Rust factstr-postgres 0.5.2",
+                "Server",
+                "rust",
+                CAPABILITIES,
+                env().pg_durability(),
+                "postgres",
+            )
+        )
     return chosen

@@ -19,6 +19,7 @@ from bench.subject import ENROLLED, Payload, Session, Subject
 class UmaSession(Session):
     def __init__(self, url: str) -> None:
         import umadb
+
         self.umadb = umadb
         self.url = url
         self.client = umadb.Client(url)
@@ -35,12 +36,17 @@ class UmaSession(Session):
         self.client.append([self._event(p) for p in payloads])
 
     def decide(self, course: str) -> int | None:
-        facts = [(e.position, json.loads(e.event.data)) for e in self.client.read(self._context(course))]
+        facts = [
+            (e.position, json.loads(e.event.data)) for e in self.client.read(self._context(course))
+        ]
         return facts[-1][0] if facts else None
 
     def append_if(self, course: str, item: Payload, version: int | None) -> bool:
         try:
-            self.client.append([self._event(item)], self.umadb.AppendCondition(self._context(course), after=version))
+            self.client.append(
+                [self._event(item)],
+                self.umadb.AppendCondition(self._context(course), after=version),
+            )
         except self.umadb.IntegrityError:
             return False
         return True
@@ -94,12 +100,21 @@ def subjects(notes: list[str]) -> list[Subject]:
     try:
         import umadb  # noqa: F401
     except ImportError:
-        notes.append("umadb is not installed (pip install -r bench/requirements.txt): its rows are missing")
+        notes.append(
+            "umadb is not installed (pip install -r bench/requirements.txt): its rows are missing"
+        )
         return []
     # The server says at start-up how it writes; start one to read it for the durability column.
     probe = env().uma_create()
     line = env().uma_sync_line
     env().uma_drop(probe)
     said = line.split("UmaDB ", 1)[-1] if line else "not reported"
-    return [UmaSubject("UmaDB (gRPC server)", "Server", "peer", frozenset({"s1", "s2", "s3", "s4", "s5", "s5x", "s6", "s7"}),
-                       f"UmaDB server defaults; its log says: '{said}'")]
+    return [
+        UmaSubject(
+            "UmaDB (gRPC server)",
+            "Server",
+            "peer",
+            frozenset({"s1", "s2", "s3", "s4", "s5", "s5x", "s6", "s7"}),
+            f"UmaDB server defaults; its log says: '{said}'",
+        )
+    ]

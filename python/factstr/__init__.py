@@ -11,7 +11,6 @@ from importlib.metadata import version as _version
 
 from factstr import _streams  # noqa: F401  (stops handler threads at exit; see its docstring)
 from factstr._connect import connect
-from factstr._json import json_default
 from factstr._errors import (
     BackendError,
     CommitOutcomeUnknown,
@@ -40,6 +39,7 @@ from factstr._factstr import (
     SqliteStore,
     Subscription,
 )
+from factstr._json import json_default
 
 # Single-sourced: maturin writes the Cargo workspace version into the package metadata.
 __version__: str = _version("factstr")

@@ -30,7 +30,9 @@ def _seconds(name: str, value: str) -> float:
     try:
         return float(value)
     except ValueError:
-        raise ValueError(f"URL parameter {name} must be a number of seconds, got {value!r}") from None
+        raise ValueError(
+            f"URL parameter {name} must be a number of seconds, got {value!r}"
+        ) from None
 
 
 def _count(name: str, value: str) -> int:

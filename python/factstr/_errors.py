@@ -30,7 +30,9 @@ class ConditionalAppendConflict(FactstrError):
     expected_context_version: int | None
     actual_context_version: int | None
 
-    def __init__(self, expected_context_version: int | None, actual_context_version: int | None) -> None:
+    def __init__(
+        self, expected_context_version: int | None, actual_context_version: int | None
+    ) -> None:
         self.expected_context_version = expected_context_version
         self.actual_context_version = actual_context_version
         super().__init__(

@@ -2,12 +2,12 @@
 
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from types import TracebackType
 from os import PathLike
 from pathlib import Path
-from typing import Any, Literal, final
+from types import TracebackType
+from typing import Any, Literal, Self, final
 
-from typing_extensions import Self, disjoint_base
+from typing_extensions import disjoint_base
 
 __all__ = [
     "AppendResult",
@@ -40,7 +40,9 @@ class NewEvent:
     `default`, like `json.dumps`'s, turns a non-JSON value into one that is converted in turn
     (`factstr.json_default` handles datetimes, UUIDs, decimals, enums, dataclasses, pydantic)."""
 
-    def __new__(cls, event_type: str, payload: _JSON, *, default: Callable[[Any], object] | None = None) -> Self: ...
+    def __new__(
+        cls, event_type: str, payload: _JSON, *, default: Callable[[Any], object] | None = None
+    ) -> Self: ...
     __match_args__ = ("event_type", "payload")
     def __hash__(self) -> int: ...
     def __reduce__(self) -> tuple[type[Self], tuple[Any, ...]]: ...
@@ -111,7 +113,9 @@ class EventQuery:
 class EventRecord:
     """A committed fact."""
 
-    def __new__(cls, sequence_number: int, occurred_at: datetime, event_type: str, payload: _JSON) -> Self: ...
+    def __new__(
+        cls, sequence_number: int, occurred_at: datetime, event_type: str, payload: _JSON
+    ) -> Self: ...
     __match_args__ = ("sequence_number", "occurred_at", "event_type", "payload")
     def __hash__(self) -> int: ...
     def __reduce__(self) -> tuple[type[Self], tuple[Any, ...]]: ...
@@ -143,7 +147,12 @@ class QueryResult:
         current_context_version: int | None,
         head_sequence_number: int | None = None,
     ) -> Self: ...
-    __match_args__ = ("event_records", "last_returned_sequence_number", "current_context_version", "head_sequence_number")
+    __match_args__ = (
+        "event_records",
+        "last_returned_sequence_number",
+        "current_context_version",
+        "head_sequence_number",
+    )
     def __hash__(self) -> int: ...
     def __reduce__(self) -> tuple[type[Self], tuple[Any, ...]]: ...
     def __copy__(self) -> Self: ...
@@ -169,7 +178,9 @@ class QueryResult:
 class AppendResult:
     """What an append returns: the first and last sequence numbers given and how many facts."""
 
-    def __new__(cls, first_sequence_number: int, last_sequence_number: int, committed_count: int) -> Self: ...
+    def __new__(
+        cls, first_sequence_number: int, last_sequence_number: int, committed_count: int
+    ) -> Self: ...
     __match_args__ = ("first_sequence_number", "last_sequence_number", "committed_count")
     def __reduce__(self) -> tuple[type[Self], tuple[Any, ...]]: ...
     def __copy__(self) -> Self: ...
@@ -294,7 +305,9 @@ class EventStore:
         """
     def query(self, query: EventQuery | None = None, *, limit: int | None = None) -> QueryResult:
         """The matching facts in sequence order (at most `limit`), with the context version."""
-    def iter_query(self, query: EventQuery | None = None, *, page_size: int = 10000) -> Iterator[EventRecord]:
+    def iter_query(
+        self, query: EventQuery | None = None, *, page_size: int = 10000
+    ) -> Iterator[EventRecord]:
         """The matching records one by one in ascending order, read `page_size` at a time (each
         page a snapshot of its own: a record committed meanwhile may appear; none is skipped or
         repeated). Holds about `page_size` records, however many match."""
@@ -304,17 +317,23 @@ class EventStore:
         """Calls `handler` with the matching events of every batch committed from now on."""
     def stream_all_durable(self, durable: str | DurableStream, handler: _Handler) -> EventStream:
         """Replays every batch after the stored cursor of `durable`, then goes on live."""
-    def stream_to_durable(self, durable: str | DurableStream, query: EventQuery, handler: _Handler) -> EventStream:
+    def stream_to_durable(
+        self, durable: str | DurableStream, query: EventQuery, handler: _Handler
+    ) -> EventStream:
         """Like `stream_to`, delivering from the durable stream's saved cursor and saving it after
         each handled batch, so a restart resumes where it stopped.
         """
-    def subscribe(self, query: EventQuery | None = None, *, durable: str | DurableStream | None = None) -> Subscription:
+    def subscribe(
+        self, query: EventQuery | None = None, *, durable: str | DurableStream | None = None
+    ) -> Subscription:
         """An iterator of batches: live, or durable (replaying from the stored cursor) when
         `durable` names a stream.
         """
     def durable_streams(self) -> list[DurableStreamInfo]:
         """The stored durable cursors (name, query, last processed sequence number)."""
-    def reset_durable_stream(self, name: str | DurableStream, sequence_number: int | None = None) -> None:
+    def reset_durable_stream(
+        self, name: str | DurableStream, sequence_number: int | None = None
+    ) -> None:
         """Sets the cursor of an inactive durable stream (0: replay everything again)."""
     def delete_durable_stream(self, name: str | DurableStream) -> None:
         """Deletes a durable stream's cursor (refused while it is running)."""

@@ -27,7 +27,9 @@ def deliver(worker: Any) -> None:
         try:
             batch = worker.next_batch()
         except Exception as error:  # the store stayed unreachable past its reconnect window
-            _logger.warning("stream %d stopped: reading the next batch failed", worker.id, exc_info=error)
+            _logger.warning(
+                "stream %d stopped: reading the next batch failed", worker.id, exc_info=error
+            )
             worker.fail(error)
             return
         if batch is None:
@@ -37,11 +39,16 @@ def deliver(worker: Any) -> None:
         except BaseException as error:
             if worker.durable_name is None:
                 # SPEC §5: reported with its traceback; the live stream goes on.
-                _logger.warning("handler of stream %d raised; the stream goes on", worker.id, exc_info=error)
+                _logger.warning(
+                    "handler of stream %d raised; the stream goes on", worker.id, exc_info=error
+                )
                 continue
             # SPEC §6: a durable stream stops at the failed batch; its cursor stays before it.
             _logger.warning(
-                "durable stream %r (stream %d) stopped: its handler raised", worker.durable_name, worker.id, exc_info=error
+                "durable stream %r (stream %d) stopped: its handler raised",
+                worker.durable_name,
+                worker.id,
+                exc_info=error,
             )
             worker.fail(error)
             return
@@ -49,7 +56,10 @@ def deliver(worker: Any) -> None:
             worker.handled()
         except Exception as error:  # the cursor could not be saved
             _logger.warning(
-                "durable stream %r (stream %d) stopped: saving its cursor failed", worker.durable_name, worker.id, exc_info=error
+                "durable stream %r (stream %d) stopped: saving its cursor failed",
+                worker.durable_name,
+                worker.id,
+                exc_info=error,
             )
             worker.fail(error)
             return

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
+import factstr
 import pytest
 
-import factstr
 from tests.support import Collector, Store, ev, events, run_in_thread, seqs_of
 
 
@@ -116,17 +116,21 @@ def test_failed_appends_deliver_nothing(store: Store) -> None:
 
 
 def test_occurred_at_is_utc_aware_and_one_per_batch(store: Store) -> None:
-    before = dt.datetime.now(dt.timezone.utc)
+    before = dt.datetime.now(dt.UTC)
     store.append(events("a", 4))
     store.append(events("b", 2))
-    after = dt.datetime.now(dt.timezone.utc)
+    after = dt.datetime.now(dt.UTC)
     records = store.query().event_records
     for record in records:
         assert isinstance(record.occurred_at, dt.datetime)
         assert record.occurred_at.tzinfo is not None
         assert record.occurred_at.utcoffset() == dt.timedelta(0)
         # A sanity window, generous: the clock of the store is the clock of this machine.
-        assert before - dt.timedelta(minutes=5) <= record.occurred_at <= after + dt.timedelta(minutes=5)
+        assert (
+            before - dt.timedelta(minutes=5)
+            <= record.occurred_at
+            <= after + dt.timedelta(minutes=5)
+        )
     assert len({r.occurred_at for r in records[:4]}) == 1
     assert len({r.occurred_at for r in records[4:]}) == 1
 
@@ -152,7 +156,9 @@ def test_concurrent_appends_are_gapless_and_contiguous(store: Store) -> None:
         barrier.wait()
         for j in range(appends_per_thread):
             size = 1 + (index + j) % 3
-            batch = [factstr.NewEvent(f"t{index}", {"w": index, "j": j, "k": k}) for k in range(size)]
+            batch = [
+                factstr.NewEvent(f"t{index}", {"w": index, "j": j, "k": k}) for k in range(size)
+            ]
             results[index].append((store.append(batch), j, size))
 
     workers = [run_in_thread(lambda i=i: worker(i)) for i in range(threads)]  # type: ignore[misc]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-
 import factstr
+import pytest
 from factstr import EventQuery
+
 from tests.support import Collector, Store, ev, events, run_in_thread, seqs_of
 
 ORDERS = EventQuery.for_event_types(["order"])
@@ -16,7 +16,11 @@ ORDERS = EventQuery.for_event_types(["order"])
 def test_none_succeeds_on_empty_context(store: Store) -> None:
     store.append([ev("other")])
     result = store.append_if([ev("order")], ORDERS, None)
-    assert (result.first_sequence_number, result.last_sequence_number, result.committed_count) == (2, 2, 1)
+    assert (result.first_sequence_number, result.last_sequence_number, result.committed_count) == (
+        2,
+        2,
+        1,
+    )
 
 
 def test_none_fails_on_non_empty_context(store: Store) -> None:
@@ -50,7 +54,11 @@ def test_zero_never_matches_non_empty_context(store: Store) -> None:
 def test_fresh_version_succeeds_stale_fails(store: Store) -> None:
     store.append([ev("order"), ev("other")])
     result = store.append_if([ev("order"), ev("order")], ORDERS, 1)
-    assert (result.first_sequence_number, result.last_sequence_number, result.committed_count) == (3, 4, 2)
+    assert (result.first_sequence_number, result.last_sequence_number, result.committed_count) == (
+        3,
+        4,
+        2,
+    )
     with pytest.raises(factstr.ConditionalAppendConflict) as info:
         store.append_if([ev("order")], ORDERS, 1)
     assert info.value.expected_context_version == 1
@@ -96,10 +104,14 @@ def test_context_version_is_exact_for_rare_and_common_keys(store: Store, facts: 
         store.append([factstr.NewEvent("deposit", {"account": "busy", "n": i})])  # one batch each
         if i % 100 == 0:
             store.append([factstr.NewEvent("deposit", {"account": "other", "n": i})])
-    newest = store.append([factstr.NewEvent("deposit", {"account": "busy", "n": -1})]).last_sequence_number
+    newest = store.append(
+        [factstr.NewEvent("deposit", {"account": "busy", "n": -1})]
+    ).last_sequence_number
     store.append([factstr.NewEvent("deposit", {"account": "other", "n": -1})])
     busy = EventQuery(filters=[factstr.EventFilter(["deposit"], [{"account": "busy"}])])
-    both = EventQuery(filters=[factstr.EventFilter(payload_predicates=[{"account": "busy", "n": -1}, {"n": 0}])])
+    both = EventQuery(
+        filters=[factstr.EventFilter(payload_predicates=[{"account": "busy", "n": -1}, {"n": 0}])]
+    )
     assert store.query(busy, limit=0).current_context_version == newest
     with pytest.raises(factstr.ConditionalAppendConflict) as info:
         store.append_if([ev("withdraw")], busy, newest - 1)
@@ -114,14 +126,32 @@ def test_context_version_is_exact_for_rare_and_common_keys(store: Store, facts: 
 def test_any_text_round_trips_through_append_if(store: Store) -> None:
     """Quotes, backslashes, escape-like sequences and SQL fragments are stored as given (a
     PostgreSQL store sends a conditional append's values inside its commit's query)."""
-    tricky = ["it's", "back\\slash", "\\x00", "E'\\'", "$$", "$f$", "é🙂", "line\nbreak", "\\u0000", "'); DROP TABLE events; --"]
-    payload = {"k": tricky, "it's": {"\\": "\"", "n": [1.5, -2, None, True]}}
-    new = [factstr.NewEvent("type 'q' \\b\\", payload), factstr.NewEvent("$$E'\\'", {"t": tricky[0]})]
+    tricky = [
+        "it's",
+        "back\\slash",
+        "\\x00",
+        "E'\\'",
+        "$$",
+        "$f$",
+        "é🙂",
+        "line\nbreak",
+        "\\u0000",
+        "'); DROP TABLE events; --",
+    ]
+    payload = {"k": tricky, "it's": {"\\": '"', "n": [1.5, -2, None, True]}}
+    new = [
+        factstr.NewEvent("type 'q' \\b\\", payload),
+        factstr.NewEvent("$$E'\\'", {"t": tricky[0]}),
+    ]
     result = store.append_if(new, EventQuery.for_event_types(["x"]), None)
     assert (result.first_sequence_number, result.last_sequence_number) == (1, 2)
     records = store.query().event_records
     assert [(r.event_type, r.payload) for r in records] == [(e.event_type, e.payload) for e in new]
-    found = store.query(EventQuery(filters=[factstr.EventFilter(payload_predicates=[{"k": ["'); DROP TABLE events; --"]}])]))
+    found = store.query(
+        EventQuery(
+            filters=[factstr.EventFilter(payload_predicates=[{"k": ["'); DROP TABLE events; --"]}])]
+        )
+    )
     assert seqs_of(found.event_records) == [1]
 
 
@@ -173,7 +203,9 @@ def test_append_if_is_atomic_across_threads(store: Store) -> None:
         def attempt(index: int) -> None:
             barrier.wait()
             try:
-                result: object = store.append_if([factstr.NewEvent("order", {"i": index})], ORDERS, expected)
+                result: object = store.append_if(
+                    [factstr.NewEvent("order", {"i": index})], ORDERS, expected
+                )
             except factstr.ConditionalAppendConflict as conflict:
                 result = conflict
             with lock:

@@ -6,17 +6,19 @@ version, and writes, numbers and delivers nothing."""
 
 from __future__ import annotations
 
-import pytest
-
 import factstr
+import pytest
 from factstr import EventFilter, EventQuery, NewEvent
+
 from tests.support import Collector, Store, ev, events, seqs_of
 
 ORDERS = EventQuery.for_event_types(["order"])
 SQL_LARGEST = 2**63 - 1
 
 
-def _conflict(store: Store, query: EventQuery, after: int | None) -> factstr.ConditionalAppendConflict:
+def _conflict(
+    store: Store, query: EventQuery, after: int | None
+) -> factstr.ConditionalAppendConflict:
     with pytest.raises(factstr.ConditionalAppendConflict) as info:
         store.append_unless([ev("order")], query, after)
     return info.value
@@ -24,7 +26,11 @@ def _conflict(store: Store, query: EventQuery, after: int | None) -> factstr.Con
 
 def test_after_none_on_an_empty_store_appends(store: Store) -> None:
     result = store.append_unless([ev("order"), ev("order")], ORDERS)
-    assert (result.first_sequence_number, result.last_sequence_number, result.committed_count) == (1, 2, 2)
+    assert (result.first_sequence_number, result.last_sequence_number, result.committed_count) == (
+        1,
+        2,
+        2,
+    )
 
 
 def test_after_none_on_a_non_empty_store(store: Store) -> None:
@@ -150,7 +156,9 @@ def test_a_conflict_is_a_factstr_error(store: Store) -> None:
 
 
 @pytest.mark.parametrize("too_large", [2**63, 2**64 - 1])
-def test_sql_stores_refuse_after_above_their_largest(store: Store, store_kind: str, too_large: int) -> None:
+def test_sql_stores_refuse_after_above_their_largest(
+    store: Store, store_kind: str, too_large: int
+) -> None:
     store.append([ev("order")])
     if store_kind == "memory":
         assert store.append_unless([ev("order")], ORDERS, too_large).first_sequence_number == 2
@@ -175,6 +183,11 @@ def test_keywords_and_text_that_needs_quoting(store: Store) -> None:
     query = EventQuery.for_event_types([tricky])
     with pytest.raises(factstr.ConditionalAppendConflict):
         store.append_unless(events=[ev(tricky)], fail_if_events_match=query)
-    result = store.append_unless(events=[NewEvent(tricky, {"k": tricky})], fail_if_events_match=query, after=1)
+    result = store.append_unless(
+        events=[NewEvent(tricky, {"k": tricky})], fail_if_events_match=query, after=1
+    )
     assert result.first_sequence_number == 2
-    assert [(r.event_type, r.payload) for r in store.query(query).event_records] == [(tricky, {}), (tricky, {"k": tricky})]
+    assert [(r.event_type, r.payload) for r in store.query(query).event_records] == [
+        (tricky, {}),
+        (tricky, {"k": tricky}),
+    ]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
-
 import factstr
+import pytest
 from factstr import EventQuery
+
 from tests.support import DEADLINE, Collector, Store, ev, run_in_thread, wait_for
 
 
@@ -35,7 +35,9 @@ CALLS: list[tuple[str, Callable[[Store], object]]] = [
 
 
 @pytest.mark.parametrize("call", [c[1] for c in CALLS], ids=[c[0] for c in CALLS])
-def test_calls_after_close_raise_store_closed(store: Store, call: Callable[[Store], object]) -> None:
+def test_calls_after_close_raise_store_closed(
+    store: Store, call: Callable[[Store], object]
+) -> None:
     store.append([ev("a")])
     with store.stream_all_durable("d", Collector()):
         pass

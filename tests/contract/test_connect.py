@@ -8,9 +8,9 @@ import time
 import uuid
 from pathlib import Path
 
+import factstr
 import pytest
 
-import factstr
 from tests.postgres_server import PostgresServer
 from tests.support import ev, seqs_of
 
@@ -72,7 +72,11 @@ def test_sqlite_data_survives_reopening(tmp_path: Path) -> None:
         store.append([ev("b"), ev("c")])
     with factstr.SqliteStore(tmp_path / "events.db") as store:
         records = store.query().event_records
-        assert [(r.sequence_number, r.event_type) for r in records] == [(1, "a"), (2, "b"), (3, "c")]
+        assert [(r.sequence_number, r.event_type) for r in records] == [
+            (1, "a"),
+            (2, "b"),
+            (3, "c"),
+        ]
         assert records[0].payload == {"x": [1, 2.5, None]}
         assert records[1].occurred_at == records[2].occurred_at
         assert store.append([ev("d")]).first_sequence_number == 4
@@ -122,7 +126,10 @@ def test_connect_sqlite_busy_timeout_parameter_is_applied(tmp_path: Path) -> Non
     path = tmp_path / "locked.db"
     with factstr.connect(f"sqlite:///{path}?busy_timeout=0.2") as store:
         holder = subprocess.Popen(
-            [sys.executable, "-c", HOLD_WRITE_LOCK, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", HOLD_WRITE_LOCK, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         try:
             assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
@@ -164,7 +171,9 @@ c.execute("ROLLBACK")
         ("synchronous=sometimes", "synchronous"),
     ],
 )
-def test_connect_sqlite_bad_parameters_are_value_errors_naming_them(tmp_path: Path, query: str, named: str) -> None:
+def test_connect_sqlite_bad_parameters_are_value_errors_naming_them(
+    tmp_path: Path, query: str, named: str
+) -> None:
     with pytest.raises(ValueError) as info:
         factstr.connect(f"sqlite:///{tmp_path / 'app.db'}?{query}")
     assert named in str(info.value)
@@ -190,14 +199,18 @@ def test_connect_sqlite_in_a_missing_folder_is_an_error_naming_it(tmp_path: Path
     assert list(tmp_path.iterdir()) == []
 
 
-def test_connect_postgres_parameters_are_options_and_libpq_ones_stay(postgres_url: str, postgres_server: PostgresServer) -> None:
+def test_connect_postgres_parameters_are_options_and_libpq_ones_stay(
+    postgres_url: str, postgres_server: PostgresServer
+) -> None:
     name = f"factstr_{uuid.uuid4().hex[:8]}"
     url = f"{postgres_url}?pool_size=1&application_name={name}&connect_timeout=3&sslmode=prefer&reconnect_timeout=2&statement_timeout=20"
     with factstr.connect(url) as store:
         assert isinstance(store, factstr.PostgresStore)
         store.append([ev("a")])
         # application_name reached the server; the store's options are not in its URL.
-        seen = postgres_server.sql(f"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{name}'")
+        seen = postgres_server.sql(
+            f"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{name}'"
+        )
         assert int(seen) >= 1
         assert "pool_size" not in store.url and "connect_timeout" not in store.url
         assert "sslmode=prefer" in store.url
@@ -218,7 +231,9 @@ def test_connect_postgres_parameters_are_options_and_libpq_ones_stay(postgres_ur
         ("pool_size=2&pool_size=3", "pool_size"),
     ],
 )
-def test_connect_postgres_bad_parameters_are_value_errors_naming_them(postgres_url: str, query: str, named: str) -> None:
+def test_connect_postgres_bad_parameters_are_value_errors_naming_them(
+    postgres_url: str, query: str, named: str
+) -> None:
     with pytest.raises(ValueError) as info:
         factstr.connect(f"{postgres_url}?{query}")
     assert named in str(info.value)

@@ -7,9 +7,9 @@ import json
 import signal
 import threading
 
+import factstr
 import pytest
 
-import factstr
 from tests.support import (
     Collector,
     Store,
@@ -26,7 +26,9 @@ from tests.support import (
 CHILD_TIMEOUT = 60.0
 
 
-def test_other_process_commits_are_streamed_with_their_batch_shape(open_code: str, store: Store) -> None:
+def test_other_process_commits_are_streamed_with_their_batch_shape(
+    open_code: str, store: Store
+) -> None:
     seen = Collector()
     filtered = Collector()
     store.stream_all(seen)
@@ -51,7 +53,9 @@ def test_other_process_commits_are_streamed_with_their_batch_shape(open_code: st
     sub.close()
 
 
-def test_appends_from_two_processes_are_gapless_and_contiguous(open_code: str, store: Store) -> None:
+def test_appends_from_two_processes_are_gapless_and_contiguous(
+    open_code: str, store: Store
+) -> None:
     seen = Collector()
     store.stream_all(seen)
     child = python_child(
@@ -73,7 +77,9 @@ def test_appends_from_two_processes_are_gapless_and_contiguous(open_code: str, s
         for j in range(100):
             size = 1 + j % 2
             r = store.append([factstr.NewEvent("parent", {"j": j, "k": k}) for k in range(size)])
-            parent_results.append((r.first_sequence_number, r.last_sequence_number, r.committed_count, j))
+            parent_results.append(
+                (r.first_sequence_number, r.last_sequence_number, r.committed_count, j)
+            )
 
     assert child.stdin is not None
     child.stdin.write("go\n")
@@ -83,7 +89,9 @@ def test_appends_from_two_processes_are_gapless_and_contiguous(open_code: str, s
     out = finish_child(child, CHILD_TIMEOUT)
     thread.join(CHILD_TIMEOUT)
     child_results = [tuple(x) for x in json.loads(out.strip().splitlines()[-1])]
-    ranges = [(int(f), int(l)) for f, l, _, _ in child_results] + [(f, l) for f, l, _, _ in parent_results]
+    ranges = [(int(f), int(l)) for f, l, _, _ in child_results] + [
+        (f, l) for f, l, _, _ in parent_results
+    ]
     for first, last, count, j in child_results:
         assert last - first + 1 == count == 1 + int(j) % 3
     for first, last, count, j in parent_results:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
-
 import factstr
+import pytest
 from factstr import DurableStream, EventQuery
+
 from tests.support import Collector, Store, cursor_of, ev, events
 
 KEEP = EventQuery.for_event_types(["keep"])
 
 
-def _register_and_catch_up(store: Store, name: str, query: EventQuery | None = None) -> list[list[int]]:
+def _register_and_catch_up(
+    store: Store, name: str, query: EventQuery | None = None
+) -> list[list[int]]:
     seen = Collector()
     if query is None:
         stream = store.stream_all_durable(name, seen)
@@ -121,7 +123,10 @@ def test_delete_accepts_durable_stream(store: Store) -> None:
 def test_durable_streams_after_registration_shows_cursor(store: Store) -> None:
     store.append(events("a", 3))
     store.append([ev("keep")])
-    with store.stream_all_durable("all", Collector()), store.stream_to_durable("keep", KEEP, Collector()):
+    with (
+        store.stream_all_durable("all", Collector()),
+        store.stream_to_durable("keep", KEEP, Collector()),
+    ):
         infos = {i.name: i for i in store.durable_streams()}
         assert infos["all"].last_processed_sequence_number == 4
         assert infos["keep"].last_processed_sequence_number == 4

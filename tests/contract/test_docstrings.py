@@ -33,7 +33,11 @@ def _missing_runtime_docstrings() -> list[str]:
             for qualified, member in _public_members(obj):
                 if isinstance(member, (staticmethod, classmethod)):
                     member = member.__func__
-                if not callable(member) and not isinstance(member, (property,)) and not hasattr(member, "__get__"):
+                if (
+                    not callable(member)
+                    and not isinstance(member, (property,))
+                    and not hasattr(member, "__get__")
+                ):
                     continue  # a plain class attribute (a constant) carries no docstring
                 doc = getattr(member, "__doc__", None)
                 if not (doc or "").strip():

@@ -5,10 +5,10 @@ from __future__ import annotations
 import gc
 import threading
 
-import pytest
-
 import factstr
+import pytest
 from factstr import DurableStream, EventQuery
+
 from tests.support import (
     DEADLINE,
     Collector,
@@ -116,7 +116,10 @@ def test_durable_stream_object_and_str_name_are_the_same(store: Store) -> None:
 def test_durable_streams_lists_name_query_cursor(store: Store) -> None:
     store.append([ev("keep"), ev("x")])
     query = EventQuery(filters=[factstr.EventFilter(event_types=["keep"], payload_predicates=[{}])])
-    with store.stream_all_durable("all", Collector()), store.stream_to_durable("some", query, Collector()):
+    with (
+        store.stream_all_durable("all", Collector()),
+        store.stream_to_durable("some", query, Collector()),
+    ):
         infos = sorted(store.durable_streams(), key=lambda i: i.name)
         assert all(isinstance(i, factstr.DurableStreamInfo) for i in infos)
         assert [i.name for i in infos] == ["all", "some"]
@@ -367,7 +370,9 @@ def test_handler_may_query_and_append_during_replay_and_live(store: Store) -> No
         with lock:
             versions.append(version)
 
-    thread, errors, _ = run_in_thread(lambda: store.stream_to_durable("d", EventQuery.for_event_types(["src"]), handler))
+    thread, errors, _ = run_in_thread(
+        lambda: store.stream_to_durable("d", EventQuery.for_event_types(["src"]), handler)
+    )
     thread.join(10)
     assert not thread.is_alive(), "registration deadlocked with a handler that appends"
     assert errors == []
@@ -441,7 +446,9 @@ def test_several_durable_streams_progress_independently(store: Store) -> None:
         assert third.seqs == [5]
 
 
-def test_cursors_persist_across_store_objects(shared_backend: None, make_store: StoreFactory, store: Store) -> None:
+def test_cursors_persist_across_store_objects(
+    shared_backend: None, make_store: StoreFactory, store: Store
+) -> None:
     store.append(events("a", 2))
     with store.stream_all_durable("d", Collector()):
         assert cursor_of(store, "d") == 2
@@ -454,13 +461,17 @@ def test_cursors_persist_across_store_objects(shared_backend: None, make_store: 
         assert seen.seqs == [3]
 
 
-def test_active_across_store_objects(shared_backend: None, make_store: StoreFactory, store: Store) -> None:
+def test_active_across_store_objects(
+    shared_backend: None, make_store: StoreFactory, store: Store
+) -> None:
     other = make_store()
     with store.stream_all_durable("d", Collector()):
         with pytest.raises(factstr.DurableStreamActive):
             other.stream_all_durable("d", Collector())
     # Free again once the holder unsubscribed.
-    wait_for(lambda: _can_register(other, "d"), what="the name to be free in the other store object")
+    wait_for(
+        lambda: _can_register(other, "d"), what="the name to be free in the other store object"
+    )
 
 
 def _can_register(store: Store, name: str) -> bool:
@@ -481,7 +492,9 @@ ODD_QUERIES = [
     EventQuery(filters=[factstr.EventFilter(event_types=[], payload_predicates=[])]),
     EventQuery(
         filters=[
-            factstr.EventFilter(["a", "b"], [{"n": 1.0, "s": "x", "l": [{"z": None}], "e": {}}, [], 2**64 - 1]),
+            factstr.EventFilter(
+                ["a", "b"], [{"n": 1.0, "s": "x", "l": [{"z": None}], "e": {}}, [], 2**64 - 1]
+            ),
             factstr.EventFilter(None, [{"t": True}, "str", -0.5]),
         ]
     ),
@@ -514,7 +527,9 @@ def test_durable_query_survives_reopening(
         pass
 
 
-def test_name_is_free_after_holder_store_closes(shared_backend: None, make_store: StoreFactory, store: Store) -> None:
+def test_name_is_free_after_holder_store_closes(
+    shared_backend: None, make_store: StoreFactory, store: Store
+) -> None:
     other = make_store()
     store.stream_all_durable("d", Collector())
     sub_store = make_store()
@@ -530,7 +545,9 @@ def test_name_is_free_after_holder_store_closes(shared_backend: None, make_store
         again.next_batch(timeout=0.05)
 
 
-def test_other_store_object_sees_cursor_moves(shared_backend: None, make_store: StoreFactory, store: Store) -> None:
+def test_other_store_object_sees_cursor_moves(
+    shared_backend: None, make_store: StoreFactory, store: Store
+) -> None:
     other = make_store()
     seen = Collector()
     store.stream_all_durable("d", seen)

@@ -5,11 +5,22 @@ from __future__ import annotations
 import gc
 import threading
 
-import pytest
-
 import factstr
+import pytest
 from factstr import DurableStream, EventQuery
-from tests.support import DEADLINE, Collector, Store, assert_name_held, cursor_of, ev, events, run_in_thread, seqs_of, wait_for
+
+from tests.support import (
+    DEADLINE,
+    Collector,
+    Store,
+    assert_name_held,
+    cursor_of,
+    ev,
+    events,
+    run_in_thread,
+    seqs_of,
+    wait_for,
+)
 
 
 def _next(sub: factstr.Subscription, timeout: float = DEADLINE) -> list[int]:

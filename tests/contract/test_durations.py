@@ -10,9 +10,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import factstr
 import pytest
 
-import factstr
 from tests.postgres_server import postgres_store
 from tests.support import Store, ev, seqs_of
 
@@ -48,7 +48,9 @@ def _raises(expected: type[Exception], call: Any, *args: Any, **kwargs: Any) -> 
 
 
 @pytest.mark.parametrize(("value", "expected"), BAD_SECONDS, ids=BAD_IDS)
-def test_next_batch_refuses_a_bad_timeout(store: Store, value: object, expected: type[Exception]) -> None:
+def test_next_batch_refuses_a_bad_timeout(
+    store: Store, value: object, expected: type[Exception]
+) -> None:
     with store.subscribe() as sub:
         exc = _raises(expected, sub.next_batch, timeout=value)
         assert "timeout" in str(exc)
@@ -73,7 +75,9 @@ def test_next_batch_with_a_huge_valid_timeout_returns_a_batch(store: Store, huge
 
 
 @pytest.mark.parametrize("huge", [1e9, 1e18, 1e19])
-def test_next_batch_with_a_huge_timeout_on_a_closed_subscription_returns_none(store: Store, huge: float) -> None:
+def test_next_batch_with_a_huge_timeout_on_a_closed_subscription_returns_none(
+    store: Store, huge: float
+) -> None:
     sub = store.subscribe()
     sub.close()
     assert sub.next_batch(timeout=huge) is None
@@ -92,7 +96,9 @@ def test_next_batch_with_a_huge_timeout_on_a_closed_subscription_returns_none(st
 
 @pytest.mark.parametrize("option", ["poll_interval", "busy_timeout"])
 @pytest.mark.parametrize(("value", "expected"), BAD_SECONDS, ids=BAD_IDS)
-def test_sqlite_duration_options_refuse_bad_values(tmp_path: Path, option: str, value: object, expected: type[Exception]) -> None:
+def test_sqlite_duration_options_refuse_bad_values(
+    tmp_path: Path, option: str, value: object, expected: type[Exception]
+) -> None:
     exc = _raises(expected, factstr.SqliteStore, tmp_path / "events.db", **{option: value})
     assert option in str(exc)
 
@@ -105,9 +111,17 @@ def test_sqlite_busy_timeout_beyond_sqlite_limit_is_a_value_error(tmp_path: Path
 
 @pytest.mark.parametrize(
     "options",
-    [{"busy_timeout": 0}, {"busy_timeout": 2_000_000}, {"busy_timeout": 2}, {"poll_interval": 1e9}, {"poll_interval": 1e18}],
+    [
+        {"busy_timeout": 0},
+        {"busy_timeout": 2_000_000},
+        {"busy_timeout": 2},
+        {"poll_interval": 1e9},
+        {"poll_interval": 1e18},
+    ],
 )
-def test_sqlite_large_or_zero_valid_durations_work(tmp_path: Path, options: dict[str, float]) -> None:
+def test_sqlite_large_or_zero_valid_durations_work(
+    tmp_path: Path, options: dict[str, float]
+) -> None:
     with factstr.SqliteStore(tmp_path / "events.db", **options) as store:  # type: ignore[arg-type]
         with store.subscribe() as sub:
             store.append([ev("a")])
@@ -117,20 +131,33 @@ def test_sqlite_large_or_zero_valid_durations_work(tmp_path: Path, options: dict
 
 @pytest.mark.parametrize("option", ["connect_timeout", "reconnect_timeout", "statement_timeout"])
 @pytest.mark.parametrize(("value", "expected"), BAD_SECONDS, ids=BAD_IDS)
-def test_postgres_duration_options_refuse_bad_values(postgres_url: str, option: str, value: object, expected: type[Exception]) -> None:
+def test_postgres_duration_options_refuse_bad_values(
+    postgres_url: str, option: str, value: object, expected: type[Exception]
+) -> None:
     exc = _raises(expected, postgres_store, postgres_url, **{option: value})
     assert option in str(exc)
     database = postgres_url.rsplit("/", 1)[0]
-    exc = _raises(expected, factstr.PostgresStore.bootstrap, database, "never_created", **{option: value})
+    exc = _raises(
+        expected, factstr.PostgresStore.bootstrap, database, "never_created", **{option: value}
+    )
     assert option in str(exc)
 
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(0, ValueError), (-1, ValueError), (10**400, ValueError), (True, TypeError), (1.5, TypeError), ("4", TypeError)],
+    [
+        (0, ValueError),
+        (-1, ValueError),
+        (10**400, ValueError),
+        (True, TypeError),
+        (1.5, TypeError),
+        ("4", TypeError),
+    ],
     ids=["0", "-1", "10**400", "True", "float", "str"],
 )
-def test_postgres_pool_size_refuses_bad_values(postgres_url: str, value: object, expected: type[Exception]) -> None:
+def test_postgres_pool_size_refuses_bad_values(
+    postgres_url: str, value: object, expected: type[Exception]
+) -> None:
     exc = _raises(expected, postgres_store, postgres_url, pool_size=value)
     assert "pool_size" in str(exc)
 
@@ -145,7 +172,9 @@ def test_postgres_pool_size_refuses_bad_values(postgres_url: str, value: object,
         {"statement_timeout": 1e18},
     ],
 )
-def test_postgres_large_or_zero_valid_durations_work(postgres_url: str, options: dict[str, float]) -> None:
+def test_postgres_large_or_zero_valid_durations_work(
+    postgres_url: str, options: dict[str, float]
+) -> None:
     with postgres_store(postgres_url, **options) as store:
         with store.subscribe() as sub:
             store.append([ev("a")])

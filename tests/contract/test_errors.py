@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-
 import factstr
+import pytest
 from factstr import EventQuery
+
 from tests.support import Store, ev
 
 ALL_ERRORS = [
@@ -34,7 +34,12 @@ def test_hierarchy() -> None:
     assert issubclass(factstr.EmptyAppendError, ValueError)
     for name in ("DurableStreamActive", "DurableStreamQueryMismatch", "DurableReplayError"):
         assert issubclass(getattr(factstr, name), factstr.DurableStreamError)
-    for name in ("EmptyAppendError", "ConditionalAppendConflict", "BackendError", "StoreClosedError"):
+    for name in (
+        "EmptyAppendError",
+        "ConditionalAppendConflict",
+        "BackendError",
+        "StoreClosedError",
+    ):
         assert not issubclass(getattr(factstr, name), factstr.DurableStreamError), name
     assert not issubclass(factstr.ConditionalAppendConflict, ValueError)
     # SPEC §2.7: whoever handles BackendError handles an unknown commit outcome too.

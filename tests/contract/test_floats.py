@@ -11,10 +11,10 @@ import math
 import struct
 from typing import Any
 
+from factstr import EventFilter, EventQuery, NewEvent
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from factstr import EventFilter, EventQuery, NewEvent
 from tests.support import Store
 
 EXTREME_FLOATS: list[float] = [
@@ -57,7 +57,18 @@ EXTREME_FLOATS: list[float] = [
     math.nextafter(1e16, 0.0),
 ]
 
-EDGE_INTS: list[int] = [0, 1, -1, 2**53 + 1, 2**63 - 1, -(2**63), 2**63, 2**64 - 1, 10**16, 40731630811386930]
+EDGE_INTS: list[int] = [
+    0,
+    1,
+    -1,
+    2**53 + 1,
+    2**63 - 1,
+    -(2**63),
+    2**63,
+    2**64 - 1,
+    10**16,
+    40731630811386930,
+]
 
 
 def _bits(x: float) -> int:
@@ -99,7 +110,11 @@ def test_extreme_floats_come_back_bit_for_bit_and_are_found(store: Store) -> Non
 
 def test_conditional_appends_keep_floats_too(store: Store) -> None:
     # A batch without -0.0 and one with it (the SQL stores write these on different paths).
-    _check_floats(store, [x for x in EXTREME_FLOATS if x != 0.0 or math.copysign(1.0, x) > 0], conditional=True)
+    _check_floats(
+        store,
+        [x for x in EXTREME_FLOATS if x != 0.0 or math.copysign(1.0, x) > 0],
+        conditional=True,
+    )
     _check_floats(store, EXTREME_FLOATS, conditional=True)
     _check_floats(store, [-0.0], conditional=True)
 
@@ -150,5 +165,7 @@ def test_ints_at_the_edges_stay_ints(store: Store) -> None:
         max_size=25,
     )
 )
-def test_random_finite_floats_come_back_bit_for_bit_and_are_found(store: Store, floats: list[float]) -> None:
+def test_random_finite_floats_come_back_bit_for_bit_and_are_found(
+    store: Store, floats: list[float]
+) -> None:
     _check_floats(store, floats)

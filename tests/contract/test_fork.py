@@ -16,10 +16,10 @@ import threading
 import time
 from collections.abc import Callable
 
-import pytest
-
 import factstr
+import pytest
 from factstr import StoreClosedError
+
 from tests.support import DEADLINE, Collector, Store, StoreFactory, ev, seqs_of
 
 pytestmark = pytest.mark.usefixtures("shared_backend")
@@ -33,7 +33,7 @@ def _in_child(work: Callable[[], dict[str, object]]) -> dict[str, object]:
         os.close(read_end)
         try:
             report = work()
-        except BaseException as error:  # noqa: BLE001 - everything goes back to the parent
+        except BaseException as error:
             report = {"error": f"{type(error).__name__}: {error}"}
         with os.fdopen(write_end, "w") as out:
             json.dump(report, out)
@@ -61,7 +61,7 @@ def _outcome(call: Callable[[], object]) -> str:
         call()
     except StoreClosedError:
         return "StoreClosedError"
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         return f"{type(error).__name__}: {error}"
     return "worked"
 
@@ -74,7 +74,7 @@ def _busy_parent_use(store: Store) -> None:
         try:
             for _ in range(5):
                 store.query(limit=1)
-        except BaseException as error:  # noqa: BLE001
+        except BaseException as error:
             errors.append(error)
 
     threads = [threading.Thread(target=queries) for _ in range(6)]
@@ -85,7 +85,9 @@ def _busy_parent_use(store: Store) -> None:
     assert not errors, errors
 
 
-def test_inherited_store_is_closed_in_the_child_and_the_parent_goes_on(make_store: StoreFactory) -> None:
+def test_inherited_store_is_closed_in_the_child_and_the_parent_goes_on(
+    make_store: StoreFactory,
+) -> None:
     store = make_store()
     seen = Collector()
     store.stream_all(seen)
@@ -123,7 +125,11 @@ def test_inherited_store_is_closed_in_the_child_and_the_parent_goes_on(make_stor
     assert not store.closed
     _busy_parent_use(store)
     store.append([ev("parent-after")])  # 3
-    assert [r.event_type for r in store.query().event_records] == ["before-fork", "from-child", "parent-after"]
+    assert [r.event_type for r in store.query().event_records] == [
+        "before-fork",
+        "from-child",
+        "parent-after",
+    ]
     seen.wait_records(3)
     assert seen.seqs == [1, 2, 3]
     batch = subscription.next_batch(timeout=DEADLINE)
@@ -131,7 +137,9 @@ def test_inherited_store_is_closed_in_the_child_and_the_parent_goes_on(make_stor
     subscription.close()
 
 
-def test_child_dropping_the_inherited_store_leaves_the_parent_working(make_store: StoreFactory, open_code: str) -> None:
+def test_child_dropping_the_inherited_store_leaves_the_parent_working(
+    make_store: StoreFactory, open_code: str
+) -> None:
     # A store object that nothing else holds, so that the child's drop really frees it there.
     holder = [eval(open_code, {"factstr": factstr})]
     holder[0].append([ev("before-fork")])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 
 from factstr import EventFilter, EventQuery, NewEvent
+
 from tests.support import Store, StoreFactory, ev, events
 
 ORDERS = EventQuery.for_event_types(["order"])
@@ -19,8 +20,14 @@ def test_empty_store_has_no_head(store: Store) -> None:
 def test_head_is_the_whole_store_whatever_the_query(store: Store) -> None:
     store.append([ev("order"), ev("other")])
     store.append(events("other", 3))
-    for query in (None, ORDERS, EventQuery.for_event_types(["missing"]), EventQuery([EventFilter(event_types=[])]),
-                  EventQuery([EventFilter(payload_predicates=[{"i": 2}])]), ORDERS.with_min_sequence_number(4)):
+    for query in (
+        None,
+        ORDERS,
+        EventQuery.for_event_types(["missing"]),
+        EventQuery([EventFilter(event_types=[])]),
+        EventQuery([EventFilter(payload_predicates=[{"i": 2}])]),
+        ORDERS.with_min_sequence_number(4),
+    ):
         for limit in (None, 0, 1):
             result = store.query(query, limit=limit)
             assert result.head_sequence_number == 5, (query, limit)
@@ -40,7 +47,9 @@ def test_head_follows_appends_and_is_part_of_equality(store: Store) -> None:
     assert "head_sequence_number=2" in repr(second)
 
 
-def test_head_is_from_the_query_snapshot_under_a_concurrent_writer(make_store: StoreFactory) -> None:
+def test_head_is_from_the_query_snapshot_under_a_concurrent_writer(
+    make_store: StoreFactory,
+) -> None:
     """While another store object appends, every result's head is at least its context version
     and its last returned number, and never beyond what was committed when the query returned."""
     reader = make_store()
@@ -61,9 +70,17 @@ def test_head_is_from_the_query_snapshot_under_a_concurrent_writer(make_store: S
     thread.start()
     checked = 0
     while not done.is_set() or checked < 5:
-        for query, limit in ((ORDERS, None), (ORDERS, 2), (EventQuery.all(), 1), (EventQuery([EventFilter(payload_predicates=[{"i": 3}])]), None)):
+        for query, limit in (
+            (ORDERS, None),
+            (ORDERS, 2),
+            (EventQuery.all(), 1),
+            (EventQuery([EventFilter(payload_predicates=[{"i": 3}])]), None),
+        ):
             result = reader.query(query, limit=limit)
-            after = reader.query(EventQuery.for_event_types(["none"]), limit=0).head_sequence_number or 0
+            after = (
+                reader.query(EventQuery.for_event_types(["none"]), limit=0).head_sequence_number
+                or 0
+            )
             head = result.head_sequence_number
             if result.current_context_version is not None:
                 assert head is not None and head >= result.current_context_version

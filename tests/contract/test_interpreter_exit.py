@@ -68,7 +68,9 @@ CHILD = textwrap.dedent(
 
 @pytest.fixture
 def child_script(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Path:
-    open_code = _open_code(store_kind, _location(store_kind, tmp_path, request)) or "factstr.MemoryStore()"
+    open_code = (
+        _open_code(store_kind, _location(store_kind, tmp_path, request)) or "factstr.MemoryStore()"
+    )
     script = tmp_path / "exit_while_busy.py"
     script.write_text(CHILD.format(open_code=open_code))
     return script
@@ -79,12 +81,15 @@ def test_exit_while_handlers_run_python_is_clean_every_time(child_script: Path) 
     failures: list[str] = []
     for start in range(0, RUNS, AT_ONCE):
         batch = [
-            (run, subprocess.Popen(
-                [sys.executable, str(child_script), variants[run % len(variants)], str(run)],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            ))
+            (
+                run,
+                subprocess.Popen(
+                    [sys.executable, str(child_script), variants[run % len(variants)], str(run)],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                ),
+            )
             for run in range(start, min(start + AT_ONCE, RUNS))
         ]
         for run, proc in batch:
@@ -96,5 +101,9 @@ def test_exit_while_handlers_run_python_is_clean_every_time(child_script: Path) 
                 failures.append(f"run {run} ({variants[run % 3]}): hung at exit")
                 continue
             if proc.returncode != 0 or "FATAL" in stderr or "Traceback" in stderr:
-                failures.append(f"run {run} ({variants[run % 3]}): exit {proc.returncode}: {stderr.strip()[-300:]}")
-    assert not failures, f"{len(failures)} of {RUNS} runs did not exit cleanly:\n" + "\n".join(failures)
+                failures.append(
+                    f"run {run} ({variants[run % 3]}): exit {proc.returncode}: {stderr.strip()[-300:]}"
+                )
+    assert not failures, f"{len(failures)} of {RUNS} runs did not exit cleanly:\n" + "\n".join(
+        failures
+    )

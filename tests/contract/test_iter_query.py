@@ -7,13 +7,18 @@ from __future__ import annotations
 import threading
 
 import pytest
-
 from factstr import EventFilter, EventQuery, NewEvent
+
 from tests.support import Store, ev
 
 
 def _fill(store: Store, count: int) -> None:
-    store.append([ev("even" if i % 2 == 0 else "odd", {"i": i, "tag": "x" if i % 3 == 0 else "y"}) for i in range(count)])
+    store.append(
+        [
+            ev("even" if i % 2 == 0 else "odd", {"i": i, "tag": "x" if i % 3 == 0 else "y"})
+            for i in range(count)
+        ]
+    )
 
 
 @pytest.mark.parametrize("page_size", [1, 2, 3, 7, 10_000])

@@ -10,8 +10,8 @@ import uuid
 from typing import Any
 
 import pytest
-
 from factstr import NewEvent, json_default
+
 from tests.support import Store
 
 
@@ -49,12 +49,15 @@ NAIVE = dt.datetime(2026, 1, 2, 3, 4, 5)
         (NAIVE, "2026-01-02T03:04:05"),
         (dt.date(2026, 1, 2), "2026-01-02"),
         (dt.time(3, 4, 5), "03:04:05"),
-        (dt.time(3, 4, tzinfo=dt.timezone.utc), "03:04:00+00:00"),
+        (dt.time(3, 4, tzinfo=dt.UTC), "03:04:00+00:00"),
         (UID, "12345678-1234-5678-1234-567812345678"),
         (decimal.Decimal("1.10"), "1.10"),
         (Colour.RED, "red"),
         (Colour.GREEN, 2),
-        (Seat(3, NAIVE, Colour.RED), {"number": 3, "booked_at": "2026-01-02T03:04:05", "colour": "red"}),
+        (
+            Seat(3, NAIVE, Colour.RED),
+            {"number": 3, "booked_at": "2026-01-02T03:04:05", "colour": "red"},
+        ),
         (Model(UID), {"id": "12345678-1234-5678-1234-567812345678", "price": "9.90"}),
     ],
 )
@@ -64,7 +67,11 @@ def test_json_default_converts_every_listed_type(value: object, expected: object
 
 
 def test_nested_values_are_converted_and_stored(store: Store) -> None:
-    payload = {"seats": [Seat(1, AWARE, Colour.GREEN)], "by": Model(UID), "on": (dt.date(2026, 5, 1),)}
+    payload = {
+        "seats": [Seat(1, AWARE, Colour.GREEN)],
+        "by": Model(UID),
+        "on": (dt.date(2026, 5, 1),),
+    }
     store.append([NewEvent("Booked", payload, default=json_default)])
     assert store.query().event_records[0].payload == {
         "seats": [{"number": 1, "booked_at": "2026-01-02T03:04:05.600000+01:00", "colour": 2}],
@@ -80,7 +87,9 @@ def test_without_default_non_json_values_are_refused_as_before() -> None:
 
 
 def test_a_default_returning_something_non_json_names_the_path() -> None:
-    with pytest.raises(TypeError, match=r"payload\['a'\]\[1\]: default could not convert object") as caught:
+    with pytest.raises(
+        TypeError, match=r"payload\['a'\]\[1\]: default could not convert object"
+    ) as caught:
         NewEvent("t", {"a": [1, object()]}, default=json_default)
     assert isinstance(caught.value.__cause__, TypeError)
 
@@ -92,7 +101,9 @@ def test_a_default_returning_something_non_json_names_the_path() -> None:
 
 
 def test_a_default_that_never_reaches_json_ends_with_an_error() -> None:
-    with pytest.raises(ValueError, match=r"payload\['x'\]: default returned the object it was given unchanged"):
+    with pytest.raises(
+        ValueError, match=r"payload\['x'\]: default returned the object it was given unchanged"
+    ):
         NewEvent("t", {"x": object()}, default=lambda v: v)
 
     class Box:

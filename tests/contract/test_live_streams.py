@@ -7,11 +7,21 @@ import logging
 import threading
 import traceback
 
-import pytest
-
 import factstr
+import pytest
 from factstr import EventFilter, EventQuery
-from tests.support import DEADLINE, Collector, Store, StoreFactory, ev, events, run_in_thread, seqs_of, wait_for
+
+from tests.support import (
+    DEADLINE,
+    Collector,
+    Store,
+    StoreFactory,
+    ev,
+    events,
+    run_in_thread,
+    seqs_of,
+    wait_for,
+)
 
 
 def test_stream_all_returns_an_event_stream(store: Store) -> None:
@@ -66,9 +76,13 @@ def test_stream_to_delivers_matching_part_of_each_batch(store: Store) -> None:
 
 def test_stream_to_with_payload_predicates(store: Store) -> None:
     seen = Collector()
-    query = EventQuery(filters=[EventFilter(payload_predicates=[{"tags": ["x"]}]), EventFilter(event_types=["t"])])
+    query = EventQuery(
+        filters=[EventFilter(payload_predicates=[{"tags": ["x"]}]), EventFilter(event_types=["t"])]
+    )
     store.stream_to(query, seen)
-    store.append([factstr.NewEvent("a", {"tags": ["y", "x"]}), factstr.NewEvent("a", {"tags": "x"})])
+    store.append(
+        [factstr.NewEvent("a", {"tags": ["y", "x"]}), factstr.NewEvent("a", {"tags": "x"})]
+    )
     store.append([factstr.NewEvent("t", {}), factstr.NewEvent("a", {})])
     store.append([factstr.NewEvent("marker", {"tags": ["x"]})])
     seen.wait_records(3)
@@ -164,7 +178,9 @@ def test_handler_exception_does_not_stop_the_stream_and_is_logged(
     def logged() -> bool:
         return any(_reports_refusal(r) for r in caplog.records)
 
-    wait_for(logged, what="a WARNING+ record on the 'factstr' logger reporting the handler's exception")
+    wait_for(
+        logged, what="a WARNING+ record on the 'factstr' logger reporting the handler's exception"
+    )
 
 
 def _reports_refusal(record: logging.LogRecord) -> bool:
@@ -212,7 +228,9 @@ def test_one_big_batch_is_one_delivery(store: Store) -> None:
     seen = Collector()
     filtered = Collector()
     store.stream_all(seen)
-    store.stream_to(EventQuery(filters=[EventFilter(payload_predicates=[{"even": True}])]), filtered)
+    store.stream_to(
+        EventQuery(filters=[EventFilter(payload_predicates=[{"even": True}])]), filtered
+    )
     store.append([factstr.NewEvent("big", {"i": i, "even": i % 2 == 0}) for i in range(3000)])
     store.append([ev("after")])
     seen.wait_records(3001)
@@ -229,7 +247,9 @@ def test_handler_may_query_and_append(store: Store) -> None:
     def handler(batch: list[factstr.EventRecord]) -> None:
         for record in batch:
             if record.event_type == "ping":
-                seen_version = store.query(EventQuery.for_event_types(["ping"])).current_context_version
+                seen_version = store.query(
+                    EventQuery.for_event_types(["ping"])
+                ).current_context_version
                 result = store.append([factstr.NewEvent("pong", {"for": record.sequence_number})])
                 with lock:
                     answers.append((result.first_sequence_number, seen_version))
@@ -317,7 +337,9 @@ def test_concurrent_appenders_delivery_order_is_sequence_order(store: Store) -> 
     def worker(index: int) -> None:
         barrier.wait()
         for j in range(30):
-            store.append([factstr.NewEvent(f"t{index}", {"j": j, "k": k}) for k in range(1 + j % 2)])
+            store.append(
+                [factstr.NewEvent(f"t{index}", {"j": j, "k": k}) for k in range(1 + j % 2)]
+            )
 
     workers = [run_in_thread(lambda i=i: worker(i)) for i in range(3)]  # type: ignore[misc]
     for thread, errors, _ in workers:
@@ -326,7 +348,9 @@ def test_concurrent_appenders_delivery_order_is_sequence_order(store: Store) -> 
     total = 3 * sum(1 + j % 2 for j in range(30))
     seen.wait_records(total)
     assert seen.seqs == list(range(1, total + 1))
-    expected_t1 = [r.sequence_number for r in store.query(EventQuery.for_event_types(["t1"])).event_records]
+    expected_t1 = [
+        r.sequence_number for r in store.query(EventQuery.for_event_types(["t1"])).event_records
+    ]
     filtered.wait_records(len(expected_t1))
     assert filtered.seqs == expected_t1
     for batch in seen.batch_seqs():
@@ -383,7 +407,7 @@ def test_handler_may_register_other_streams(store: Store) -> None:
                 sub.next_batch(timeout=0)
             with store.stream_to_durable("d", EventQuery.for_event_types(["none"]), Collector()):
                 pass
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
         finally:
             done.set()
@@ -442,7 +466,9 @@ def handler_that_raises_lookup_error(batch: list[factstr.EventRecord]) -> None:
     raise LookupError(f"no course for {batch[0].sequence_number}")
 
 
-def test_handler_exception_is_logged_with_its_traceback(store: Store, caplog: pytest.LogCaptureFixture) -> None:
+def test_handler_exception_is_logged_with_its_traceback(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
     """SPEC §5: the handler's exception goes to the ``factstr`` logger with ``exc_info``."""
     caplog.set_level(logging.WARNING, logger="factstr")
     store.stream_all(handler_that_raises_lookup_error)
@@ -455,7 +481,9 @@ def test_handler_exception_is_logged_with_its_traceback(store: Store, caplog: py
     found = record()
     assert found is not None and found.exc_info is not None
     kind, error, tb = found.exc_info
-    assert kind is LookupError and isinstance(error, LookupError) and str(error) == "no course for 1"
+    assert (
+        kind is LookupError and isinstance(error, LookupError) and str(error) == "no course for 1"
+    )
     assert tb is not None
     text = "".join(traceback.format_exception(kind, error, tb))
     assert "handler_that_raises_lookup_error" in text

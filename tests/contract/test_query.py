@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import pytest
-
 import factstr
+import pytest
 from factstr import EventFilter, EventQuery
+
 from tests.support import Store, StoreFactory, ev, events, run_in_thread, seqs_of
 
 # Sequence number -> (event type, payload). Appended one event per batch, in this order.
@@ -25,7 +25,9 @@ DATASET: list[tuple[str, Any]] = [
 ALL = list(range(1, len(DATASET) + 1))
 
 
-def F(event_types: list[str] | None = None, payload_predicates: list[Any] | None = None) -> EventFilter:
+def F(
+    event_types: list[str] | None = None, payload_predicates: list[Any] | None = None
+) -> EventFilter:
     return EventFilter(event_types=event_types, payload_predicates=payload_predicates)
 
 
@@ -115,8 +117,14 @@ def dataset_store(store: Store) -> Store:
     return store
 
 
-@pytest.mark.parametrize(("filters", "expected"), [(c[1], c[2]) for c in MATCHING_CASES], ids=[c[0] for c in MATCHING_CASES])
-def test_matching(dataset_store: Store, filters: list[EventFilter] | None, expected: list[int]) -> None:
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [(c[1], c[2]) for c in MATCHING_CASES],
+    ids=[c[0] for c in MATCHING_CASES],
+)
+def test_matching(
+    dataset_store: Store, filters: list[EventFilter] | None, expected: list[int]
+) -> None:
     result = dataset_store.query(EventQuery(filters=filters))
     assert seqs_of(result.event_records) == expected
     assert result.last_returned_sequence_number == (expected[-1] if expected else None)
@@ -125,7 +133,11 @@ def test_matching(dataset_store: Store, filters: list[EventFilter] | None, expec
         assert (record.event_type, record.payload) == DATASET[record.sequence_number - 1]
 
 
-@pytest.mark.parametrize(("filters", "expected"), [(c[1], c[2]) for c in MATCHING_CASES], ids=[c[0] for c in MATCHING_CASES])
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [(c[1], c[2]) for c in MATCHING_CASES],
+    ids=[c[0] for c in MATCHING_CASES],
+)
 def test_matching_is_the_same_for_append_if_contexts(
     dataset_store: Store, filters: list[EventFilter] | None, expected: list[int]
 ) -> None:
@@ -288,13 +300,18 @@ def test_filters_are_not_coerced(store: Store) -> None:
     store.append(events("a", 2))
     assert seqs_of(store.query(EventQuery(filters=[F(event_types=None)])).event_records) == [1, 2]
     assert seqs_of(store.query(EventQuery(filters=[F(event_types=[])])).event_records) == []
-    assert seqs_of(store.query(EventQuery(filters=[F(payload_predicates=None)])).event_records) == [1, 2]
+    assert seqs_of(store.query(EventQuery(filters=[F(payload_predicates=None)])).event_records) == [
+        1,
+        2,
+    ]
     assert seqs_of(store.query(EventQuery(filters=[F(payload_predicates=[])])).event_records) == []
     assert seqs_of(store.query(EventQuery(filters=None)).event_records) == [1, 2]
     assert seqs_of(store.query(EventQuery(filters=[])).event_records) == [1, 2]
 
 
-def test_matching_through_another_store_object(shared_backend: None, make_store: StoreFactory, store: Store) -> None:
+def test_matching_through_another_store_object(
+    shared_backend: None, make_store: StoreFactory, store: Store
+) -> None:
     """Facts written through one store object match the same way through another (e.g. an index
     that another writer must keep up to date)."""
     other = make_store()
@@ -308,7 +325,10 @@ def test_matching_through_another_store_object(shared_backend: None, make_store:
 
 # Keys and values that a payload index could confuse.
 TRICKY: list[tuple[str, Any]] = [
-    ("T", {"": 1, "a.b": 2, "a": {"b": 3}, "[0]": "x", 'quote"key': True, "ünï": "ç", "1": "one"}),  # 1
+    (
+        "T",
+        {"": 1, "a.b": 2, "a": {"b": 3}, "[0]": "x", 'quote"key': True, "ünï": "ç", "1": "one"},
+    ),  # 1
     ("T", {"a.b": "2", "a": {"b": "3"}, "n": "1"}),  # 2
     ("T", {"n": 1, "s": "1"}),  # 3
     ("T", {"l": [[1, [2]], {"x": [3]}]}),  # 4
@@ -349,7 +369,9 @@ TRICKY_CASES: list[tuple[str, Any, list[int]]] = [
 ]
 
 
-@pytest.mark.parametrize(("pattern", "expected"), [(c[1], c[2]) for c in TRICKY_CASES], ids=[c[0] for c in TRICKY_CASES])
+@pytest.mark.parametrize(
+    ("pattern", "expected"), [(c[1], c[2]) for c in TRICKY_CASES], ids=[c[0] for c in TRICKY_CASES]
+)
 def test_tricky_keys_and_values(store: Store, pattern: Any, expected: list[int]) -> None:
     for event_type, payload in TRICKY:
         store.append([factstr.NewEvent(event_type, payload)])

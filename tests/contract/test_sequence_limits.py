@@ -6,10 +6,10 @@ ignores its ``min_sequence_number`` (SPEC §4), so there it is not checked."""
 
 from __future__ import annotations
 
-import pytest
-
 import factstr
+import pytest
 from factstr import EventFilter, EventQuery
+
 from tests.support import Collector, Store, cursor_of, ev
 
 SQL_LARGEST = 2**63 - 1

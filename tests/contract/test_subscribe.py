@@ -7,10 +7,10 @@ import gc
 import threading
 import time
 
-import pytest
-
 import factstr
+import pytest
 from factstr import EventQuery
+
 from tests.support import DEADLINE, Store, ev, events, run_in_thread, seqs_of, wait_for
 
 

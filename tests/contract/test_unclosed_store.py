@@ -9,9 +9,9 @@ import threading
 import warnings
 from pathlib import Path
 
+import factstr
 import pytest
 
-import factstr
 from tests.conftest import _location, _open_code
 from tests.support import Collector, ev
 
@@ -19,7 +19,9 @@ from tests.support import Collector, ev
 @pytest.fixture
 def open_store(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     """Source of an expression opening a store of this kind that no fixture holds."""
-    return _open_code(store_kind, _location(store_kind, tmp_path, request)) or "factstr.MemoryStore()"
+    return (
+        _open_code(store_kind, _location(store_kind, tmp_path, request)) or "factstr.MemoryStore()"
+    )
 
 
 def _open(code: str) -> factstr.EventStore:
@@ -41,7 +43,9 @@ def test_dropping_an_unclosed_store_with_a_live_registration_warns(open_store: s
     stream.unsubscribe()  # ends the registration, which frees the store
 
 
-def test_dropping_a_closed_store_or_one_without_registrations_does_not_warn(open_store: str) -> None:
+def test_dropping_a_closed_store_or_one_without_registrations_does_not_warn(
+    open_store: str,
+) -> None:
     closed = _open(open_store)
     closed.stream_all(Collector())
     closed.close()
@@ -68,13 +72,17 @@ def test_an_unclosed_postgres_store_lets_its_idle_connections_go_when_dropped(
     database = url.rsplit("/", 1)[1].split("?", 1)[0]
 
     def connections() -> int:
-        return int(server.sql(f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{database}'"))
+        return int(
+            server.sql(f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{database}'")
+        )
 
     store = postgres_store(url, pool_size=4)
     seen = Collector()
     stream = store.stream_all(seen)
     # Four threads at once open four pooled connections (plus the stream's listener).
-    threads = [threading.Thread(target=lambda: [store.query() for _ in range(30)]) for _ in range(4)]
+    threads = [
+        threading.Thread(target=lambda: [store.query() for _ in range(30)]) for _ in range(4)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

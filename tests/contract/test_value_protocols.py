@@ -11,11 +11,8 @@ import subprocess
 import sys
 from typing import Any
 
-import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 import factstr
+import pytest
 from factstr import (
     AppendResult,
     DurableStream,
@@ -27,9 +24,12 @@ from factstr import (
     NewEvent,
     QueryResult,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from tests.support import Collector, Store
 
-AT = dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.timezone.utc)
+AT = dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC)
 
 # Every value type, built from plain literals (also evaluated in a child process below).
 VALUES_SOURCE = """[
@@ -60,7 +60,12 @@ MATCH_ARGS = {
     EventFilter: ("event_types", "payload_predicates"),
     EventQuery: ("filters", "min_sequence_number"),
     EventRecord: ("sequence_number", "occurred_at", "event_type", "payload"),
-    QueryResult: ("event_records", "last_returned_sequence_number", "current_context_version", "head_sequence_number"),
+    QueryResult: (
+        "event_records",
+        "last_returned_sequence_number",
+        "current_context_version",
+        "head_sequence_number",
+    ),
     AppendResult: ("first_sequence_number", "last_sequence_number", "committed_count"),
     DurableStream: ("name",),
     DurableStreamInfo: ("name", "query", "last_processed_sequence_number"),
@@ -114,7 +119,9 @@ def test_values_pickled_in_another_process_are_equal() -> None:
         "AT = dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.timezone.utc)\n"
         f"sys.stdout.buffer.write(pickle.dumps({VALUES_SOURCE}))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, timeout=60, check=True
+    )
     theirs = pickle.loads(done.stdout)
     ours = _values()
     assert theirs == ours
@@ -132,8 +139,11 @@ def test_numbers_and_key_order_hash_as_they_compare() -> None:
 
 _text = st.text(st.characters(exclude_characters="\x00"), max_size=5)
 _json: st.SearchStrategy[Any] = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False) | _text,
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _text,
     lambda children: st.lists(children, max_size=4) | st.dictionaries(_text, children, max_size=4),
     max_leaves=12,
 )
@@ -144,7 +154,12 @@ _json: st.SearchStrategy[Any] = st.recursive(
 def test_any_payload_round_trips_and_hashes_consistently(payload: Any, seq: int) -> None:
     event = NewEvent("t", payload)
     record = EventRecord(seq, AT, "t", payload)
-    for value in (event, record, EventFilter(["t"], [payload]), EventQuery([EventFilter(None, [payload])], seq)):
+    for value in (
+        event,
+        record,
+        EventFilter(["t"], [payload]),
+        EventQuery([EventFilter(None, [payload])], seq),
+    ):
         again = pickle.loads(pickle.dumps(value))
         assert again == value and hash(again) == hash(value)
     assert record.payload == payload
@@ -228,7 +243,7 @@ def test_reprs_are_python_style(store: Store) -> None:
         assert repr(stream) == f"EventStream(id={stream.id}, active=True)"
     assert repr(stream) == f"EventStream(id={stream.id}, active=False)"
     with store.stream_all_durable("it's", Collector()) as durable:
-        assert repr(durable) == f"EventStream(id={durable.id}, active=True, durable=\"it's\")"
+        assert repr(durable) == f'EventStream(id={durable.id}, active=True, durable="it\'s")'
     with store.subscribe(durable="d2") as subscription:
         assert repr(subscription) == "Subscription(closed=False, durable='d2')"
     assert repr(subscription).startswith("Subscription(closed=True")

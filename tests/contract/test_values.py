@@ -6,10 +6,10 @@ import datetime as dt
 import math
 from typing import Any
 
-import pytest
-
 import factstr
+import pytest
 from factstr import AppendResult, DurableStream, EventFilter, EventQuery, EventRecord, NewEvent
+
 from tests.support import Collector, Store, ev, seqs_of
 
 BAD = (TypeError, ValueError)
@@ -30,7 +30,10 @@ def _values(store: Store) -> list[tuple[object, list[str]]]:
         (EventFilter(["t"], [{"a": 1}]), ["event_types", "payload_predicates"]),
         (EventQuery([EventFilter(["t"])], 3), ["filters", "min_sequence_number"]),
         (record, ["sequence_number", "occurred_at", "event_type", "payload"]),
-        (query_result, ["event_records", "last_returned_sequence_number", "current_context_version"]),
+        (
+            query_result,
+            ["event_records", "last_returned_sequence_number", "current_context_version"],
+        ),
         (result, ["first_sequence_number", "last_sequence_number", "committed_count"]),
         (DurableStream("d"), ["name"]),
         (info, ["name", "query", "last_processed_sequence_number"]),
@@ -72,7 +75,7 @@ def test_value_types_compare_by_value(store: Store) -> None:
     assert EventQuery([EventFilter(["a"])]) != EventQuery([EventFilter(["a"])], 0)
     assert DurableStream("d") == DurableStream("d")
     assert DurableStream("d") != DurableStream("e")
-    at = dt.datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=dt.timezone.utc)
+    at = dt.datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC)
     assert EventRecord(1, at, "t", {"a": 1}) == EventRecord(1, at, "t", {"a": 1})
     assert EventRecord(1, at, "t", {"a": 1}) != EventRecord(2, at, "t", {"a": 1})
     assert EventRecord(1, at, "t", {"a": 1}) != EventRecord(1, at, "t", {"a": 2})
@@ -85,7 +88,7 @@ def test_value_types_compare_by_value(store: Store) -> None:
 
 
 def test_event_record_can_be_constructed() -> None:
-    at = dt.datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=dt.timezone.utc)
+    at = dt.datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC)
     record = EventRecord(7, at, "t", {"a": [1, 2]})
     assert record.sequence_number == 7
     assert record.occurred_at == at
@@ -137,7 +140,9 @@ def test_query_filters_are_copies() -> None:
 
 def test_query_builders() -> None:
     assert EventQuery.all() == EventQuery(None, None)
-    assert EventQuery.for_event_types(["a", "b"]) == EventQuery([EventFilter(event_types=["a", "b"])])
+    assert EventQuery.for_event_types(["a", "b"]) == EventQuery(
+        [EventFilter(event_types=["a", "b"])]
+    )
     base = EventQuery.for_event_types(["a"])
     with_min = base.with_min_sequence_number(5)
     assert with_min.min_sequence_number == 5
@@ -172,7 +177,7 @@ ROUND_TRIPS: list[Any] = [
     {"ints": [0, -1, 2**63 - 1, -(2**63), 2**64 - 1]},
     {"floats": [0.1, -2.5, 1e300, -1e-300, 5e-324, 1.0]},
     {"bools": [True, False], "none": None},
-    {"unicode": "zoë 🙂 \u2028 \ud7ff", "": "empty key", "quote\"s": "back\\slash"},
+    {"unicode": "zoë 🙂 \u2028 \ud7ff", "": "empty key", 'quote"s': "back\\slash"},
     {"big": "x" * 10_000},
     [1, "two", {"three": 3}],
     "just a string",
@@ -184,7 +189,9 @@ ROUND_TRIPS: list[Any] = [
 ]
 
 
-@pytest.mark.parametrize("payload", ROUND_TRIPS, ids=[f"payload{i}" for i in range(len(ROUND_TRIPS))])
+@pytest.mark.parametrize(
+    "payload", ROUND_TRIPS, ids=[f"payload{i}" for i in range(len(ROUND_TRIPS))]
+)
 def test_payload_round_trip(store: Store, payload: Any) -> None:
     assert NewEvent("t", payload).payload == payload
     store.append([NewEvent("t", payload)])
@@ -247,7 +254,9 @@ BAD_PAYLOADS: list[tuple[str, Any, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("payload", "path"), [(c[1], c[2]) for c in BAD_PAYLOADS], ids=[c[0] for c in BAD_PAYLOADS])
+@pytest.mark.parametrize(
+    ("payload", "path"), [(c[1], c[2]) for c in BAD_PAYLOADS], ids=[c[0] for c in BAD_PAYLOADS]
+)
 def test_bad_payload_is_rejected_naming_the_path(payload: Any, path: str) -> None:
     with pytest.raises(BAD) as info:
         NewEvent("t", payload)
@@ -297,7 +306,10 @@ def test_empty_event_type_is_a_value_error() -> None:
 
 def test_event_type_with_spaces_and_unicode_is_fine(store: Store) -> None:
     store.append([NewEvent("Order placed ✓", {})])
-    assert store.query(EventQuery.for_event_types(["Order placed ✓"])).event_records[0].event_type == "Order placed ✓"
+    assert (
+        store.query(EventQuery.for_event_types(["Order placed ✓"])).event_records[0].event_type
+        == "Order placed ✓"
+    )
 
 
 @pytest.mark.parametrize("bad", ["", None, 5, b"d"])
@@ -359,7 +371,11 @@ def test_bad_handler_is_rejected(store: Store) -> None:
 def test_append_result_fields(store: Store) -> None:
     result = store.append([ev("a"), ev("b")])
     assert isinstance(result, AppendResult)
-    assert (result.first_sequence_number, result.last_sequence_number, result.committed_count) == (1, 2, 2)
+    assert (result.first_sequence_number, result.last_sequence_number, result.committed_count) == (
+        1,
+        2,
+        2,
+    )
 
 
 def test_store_as_context_manager() -> None:

@@ -58,7 +58,9 @@ def parity_binary() -> Path:
     except subprocess.TimeoutExpired:
         pytest.fail(f"building rust/factstr-parity took more than {BUILD_DEADLINE}s")
     if done.returncode != 0:
-        pytest.fail(f"building rust/factstr-parity failed ({done.returncode}):\n{done.stderr[-6000:]}")
+        pytest.fail(
+            f"building rust/factstr-parity failed ({done.returncode}):\n{done.stderr[-6000:]}"
+        )
     binary = target_dir() / "release" / "factstr-parity"
     if not binary.exists():
         pytest.fail(f"cargo built rust/factstr-parity but {binary} does not exist")

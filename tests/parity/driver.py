@@ -22,6 +22,7 @@ from typing import IO, Any, TypeAlias
 
 import factstr
 from factstr import EventFilter, EventQuery, NewEvent
+
 from tests.processes import end_process
 from tests.support import Store
 
@@ -56,7 +57,10 @@ def from_query(query: EventQuery) -> dict[str, Any]:
     return {
         "filters": None
         if filters is None
-        else [{"event_types": f.event_types, "payload_predicates": f.payload_predicates} for f in filters],
+        else [
+            {"event_types": f.event_types, "payload_predicates": f.payload_predicates}
+            for f in filters
+        ],
         "min": query.min_sequence_number,
     }
 
@@ -190,7 +194,9 @@ class Upstream:
         try:
             text = self._lines.get(timeout=timeout)
         except queue.Empty:
-            raise AssertionError(f"upstream did not answer within {timeout}s\n{self.stderr_text()}") from None
+            raise AssertionError(
+                f"upstream did not answer within {timeout}s\n{self.stderr_text()}"
+            ) from None
         if text is None:
             self.proc.wait(timeout=10)
             time.sleep(0.1)
@@ -211,7 +217,9 @@ class Upstream:
             reply = self.request({"op": "close"})
             assert reply == {"ok": None}, reply
             self.proc.wait(timeout=OP_DEADLINE)
-            assert self.proc.returncode == 0, f"upstream exited with {self.proc.returncode}:\n{self.stderr_text()}"
+            assert self.proc.returncode == 0, (
+                f"upstream exited with {self.proc.returncode}:\n{self.stderr_text()}"
+            )
         self.kill()
 
     def kill(self) -> None:
@@ -243,7 +251,9 @@ class _Inbox:
 
 
 class _Registration:
-    def __init__(self, stream: factstr.EventStream, inbox: _Inbox, query: EventQuery | None, since: int) -> None:
+    def __init__(
+        self, stream: factstr.EventStream, inbox: _Inbox, query: EventQuery | None, since: int
+    ) -> None:
         self.stream = stream
         self.inbox = inbox
         self.query = query
@@ -274,10 +284,20 @@ class Ours:
         name = op["op"]
         if name == "append":
             result = self.store.append(new_events(op["events"]))
-            return {"first": result.first_sequence_number, "last": result.last_sequence_number, "count": result.committed_count}
+            return {
+                "first": result.first_sequence_number,
+                "last": result.last_sequence_number,
+                "count": result.committed_count,
+            }
         if name == "append_if":
-            result = self.store.append_if(new_events(op["events"]), to_query(op["query"]), op.get("expected"))
-            return {"first": result.first_sequence_number, "last": result.last_sequence_number, "count": result.committed_count}
+            result = self.store.append_if(
+                new_events(op["events"]), to_query(op["query"]), op.get("expected")
+            )
+            return {
+                "first": result.first_sequence_number,
+                "last": result.last_sequence_number,
+                "count": result.committed_count,
+            }
         if name == "query":
             answer = self.store.query(to_query(op["query"]))
             return {
@@ -291,7 +311,11 @@ class Ours:
             query = None if op.get("query") is None else to_query(op["query"])
             inbox = _Inbox()
             if name == "stream":
-                stream = self.store.stream_all(inbox) if query is None else self.store.stream_to(query, inbox)
+                stream = (
+                    self.store.stream_all(inbox)
+                    if query is None
+                    else self.store.stream_to(query, inbox)
+                )
                 self.streams[sid] = _Registration(stream, inbox, query, self._last_committed())
                 return {"id": sid}
             durable = op["name"]
@@ -315,7 +339,11 @@ class Ours:
             return None
         if name == "cursors":
             return [
-                {"name": info.name, "query": from_query(info.query), "cursor": info.last_processed_sequence_number}
+                {
+                    "name": info.name,
+                    "query": from_query(info.query),
+                    "cursor": info.last_processed_sequence_number,
+                }
                 for info in sorted(self.store.durable_streams(), key=lambda i: i.name)
             ]
         raise AssertionError(f"unknown op {name}")

@@ -9,8 +9,8 @@ reported. Generation keeps clear of the documented differences (``differences.py
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from hypothesis import strategies as st
@@ -29,7 +29,11 @@ FLOATS = [0.5, -1.5, 2.25, 1e-7, 3.5e20]
 STRINGS = ["x", "y", "", "日本", 'q"\\', "line\nbreak"]
 
 scalars: st.SearchStrategy[Any] = st.one_of(
-    st.none(), st.booleans(), st.sampled_from(INTS), st.sampled_from(FLOATS), st.sampled_from(STRINGS)
+    st.none(),
+    st.booleans(),
+    st.sampled_from(INTS),
+    st.sampled_from(FLOATS),
+    st.sampled_from(STRINGS),
 )
 
 
@@ -117,7 +121,10 @@ class Program:
 
     def draw_events(self, draw: Draw, min_size: int, max_size: int) -> list[dict[str, Any]]:
         n = draw(st.integers(min_size, max_size))
-        return [{"type": draw(st.sampled_from(TYPES)), "payload": self.draw_payload(draw)} for _ in range(n)]
+        return [
+            {"type": draw(st.sampled_from(TYPES)), "payload": self.draw_payload(draw)}
+            for _ in range(n)
+        ]
 
     def draw_predicate(self, draw: Draw) -> Any:
         if self.payloads and draw(st.booleans()):
@@ -150,7 +157,20 @@ class Program:
     # -- steps ---------------------------------------------------------------------------
 
     def step(self, draw: Draw) -> None:
-        kind = draw(st.sampled_from(["append", "append", "append_if", "query", "stream", "durable", "deliveries", "unsubscribe"]))
+        kind = draw(
+            st.sampled_from(
+                [
+                    "append",
+                    "append",
+                    "append_if",
+                    "query",
+                    "stream",
+                    "durable",
+                    "deliveries",
+                    "unsubscribe",
+                ]
+            )
+        )
         if kind == "append":
             events = self.draw_events(draw, 0 if draw(st.integers(0, 9)) == 0 else 1, 3)
             reply = self.run({"op": "append", "events": events})
@@ -198,7 +218,9 @@ class Program:
         if empty and self.steering.empty_append_if_needs_fresh_version:
             expected = fresh
         events = [] if empty else self.draw_events(draw, 1, 2)
-        reply = self.run({"op": "append_if", "events": events, "query": context, "expected": expected})
+        reply = self.run(
+            {"op": "append_if", "events": events, "query": context, "expected": expected}
+        )
         if "ok" in reply:
             self.payloads.extend(e["payload"] for e in events)
 

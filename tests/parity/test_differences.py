@@ -9,10 +9,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeAlias
 
-import pytest
-
 import factstr
+import pytest
 from factstr import EventFilter, EventQuery, NewEvent
+
 from tests.parity.conftest import MakeDatabase, StartUpstream
 from tests.parity.differences import ALL_KINDS, BY_KEY, DIFFERENCES
 from tests.parity.driver import Ours, Upstream, comparable
@@ -25,7 +25,9 @@ Pair: TypeAlias = tuple[Upstream, Ours, Callable[[], list[dict[str, Any]]] | Non
 
 
 @pytest.fixture(params=sorted(ALL_KINDS))
-def pair(request: pytest.FixtureRequest, start_upstream: StartUpstream, tmp_path: Path) -> Iterator[Pair]:
+def pair(
+    request: pytest.FixtureRequest, start_upstream: StartUpstream, tmp_path: Path
+) -> Iterator[Pair]:
     kind: str = request.param
     reader: Callable[[], list[dict[str, Any]]] | None = None
     if kind == "memory":
@@ -107,14 +109,18 @@ def test_scalar_predicate_against_array_payload(pair: Pair, request: pytest.Fixt
 def test_empty_append_if_with_a_stale_version(pair: Pair, request: pytest.FixtureRequest) -> None:
     kind = kind_of(request)
     both(pair, {"op": "append", "events": [ev("A", {})]})
-    theirs, mine = both(pair, {"op": "append_if", "events": [], "query": {"filters": None}, "expected": None})
+    theirs, mine = both(
+        pair, {"op": "append_if", "events": [], "query": {"filters": None}, "expected": None}
+    )
     assert mine == {"error": {"kind": "EmptyAppend"}}
     if kind == "memory":
         assert theirs == {"error": {"kind": "Conflict", "expected": None, "actual": 1}}
     else:
         assert theirs == mine
     # With the fresh version both stores refuse the empty list.
-    assert both(pair, {"op": "append_if", "events": [], "query": {"filters": None}, "expected": 1}) == (mine, mine)
+    assert both(
+        pair, {"op": "append_if", "events": [], "query": {"filters": None}, "expected": 1}
+    ) == (mine, mine)
 
 
 def _at(record: dict[str, Any]) -> datetime:
@@ -168,7 +174,15 @@ def test_dropped_stream_handle(pair: Pair) -> None:
 def test_durable_failure_does_not_skip(pair: Pair, request: pytest.FixtureRequest) -> None:
     """A durable handler fails on batch 1 while batch 2 is already queued for it."""
     upstream, ours, reader = pair
-    upstream.run({"op": "durable", "id": "d", "name": "d", "query": None, "fail_on": {"seq": 1, "delay_ms": 300}})
+    upstream.run(
+        {
+            "op": "durable",
+            "id": "d",
+            "name": "d",
+            "query": None,
+            "fail_on": {"seq": 1, "delay_ms": 300},
+        }
+    )
     upstream.run({"op": "append", "events": [ev("A", {})]})
     upstream.run({"op": "append", "events": [ev("A", {})]})
     delivered = upstream.run({"op": "deliveries", "id": "d"})["ok"]["batches"]
@@ -210,7 +224,9 @@ def test_query_limit(pair: Pair) -> None:
     both(pair, {"op": "append", "events": [ev("A", {"i": i}) for i in range(5)]})
     everything = comparable(upstream.run({"op": "query", "query": {"min": 1}}))["ok"]
     limited = ours.store.query(EventQuery(None, 1), limit=2)
-    assert [r.sequence_number for r in limited.event_records] == [r["seq"] for r in everything["records"][:2]]
+    assert [r.sequence_number for r in limited.event_records] == [
+        r["seq"] for r in everything["records"][:2]
+    ]
     assert limited.current_context_version == everything["version"]
 
 
@@ -244,7 +260,9 @@ def test_nul_in_strings(pair: Pair, request: pytest.FixtureRequest) -> None:
 
 def test_empty_event_type_and_durable_name(pair: Pair) -> None:
     upstream, ours, _ = pair
-    assert upstream.run({"op": "append", "events": [ev("", {})]}) == {"ok": {"first": 1, "last": 1, "count": 1}}
+    assert upstream.run({"op": "append", "events": [ev("", {})]}) == {
+        "ok": {"first": 1, "last": 1, "count": 1}
+    }
     assert "ok" in upstream.run({"op": "durable", "id": "d", "name": "", "query": None})
     with pytest.raises(ValueError):
         NewEvent("", {})

@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import factstr
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-import factstr
 from tests.parity.conftest import MakeDatabase, StartUpstream
 from tests.parity.driver import Ours, canonical
 from tests.parity.program import Program, Steering
@@ -34,7 +34,11 @@ PARITY_SETTINGS = settings(
     # No shrinking: a failure prints every operation of the run, and shrinking runs that wait
     # for deliveries takes minutes.
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
 )
 
 
@@ -64,7 +68,9 @@ def compare_cursors(program: Program, upstream_cursors: list[dict[str, Any]]) ->
 @PARITY_SETTINGS
 @given(data=st.data())
 def test_memory(start_upstream: StartUpstream, data: st.DataObject) -> None:
-    program = Program(start_upstream({"open": "memory"}), Ours(factstr.MemoryStore()), Steering("memory"))
+    program = Program(
+        start_upstream({"open": "memory"}), Ours(factstr.MemoryStore()), Steering("memory")
+    )
     run_program(program, data, STEPS)
 
 
@@ -90,7 +96,12 @@ def test_sqlite(start_upstream: StartUpstream, data: st.DataObject) -> None:
 
 @PARITY_SETTINGS
 @given(data=st.data())
-def test_postgres(start_upstream: StartUpstream, make_database: MakeDatabase, pg_server: PostgresServer, data: st.DataObject) -> None:
+def test_postgres(
+    start_upstream: StartUpstream,
+    make_database: MakeDatabase,
+    pg_server: PostgresServer,
+    data: st.DataObject,
+) -> None:
     upstream_db, our_db = make_database(), make_database()
     program = Program(
         start_upstream({"open": "postgres", "url": pg_server.url_for(upstream_db)}),
@@ -108,7 +119,9 @@ def test_postgres(start_upstream: StartUpstream, make_database: MakeDatabase, pg
 
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
-def test_numbers_and_text_round_trip(kind: str, start_upstream: StartUpstream, tmp_path: Path) -> None:
+def test_numbers_and_text_round_trip(
+    kind: str, start_upstream: StartUpstream, tmp_path: Path
+) -> None:
     """Edge values of the generated vocabulary come back the same from both (a fixed example)."""
     if kind == "memory":
         upstream = start_upstream({"open": "memory"})
@@ -117,10 +130,22 @@ def test_numbers_and_text_round_trip(kind: str, start_upstream: StartUpstream, t
         upstream = start_upstream({"open": "sqlite", "path": str(tmp_path / "u.db")})
         ours = Ours(factstr.SqliteStore(tmp_path / "o.db"))
     program = Program(upstream, ours, Steering(kind))
-    payload = {"big": 2**64 - 1, "neg": -(2**63), "tiny": 1e-7, "huge": 3.5e20, "s": 'q"\\\n日本', "b": [True, 0, 1, None]}
+    payload = {
+        "big": 2**64 - 1,
+        "neg": -(2**63),
+        "tiny": 1e-7,
+        "huge": 3.5e20,
+        "s": 'q"\\\n日本',
+        "b": [True, 0, 1, None],
+    }
     program.run({"op": "append", "events": [{"type": "A", "payload": payload}]})
     program.run({"op": "query", "query": {"filters": [{"payload_predicates": [{"b": [True]}]}]}})
     program.run({"op": "query", "query": {"filters": [{"payload_predicates": [{"b": [1]}]}]}})
-    program.run({"op": "query", "query": {"filters": [{"payload_predicates": [{"big": 2**64 - 1, "tiny": 1e-7}]}]}})
+    program.run(
+        {
+            "op": "query",
+            "query": {"filters": [{"payload_predicates": [{"big": 2**64 - 1, "tiny": 1e-7}]}]},
+        }
+    )
     program.ours.close()
     program.upstream.close()

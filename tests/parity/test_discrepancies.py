@@ -32,7 +32,8 @@ def crate_dirs() -> dict[str, Path]:
     return {
         p["name"]: Path(p["manifest_path"]).parent
         for p in packages
-        if p["name"] in {"factstr", "factstr-memory", "factstr-sqlite", "factstr-postgres"} and p["version"] == "0.5.2"
+        if p["name"] in {"factstr", "factstr-memory", "factstr-sqlite", "factstr-postgres"}
+        and p["version"] == "0.5.2"
     }
 
 
@@ -51,12 +52,16 @@ def test_published_tests_need_a_missing_crate(parity_binary: Path) -> None:
     for name, path in crate_dirs().items():
         if name == "factstr":
             continue
-        uses = [t.name for t in (path / "tests").glob("*.rs") if "factstr_conformance" in t.read_text()]
+        uses = [
+            t.name for t in (path / "tests").glob("*.rs") if "factstr_conformance" in t.read_text()
+        ]
         assert uses, name
         assert "factstr-conformance" not in (path / "Cargo.toml").read_text(), name
 
 
-def test_postgres_connect_does_not_validate(start_upstream: StartUpstream, make_database: MakeDatabase, pg_server: PostgresServer) -> None:
+def test_postgres_connect_does_not_validate(
+    start_upstream: StartUpstream, make_database: MakeDatabase, pg_server: PostgresServer
+) -> None:
     """Item 2: `connect` claims to "initialize or validate" the schema; an `events` table whose
     `event_type` is an integer column is accepted, and appends then fail."""
     name = make_database()
@@ -68,11 +73,16 @@ def test_postgres_connect_does_not_validate(start_upstream: StartUpstream, make_
     upstream = start_upstream({"open": "postgres", "url": pg_server.url_for(name)})
     reply = upstream.run({"op": "append", "events": [{"type": "A", "payload": {}}]})
     assert reply["error"]["kind"] == "BackendFailure", reply
-    assert pg_server.sql("SELECT value FROM store_metadata WHERE key = 'store_format_version'", name) == "1"
+    assert (
+        pg_server.sql("SELECT value FROM store_metadata WHERE key = 'store_format_version'", name)
+        == "1"
+    )
     upstream.close()
 
 
-def test_memory_and_sql_stores_disagree_on_empty_append_if(start_upstream: StartUpstream, tmp_path: Path) -> None:
+def test_memory_and_sql_stores_disagree_on_empty_append_if(
+    start_upstream: StartUpstream, tmp_path: Path
+) -> None:
     """Item 3: "the same observable behaviour", but an empty append_if with a stale version
     is a conflict in memory and EmptyAppend in SQLite."""
     op = {"op": "append_if", "events": [], "query": {}, "expected": 5}
@@ -84,7 +94,9 @@ def test_memory_and_sql_stores_disagree_on_empty_append_if(start_upstream: Start
     sqlite.close()
 
 
-def test_postgres_stream_to_disagrees_with_query(start_upstream: StartUpstream, make_database: MakeDatabase, pg_server: PostgresServer) -> None:
+def test_postgres_stream_to_disagrees_with_query(
+    start_upstream: StartUpstream, make_database: MakeDatabase, pg_server: PostgresServer
+) -> None:
     """Item 4: stream_to is documented to use EventQuery matching; on PostgreSQL, query uses
     jsonb @> while live streams and durable replay use the Rust matcher."""
     upstream = start_upstream({"open": "postgres", "url": pg_server.url_for(make_database())})
@@ -92,11 +104,15 @@ def test_postgres_stream_to_disagrees_with_query(start_upstream: StartUpstream, 
         query = {"filters": [{"event_types": None, "payload_predicates": [predicate]}]}
         sid = f"s{predicate!r}"
         upstream.run({"op": "stream", "id": sid, "query": query})
-        appended = upstream.run({"op": "append", "events": [{"type": "A", "payload": payload}]})["ok"]["first"]
+        appended = upstream.run({"op": "append", "events": [{"type": "A", "payload": payload}]})[
+            "ok"
+        ]["first"]
         matched = [r["seq"] for r in upstream.run({"op": "query", "query": query})["ok"]["records"]]
         assert appended in matched
         assert upstream.run({"op": "deliveries", "id": sid}) == {"ok": {"batches": []}}
-        replay = upstream.run({"op": "durable", "id": "d" + sid, "name": "d" + sid, "query": query})["ok"]["replay"]
+        replay = upstream.run(
+            {"op": "durable", "id": "d" + sid, "name": "d" + sid, "query": query}
+        )["ok"]["replay"]
         assert appended not in [r["seq"] for b in replay for r in b]
     upstream.close()
 
@@ -114,7 +130,9 @@ def test_memory_append_if_is_not_atomic(start_upstream: StartUpstream) -> None:
     # Look for up to RACE_BUDGET seconds; not seeing it proves nothing, so that is a skip.
     deadline = time.monotonic() + RACE_BUDGET
     while not doubles and time.monotonic() < deadline:
-        doubles += upstream.run({"op": "race_append_if", "threads": 4, "rounds": 500})["ok"]["double_commits"]
+        doubles += upstream.run({"op": "race_append_if", "threads": 4, "rounds": 500})["ok"][
+            "double_commits"
+        ]
         rounds += 500
     upstream.close()
     if not doubles:
@@ -153,12 +171,16 @@ def test_sqlite_query_drops_undecodable_rows(start_upstream: StartUpstream, tmp_
     upstream.close()
 
 
-def test_sqlite_durable_refused_without_marker(start_upstream: StartUpstream, tmp_path: Path) -> None:
+def test_sqlite_durable_refused_without_marker(
+    start_upstream: StartUpstream, tmp_path: Path
+) -> None:
     """Context for SPEC §9 (not a discrepancy): upstream refuses durable streams on a database
     it did not create, i.e. one lacking the sparse_v1 marker."""
     db = tmp_path / "u.db"
     with sqlite3.connect(db) as conn:
-        conn.execute("CREATE TABLE events (sequence_number INTEGER PRIMARY KEY, occurred_at TEXT NOT NULL, event_type TEXT NOT NULL, payload TEXT NOT NULL)")
+        conn.execute(
+            "CREATE TABLE events (sequence_number INTEGER PRIMARY KEY, occurred_at TEXT NOT NULL, event_type TEXT NOT NULL, payload TEXT NOT NULL)"
+        )
     upstream = start_upstream({"open": "sqlite", "path": str(db)})
     reply = upstream.run({"op": "durable", "id": "d", "name": "d", "query": None})
     assert reply["error"]["kind"] == "BackendFailure"

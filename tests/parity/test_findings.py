@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import factstr
+
 from tests.parity.conftest import StartUpstream
 from tests.parity.driver import Ours, comparable
 from tests.parity.tables import sqlite_cursors
@@ -31,14 +32,21 @@ def test_f1_live_stream_ignores_min_sequence_number(start_upstream: StartUpstrea
         upstream.close()
 
 
-def test_f2_durable_cursor_passes_non_matching_live_batches(start_upstream: StartUpstream, tmp_path: Path) -> None:
+def test_f2_durable_cursor_passes_non_matching_live_batches(
+    start_upstream: StartUpstream, tmp_path: Path
+) -> None:
     upstream = start_upstream({"open": "sqlite", "path": str(tmp_path / "u.db")})
     ours = Ours(factstr.SqliteStore(tmp_path / "o.db"))
     query = {"filters": [{"event_types": ["B"], "payload_predicates": None}], "min": None}
     try:
         for side in (upstream, ours):
             side.run({"op": "durable", "id": "d", "name": "d", "query": query})
-            side.run({"op": "append", "events": [{"type": "A", "payload": {}}, {"type": "A", "payload": {}}]})
+            side.run(
+                {
+                    "op": "append",
+                    "events": [{"type": "A", "payload": {}}, {"type": "A", "payload": {}}],
+                }
+            )
             side.run({"op": "deliveries", "id": "d"})
         time.sleep(0.3)
         theirs = sqlite_cursors(tmp_path / "u.db")
@@ -56,7 +64,12 @@ def test_f3_active_name_with_other_query(start_upstream: StartUpstream, tmp_path
     try:
         for side in (upstream, ours):
             side.run({"op": "durable", "id": "a", "name": "d", "query": None})
-        op = {"op": "durable", "id": "b", "name": "d", "query": {"filters": [{"event_types": ["A"]}]}}
+        op = {
+            "op": "durable",
+            "id": "b",
+            "name": "d",
+            "query": {"filters": [{"event_types": ["A"]}]},
+        }
         theirs, mine = comparable(upstream.run(op)), comparable(ours.run(op))
         assert theirs == mine, (theirs, mine)
     finally:

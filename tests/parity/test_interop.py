@@ -16,19 +16,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import factstr
+import pytest
 from factstr import EventQuery, NewEvent
+
 from tests.parity.conftest import MakeDatabase, StartUpstream
 from tests.parity.driver import Ours, Upstream, batch_json, canonical, comparable
-from tests.parity.tables import pg_batches, pg_metadata, pg_raw_cursors, sqlite_batches, sqlite_metadata, sqlite_raw_cursors
+from tests.parity.tables import (
+    pg_batches,
+    pg_metadata,
+    pg_raw_cursors,
+    sqlite_batches,
+    sqlite_metadata,
+    sqlite_raw_cursors,
+)
 from tests.postgres_server import PostgresServer, postgres_store
 from tests.support import Collector, Store
 
 QUERY_A = {"filters": [{"event_types": ["A"], "payload_predicates": None}], "min": None}
 #: What upstream's serialiser writes for QUERY_A (our stores must write the same text).
-QUERY_A_TEXT = '{"filters":[{"event_types":["A"],"payload_predicates":null}],"min_sequence_number":null}'
+QUERY_A_TEXT = (
+    '{"filters":[{"event_types":["A"],"payload_predicates":null}],"min_sequence_number":null}'
+)
 
 
 @dataclass
@@ -73,12 +82,20 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
 def plan(seed: int) -> list[list[dict[str, Any]]]:
     rng = random.Random(seed)
     return [
-        [{"type": rng.choice("AB"), "payload": {"i": i, "j": j, "tags": ["x", j * 0.5], "o": {"n": None}}} for j in range(rng.choice([1, 1, 2, 3]))]
+        [
+            {
+                "type": rng.choice("AB"),
+                "payload": {"i": i, "j": j, "tags": ["x", j * 0.5], "o": {"n": None}},
+            }
+            for j in range(rng.choice([1, 1, 2, 3]))
+        ]
         for i in range(12)
     ]
 
 
-def expected_replay(batches: list[list[dict[str, Any]]], cursor: int, types: list[str] | None) -> list[list[dict[str, Any]]]:
+def expected_replay(
+    batches: list[list[dict[str, Any]]], cursor: int, types: list[str] | None
+) -> list[list[dict[str, Any]]]:
     """The batches a durable stream with ``cursor`` and these event types replays."""
     out: list[list[dict[str, Any]]] = []
     seq = 0
@@ -126,7 +143,9 @@ def read_back(side: Upstream | Ours, batches: list[list[dict[str, Any]]], d1_cur
     everything = comparable(side.run({"op": "query", "query": {}}))["ok"]
     assert canonical(everything["records"]) == canonical(all_records(batches))
     d1 = side.run({"op": "durable", "id": "r1", "name": "d1", "query": QUERY_A})
-    assert canonical(strip(d1["ok"]["replay"])) == canonical(expected_replay(batches, d1_cursor, ["A"]))
+    assert canonical(strip(d1["ok"]["replay"])) == canonical(
+        expected_replay(batches, d1_cursor, ["A"])
+    )
     fresh = side.run({"op": "durable", "id": "r2", "name": "fresh", "query": None})
     assert canonical(strip(fresh["ok"]["replay"])) == canonical(expected_replay(batches, 0, None))
 
@@ -143,7 +162,9 @@ def test_upstream_writes_ours_reads(backend: Backend, start_upstream: StartUpstr
 
     ours = Ours(backend.open_ours())
     try:
-        assert ours.run({"op": "cursors"})["ok"] == [{"name": "d1", "query": QUERY_A, "cursor": cursor}]
+        assert ours.run({"op": "cursors"})["ok"] == [
+            {"name": "d1", "query": QUERY_A, "cursor": cursor}
+        ]
         read_back(ours, batches, cursor)
     finally:
         ours.close()
@@ -200,7 +221,14 @@ def test_concurrent_writers(backend: Backend, start_upstream: StartUpstream) -> 
             for thread in threads:
                 thread.start()
             for i, n in enumerate(upstream_sizes):  # pipelined: upstream appends while ours does
-                upstream.send({"op": "append", "events": [{"type": "upstream", "payload": {"i": i, "j": j}} for j in range(n)]})
+                upstream.send(
+                    {
+                        "op": "append",
+                        "events": [
+                            {"type": "upstream", "payload": {"i": i, "j": j}} for j in range(n)
+                        ],
+                    }
+                )
             upstream_ranges = []
             for n in upstream_sizes:
                 reply = upstream.receive()
@@ -213,24 +241,38 @@ def test_concurrent_writers(backend: Backend, start_upstream: StartUpstream) -> 
         assert gaps == []
         for first, last, n in upstream_ranges + our_ranges:
             assert last - first + 1 == n
-        numbers = sorted(s for first, last, _ in upstream_ranges + our_ranges for s in range(first, last + 1))
+        numbers = sorted(
+            s for first, last, _ in upstream_ranges + our_ranges for s in range(first, last + 1)
+        )
         assert numbers == list(range(1, total + 1))
         # Each side's batches are contiguous runs of its own events, in its own order.
         records = store.query().event_records
         for first, last, n in upstream_ranges:
-            assert [(r.event_type, r.payload["j"]) for r in records[first - 1 : last]] == [("upstream", j) for j in range(n)]
+            assert [(r.event_type, r.payload["j"]) for r in records[first - 1 : last]] == [
+                ("upstream", j) for j in range(n)
+            ]
         for first, last, n in our_ranges:
-            assert [(r.event_type, r.payload["j"]) for r in records[first - 1 : last]] == [("ours", j) for j in range(n)]
-        assert sorted(upstream_ranges + our_ranges) == sorted(upstream_ranges + our_ranges, key=lambda r: r[0])
-        assert backend.batches() == sorted((f, l) for f, l, n in upstream_ranges + our_ranges if n > 1)
+            assert [(r.event_type, r.payload["j"]) for r in records[first - 1 : last]] == [
+                ("ours", j) for j in range(n)
+            ]
+        assert sorted(upstream_ranges + our_ranges) == sorted(
+            upstream_ranges + our_ranges, key=lambda r: r[0]
+        )
+        assert backend.batches() == sorted(
+            (f, l) for f, l, n in upstream_ranges + our_ranges if n > 1
+        )
         # Our live stream got every batch, with its shape, in commit order.
         shape = sorted((f, l) for f, l, _ in upstream_ranges + our_ranges)
-        assert [(b[0].sequence_number, b[-1].sequence_number) for b in seen_by_stream.batches] == shape
+        assert [
+            (b[0].sequence_number, b[-1].sequence_number) for b in seen_by_stream.batches
+        ] == shape
         # Both engines replay the same batches.
         replay = Collector()
         with store.stream_all_durable("all", replay):
             pass
-        theirs = upstream.run({"op": "durable", "id": "all", "name": "all-upstream", "query": None})["ok"]["replay"]
+        theirs = upstream.run(
+            {"op": "durable", "id": "all", "name": "all-upstream", "query": None}
+        )["ok"]["replay"]
         assert canonical(strip(theirs)) == canonical(strip([batch_json(b) for b in replay.batches]))
         assert [(b[0]["seq"], b[-1]["seq"]) for b in theirs] == shape
     finally:
@@ -243,8 +285,15 @@ def test_concurrent_writers(backend: Backend, start_upstream: StartUpstream) -> 
 def test_durable_cursor_handover(backend: Backend, start_upstream: StartUpstream) -> None:
     """One durable name processed alternately by upstream and ours, never twice, never skipped."""
     upstream = start_upstream(backend.open_line)
-    upstream.run({"op": "append", "events": [{"type": "A", "payload": {"n": 1}}, {"type": "A", "payload": {"n": 2}}]})
-    first = upstream.run({"op": "durable", "id": "h", "name": "h", "query": QUERY_A})["ok"]["replay"]
+    upstream.run(
+        {
+            "op": "append",
+            "events": [{"type": "A", "payload": {"n": 1}}, {"type": "A", "payload": {"n": 2}}],
+        }
+    )
+    first = upstream.run({"op": "durable", "id": "h", "name": "h", "query": QUERY_A})["ok"][
+        "replay"
+    ]
     upstream.run({"op": "append", "events": [{"type": "A", "payload": {"n": 3}}]})
     live = upstream.run({"op": "deliveries", "id": "h"})["ok"]["batches"]
     upstream.close()
@@ -268,4 +317,3 @@ def test_durable_cursor_handover(backend: Backend, start_upstream: StartUpstream
     assert ns(live) == [[3]]
     assert [[r.payload["n"] for r in b] for b in mine.batches] == [[4, 6], [7]]
     assert ns(last) == [[8]]
-

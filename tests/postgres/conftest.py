@@ -13,8 +13,7 @@ from typing import TypeAlias
 
 import pytest
 
-from tests.postgres_server import require_postgres_store
-from tests.postgres_server import PostgresServer
+from tests.postgres_server import PostgresServer, require_postgres_store
 
 #: What the ``make_database`` fixture returns: creates a database and returns its name.
 MakeDatabase: TypeAlias = Callable[[], str]
@@ -66,4 +65,3 @@ def make_database(server: PostgresServer) -> Iterator[MakeDatabase]:
         server.start()
     for name in names:
         server.drop_database(name)
-

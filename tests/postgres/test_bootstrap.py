@@ -6,10 +6,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 
-import pytest
-
 import factstr
+import pytest
 from factstr import NewEvent
+
 from tests.postgres_server import PostgresServer, bootstrap, postgres_store, postgres_store_class
 from tests.processes import Spawn
 from tests.support import seqs_of
@@ -24,7 +24,9 @@ def new_name(store_required: None, server: PostgresServer) -> Iterator[str]:
     server.drop_database(name)
 
 
-def test_bootstrap_creates_the_database_and_can_be_called_again(server: PostgresServer, new_name: str) -> None:
+def test_bootstrap_creates_the_database_and_can_be_called_again(
+    server: PostgresServer, new_name: str
+) -> None:
     with bootstrap(server.url, new_name) as store:
         assert isinstance(store, postgres_store_class())
         assert server.database_exists(new_name)
@@ -35,10 +37,15 @@ def test_bootstrap_creates_the_database_and_can_be_called_again(server: Postgres
     with postgres_store(server.url_for(new_name)) as plain:
         assert seqs_of(plain.query().event_records) == [1, 2, 3]
     # Nothing was created in the server's own database.
-    assert server.sql("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'") == "0"
+    assert (
+        server.sql("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
+        == "0"
+    )
 
 
-def test_bootstrap_on_an_existing_database_keeps_its_facts(server: PostgresServer, new_name: str) -> None:
+def test_bootstrap_on_an_existing_database_keeps_its_facts(
+    server: PostgresServer, new_name: str
+) -> None:
     server.sql(f'CREATE DATABASE "{new_name}"')
     with postgres_store(server.url_for(new_name)) as store:
         store.append([NewEvent("kept", {})])
@@ -60,8 +67,12 @@ def test_bootstrap_keeps_the_exact_name(store_required: None, server: PostgresSe
         server.drop_database(name)
 
 
-@pytest.mark.parametrize("name", ["", "bad-name", 'x"; DROP DATABASE postgres; --', "1abc", "a" * 64])
-def test_bootstrap_refuses_names_that_are_not_plain_identifiers(store_required: None, server: PostgresServer, name: str) -> None:
+@pytest.mark.parametrize(
+    "name", ["", "bad-name", 'x"; DROP DATABASE postgres; --', "1abc", "a" * 64]
+)
+def test_bootstrap_refuses_names_that_are_not_plain_identifiers(
+    store_required: None, server: PostgresServer, name: str
+) -> None:
     """The engine's decision: database names are ``[A-Za-z_][A-Za-z0-9_]*``, at most 63
     characters; anything else is a ValueError and creates nothing."""
     before = server.sql("SELECT count(*) FROM pg_database")
@@ -70,7 +81,9 @@ def test_bootstrap_refuses_names_that_are_not_plain_identifiers(store_required: 
     assert server.sql("SELECT count(*) FROM pg_database") == before
 
 
-def test_bootstrap_from_several_processes_at_once(server: PostgresServer, new_name: str, spawn: Spawn) -> None:
+def test_bootstrap_from_several_processes_at_once(
+    server: PostgresServer, new_name: str, spawn: Spawn
+) -> None:
     children = [spawn("bootstrap", server.url, new_name, f"p{n}") for n in range(4)]
     for child in children:
         child.expect("ready")

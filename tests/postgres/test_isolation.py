@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from factstr import NewEvent
+
 from tests.postgres.conftest import MakeDatabase
 from tests.postgres_server import PostgresServer, postgres_store
 from tests.support import Collector, Store, cursor_of, seqs_of
@@ -43,33 +43,53 @@ def _assert_separate(a: Store, b: Store) -> None:
     assert {i.name: i.last_processed_sequence_number for i in b.durable_streams()} == {"d": 1}
 
 
-def test_stores_in_different_databases_are_separate(store_required: None, server: PostgresServer, make_database: MakeDatabase) -> None:
-    with postgres_store(server.url_for(make_database())) as a, postgres_store(server.url_for(make_database())) as b:
+def test_stores_in_different_databases_are_separate(
+    store_required: None, server: PostgresServer, make_database: MakeDatabase
+) -> None:
+    with (
+        postgres_store(server.url_for(make_database())) as a,
+        postgres_store(server.url_for(make_database())) as b,
+    ):
         _assert_separate(a, b)
 
 
 @pytest.fixture
-def schema_database(store_required: None, server: PostgresServer, make_database: MakeDatabase) -> str:
+def schema_database(
+    store_required: None, server: PostgresServer, make_database: MakeDatabase
+) -> str:
     name = make_database()
     server.sql("CREATE SCHEMA schema_a; CREATE SCHEMA schema_b", database=name)
     return name
 
 
 def _tables_in(server: PostgresServer, database: str, schema: str) -> int:
-    return int(server.sql(f"SELECT count(*) FROM information_schema.tables WHERE table_schema = '{schema}'", database=database))
+    return int(
+        server.sql(
+            f"SELECT count(*) FROM information_schema.tables WHERE table_schema = '{schema}'",
+            database=database,
+        )
+    )
 
 
-def test_stores_in_different_schemas_of_one_database_are_separate(server: PostgresServer, schema_database: str) -> None:
+def test_stores_in_different_schemas_of_one_database_are_separate(
+    server: PostgresServer, schema_database: str
+) -> None:
     url_a = server.url_for(schema_database, query="options=-csearch_path%3Dschema_a")
     url_b = server.url_for(schema_database, query="options=-csearch_path%3Dschema_b")
     with postgres_store(url_a) as a, postgres_store(url_b) as b:
         _assert_separate(a, b)
     # The tables went into the schemas the URLs named, none into public.
     assert _tables_in(server, schema_database, "schema_a") > 0
-    assert _tables_in(server, schema_database, "schema_b") == _tables_in(server, schema_database, "schema_a")
+    assert _tables_in(server, schema_database, "schema_b") == _tables_in(
+        server, schema_database, "schema_a"
+    )
     assert _tables_in(server, schema_database, "public") == 0
     # Reopened, each schema still has its own log; the default schema is a third, empty one.
-    with postgres_store(url_a) as a, postgres_store(url_b) as b, postgres_store(server.url_for(schema_database)) as public:
+    with (
+        postgres_store(url_a) as a,
+        postgres_store(url_b) as b,
+        postgres_store(server.url_for(schema_database)) as public,
+    ):
         assert [r.event_type for r in a.query().event_records] == ["in_a"] * 3
         assert [r.event_type for r in b.query().event_records] == ["in_b"]
         assert public.query().event_records == []

@@ -16,10 +16,10 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 
-import pytest
-
 import factstr
+import pytest
 from factstr import EventQuery, NewEvent
+
 from tests.postgres.conftest import MakeDatabase
 from tests.postgres_server import PostgresServer, postgres_store
 from tests.support import run_in_thread, wait_for
@@ -75,14 +75,20 @@ def test_connect_timeout_bounds_a_server_that_accepts_and_never_answers(
 
 
 @pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf")])
-def test_statement_timeout_must_be_a_positive_number_of_seconds(store_required: None, value: float) -> None:
+def test_statement_timeout_must_be_a_positive_number_of_seconds(
+    store_required: None, value: float
+) -> None:
     with pytest.raises(ValueError, match="statement_timeout"):
         factstr.PostgresStore("postgresql://postgres@127.0.0.1:1/postgres", statement_timeout=value)
 
 
-def test_bootstrap_connect_timeout_bounds_a_silent_server(store_required: None, silent_port: int) -> None:
+def test_bootstrap_connect_timeout_bounds_a_silent_server(
+    store_required: None, silent_port: int
+) -> None:
     url = f"postgresql://postgres@127.0.0.1:{silent_port}/postgres"
-    thread, errors, _ = run_in_thread(lambda: factstr.PostgresStore.bootstrap(url, "never", connect_timeout=1))
+    thread, errors, _ = run_in_thread(
+        lambda: factstr.PostgresStore.bootstrap(url, "never", connect_timeout=1)
+    )
     thread.join(HANG)
     assert not thread.is_alive()
     assert len(errors) == 1 and isinstance(errors[0], factstr.BackendError), errors
@@ -92,7 +98,9 @@ def test_bootstrap_connect_timeout_bounds_a_silent_server(store_required: None, 
 
 
 def _backend_pids(server: PostgresServer, application_name: str) -> list[int]:
-    found = server.sql(f"SELECT pid FROM pg_stat_activity WHERE application_name = '{application_name}'")
+    found = server.sql(
+        f"SELECT pid FROM pg_stat_activity WHERE application_name = '{application_name}'"
+    )
     return [int(line) for line in found.split()]
 
 
@@ -114,7 +122,9 @@ def test_an_append_to_a_stopped_backend_raises_within_the_statement_timeout(
         [pid] = _backend_pids(local_server, name)
         os.kill(pid, signal.SIGSTOP)
         try:
-            thread, errors, results = run_in_thread(lambda: store.append([NewEvent("During", {"n": 2})]))
+            thread, errors, results = run_in_thread(
+                lambda: store.append([NewEvent("During", {"n": 2})])
+            )
             thread.join(HANG)
             assert not thread.is_alive(), "an append waits forever on a stopped backend"
             assert not results
@@ -248,7 +258,9 @@ class CuttingProxy:
 
 
 @pytest.fixture
-def proxied(server: PostgresServer, make_database: MakeDatabase) -> Iterator[tuple[CuttingProxy, Callable[[], str], str]]:
+def proxied(
+    server: PostgresServer, make_database: MakeDatabase
+) -> Iterator[tuple[CuttingProxy, Callable[[], str], str]]:
     """A proxy to the server, and the URLs of one new database: through the proxy, and direct."""
     proxy = CuttingProxy(server.port)
     database = make_database()
@@ -308,7 +320,12 @@ def test_append_unless_cut_after_its_commit_was_sent_raises_commit_outcome_unkno
             store.append_unless([NewEvent("Cut", {"n": 1})], EventQuery.for_event_types(["Cut"]), 1)
         assert proxy.cuts == 1
         assert _count(direct) == 2
-        assert store.append_unless([NewEvent("Next", {"n": 2})], EventQuery.for_event_types(["Next"])).first_sequence_number == 3
+        assert (
+            store.append_unless(
+                [NewEvent("Next", {"n": 2})], EventQuery.for_event_types(["Next"])
+            ).first_sequence_number
+            == 3
+        )
 
 
 def test_a_conditional_append_cut_before_its_commit_raises_a_plain_backend_error(
@@ -328,14 +345,18 @@ def test_a_conditional_append_cut_before_its_commit_raises_a_plain_backend_error
 
 
 def test_a_pooled_connection_the_server_ended_is_replaced_before_an_append(
-    store_required: None, server: PostgresServer, proxied: tuple[CuttingProxy, Callable[[], str], str]
+    store_required: None,
+    server: PostgresServer,
+    proxied: tuple[CuttingProxy, Callable[[], str], str],
 ) -> None:
     proxy, through, direct = proxied
     with postgres_store(through(), pool_size=1) as store:
         store.append([NewEvent("Warm", {"n": 0})])
         # The connection idles in the pool while the server ends its session (as at a restart).
         database = direct.rsplit("/", 1)[1]
-        server.sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'")
+        server.sql(
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'"
+        )
         # The server's goodbye and end of stream have reached the store's socket.
         wait_for(lambda: proxy.ended == 1, timeout=HANG)
         # Nothing is sent on the dead connection: the append goes to a new one and succeeds.

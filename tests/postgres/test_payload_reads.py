@@ -4,10 +4,10 @@ connection then failed with "cannot execute INSERT in a read-only transaction").
 
 from __future__ import annotations
 
-import pytest
-
 import factstr
+import pytest
 from factstr import EventQuery, NewEvent
+
 from tests.postgres.conftest import MakeDatabase
 from tests.postgres_server import PostgresServer, postgres_store
 from tests.support import seqs_of

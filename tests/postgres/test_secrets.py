@@ -9,12 +9,18 @@ import uuid
 from collections.abc import Iterator
 from urllib.parse import quote
 
-import pytest
-
 import factstr
+import pytest
 from factstr import NewEvent
+
 from tests.postgres.conftest import MakeDatabase
-from tests.postgres_server import PostgresServer, ThrowawayCluster, bootstrap, free_port, postgres_store
+from tests.postgres_server import (
+    PostgresServer,
+    ThrowawayCluster,
+    bootstrap,
+    free_port,
+    postgres_store,
+)
 from tests.support import Store, run_in_thread
 
 PASSWORD = "s3cret-pw"
@@ -171,7 +177,9 @@ def checked_role(store_required: None, server: PostgresServer) -> Iterator[str]:
     """A login role with ``ODD_PASSWORD`` whose password the server checks: a ``pg_hba.conf``
     line for this role only, ahead of the cluster's trust lines (taken out again at the end)."""
     if not isinstance(server, ThrowawayCluster):
-        pytest.skip("pg_hba.conf of an external server (FACTSTR_TEST_POSTGRES_URL) is not ours to change")
+        pytest.skip(
+            "pg_hba.conf of an external server (FACTSTR_TEST_POSTGRES_URL) is not ours to change"
+        )
     name = f"u_{uuid.uuid4().hex[:12]}"
     server.sql(f"CREATE ROLE {name} LOGIN PASSWORD {_sql_literal(ODD_PASSWORD)}")
     hba = server.data / "pg_hba.conf"
@@ -193,11 +201,17 @@ def _wait_until_checked(server: PostgresServer, role: str) -> None:
     url = f"postgresql://{role}:wrong@127.0.0.1:{server.port}/postgres"
     while True:
         done = subprocess.run(
-            [str(server.psql), "-X", "-w", "-d", url, "-c", "SELECT 1"], capture_output=True, text=True, timeout=30, check=False
+            [str(server.psql), "-X", "-w", "-d", url, "-c", "SELECT 1"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         )
         if done.returncode != 0 and "password authentication failed" in done.stderr:
             return
-        assert time.monotonic() < deadline, f"the server does not check {role}'s password: {done.stderr}"
+        assert time.monotonic() < deadline, (
+            f"the server does not check {role}'s password: {done.stderr}"
+        )
         time.sleep(0.1)
 
 
@@ -212,7 +226,9 @@ def test_password_not_in_error_for_a_bad_url(store_required: None, action: str, 
 
 @pytest.mark.parametrize("action", ["open", "connect", "bootstrap"])
 @pytest.mark.parametrize("form", FORMS)
-def test_password_not_in_error_for_an_unreachable_server(store_required: None, action: str, form: str) -> None:
+def test_password_not_in_error_for_an_unreachable_server(
+    store_required: None, action: str, form: str
+) -> None:
     url = _forms("someone", ODD_PASSWORD, free_port(), "db")[form]
     exc = _attempt(action, url)
     assert isinstance(exc, (ValueError, factstr.BackendError)), repr(exc)
@@ -221,7 +237,9 @@ def test_password_not_in_error_for_an_unreachable_server(store_required: None, a
 
 @pytest.mark.parametrize("action", ["open", "connect", "bootstrap"])
 @pytest.mark.parametrize("form", FORMS)
-def test_password_not_in_error_for_a_wrong_password(checked_role: str, server: PostgresServer, action: str, form: str) -> None:
+def test_password_not_in_error_for_a_wrong_password(
+    checked_role: str, server: PostgresServer, action: str, form: str
+) -> None:
     wrong = ODD_PASSWORD.replace("S3cret", "Wr0ng")
     exc = _attempt(action, _forms(checked_role, wrong, server.port, "postgres")[form])
     assert isinstance(exc, (ValueError, factstr.BackendError)), repr(exc)
@@ -231,7 +249,9 @@ def test_password_not_in_error_for_a_wrong_password(checked_role: str, server: P
 
 
 @pytest.mark.parametrize("form", ["userinfo", "query", "encoded-key"])
-def test_the_right_odd_password_opens_the_store(checked_role: str, server: PostgresServer, make_database: MakeDatabase, form: str) -> None:
+def test_the_right_odd_password_opens_the_store(
+    checked_role: str, server: PostgresServer, make_database: MakeDatabase, form: str
+) -> None:
     """The forms above are right apart from the password: with the right one the store opens
     (so the failures above are the password's, not the URL's)."""
     database = make_database()
@@ -243,7 +263,9 @@ def test_the_right_odd_password_opens_the_store(checked_role: str, server: Postg
         assert ODD_PASSWORD not in repr(store) and quote(ODD_PASSWORD, safe="") not in repr(store)
 
 
-def test_connect_takes_no_option_from_a_url_with_an_ambiguous_password(store_required: None) -> None:
+def test_connect_takes_no_option_from_a_url_with_an_ambiguous_password(
+    store_required: None,
+) -> None:
     """``?`` unencoded in a password looks like the start of the parameters: nothing of it may
     be read as a store option (whose bad value would be quoted)."""
     url = f"postgresql://someone:S3cret?pool_size=Wr0ng@127.0.0.1:{free_port()}/db"

@@ -40,10 +40,14 @@ def test_ssl_is_on_and_verifiable(server: PostgresServer) -> None:
         pytest.skip("TLS of an external server is not known to the tests")
     done = _psql(server, server.url_for("postgres", query="sslmode=require"), "SHOW ssl")
     assert (done.returncode, done.stdout.strip()) == (0, "on"), done.stderr
-    verified = server.url_for("postgres", host="localhost", query=f"sslmode=verify-full&sslrootcert={server.cert_path}")
+    verified = server.url_for(
+        "postgres", host="localhost", query=f"sslmode=verify-full&sslrootcert={server.cert_path}"
+    )
     done = _psql(server, verified, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
     assert (done.returncode, done.stdout.strip()) == (0, "t"), done.stderr
-    mismatch = server.url_for("postgres", query=f"sslmode=verify-full&sslrootcert={server.cert_path}")
+    mismatch = server.url_for(
+        "postgres", query=f"sslmode=verify-full&sslrootcert={server.cert_path}"
+    )
     assert _psql(server, mismatch, "SELECT 1").returncode != 0  # the certificate names localhost
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 import time
 
-import pytest
-
 import factstr
+import pytest
 from factstr import NewEvent
+
 from tests.postgres_server import PostgresServer, postgres_store
 from tests.processes import Spawn
 from tests.support import Collector, Store, run_in_thread, seqs_of, wait_for
@@ -30,7 +30,9 @@ OUTAGE_RECONNECT_TIMEOUT = 5.0
 OUTAGE_DEADLINE = float(os.environ.get("FACTSTR_TEST_OUTAGE_DEADLINE", "40"))
 
 
-def _append_retrying(store: Store, events: list[NewEvent], timeout: float = RECOVERY_DEADLINE) -> factstr.AppendResult:
+def _append_retrying(
+    store: Store, events: list[NewEvent], timeout: float = RECOVERY_DEADLINE
+) -> factstr.AppendResult:
     """Appends, retrying while the store still reports the lost connection (a BackendError
     before the store has reconnected is allowed; the append that raised wrote nothing)."""
     deadline = time.monotonic() + timeout
@@ -47,7 +49,9 @@ def _ranges(results: list[list[int]]) -> list[list[int]]:
     return [list(range(first, last + 1)) for first, last, _ in results]
 
 
-def test_live_stream_and_subscription_survive_a_server_restart(url: str, restartable: PostgresServer, spawn: Spawn) -> None:
+def test_live_stream_and_subscription_survive_a_server_restart(
+    url: str, restartable: PostgresServer, spawn: Spawn
+) -> None:
     with postgres_store(url) as store:
         seen = Collector()
         store.stream_all(seen)
@@ -73,7 +77,10 @@ def test_live_stream_and_subscription_survive_a_server_restart(url: str, restart
             report = child.read(timeout=60)
             after_child = _ranges(report["results"])
             parent = _append_retrying(store, [NewEvent("parent", {"after": "restart"})])
-            after = sorted(after_child + [list(range(parent.first_sequence_number, parent.last_sequence_number + 1))])
+            after = sorted(
+                after_child
+                + [list(range(parent.first_sequence_number, parent.last_sequence_number + 1))]
+            )
             expected = before + after
             assert [b[0] for b in expected] == [1, 3, 4, 7, 8, 12, 14]
             assert expected[-1][-1] == 14
@@ -93,7 +100,9 @@ def test_live_stream_and_subscription_survive_a_server_restart(url: str, restart
 
 
 @pytest.mark.postgres_outage
-def test_streams_fail_with_backend_error_when_the_server_stays_down(url: str, restartable: PostgresServer) -> None:
+def test_streams_fail_with_backend_error_when_the_server_stays_down(
+    url: str, restartable: PostgresServer
+) -> None:
     with postgres_store(url, reconnect_timeout=OUTAGE_RECONNECT_TIMEOUT) as store:
         live = Collector()
         durable = Collector()
@@ -119,19 +128,35 @@ def test_streams_fail_with_backend_error_when_the_server_stays_down(url: str, re
             while poll_error is None and time.monotonic() - started < OUTAGE_DEADLINE:
                 try:
                     polled.next_batch(timeout=1.0)
-                except Exception as exc:  # noqa: BLE001 - examined below
+                except Exception as exc:
                     poll_error = exc
-            assert isinstance(poll_error, factstr.BackendError), f"next_batch gave {poll_error!r} within {OUTAGE_DEADLINE}s"
+            assert isinstance(poll_error, factstr.BackendError), (
+                f"next_batch gave {poll_error!r} within {OUTAGE_DEADLINE}s"
+            )
             # Not long before the reconnect window is over (it is a window, not a first failure).
             assert time.monotonic() - started >= OUTAGE_RECONNECT_TIMEOUT * 0.5
             remaining = max(1.0, OUTAGE_DEADLINE - (time.monotonic() - started))
             thread.join(remaining)
-            assert not thread.is_alive(), f"iteration still blocked {OUTAGE_DEADLINE}s into the outage"
-            assert len(iteration_errors) == 1 and isinstance(iteration_errors[0], factstr.BackendError), iteration_errors
-            wait_for(lambda: live_stream.error is not None, timeout=remaining, what="the live stream's error")
+            assert not thread.is_alive(), (
+                f"iteration still blocked {OUTAGE_DEADLINE}s into the outage"
+            )
+            assert len(iteration_errors) == 1 and isinstance(
+                iteration_errors[0], factstr.BackendError
+            ), iteration_errors
+            wait_for(
+                lambda: live_stream.error is not None,
+                timeout=remaining,
+                what="the live stream's error",
+            )
             assert isinstance(live_stream.error, factstr.BackendError), repr(live_stream.error)
-            wait_for(lambda: durable_stream.error is not None, timeout=remaining, what="the durable stream's error")
-            assert isinstance(durable_stream.error, factstr.BackendError), repr(durable_stream.error)
+            wait_for(
+                lambda: durable_stream.error is not None,
+                timeout=remaining,
+                what="the durable stream's error",
+            )
+            assert isinstance(durable_stream.error, factstr.BackendError), repr(
+                durable_stream.error
+            )
             assert not live_stream.active and not durable_stream.active
         finally:
             polled.close()

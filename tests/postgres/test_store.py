@@ -8,13 +8,17 @@ import uuid
 
 import factstr
 from factstr import EventFilter, EventQuery, NewEvent
+
 from tests.postgres.conftest import MakeDatabase
 from tests.postgres_server import PostgresServer, postgres_store, postgres_store_class
 from tests.support import Collector, cursor_of, seqs_of, wait_for
 
 
 def test_connect_postgresql_and_postgres_urls(url: str) -> None:
-    with factstr.connect(url) as first, factstr.connect("postgres://" + url.split("://", 1)[1]) as second:
+    with (
+        factstr.connect(url) as first,
+        factstr.connect("postgres://" + url.split("://", 1)[1]) as second,
+    ):
         assert isinstance(first, postgres_store_class())
         assert isinstance(second, postgres_store_class())
         first.append([NewEvent("a", {})])
@@ -30,7 +34,11 @@ def test_facts_and_cursors_persist_across_store_objects(url: str) -> None:
             pass
     with postgres_store(url) as store:
         records = store.query().event_records
-        assert [(r.sequence_number, r.event_type) for r in records] == [(1, "a"), (2, "b"), (3, "c")]
+        assert [(r.sequence_number, r.event_type) for r in records] == [
+            (1, "a"),
+            (2, "b"),
+            (3, "c"),
+        ]
         assert records[0].payload == {"x": [1, 2.5, None, "é"]}
         assert records[1].occurred_at == records[2].occurred_at
         assert cursor_of(store, "proj") == 3
@@ -47,7 +55,10 @@ def test_a_pool_of_one_connection_still_streams_and_lets_handlers_use_the_store(
 
         def react(batch: list[factstr.EventRecord]) -> None:
             if any(r.event_type == "ping" for r in batch):
-                assert store.query(EventQuery.for_event_types(["ping"])).current_context_version is not None
+                assert (
+                    store.query(EventQuery.for_event_types(["ping"])).current_context_version
+                    is not None
+                )
                 store.append([NewEvent("pong", {})])
                 reacted.set()
 
@@ -81,10 +92,14 @@ def test_durable_subscription_replay_does_not_stall(url: str) -> None:
                 waits.append((time.monotonic() - started, n))
                 assert batch is not None, f"replay stopped after {n} batches"
         slow = [(round(w, 2), n) for w, n in waits if w > 1.0]
-        assert slow == [], f"next_batch waited over 1 s for committed batches (seconds, batch index): {slow}"
+        assert slow == [], (
+            f"next_batch waited over 1 s for committed batches (seconds, batch index): {slow}"
+        )
 
 
-def test_an_append_after_a_foreign_writer_indexes_its_rows(server: PostgresServer, make_database: MakeDatabase) -> None:
+def test_an_append_after_a_foreign_writer_indexes_its_rows(
+    server: PostgresServer, make_database: MakeDatabase
+) -> None:
     """A plain append is one statement that refuses to run past rows our index does not cover
     (written by another writer, e.g. the upstream crates): the engine then indexes them first."""
     database = make_database()
@@ -98,14 +113,27 @@ def test_an_append_after_a_foreign_writer_indexes_its_rows(server: PostgresServe
             database,
         )
         by_account = EventQuery([EventFilter(["a"], [{"account": "x"}])])
-        assert seqs_of(store.query(by_account).event_records) == [1, 3]  # the foreign rows are searched too
+        assert seqs_of(store.query(by_account).event_records) == [
+            1,
+            3,
+        ]  # the foreign rows are searched too
         result = store.append([NewEvent("a", {"account": "x"})])
         assert (result.first_sequence_number, result.last_sequence_number) == (5, 5)
-        assert server.sql("SELECT indexed_through FROM factstr_payload_index_state", database) == "5"
+        assert (
+            server.sql("SELECT indexed_through FROM factstr_payload_index_state", database) == "5"
+        )
         assert seqs_of(store.query(by_account).event_records) == [1, 3, 5]
-        assert seqs_of(store.query(EventQuery([EventFilter(None, [{"account": "z"}])])).event_records) == [4]
+        assert seqs_of(
+            store.query(EventQuery([EventFilter(None, [{"account": "z"}])])).event_records
+        ) == [4]
         assert store.append([NewEvent("b", {}), NewEvent("b", {})]).first_sequence_number == 6
-        assert server.sql("SELECT first_sequence_number, last_sequence_number FROM append_batches ORDER BY 1", database) == "1|2\n3|4\n6|7"
+        assert (
+            server.sql(
+                "SELECT first_sequence_number, last_sequence_number FROM append_batches ORDER BY 1",
+                database,
+            )
+            == "1|2\n3|4\n6|7"
+        )
 
 
 def test_appends_stay_gapless_when_the_database_defaults_to_repeatable_read(
@@ -115,7 +143,9 @@ def test_appends_stay_gapless_when_the_database_defaults_to_repeatable_read(
     statement's snapshot would predate that lock, so the engine appends in an explicit
     transaction instead: concurrent writers still number without duplicates or errors."""
     database = make_database()
-    server.sql(f"ALTER DATABASE \"{database}\" SET default_transaction_isolation = 'repeatable read'")
+    server.sql(
+        f"ALTER DATABASE \"{database}\" SET default_transaction_isolation = 'repeatable read'"
+    )
     stores = [postgres_store(server.url_for(database)) for _ in range(4)]
     errors: list[BaseException] = []
     results: list[tuple[int, int]] = []
@@ -127,7 +157,7 @@ def test_appends_stay_gapless_when_the_database_defaults_to_repeatable_read(
                 result = store.append([NewEvent("w", {"writer": writer, "i": i})] * (1 + i % 3))
                 with lock:
                     results.append((result.first_sequence_number, result.last_sequence_number))
-        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as error:
             errors.append(error)
 
     threads = [threading.Thread(target=write, args=(store, n)) for n, store in enumerate(stores)]
@@ -156,11 +186,17 @@ def test_a_role_granted_the_tables_can_use_a_store_another_role_created(
     role = f"app_{uuid.uuid4().hex[:12]}"
     server.sql(f"CREATE ROLE {role} LOGIN")
     try:
-        server.sql(f"GRANT USAGE ON SCHEMA public TO {role}; GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}", database)
+        server.sql(
+            f"GRANT USAGE ON SCHEMA public TO {role}; GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}",
+            database,
+        )
         app_url = server.url_for(database).replace(f"//{server.user}@", f"//{role}@")
         with postgres_store(app_url) as app, app.subscribe() as sub:
             context = EventQuery([EventFilter(None, [{"account": "x"}])])
-            assert app.append_if([NewEvent("a", {"account": "x"})], context, 1).first_sequence_number == 2
+            assert (
+                app.append_if([NewEvent("a", {"account": "x"})], context, 1).first_sequence_number
+                == 2
+            )
             assert app.append([NewEvent("b", {})]).first_sequence_number == 3
             assert seqs_of(app.query(context).event_records) == [1, 2]
             seen = Collector()

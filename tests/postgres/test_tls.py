@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import factstr
+import pytest
 from factstr import NewEvent
+
 from tests.postgres_server import PostgresServer, make_self_signed_cert, postgres_store
 from tests.support import run_in_thread, seqs_of
 
@@ -49,9 +49,13 @@ def test_sslmode_disable_does_not_encrypt(url: str, server: PostgresServer, cert
         assert ssl and not any(ssl), f"connections of the store (ssl flags): {ssl}"
 
 
-def test_verify_full_with_the_root_certificate(url: str, server: PostgresServer, cert: Path) -> None:
+def test_verify_full_with_the_root_certificate(
+    url: str, server: PostgresServer, cert: Path
+) -> None:
     database = _database(url)
-    verified = server.url_for(database, host="localhost", query=f"sslmode=verify-full&sslrootcert={cert}")
+    verified = server.url_for(
+        database, host="localhost", query=f"sslmode=verify-full&sslrootcert={cert}"
+    )
     with postgres_store(verified) as store:
         store.append([NewEvent("a", {})])
         assert seqs_of(store.query().event_records) == [1]
@@ -77,12 +81,19 @@ def _expect_backend_error(url: str) -> None:
 
 @pytest.mark.parametrize("case", ["other-root", "missing-root-file", "no-root-given", "wrong-host"])
 def test_verify_full_refuses_what_it_cannot_verify(
-    url: str, server: PostgresServer, cert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+    url: str,
+    server: PostgresServer,
+    cert: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
 ) -> None:
     database = _database(url)
     host = "localhost"
     if case == "other-root":
-        root: Path | None = make_self_signed_cert(tmp_path, "other")[0]  # also CN=localhost, another key
+        root: Path | None = make_self_signed_cert(tmp_path, "other")[
+            0
+        ]  # also CN=localhost, another key
     elif case == "missing-root-file":
         root = tmp_path / "missing.crt"
     elif case == "no-root-given":

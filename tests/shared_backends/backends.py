@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import factstr
+
 from tests.postgres_server import PostgresServer, postgres_store
 from tests.processes import CHILD_DEADLINE
 from tests.support import Store, wait_for
@@ -48,13 +49,27 @@ class Tuning:
 TUNING: dict[str, Tuning] = {
     # SQLite: a crash batch is about 5 MB; the first crash writer creates the file.
     "sqlite": Tuning(
-        batches_per_process=200, child_deadline=CHILD_DEADLINE, replay_deadline=0.5, replay_quiet=0.5,
-        freed_within=5.0, crash_pad=1000, crash_creates_store_first=False, crash_replay_deadline=0.5, crash_replay_quiet=0.5,
+        batches_per_process=200,
+        child_deadline=CHILD_DEADLINE,
+        replay_deadline=0.5,
+        replay_quiet=0.5,
+        freed_within=5.0,
+        crash_pad=1000,
+        crash_creates_store_first=False,
+        crash_replay_deadline=0.5,
+        crash_replay_quiet=0.5,
     ),
     # PostgreSQL: a crash batch is about 1 MB; the schema exists before the first crash writer.
     "postgres": Tuning(
-        batches_per_process=100, child_deadline=60.0, replay_deadline=10.0, replay_quiet=0.2,
-        freed_within=10.0, crash_pad=200, crash_creates_store_first=True, crash_replay_deadline=15.0, crash_replay_quiet=0.2,
+        batches_per_process=100,
+        child_deadline=60.0,
+        replay_deadline=10.0,
+        replay_quiet=0.2,
+        freed_within=10.0,
+        crash_pad=200,
+        crash_creates_store_first=True,
+        crash_replay_deadline=15.0,
+        crash_replay_quiet=0.2,
     ),
 }
 
@@ -92,7 +107,9 @@ class Backend:
         server = self.server
         name = self.locator.rsplit("/", 1)[1].split("?", 1)[0]
         wait_for(
-            lambda: server.sql(f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{name}'") == "0",
+            lambda: (
+                server.sql(f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{name}'") == "0"
+            ),
             timeout=30,
             what="the killed writer's sessions to end",
         )

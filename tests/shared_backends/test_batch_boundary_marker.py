@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import sqlite3
 
-import pytest
-
 import factstr
+import pytest
 from factstr import EventQuery, NewEvent
+
 from tests.shared_backends.backends import Backend
 from tests.support import Collector, Store, seqs_of
 
@@ -72,15 +72,22 @@ def test_an_existing_cursor_is_not_replayed_without_the_marker(backend: Backend)
     with backend.open() as store:
         with pytest.raises(factstr.BackendError, match=MARKER):
             store.stream_all_durable("d", Collector())
-        assert [(i.name, i.last_processed_sequence_number) for i in store.durable_streams()] == [("d", 1)]
+        assert [(i.name, i.last_processed_sequence_number) for i in store.durable_streams()] == [
+            ("d", 1)
+        ]
     # Put back, replay works again from the stored cursor.
     if backend.server is None:
         with sqlite3.connect(backend.locator) as connection:
-            connection.execute(f"INSERT INTO store_metadata (key, value) VALUES ('{MARKER}', 'sparse_v1')")
+            connection.execute(
+                f"INSERT INTO store_metadata (key, value) VALUES ('{MARKER}', 'sparse_v1')"
+            )
         connection.close()
     else:
         database = backend.locator.rsplit("/", 1)[1].split("?", 1)[0]
-        backend.server.sql(f"INSERT INTO store_metadata (key, value) VALUES ('{MARKER}', 'sparse_v1')", database=database)
+        backend.server.sql(
+            f"INSERT INTO store_metadata (key, value) VALUES ('{MARKER}', 'sparse_v1')",
+            database=database,
+        )
     with backend.open() as store:
         seen = Collector()
         store.stream_all_durable("d", seen).unsubscribe()

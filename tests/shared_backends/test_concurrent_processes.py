@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from factstr import EventFilter, EventQuery, NewEvent
+
 from tests.processes import Spawn
 from tests.shared_backends.backends import Backend
 from tests.support import seqs_of
@@ -27,7 +28,10 @@ def test_four_processes_creating_the_store_at_once(backend: Backend, spawn: Spaw
 
 def _race_appends(backend: Backend, spawn: Spawn, batches_per_process: int) -> None:
     tuning = backend.tuning
-    children = [spawn("append", backend.locator, 1000 + n, batches_per_process, f"p{n}") for n in range(PROCESSES)]
+    children = [
+        spawn("append", backend.locator, 1000 + n, batches_per_process, f"p{n}")
+        for n in range(PROCESSES)
+    ]
     # Each child opens the store, says "ready" and waits, so that all start appending together.
     for child in children:
         child.expect("ready")
@@ -65,14 +69,18 @@ def _race_appends(backend: Backend, spawn: Spawn, batches_per_process: int) -> N
         by_seq = {r.sequence_number: r for r in everything.event_records}
         for first, last, tag, batch in ranges:
             payloads = [by_seq[s].payload for s in range(first, last + 1)]
-            assert payloads == [{"proc": tag, "batch": batch, "i": i} for i in range(last - first + 1)]
+            assert payloads == [
+                {"proc": tag, "batch": batch, "i": i} for i in range(last - first + 1)
+            ]
             assert len({by_seq[s].occurred_at for s in range(first, last + 1)}) == 1
         # A durable replay reproduces exactly the batch shapes the processes reported.
         replayed: list[tuple[int, int]] = []
         with store.subscribe(durable="check") as sub:
             for _ in ranges:
                 batch_records = sub.next_batch(timeout=tuning.replay_deadline)
-                assert batch_records is not None, f"replay stopped after {len(replayed)} of {len(ranges)} batches"
+                assert batch_records is not None, (
+                    f"replay stopped after {len(replayed)} of {len(ranges)} batches"
+                )
                 seqs = seqs_of(batch_records)
                 assert seqs == list(range(seqs[0], seqs[-1] + 1))
                 replayed.append((seqs[0], seqs[-1]))
@@ -88,7 +96,9 @@ SEATS = 10
 
 def test_append_if_invariant_holds_across_racing_processes(backend: Backend, spawn: Spawn) -> None:
     backend.open().close()
-    children = [spawn("seats", backend.locator, f"p{n}", ",".join(COURSES), SEATS) for n in range(PROCESSES)]
+    children = [
+        spawn("seats", backend.locator, f"p{n}", ",".join(COURSES), SEATS) for n in range(PROCESSES)
+    ]
     for child in children:
         child.expect("ready")
     for child in children:
@@ -115,7 +125,11 @@ def test_append_if_invariant_holds_across_racing_processes(backend: Backend, spa
         # Seat numbers a process wrote for one course count up from 0 without gaps.
         for course in COURSES:
             for n in range(PROCESSES):
-                mine = [r.payload["seat"] for r in all_records if r.payload["course"] == course and r.payload["by"] == f"p{n}"]
+                mine = [
+                    r.payload["seat"]
+                    for r in all_records
+                    if r.payload["course"] == course and r.payload["by"] == f"p{n}"
+                ]
                 assert mine == list(range(len(mine)))
 
 
@@ -127,7 +141,9 @@ def test_no_false_conflicts_between_disjoint_contexts(backend: Backend, spawn: S
     reported: another course's appends must never make it conflict (SPEC §4: the version is
     that of the context query, not of the whole log)."""
     backend.open().close()
-    children = [spawn("own", backend.locator, f"p{n}", f"own{n}", OWN_APPENDS) for n in range(PROCESSES)]
+    children = [
+        spawn("own", backend.locator, f"p{n}", f"own{n}", OWN_APPENDS) for n in range(PROCESSES)
+    ]
     for child in children:
         child.expect("ready")
     for child in children:
@@ -150,14 +166,18 @@ def test_no_false_conflicts_between_disjoint_contexts(backend: Backend, spawn: S
 UNLESS_ATTEMPTS = 40
 
 
-def test_append_unless_condition_holds_across_racing_processes(backend: Backend, spawn: Spawn) -> None:
+def test_append_unless_condition_holds_across_racing_processes(
+    backend: Backend, spawn: Spawn
+) -> None:
     """Four processes repeatedly read one shared context and append to it with
     ``append_unless(after=the head they saw)`` (SPEC §4, the DCB condition), beside look-alike
     facts that must not conflict. Atomic check-and-append means every successful append saw the
     previous successful one: the shared facts form one chain, no two of them saw the same
     context version, and the numbering has no gap."""
     backend.open().close()
-    children = [spawn("unless", backend.locator, f"p{n}", UNLESS_ATTEMPTS) for n in range(PROCESSES)]
+    children = [
+        spawn("unless", backend.locator, f"p{n}", UNLESS_ATTEMPTS) for n in range(PROCESSES)
+    ]
     for child in children:
         child.expect("ready")
     for child in children:
@@ -172,7 +192,9 @@ def test_append_unless_condition_holds_across_racing_processes(backend: Backend,
     with backend.open() as store:
         everything = store.query()
         assert seqs_of(everything.event_records) == list(range(1, wins + lookalikes + 1))
-        shared = store.query(EventQuery([EventFilter(["Counted"], [{"ctx": "shared"}])])).event_records
+        shared = store.query(
+            EventQuery([EventFilter(["Counted"], [{"ctx": "shared"}])])
+        ).event_records
         assert len(shared) == wins
         seen = [r.payload["seen"] for r in shared]
         assert len(set(seen)) == len(seen), "two successful appends saw the same context version"

@@ -7,6 +7,7 @@ import random
 import time
 
 from factstr import NewEvent
+
 from tests.processes import Spawn
 from tests.shared_backends.backends import Backend
 from tests.support import seqs_of
@@ -15,7 +16,9 @@ BATCH = 5000
 ROUNDS = 3
 
 
-def _kill_during_appends(backend: Backend, spawn: Spawn, start: int, delay: float) -> list[list[int]]:
+def _kill_during_appends(
+    backend: Backend, spawn: Spawn, start: int, delay: float
+) -> list[list[int]]:
     """Runs a child that appends big batches, SIGKILLs it ``delay`` seconds after its first
     commit, and returns the results it printed (``[first, last, count]``, each after its commit)."""
     child = spawn("bigappend", backend.locator, BATCH, backend.tuning.crash_pad)
@@ -27,7 +30,9 @@ def _kill_during_appends(backend: Backend, spawn: Spawn, start: int, delay: floa
             reported.append(child.read(timeout=0.2))
         except AssertionError:
             break
-    expected = [[start + 1 + BATCH * k, start + BATCH * (k + 1), BATCH] for k in range(len(reported))]
+    expected = [
+        [start + 1 + BATCH * k, start + BATCH * (k + 1), BATCH] for k in range(len(reported))
+    ]
     assert reported == expected, f"delay {delay:.3f}s"
     backend.settle_after_kill()
     return reported
@@ -58,7 +63,10 @@ def test_sigkill_during_large_appends_leaves_whole_batches(backend: Backend, spa
                 assert [r.payload["i"] for r in chunk] == list(range(BATCH)), where
                 assert len({r.payload["batch"] for r in chunk}) == 1, where
                 assert len({r.occurred_at for r in chunk}) == 1, where
-                assert all(len(r.payload["pad"]) == tuning.crash_pad and r.event_type == "Big" for r in chunk), where
+                assert all(
+                    len(r.payload["pad"]) == tuning.crash_pad and r.event_type == "Big"
+                    for r in chunk
+                ), where
             # A durable replay sees whole batches only.
             shapes: list[tuple[int, int]] = []
             with store.subscribe(durable=f"check{round_}") as sub:
@@ -68,7 +76,9 @@ def test_sigkill_during_large_appends_leaves_whole_batches(backend: Backend, spa
                     assert len(batch) == BATCH, where
                     shapes.append((batch[0].sequence_number, batch[-1].sequence_number))
                 assert sub.next_batch(timeout=tuning.crash_replay_quiet) is None
-            assert shapes == [(1 + BATCH * k, BATCH * (k + 1)) for k in range(count // BATCH)], where
+            assert shapes == [(1 + BATCH * k, BATCH * (k + 1)) for k in range(count // BATCH)], (
+                where
+            )
             total = count
     with backend.open() as store:
         # Numbering continues with no gap after the crashes.

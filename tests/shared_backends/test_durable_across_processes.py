@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 import factstr
+import pytest
 from factstr import NewEvent
+
 from tests.processes import Spawn
 from tests.shared_backends.backends import Backend
 from tests.support import Collector, Store, assert_name_held, cursor_of
@@ -19,7 +19,9 @@ def _assert_held(store: Store, name: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ["stream", "subscribe"])
-def test_name_held_by_another_process_until_it_lets_go(backend: Backend, spawn: Spawn, kind: str) -> None:
+def test_name_held_by_another_process_until_it_lets_go(
+    backend: Backend, spawn: Spawn, kind: str
+) -> None:
     with backend.open() as store:
         store.append([NewEvent("a", {}), NewEvent("a", {})])
         child = spawn("hold", backend.locator, "d", kind)
@@ -40,7 +42,9 @@ def test_name_held_by_another_process_until_it_lets_go(backend: Backend, spawn: 
 
 
 @pytest.mark.parametrize("kind", ["stream", "subscribe"])
-def test_name_is_free_soon_after_the_holder_is_killed(backend: Backend, spawn: Spawn, kind: str) -> None:
+def test_name_is_free_soon_after_the_holder_is_killed(
+    backend: Backend, spawn: Spawn, kind: str
+) -> None:
     freed_within = backend.tuning.freed_within
     with backend.open() as store:
         store.append([NewEvent("a", {})])
@@ -54,7 +58,9 @@ def test_name_is_free_soon_after_the_holder_is_killed(backend: Backend, spawn: S
                 stream = store.stream_all_durable("d", Collector())
                 break
             except factstr.DurableStreamActive:
-                assert time.monotonic() - killed < freed_within, f"name still held {freed_within}s after SIGKILL"
+                assert time.monotonic() - killed < freed_within, (
+                    f"name still held {freed_within}s after SIGKILL"
+                )
                 time.sleep(0.05)
         with stream:
             assert stream.active

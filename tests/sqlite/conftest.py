@@ -11,4 +11,3 @@ import pytest
 def db(tmp_path: Path) -> Path:
     """Where the test's database file lives (not created yet)."""
     return tmp_path / "events.db"
-

@@ -38,7 +38,9 @@ def say(value: object) -> None:
 
 def append(store: factstr.SqliteStore, tag: str, size: int = 1) -> None:
     tag = f"{os.getpid()}:{tag}"  # unique across the runs of a test
-    result = store.append([NewEvent("Neighbour", {"tag": tag, "n": size, "i": i}) for i in range(size)])
+    result = store.append(
+        [NewEvent("Neighbour", {"tag": tag, "n": size, "i": i}) for i in range(size)]
+    )
     say(["ack", result.first_sequence_number, result.last_sequence_number, tag])
 
 

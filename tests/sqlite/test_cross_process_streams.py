@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytest
-
 import factstr
+import pytest
 from factstr import EventQuery, NewEvent
+
 from tests.processes import Spawn
 from tests.support import DEADLINE, Collector, seqs_of
 
@@ -16,8 +16,14 @@ SIZES = [2, 1, 4, 3, 1, 5]
 
 
 @pytest.mark.parametrize("poll_interval", [None, 0.005])
-def test_live_streams_receive_another_process_batches(db: Path, spawn: Spawn, poll_interval: float | None) -> None:
-    store = factstr.SqliteStore(db) if poll_interval is None else factstr.SqliteStore(db, poll_interval=poll_interval)
+def test_live_streams_receive_another_process_batches(
+    db: Path, spawn: Spawn, poll_interval: float | None
+) -> None:
+    store = (
+        factstr.SqliteStore(db)
+        if poll_interval is None
+        else factstr.SqliteStore(db, poll_interval=poll_interval)
+    )
     with store:
         store.append([NewEvent("before", {})])  # 1: committed before registration, never delivered
         everything = Collector()
@@ -54,15 +60,21 @@ def test_live_streams_receive_another_process_batches(db: Path, spawn: Spawn, po
             # Same records, same shape, in every form.
             assert everything.batches == pulled
             for batch_number, batch in enumerate(pulled):
-                assert [r.payload for r in batch] == [{"batch": batch_number, "i": i} for i in range(len(batch))]
-                assert [r.event_type for r in batch] == ["a" if i % 2 == 0 else "b" for i in range(len(batch))]
+                assert [r.payload for r in batch] == [
+                    {"batch": batch_number, "i": i} for i in range(len(batch))
+                ]
+                assert [r.event_type for r in batch] == [
+                    "a" if i % 2 == 0 else "b" for i in range(len(batch))
+                ]
                 assert len({r.occurred_at for r in batch}) == 1
             # Nothing more arrives.
             assert sub.next_batch(timeout=0.1) is None
             assert len(everything.batches) == len(SIZES)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the commit beacon is watched with inotify (Linux)")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="the commit beacon is watched with inotify (Linux)"
+)
 def test_another_process_commit_wakes_streams_before_the_poll(db: Path, spawn: Spawn) -> None:
     """Our writers touch a beacon file after each commit; watchers wake on it instead of waiting
     for their next poll. The poll interval is a minute and a subscription also reads again every

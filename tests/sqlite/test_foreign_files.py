@@ -7,9 +7,8 @@ import sqlite3
 import string
 from pathlib import Path
 
-import pytest
-
 import factstr
+import pytest
 
 
 def _sqlite_file(path: Path, script: str) -> None:
@@ -36,8 +35,13 @@ def _refused(path: Path, message: str) -> None:
     after = path.read_bytes()
     changes: list[str] = []
     if after != before:
-        at = next((i for i, (x, y) in enumerate(zip(before, after)) if x != y), min(len(before), len(after)))
-        changes.append(f"file bytes changed (first at offset {at}: {before[at:at + 2]!r} -> {after[at:at + 2]!r})")
+        at = next(
+            (i for i, (x, y) in enumerate(zip(before, after)) if x != y),
+            min(len(before), len(after)),
+        )
+        changes.append(
+            f"file bytes changed (first at offset {at}: {before[at : at + 2]!r} -> {after[at : at + 2]!r})"
+        )
     folder_after = sorted(p.name for p in path.parent.iterdir())
     if folder_after != folder_before:
         changes.append(f"folder changed: {folder_before} -> {folder_after}")
@@ -69,7 +73,10 @@ def test_sqlite_database_with_unrelated_tables_is_refused(tmp_path: Path) -> Non
     _refused(path, "not a factstr store")
     connection = sqlite3.connect(path)
     try:
-        tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        tables = [
+            row[0]
+            for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        ]
         assert tables == ["customers"]
     finally:
         connection.close()

@@ -37,7 +37,11 @@ print(json.dumps({"count": count, "peak_growth": status("VmHWM") - before, "seco
 
 def _read(path: Path, how: str) -> dict[str, float]:
     done = subprocess.run(
-        [sys.executable, "-c", _READER, str(path), how], capture_output=True, text=True, timeout=120, check=True
+        [sys.executable, "-c", _READER, str(path), how],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     result: dict[str, float] = json.loads(done.stdout)
     return result
@@ -47,12 +51,19 @@ def test_iter_query_memory_stays_bounded_where_query_grows(tmp_path: Path) -> No
     path = tmp_path / "big.db"
     with SqliteStore(path, synchronous="normal") as store:
         for start in range(0, RECORDS, 20_000):
-            store.append([NewEvent("Tick", {"i": i, "name": "course", "tags": ["a", "b"]}) for i in range(start, start + 20_000)])
+            store.append(
+                [
+                    NewEvent("Tick", {"i": i, "name": "course", "tags": ["a", "b"]})
+                    for i in range(start, start + 20_000)
+                ]
+            )
     iterated = _read(path, "iter")
     queried = _read(path, "query")
     assert iterated["count"] == queried["count"] == RECORDS
     # The figures the README quotes (pytest -s shows them).
-    print(f"\niter_query(page_size=1000): +{iterated['peak_growth'] / 2**20:.1f} MiB peak, {iterated['seconds']:.2f} s;"
-          f" query(): +{queried['peak_growth'] / 2**20:.1f} MiB peak, {queried['seconds']:.2f} s")
+    print(
+        f"\niter_query(page_size=1000): +{iterated['peak_growth'] / 2**20:.1f} MiB peak, {iterated['seconds']:.2f} s;"
+        f" query(): +{queried['peak_growth'] / 2**20:.1f} MiB peak, {queried['seconds']:.2f} s"
+    )
     assert iterated["peak_growth"] < 64 * 2**20
     assert iterated["peak_growth"] * 4 < queried["peak_growth"]

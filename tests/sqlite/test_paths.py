@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import factstr
+import pytest
 from factstr import NewEvent
 
 
 @pytest.mark.parametrize("missing", ["nope", "nope/deeper"])
-def test_a_missing_folder_is_an_error_naming_it_and_nothing_is_created(tmp_path: Path, missing: str) -> None:
+def test_a_missing_folder_is_an_error_naming_it_and_nothing_is_created(
+    tmp_path: Path, missing: str
+) -> None:
     folder = tmp_path / missing
     with pytest.raises(factstr.BackendError) as info:
         factstr.SqliteStore(folder / "events.db")
@@ -37,7 +38,9 @@ def test_an_empty_path_is_a_value_error(tmp_path: Path, monkeypatch: pytest.Monk
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_file_in_an_existing_folder_or_the_current_one_is_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_file_in_an_existing_folder_or_the_current_one_is_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with factstr.SqliteStore(tmp_path / "events.db") as store:
         store.append([NewEvent("a", {})])
     monkeypatch.chdir(tmp_path)

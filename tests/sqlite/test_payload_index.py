@@ -9,6 +9,7 @@ from pathlib import Path
 
 import factstr
 from factstr import EventFilter, EventQuery, NewEvent
+
 from tests.support import seqs_of
 
 COURSES = 37
@@ -46,7 +47,9 @@ def _check_answers(store: factstr.EventStore, events: int) -> None:
     assert query({"course": "c5", "amount": 3}) == [
         n for n in range(1, events + 1) if n % COURSES == 5 and n % 11 == 3
     ]
-    assert query({"course": "c6"}, ["dropped"]) == [n for n in range(1, events + 1) if n % COURSES == 6 and n % 3 == 0]
+    assert query({"course": "c6"}, ["dropped"]) == [
+        n for n in range(1, events + 1) if n % COURSES == 6 and n % 3 == 0
+    ]
     assert len(query({"tags": ["t"]})) == events
 
 
@@ -57,7 +60,9 @@ def test_answers_stay_exact_through_index_merges_and_reopen(tmp_path: Path) -> N
         _fill(store, events)
         _check_answers(store, events)
     with sqlite3.connect(db) as raw:
-        levels = {level for (level,) in raw.execute("SELECT DISTINCT level FROM factstr_payload_runs")}
+        levels = {
+            level for (level,) in raw.execute("SELECT DISTINCT level FROM factstr_payload_runs")
+        }
     assert max(levels) >= 3, levels
     with factstr.SqliteStore(db) as store:
         _check_answers(store, events)
@@ -74,14 +79,20 @@ def test_an_index_in_an_older_format_is_rebuilt_from_the_events(tmp_path: Path) 
         # What an older factstr leaves: another key format, and index rows in tables this one
         # does not read.
         raw.execute("UPDATE factstr_payload_index_state SET key_format = 1")
-        raw.execute("CREATE TABLE factstr_payload_index (key_hash INTEGER, first_sequence_number INTEGER, members BLOB)")
+        raw.execute(
+            "CREATE TABLE factstr_payload_index (key_hash INTEGER, first_sequence_number INTEGER, members BLOB)"
+        )
         raw.execute("INSERT INTO factstr_payload_index VALUES (1, 1, NULL)")
     with factstr.SqliteStore(db) as store:
         _check_answers(store, events)  # from the unindexed tail
         store.append([_event(events + 1)])  # indexes the whole log again
         _check_answers(store, events + 1)
     with sqlite3.connect(db) as raw:
-        tables = {name for (name,) in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        (through,) = raw.execute("SELECT indexed_through FROM factstr_payload_index_state").fetchone()
+        tables = {
+            name for (name,) in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        (through,) = raw.execute(
+            "SELECT indexed_through FROM factstr_payload_index_state"
+        ).fetchone()
     assert "factstr_payload_index" not in tables
     assert through == events + 1

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 
-import pytest
-
 import factstr
+import pytest
 from factstr import EventQuery, NewEvent
+
 from tests.support import Collector, cursor_of, replay_shapes, seqs_of
 
 
 def _write_history(store: factstr.EventStore) -> None:
-    store.append([NewEvent("a", {"n": 1}), NewEvent("b", {"n": 2}), NewEvent("a", {"n": 3})])  # 1..3
+    store.append(
+        [NewEvent("a", {"n": 1}), NewEvent("b", {"n": 2}), NewEvent("a", {"n": 3})]
+    )  # 1..3
     store.append([NewEvent("b", {"n": 4, "nested": {"list": [1, 2.5, "x", None, True]}})])  # 4
     store.append([NewEvent("a", {"n": 5}), NewEvent("a", {"n": 6})])  # 5..6
 
@@ -28,15 +30,22 @@ def test_facts_survive_close_and_reopen(db: Path) -> None:
         assert after == before
         assert seqs_of(after.event_records) == [1, 2, 3, 4, 5, 6]
         assert [r.event_type for r in after.event_records] == ["a", "b", "a", "b", "a", "a"]
-        assert after.event_records[3].payload == {"n": 4, "nested": {"list": [1, 2.5, "x", None, True]}}
+        assert after.event_records[3].payload == {
+            "n": 4,
+            "nested": {"list": [1, 2.5, "x", None, True]},
+        }
         stamps = [r.occurred_at for r in after.event_records]
-        assert all(s.tzinfo is not None and s.utcoffset() == timezone.utc.utcoffset(None) for s in stamps)
+        assert all(s.tzinfo is not None and s.utcoffset() == UTC.utcoffset(None) for s in stamps)
         assert stamps[0] == stamps[1] == stamps[2]
         assert stamps[4] == stamps[5]
         assert after.current_context_version == 6
         # Numbering goes on after the reopened end.
         result = store.append([NewEvent("c", {})])
-        assert (result.first_sequence_number, result.last_sequence_number, result.committed_count) == (7, 7, 1)
+        assert (
+            result.first_sequence_number,
+            result.last_sequence_number,
+            result.committed_count,
+        ) == (7, 7, 1)
 
 
 def test_batch_boundaries_survive_reopen(db: Path) -> None:
@@ -56,7 +65,11 @@ def test_handler_cursor_survives_reopen(db: Path) -> None:
         assert cursor_of(store, "proj") == 6
     with factstr.SqliteStore(db) as store:
         [info] = store.durable_streams()
-        assert (info.name, info.query, info.last_processed_sequence_number) == ("proj", EventQuery.all(), 6)
+        assert (info.name, info.query, info.last_processed_sequence_number) == (
+            "proj",
+            EventQuery.all(),
+            6,
+        )
         store.append([NewEvent("c", {}), NewEvent("c", {})])  # 7..8
         seen = Collector()
         with store.stream_all_durable("proj", seen):
@@ -92,11 +105,15 @@ def test_reset_and_delete_persist(db: Path) -> None:
         store.reset_durable_stream("x", 3)
         store.delete_durable_stream("y")
     with factstr.SqliteStore(db) as store:
-        assert [(i.name, i.last_processed_sequence_number) for i in store.durable_streams()] == [("x", 3)]
+        assert [(i.name, i.last_processed_sequence_number) for i in store.durable_streams()] == [
+            ("x", 3)
+        ]
         assert replay_shapes(store, "x") == [[4], [5, 6]]
 
 
-def test_connect_relative_and_absolute_urls_open_the_same_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_connect_relative_and_absolute_urls_open_the_same_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     with factstr.connect("sqlite:///relative.db") as store:
         assert isinstance(store, factstr.SqliteStore)
@@ -106,7 +123,10 @@ def test_connect_relative_and_absolute_urls_open_the_same_file(tmp_path: Path, m
     assert absolute.startswith("sqlite:////")
     with factstr.connect(absolute) as store:
         assert isinstance(store, factstr.SqliteStore)
-        assert [r.payload for r in store.query().event_records] == [{"via": "relative"}, {"via": "relative"}]
+        assert [r.payload for r in store.query().event_records] == [
+            {"via": "relative"},
+            {"via": "relative"},
+        ]
         store.append([NewEvent("b", {"via": "absolute"})])
     # Both open at once: each sees the other's commits.
     with factstr.connect("sqlite:///relative.db") as rel, factstr.connect(absolute) as abs_:

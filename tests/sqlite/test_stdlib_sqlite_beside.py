@@ -18,10 +18,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import factstr
+import pytest
 from factstr import NewEvent
+
 from tests.processes import Child, Spawn
 
 NEIGHBOUR = Path(__file__).with_name("stdlib_neighbour.py")
@@ -76,7 +76,9 @@ def test_a_stdlib_look_loses_nothing(db: Path, spawn: Spawn) -> None:
     assert_intact(db, acks, [[7, 7, 1]])
 
 
-def test_a_stdlib_write_transaction_waits_for_the_store_and_the_store_for_it(db: Path, spawn: Spawn) -> None:
+def test_a_stdlib_write_transaction_waits_for_the_store_and_the_store_for_it(
+    db: Path, spawn: Spawn
+) -> None:
     neighbour = spawn("immediate", db, script=NEIGHBOUR)
     acks = read_until(neighbour, "done")
     neighbour.sigkill()
@@ -89,7 +91,9 @@ def test_a_stdlib_write_transaction_waits_for_the_store_and_the_store_for_it(db:
         connection.close()
 
 
-def test_stdlib_connections_opening_writing_and_closing_beside_appends_lose_nothing(db: Path, spawn: Spawn) -> None:
+def test_stdlib_connections_opening_writing_and_closing_beside_appends_lose_nothing(
+    db: Path, spawn: Spawn
+) -> None:
     factstr.SqliteStore(db).close()
     neighbour = spawn("random", db, "3", script=NEIGHBOUR)
     other = spawn("append", db, 7, 150, "other")
@@ -110,12 +114,16 @@ def posix_locks_of_this_process(db: Path) -> list[str]:
     return [
         line
         for line in Path("/proc/locks").read_text().splitlines()
-        if " POSIX " in line and f" {os.getpid()} " in line and line.split()[5].endswith(f":{inode}")
+        if " POSIX " in line
+        and f" {os.getpid()} " in line
+        and line.split()[5].endswith(f":{inode}")
     ]
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="open-file-description locks are Linux only")
-def test_closing_the_store_keeps_the_stdlib_connections_locks_and_leaks_no_descriptor(db: Path) -> None:
+def test_closing_the_store_keeps_the_stdlib_connections_locks_and_leaks_no_descriptor(
+    db: Path,
+) -> None:
     def descriptors() -> int:
         return len(os.listdir("/proc/self/fd"))
 

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 import pytest
 
-from tests.postgres_server import PostgresServer, ThrowawayCluster, URL_ENV
+from tests.postgres_server import URL_ENV, PostgresServer, ThrowawayCluster
 
 
 @dataclass
@@ -36,7 +36,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not REPORT:
         return
     terminalreporter.section("torture report")
-    terminalreporter.write_line(f"{'scenario':44} {'rounds':>6} {'acked':>7} {'lost':>5} {'dup':>5} {'part':>5} {'gaps':>5}")
+    terminalreporter.write_line(
+        f"{'scenario':44} {'rounds':>6} {'acked':>7} {'lost':>5} {'dup':>5} {'part':>5} {'gaps':>5}"
+    )
     for name, t in REPORT.items():
         terminalreporter.write_line(
             f"{name:44} {t.rounds:>6} {t.acknowledged_batches:>7} {t.lost:>5} {t.duplicated:>5} {t.partial:>5} {t.gaps:>5}"

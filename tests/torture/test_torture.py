@@ -24,10 +24,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import factstr
+import pytest
 from factstr import NewEvent
+
 from tests.postgres_server import PostgresServer, postgres_store
 from tests.processes import Child, Spawn
 from tests.torture.conftest import Tally, tally
@@ -73,7 +73,10 @@ def count(t: Tally, records: list[factstr.EventRecord], acks: list[list[Any]]) -
         elif n < sizes[tag]:
             t.partial += 1
     for _, first, last, tag, *_ in acks:
-        if any(n not in by_number or by_number[n].payload.get("tag") != tag for n in range(first, last + 1)):
+        if any(
+            n not in by_number or by_number[n].payload.get("tag") != tag
+            for n in range(first, last + 1)
+        ):
             t.lost += 1
 
 
@@ -94,7 +97,9 @@ def settle(server: PostgresServer | None, url: str) -> None:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str, PostgresServer | None]]:
+def sql_store(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[str, str, PostgresServer | None]]:
     """(kind, locator, server) of a fresh SQL database; PostgreSQL on the durable cluster."""
     kind: str = request.param
     if kind == "sqlite":
@@ -109,10 +114,16 @@ def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[
 
 
 def open_locator(locator: str) -> factstr.EventStore:
-    return postgres_store(locator) if locator.startswith("postgresql://") else factstr.SqliteStore(locator)
+    return (
+        postgres_store(locator)
+        if locator.startswith("postgresql://")
+        else factstr.SqliteStore(locator)
+    )
 
 
-def test_sigkill_mid_append(sql_store: tuple[str, str, PostgresServer | None], spawn: Spawn) -> None:
+def test_sigkill_mid_append(
+    sql_store: tuple[str, str, PostgresServer | None], spawn: Spawn
+) -> None:
     kind, locator, server = sql_store
     t = tally(f"{kind}: SIGKILL mid-append")
     open_locator(locator).close()
@@ -135,7 +146,9 @@ def test_sigkill_mid_append(sql_store: tuple[str, str, PostgresServer | None], s
     assert_clean(t)
 
 
-def test_postgres_crash_restart_under_live_streams(durable_server: PostgresServer, spawn: Spawn) -> None:
+def test_postgres_crash_restart_under_live_streams(
+    durable_server: PostgresServer, spawn: Spawn
+) -> None:
     t = tally("postgres: server crash under live streams")
     name = durable_server.create_database("torture")
     url = durable_server.url_for(name)
@@ -205,7 +218,10 @@ def test_stdlib_sqlite3_beside_the_store(tmp_path: Path, spawn: Spawn) -> None:
     assert_clean(t)
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or sys.platform != "linux", reason="mounting a small tmpfs needs root on Linux")
+@pytest.mark.skipif(
+    os.geteuid() != 0 or sys.platform != "linux",
+    reason="mounting a small tmpfs needs root on Linux",
+)
 def test_full_disk_loses_nothing_and_recovers() -> None:
     t = tally("sqlite: full disk (tmpfs of 3 MB)")
     mount = Path(tempfile.mkdtemp(prefix="factstr-full-"))
@@ -219,7 +235,10 @@ def test_full_disk_loses_nothing_and_recovers() -> None:
         with factstr.SqliteStore(db) as store:
             for i in range(10_000):
                 tag = f"batch-{i}"
-                events = [NewEvent("Tortured", {"tag": tag, "n": 20, "i": j, "pad": "y" * 500}) for j in range(20)]
+                events = [
+                    NewEvent("Tortured", {"tag": tag, "n": 20, "i": j, "pad": "y" * 500})
+                    for j in range(20)
+                ]
                 try:
                     result = store.append(events)
                 except factstr.BackendError as error:

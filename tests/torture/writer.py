@@ -31,14 +31,16 @@ def say(value: object) -> None:
 
 def open_store(target: str) -> factstr.EventStore:
     if target.startswith(("postgresql://", "postgres://")):
-        store: factstr.EventStore = getattr(factstr, "PostgresStore")(target, reconnect_timeout=60.0)
+        store: factstr.EventStore = factstr.PostgresStore(target, reconnect_timeout=60.0)
         return store
     return factstr.SqliteStore(target)
 
 
 def batch(size: int, pad: int = 0) -> tuple[str, list[NewEvent]]:
     tag = uuid.uuid4().hex
-    return tag, [NewEvent("Tortured", {"tag": tag, "n": size, "i": i, "pad": "x" * pad}) for i in range(size)]
+    return tag, [
+        NewEvent("Tortured", {"tag": tag, "n": size, "i": i, "pad": "x" * pad}) for i in range(size)
+    ]
 
 
 def ack(result: factstr.AppendResult, tag: str, size: int) -> None:

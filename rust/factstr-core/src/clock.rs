@@ -68,14 +68,21 @@ pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
     }
     let number = |range: std::ops::Range<usize>| -> Option<i64> {
         let part = text.get(range)?;
-        part.bytes().all(|b| b.is_ascii_digit()).then(|| part.parse().ok())?
+        part.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| part.parse().ok())?
     };
     let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
     let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
     if bytes[4] != b'-' || bytes[7] != b'-' || bytes[13] != b':' || bytes[16] != b':' {
         return None;
     }
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     let mut rest = &text[19..];
@@ -122,11 +129,16 @@ fn civil_from_days(days: i64) -> (i64, u8, u8) {
     let shifted = days + 719_468; // days from 0000-03-01 to 1970-01-01
     let era = shifted.div_euclid(146_097);
     let day_of_era = shifted.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_from_march = (5 * day_of_year + 2) / 153;
     let day = (day_of_year - (153 * month_from_march + 2) / 5 + 1) as u8;
-    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 } as u8;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    } as u8;
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     (year, month, day)
 }
@@ -137,7 +149,8 @@ fn days_from_civil(year: i64, month: u8, day: u8) -> i64 {
     let era = year.div_euclid(400);
     let year_of_era = year.rem_euclid(400);
     let month = i64::from(month);
-    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let day_of_year =
+        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     era * 146_097 + day_of_era - 719_468
 }
@@ -162,10 +175,22 @@ mod tests {
     fn rfc3339_round_trip_and_upstream_forms() {
         let t = 1_795_700_000_123_456;
         assert_eq!(parse_rfc3339(&format_rfc3339(t)), Some(t));
-        assert_eq!(format_rfc3339(1_795_700_000_100_000), "2026-11-26T13:33:20.1Z");
-        assert_eq!(format_rfc3339(1_795_700_000_000_000), "2026-11-26T13:33:20Z");
-        assert_eq!(parse_rfc3339("2026-11-26T13:33:20.123456789Z"), Some(1_795_700_000_123_456));
-        assert_eq!(parse_rfc3339("2026-11-26T14:33:20+01:00"), Some(1_795_700_000_000_000));
+        assert_eq!(
+            format_rfc3339(1_795_700_000_100_000),
+            "2026-11-26T13:33:20.1Z"
+        );
+        assert_eq!(
+            format_rfc3339(1_795_700_000_000_000),
+            "2026-11-26T13:33:20Z"
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-26T13:33:20.123456789Z"),
+            Some(1_795_700_000_123_456)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-26T14:33:20+01:00"),
+            Some(1_795_700_000_000_000)
+        );
         assert_eq!(parse_rfc3339("2026-11-26 12:13:20"), None);
         assert_eq!(parse_rfc3339("garbage"), None);
     }

@@ -9,10 +9,16 @@ use crate::types::EventQuery;
 #[derive(Debug, Clone, Copy)]
 pub enum Condition<'a> {
     /// `append_if`: the context version equals `expected` (`None`: the context is empty).
-    VersionIs { context: &'a EventQuery, expected: Option<u64> },
+    VersionIs {
+        context: &'a EventQuery,
+        expected: Option<u64>,
+    },
     /// `append_unless`: no matching fact above `after` (`None`: no matching fact at all). The
     /// DCB condition; facts at or below `after` never conflict.
-    NoneAfter { context: &'a EventQuery, after: Option<u64> },
+    NoneAfter {
+        context: &'a EventQuery,
+        after: Option<u64>,
+    },
 }
 
 impl<'a> Condition<'a> {
@@ -46,7 +52,10 @@ impl<'a> Condition<'a> {
         if self.holds(actual) {
             Ok(())
         } else {
-            Err(Error::ConditionalAppendConflict { expected: self.named_version(), actual })
+            Err(Error::ConditionalAppendConflict {
+                expected: self.named_version(),
+                actual,
+            })
         }
     }
 }
@@ -58,7 +67,10 @@ mod tests {
     #[test]
     fn none_after_conflicts_only_with_versions_above_after() {
         let query = EventQuery::all();
-        let unless = |after| Condition::NoneAfter { context: &query, after };
+        let unless = |after| Condition::NoneAfter {
+            context: &query,
+            after,
+        };
         assert!(unless(None).holds(None));
         assert!(!unless(None).holds(Some(1)));
         assert!(unless(Some(0)).holds(None));
@@ -68,9 +80,15 @@ mod tests {
         assert!(!unless(Some(5)).holds(Some(6)));
         assert_eq!(
             unless(Some(5)).check(Some(7)),
-            Err(Error::ConditionalAppendConflict { expected: Some(5), actual: Some(7) })
+            Err(Error::ConditionalAppendConflict {
+                expected: Some(5),
+                actual: Some(7)
+            })
         );
-        let exactly = |expected| Condition::VersionIs { context: &query, expected };
+        let exactly = |expected| Condition::VersionIs {
+            context: &query,
+            expected,
+        };
         assert!(exactly(Some(5)).holds(Some(5)));
         assert!(!exactly(Some(5)).holds(Some(4)));
         assert!(!exactly(Some(0)).holds(None));

@@ -21,11 +21,14 @@ struct DurableEntry {
 impl DurableRegistry {
     /// Takes `name` for `lease`, creating it at cursor 0; returns the cursor.
     pub fn acquire(&mut self, name: &str, query: &EventQuery, lease: LeaseId) -> Result<u64> {
-        let entry = self.streams.entry(name.to_owned()).or_insert_with(|| DurableEntry {
-            query: query.clone(),
-            cursor: 0,
-            holder: None,
-        });
+        let entry = self
+            .streams
+            .entry(name.to_owned())
+            .or_insert_with(|| DurableEntry {
+                query: query.clone(),
+                cursor: 0,
+                holder: None,
+            });
         if !crate::matching::queries_equal(&entry.query, query) {
             return Err(Error::DurableStreamQueryMismatch(name.to_owned()));
         }
@@ -65,8 +68,12 @@ impl DurableRegistry {
 
     pub fn reset(&mut self, name: &str, sequence_number: u64) -> Result<()> {
         match self.streams.get_mut(name) {
-            None => Err(Error::DurableStream(format!("unknown durable stream {name:?}"))),
-            Some(entry) if entry.holder.is_some() => Err(Error::DurableStreamActive(name.to_owned())),
+            None => Err(Error::DurableStream(format!(
+                "unknown durable stream {name:?}"
+            ))),
+            Some(entry) if entry.holder.is_some() => {
+                Err(Error::DurableStreamActive(name.to_owned()))
+            }
             Some(entry) => {
                 entry.cursor = sequence_number;
                 Ok(())
@@ -76,7 +83,9 @@ impl DurableRegistry {
 
     pub fn delete(&mut self, name: &str) -> Result<()> {
         match self.streams.get(name) {
-            Some(entry) if entry.holder.is_some() => Err(Error::DurableStreamActive(name.to_owned())),
+            Some(entry) if entry.holder.is_some() => {
+                Err(Error::DurableStreamActive(name.to_owned()))
+            }
             Some(_) => {
                 self.streams.remove(name);
                 Ok(())

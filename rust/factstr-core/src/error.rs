@@ -8,7 +8,10 @@ pub enum Error {
     /// `append`/`append_if` got no events.
     EmptyAppend,
     /// `append_if` found another context version than the caller expected.
-    ConditionalAppendConflict { expected: Option<u64>, actual: Option<u64> },
+    ConditionalAppendConflict {
+        expected: Option<u64>,
+        actual: Option<u64>,
+    },
     /// The database failed (connection lost, disk full, locked too long, damaged file...).
     Backend(String),
     /// The connection to the database broke (or timed out) after an append's commit was sent:
@@ -73,7 +76,9 @@ pub fn catch_panic<T>(call: impl FnOnce() -> Result<T>) -> Result<T> {
             .map(|s| (*s).to_owned())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown".to_owned());
-        Err(Error::Backend(format!("internal error (a bug in factstr, please report it): {reason}")))
+        Err(Error::Backend(format!(
+            "internal error (a bug in factstr, please report it): {reason}"
+        )))
     })
 }
 
@@ -86,10 +91,17 @@ mod tests {
         let index = std::hint::black_box(5);
         let caught: Result<u8> = catch_panic(|| Ok([1u8, 2][index]));
         match caught {
-            Err(Error::Backend(message)) => assert!(message.contains("index out of bounds"), "{message}"),
+            Err(Error::Backend(message)) => {
+                assert!(message.contains("index out of bounds"), "{message}")
+            }
             other => panic!("{other:?}"),
         }
         assert_eq!(catch_panic(|| Ok(7)), Ok(7));
-        assert_eq!(catch_panic(|| -> Result<()> { panic!("{}", String::from("owned")) }), Err(Error::Backend("internal error (a bug in factstr, please report it): owned".to_owned())));
+        assert_eq!(
+            catch_panic(|| -> Result<()> { panic!("{}", String::from("owned")) }),
+            Err(Error::Backend(
+                "internal error (a bug in factstr, please report it): owned".to_owned()
+            ))
+        );
     }
 }

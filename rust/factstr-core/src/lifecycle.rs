@@ -22,7 +22,10 @@ pub struct Lifecycle {
 impl Lifecycle {
     /// For a store whose connections belong to this process: closed in a forked child.
     pub fn process_bound() -> Self {
-        Self { closed: AtomicBool::new(false), owner: Some(std::process::id()) }
+        Self {
+            closed: AtomicBool::new(false),
+            owner: Some(std::process::id()),
+        }
     }
 
     /// Whether this is a forked child's copy of a process-bound store.

@@ -11,7 +11,9 @@ impl EventQuery {
         match &self.filters {
             None => true,
             Some(filters) if filters.is_empty() => true,
-            Some(filters) => filters.iter().any(|filter| filter.matches(event_type, payload)),
+            Some(filters) => filters
+                .iter()
+                .any(|filter| filter.matches(event_type, payload)),
         }
     }
 
@@ -56,9 +58,9 @@ pub fn contains(payload: &Value, pattern: &Value) -> bool {
         (Value::Object(have), Value::Object(want)) => want
             .iter()
             .all(|(key, wanted)| have.get(key).is_some_and(|value| contains(value, wanted))),
-        (Value::Array(have), Value::Array(want)) => {
-            want.iter().all(|wanted| have.iter().any(|value| contains(value, wanted)))
-        }
+        (Value::Array(have), Value::Array(want)) => want
+            .iter()
+            .all(|wanted| have.iter().any(|value| contains(value, wanted))),
         (Value::Number(a), Value::Number(b)) => numbers_equal(a, b),
         (Value::String(a), Value::String(b)) => a == b,
         (Value::Bool(a), Value::Bool(b)) => a == b,
@@ -85,7 +87,8 @@ pub fn number_key(number: &Number) -> NumberKey {
     let f = number.as_f64().unwrap_or(f64::NAN);
     // 2^64 and -2^63 bound every integer a payload can hold; within them an integral float is
     // converted exactly, so `1.0` and `1` share a key.
-    if f.fract() == 0.0 && (-9_223_372_036_854_775_808.0..18_446_744_073_709_551_616.0).contains(&f) {
+    if f.fract() == 0.0 && (-9_223_372_036_854_775_808.0..18_446_744_073_709_551_616.0).contains(&f)
+    {
         return NumberKey::Integer(f as i128);
     }
     // -0.0 has an integral value and was handled above; NaN and infinities never reach here.
@@ -100,9 +103,13 @@ pub fn numbers_equal(a: &Number, b: &Number) -> bool {
 pub fn json_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
         }
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(v, w)| json_equal(v, w)),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| json_equal(v, w))
+        }
         (Value::Number(x), Value::Number(y)) => numbers_equal(x, y),
         _ => a == b,
     }
@@ -113,7 +120,9 @@ pub fn filters_equal(a: &EventFilter, b: &EventFilter) -> bool {
     a.event_types == b.event_types
         && match (&a.payload_predicates, &b.payload_predicates) {
             (None, None) => true,
-            (Some(x), Some(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_equal(p, q)),
+            (Some(x), Some(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_equal(p, q))
+            }
             _ => false,
         }
 }
@@ -123,7 +132,9 @@ pub fn queries_equal(a: &EventQuery, b: &EventQuery) -> bool {
     a.min_sequence_number == b.min_sequence_number
         && match (&a.filters, &b.filters) {
             (None, None) => true,
-            (Some(x), Some(y)) => x.len() == y.len() && x.iter().zip(y).all(|(f, g)| filters_equal(f, g)),
+            (Some(x), Some(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(f, g)| filters_equal(f, g))
+            }
             _ => false,
         }
 }
@@ -149,8 +160,14 @@ mod tests {
         assert!(contains(&json!([1]), &json!([])));
         assert!(!contains(&json!({}), &json!([])));
         assert!(!contains(&json!([1, 2]), &json!([4])));
-        assert!(contains(&json!([{"a": 1, "b": 2}, {"c": 3}]), &json!([{"a": 1}])));
-        assert!(!contains(&json!([{"a": 1}, {"b": 2}]), &json!([{"a": 1, "b": 2}])));
+        assert!(contains(
+            &json!([{"a": 1, "b": 2}, {"c": 3}]),
+            &json!([{"a": 1}])
+        ));
+        assert!(!contains(
+            &json!([{"a": 1}, {"b": 2}]),
+            &json!([{"a": 1, "b": 2}])
+        ));
     }
 
     #[test]
@@ -169,16 +186,36 @@ mod tests {
 
     #[test]
     fn none_and_empty_differ_at_every_level() {
-        let any = EventFilter { event_types: None, payload_predicates: None };
-        let no_types = EventFilter { event_types: Some(vec![]), payload_predicates: None };
-        let no_payloads = EventFilter { event_types: None, payload_predicates: Some(vec![]) };
+        let any = EventFilter {
+            event_types: None,
+            payload_predicates: None,
+        };
+        let no_types = EventFilter {
+            event_types: Some(vec![]),
+            payload_predicates: None,
+        };
+        let no_payloads = EventFilter {
+            event_types: None,
+            payload_predicates: Some(vec![]),
+        };
         let payload = json!({"a": 1});
         assert!(any.matches("t", &payload));
         assert!(!no_types.matches("t", &payload));
         assert!(!no_payloads.matches("t", &payload));
-        assert!(EventQuery { filters: None, min_sequence_number: None }.matches("t", &payload));
-        assert!(EventQuery { filters: Some(vec![]), min_sequence_number: None }.matches("t", &payload));
-        let two = EventQuery { filters: Some(vec![no_types, any]), min_sequence_number: None };
+        assert!(EventQuery {
+            filters: None,
+            min_sequence_number: None
+        }
+        .matches("t", &payload));
+        assert!(EventQuery {
+            filters: Some(vec![]),
+            min_sequence_number: None
+        }
+        .matches("t", &payload));
+        let two = EventQuery {
+            filters: Some(vec![no_types, any]),
+            min_sequence_number: None,
+        };
         assert!(two.matches("t", &payload));
     }
 

@@ -136,12 +136,21 @@ mod tests {
 
     #[test]
     fn scalar_keys_follow_paths_and_numbers_by_value() {
-        let keys = node_keys(&json!({"a": [1, {"b": "x"}], "c": 2.0, "d": true, "e": null}), Scope::SelectiveScalars);
+        let keys = node_keys(
+            &json!({"a": [1, {"b": "x"}], "c": 2.0, "d": true, "e": null}),
+            Scope::SelectiveScalars,
+        );
         assert_eq!(keys, vec!["k1:a[i1", "k1:a[k1:bs1:x", "k1:ci2"]);
-        assert_eq!(node_keys(&json!({"c": 2}), Scope::SelectiveScalars), vec!["k1:ci2"]);
+        assert_eq!(
+            node_keys(&json!({"c": 2}), Scope::SelectiveScalars),
+            vec!["k1:ci2"]
+        );
         assert!(node_keys(&json!({}), Scope::SelectiveScalars).is_empty());
         assert_eq!(node_keys(&json!({}), Scope::AllNodes), vec!["o"]);
-        assert_eq!(node_keys(&json!({"d": true}), Scope::AllNodes), vec!["k1:dt", "o"]);
+        assert_eq!(
+            node_keys(&json!({"d": true}), Scope::AllNodes),
+            vec!["k1:dt", "o"]
+        );
     }
 
     #[test]

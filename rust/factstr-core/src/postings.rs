@@ -50,7 +50,9 @@ pub fn decode_members(first: u64, members: Option<&[u8]>, out: &mut Vec<u64>) {
     let mut previous = first;
     // The varint reader the blocks use; a damaged tail ends the list instead of overflowing.
     while let Some((gap, used)) = read_varint(bytes) {
-        let Some(number) = previous.checked_add(gap) else { return };
+        let Some(number) = previous.checked_add(gap) else {
+            return;
+        };
         previous = number;
         out.push(number);
         bytes = &bytes[used..];
@@ -63,7 +65,11 @@ mod tests {
 
     #[test]
     fn members_round_trip() {
-        for (first, rest) in [(5u64, vec![]), (1, vec![2, 3, 200, 70_000, 70_001]), (u64::MAX - 2, vec![u64::MAX])] {
+        for (first, rest) in [
+            (5u64, vec![]),
+            (1, vec![2, 3, 200, 70_000, 70_001]),
+            (u64::MAX - 2, vec![u64::MAX]),
+        ] {
             let encoded = encode_members(first, &rest);
             assert_eq!(encoded.is_none(), rest.is_empty());
             let mut out = Vec::new();
@@ -87,7 +93,11 @@ pub fn batch_postings(mut keys: Vec<(i64, u64)>) -> Vec<Posting> {
     keys.chunk_by(|a, b| a.0 == b.0)
         .map(|group| {
             let numbers: Vec<u64> = group.iter().map(|(_, number)| *number).collect();
-            (group[0].0, numbers[0] as i64, encode_members(numbers[0], &numbers[1..]))
+            (
+                group[0].0,
+                numbers[0] as i64,
+                encode_members(numbers[0], &numbers[1..]),
+            )
         })
         .collect()
 }

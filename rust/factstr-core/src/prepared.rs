@@ -42,7 +42,12 @@ pub fn prepare_events(events: &[NewEvent], floats: FloatText) -> Vec<PreparedEve
             key_hashes.sort_unstable();
             key_hashes.dedup();
             let (payload_text, negative_zero) = payload_text(&event.payload, floats);
-            PreparedEvent { event_type: event.event_type.to_string(), payload_text, key_hashes, negative_zero }
+            PreparedEvent {
+                event_type: event.event_type.to_string(),
+                payload_text,
+                key_hashes,
+                negative_zero,
+            }
         })
         .collect()
 }
@@ -51,13 +56,23 @@ pub fn prepare_events(events: &[NewEvent], floats: FloatText) -> Vec<PreparedEve
 /// `-0.0` (`FloatText::Fraction` only).
 pub fn payload_text(payload: &serde_json::Value, floats: FloatText) -> (String, bool) {
     match floats {
-        FloatText::Shortest => (serde_json::to_string(payload).expect("JSON values always serialise"), false),
+        FloatText::Shortest => (
+            serde_json::to_string(payload).expect("JSON values always serialise"),
+            false,
+        ),
         FloatText::Fraction => {
             let mut out = Vec::with_capacity(128);
-            let mut formatter = FractionFloats { negative_zero: false };
+            let mut formatter = FractionFloats {
+                negative_zero: false,
+            };
             let mut serializer = serde_json::Serializer::with_formatter(&mut out, &mut formatter);
-            payload.serialize(&mut serializer).expect("JSON values always serialise");
-            (String::from_utf8(out).expect("JSON text is UTF-8"), formatter.negative_zero)
+            payload
+                .serialize(&mut serializer)
+                .expect("JSON values always serialise");
+            (
+                String::from_utf8(out).expect("JSON text is UTF-8"),
+                formatter.negative_zero,
+            )
         }
     }
 }
@@ -111,7 +126,8 @@ mod tests {
             1e-7,
         ];
         for f in floats {
-            let (text, negative_zero) = payload_text(&json!({"f": f, "l": [f]}), FloatText::Fraction);
+            let (text, negative_zero) =
+                payload_text(&json!({"f": f, "l": [f]}), FloatText::Fraction);
             assert_eq!(negative_zero, f == 0.0 && f.is_sign_negative());
             assert!(!text.contains('e'), "{text}");
             let back: Value = serde_json::from_str(&text).unwrap();
@@ -120,15 +136,30 @@ mod tests {
                 assert_eq!(got.as_f64().unwrap().to_bits(), f.to_bits(), "{text}");
             }
         }
-        assert_eq!(payload_text(&json!({"f": 4.073163081138693e16}), FloatText::Fraction).0, r#"{"f":40731630811386930.0}"#);
-        assert_eq!(payload_text(&json!([1e-7, 2.5, -0.0]), FloatText::Fraction), ("[0.0000001,2.5,-0.0]".to_owned(), true));
-        assert_eq!(payload_text(&json!([0.0, 0, "-0.0"]), FloatText::Fraction), (r#"[0.0,0,"-0.0"]"#.to_owned(), false));
+        assert_eq!(
+            payload_text(&json!({"f": 4.073163081138693e16}), FloatText::Fraction).0,
+            r#"{"f":40731630811386930.0}"#
+        );
+        assert_eq!(
+            payload_text(&json!([1e-7, 2.5, -0.0]), FloatText::Fraction),
+            ("[0.0000001,2.5,-0.0]".to_owned(), true)
+        );
+        assert_eq!(
+            payload_text(&json!([0.0, 0, "-0.0"]), FloatText::Fraction),
+            (r#"[0.0,0,"-0.0"]"#.to_owned(), false)
+        );
     }
 
     #[test]
     fn fraction_text_leaves_everything_but_floats_alone() {
         let value = json!({"i": [0, -1, i64::MIN, u64::MAX], "s": "a\"\\\n\u{1}é", "b": [true, false, null], "o": {}});
-        assert_eq!(payload_text(&value, FloatText::Fraction), payload_text(&value, FloatText::Shortest));
-        assert_eq!(payload_text(&json!(-0.0), FloatText::Shortest), ("-0.0".to_owned(), false));
+        assert_eq!(
+            payload_text(&value, FloatText::Fraction),
+            payload_text(&value, FloatText::Shortest)
+        );
+        assert_eq!(
+            payload_text(&json!(-0.0), FloatText::Shortest),
+            ("-0.0".to_owned(), false)
+        );
     }
 }

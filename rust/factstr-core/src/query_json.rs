@@ -18,7 +18,11 @@ pub fn query_to_json(query: &EventQuery) -> String {
 }
 
 pub fn query_from_json(text: &str) -> Result<EventQuery> {
-    let bad = |why: &str| Error::Backend(format!("stored durable query is not readable ({why}): {text}"));
+    let bad = |why: &str| {
+        Error::Backend(format!(
+            "stored durable query is not readable ({why}): {text}"
+        ))
+    };
     let value: Value = serde_json::from_str(text).map_err(|e| bad(&e.to_string()))?;
     let object = value.as_object().ok_or_else(|| bad("not an object"))?;
     let filters = match object.get("filters") {
@@ -26,16 +30,26 @@ pub fn query_from_json(text: &str) -> Result<EventQuery> {
         Some(Value::Array(items)) => Some(
             items
                 .iter()
-                .map(|item| item.as_object().map(filter_from_json).ok_or_else(|| bad("filter is not an object"))?)
+                .map(|item| {
+                    item.as_object()
+                        .map(filter_from_json)
+                        .ok_or_else(|| bad("filter is not an object"))?
+                })
                 .collect::<Result<Vec<_>>>()?,
         ),
         Some(_) => return Err(bad("filters is not a list")),
     };
     let min_sequence_number = match object.get("min_sequence_number") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(v.as_u64().ok_or_else(|| bad("min_sequence_number is not a number"))?),
+        Some(v) => Some(
+            v.as_u64()
+                .ok_or_else(|| bad("min_sequence_number is not a number"))?,
+        ),
     };
-    Ok(EventQuery { filters, min_sequence_number })
+    Ok(EventQuery {
+        filters,
+        min_sequence_number,
+    })
 }
 
 fn filter_from_json(object: &Map<String, Value>) -> Result<EventFilter> {
@@ -48,14 +62,25 @@ fn filter_from_json(object: &Map<String, Value>) -> Result<EventFilter> {
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| Error::Backend("stored event type is not a string".to_owned()))?,
         ),
-        Some(_) => return Err(Error::Backend("stored event_types is not a list".to_owned())),
+        Some(_) => {
+            return Err(Error::Backend(
+                "stored event_types is not a list".to_owned(),
+            ))
+        }
     };
     let payload_predicates = match object.get("payload_predicates") {
         None | Some(Value::Null) => None,
         Some(Value::Array(predicates)) => Some(predicates.clone()),
-        Some(_) => return Err(Error::Backend("stored payload_predicates is not a list".to_owned())),
+        Some(_) => {
+            return Err(Error::Backend(
+                "stored payload_predicates is not a list".to_owned(),
+            ))
+        }
     };
-    Ok(EventFilter { event_types, payload_predicates })
+    Ok(EventFilter {
+        event_types,
+        payload_predicates,
+    })
 }
 
 #[cfg(test)]
@@ -64,7 +89,10 @@ mod tests {
 
     #[test]
     fn upstream_shapes() {
-        assert_eq!(query_to_json(&EventQuery::all()), r#"{"filters":null,"min_sequence_number":null}"#);
+        assert_eq!(
+            query_to_json(&EventQuery::all()),
+            r#"{"filters":null,"min_sequence_number":null}"#
+        );
         let q = EventQuery {
             filters: Some(vec![EventFilter {
                 event_types: Some(vec!["a".into()]),

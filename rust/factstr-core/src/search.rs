@@ -111,12 +111,17 @@ pub fn plan(log: &mut dyn IndexedLog, query: &EventQuery) -> Result<Plan> {
             None => None,
         };
         // The type index only needs counting as far as the payload candidates go.
-        let payload_estimate = by_payload.as_ref().map(|p| p.iter().map(|x| x.estimate).sum::<i64>());
+        let payload_estimate = by_payload
+            .as_ref()
+            .map(|p| p.iter().map(|x| x.estimate).sum::<i64>());
         let by_type = match &filter.event_types {
             Some(_) if payload_estimate.is_some_and(|e| e <= FEW_CANDIDATES) => None,
             Some(types) => {
                 let cap = payload_estimate.map_or(ESTIMATE_CAP, |e| e + 1);
-                Some(Part { estimate: log.count_types(types, cap)?, source: Source::Types(types.clone()) })
+                Some(Part {
+                    estimate: log.count_types(types, cap)?,
+                    source: Source::Types(types.clone()),
+                })
             }
             None => None,
         };
@@ -154,7 +159,10 @@ fn payload_parts(log: &mut dyn IndexedLog, predicates: &[Value]) -> Result<Optio
         for hash in selective_key_hashes(predicate) {
             let estimate = log.count_key(hash, ESTIMATE_CAP)?;
             if best.as_ref().is_none_or(|b| estimate < b.estimate) {
-                best = Some(Part { source: Source::Key(hash), estimate });
+                best = Some(Part {
+                    source: Source::Key(hash),
+                    estimate,
+                });
             }
         }
         match best {
@@ -240,7 +248,11 @@ pub fn matching_records(
 }
 
 /// The highest matching sequence number, ignoring the query's lower bound.
-pub fn context_version(log: &mut dyn IndexedLog, query: &EventQuery, plan: &Plan) -> Result<Option<u64>> {
+pub fn context_version(
+    log: &mut dyn IndexedLog,
+    query: &EventQuery,
+    plan: &Plan,
+) -> Result<Option<u64>> {
     if matches!(plan, Plan::Everything) {
         return log.head().map(|h| (h > 0).then_some(h));
     }
@@ -264,7 +276,11 @@ pub fn check_context(log: &mut dyn IndexedLog, condition: Condition<'_>) -> Resu
 }
 
 /// A query's records (at most `limit`) and context version, from one snapshot.
-pub fn query(log: &mut dyn IndexedLog, query: &EventQuery, limit: Option<usize>) -> Result<crate::types::QueryResult> {
+pub fn query(
+    log: &mut dyn IndexedLog,
+    query: &EventQuery,
+    limit: Option<usize>,
+) -> Result<crate::types::QueryResult> {
     let plan = plan(log, query)?;
     let after = query.min_sequence_number.unwrap_or(0);
     let limit = limit.unwrap_or(usize::MAX);
@@ -286,7 +302,12 @@ pub fn query(log: &mut dyn IndexedLog, query: &EventQuery, limit: Option<usize>)
 
 /// The committed batches after `position` with their matching events (SPEC §5, §6), about
 /// `max_events` records at most, in whole batches.
-pub fn read_batches(log: &mut dyn IndexedLog, position: u64, query: &EventQuery, max_events: usize) -> Result<BatchPage> {
+pub fn read_batches(
+    log: &mut dyn IndexedLog,
+    position: u64,
+    query: &EventQuery,
+    max_events: usize,
+) -> Result<BatchPage> {
     let head = log.head()?;
     let plan = plan(log, query)?;
     let after = position.max(query.min_sequence_number.unwrap_or(0));
@@ -312,15 +333,22 @@ pub fn read_batches(log: &mut dyn IndexedLog, position: u64, query: &EventQuery,
             matched.retain(|r| r.sequence_number < first_of_last);
             scanned_to = first_of_last - 1;
         } else {
-            visit_rows(log, &plan, last, false, (end_of_last - last) as usize, &mut |row| {
-                if row.sequence_number > end_of_last {
-                    return Ok(false);
-                }
-                if query.matches(&row.event_type, &row.payload) {
-                    matched.push(row);
-                }
-                Ok(true)
-            })?;
+            visit_rows(
+                log,
+                &plan,
+                last,
+                false,
+                (end_of_last - last) as usize,
+                &mut |row| {
+                    if row.sequence_number > end_of_last {
+                        return Ok(false);
+                    }
+                    if query.matches(&row.event_type, &row.payload) {
+                        matched.push(row);
+                    }
+                    Ok(true)
+                },
+            )?;
             scanned_to = end_of_last;
         }
     }
@@ -331,9 +359,19 @@ pub fn read_batches(log: &mut dyn IndexedLog, position: u64, query: &EventQuery,
         if !current.is_some_and(|(first, last)| first <= s && s <= last) {
             let range = log.batch_of(s)?;
             current = Some(range);
-            batches.push(Batch { records: Vec::new(), last_sequence_number: range.1 });
+            batches.push(Batch {
+                records: Vec::new(),
+                last_sequence_number: range.1,
+            });
         }
-        batches.last_mut().expect("a batch was started above").records.push(row.into_record());
+        batches
+            .last_mut()
+            .expect("a batch was started above")
+            .records
+            .push(row.into_record());
     }
-    Ok(BatchPage { batches, scanned_to })
+    Ok(BatchPage {
+        batches,
+        scanned_to,
+    })
 }

@@ -42,11 +42,19 @@ mod tests {
             let Err(Error::InvalidInput(message)) = to_sql(too_large, "sequence_number") else {
                 panic!("{too_large} accepted");
             };
-            assert!(message.contains("sequence_number") && message.contains(&too_large.to_string()), "{message}");
+            assert!(
+                message.contains("sequence_number") && message.contains(&too_large.to_string()),
+                "{message}"
+            );
         }
         assert!(check(None, "expected_context_version").is_ok());
         assert!(check(Some(u64::MAX), "expected_context_version").is_err());
-        let query = EventQuery { filters: None, min_sequence_number: Some(LARGEST + 1) };
-        assert!(matches!(check_query(&query), Err(Error::InvalidInput(m)) if m.contains("min_sequence_number")));
+        let query = EventQuery {
+            filters: None,
+            min_sequence_number: Some(LARGEST + 1),
+        };
+        assert!(
+            matches!(check_query(&query), Err(Error::InvalidInput(m)) if m.contains("min_sequence_number"))
+        );
     }
 }

@@ -3,9 +3,7 @@
 
 use crate::error::Result;
 use crate::signal::CommitSignal;
-use crate::types::{
-    AppendResult, BatchPage, DurableStreamInfo, EventQuery, NewEvent, QueryResult,
-};
+use crate::types::{AppendResult, BatchPage, DurableStreamInfo, EventQuery, NewEvent, QueryResult};
 
 /// Identifies one holder of a durable name, so that only the holder can move or release it.
 pub type LeaseId = u64;
@@ -24,7 +22,12 @@ pub trait EventStore: Send + Sync {
 
     /// Commits `events` unless a fact matching `context` has a sequence number above `after`
     /// (`None`: any matching fact at all), the DCB condition (SPEC §4).
-    fn append_unless(&self, events: Vec<NewEvent>, context: &EventQuery, after: Option<u64>) -> Result<AppendResult>;
+    fn append_unless(
+        &self,
+        events: Vec<NewEvent>,
+        context: &EventQuery,
+        after: Option<u64>,
+    ) -> Result<AppendResult>;
 
     /// The matching facts after `query.min_sequence_number`, at most `limit` of them (SPEC §3).
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult>;
@@ -32,7 +35,12 @@ pub trait EventStore: Send + Sync {
     /// The committed batches after `position`, filtered by `query` (empty deliveries skipped),
     /// at most about `max_events` records in all (whole batches: one oversized batch is still
     /// returned whole).
-    fn read_batches(&self, position: u64, query: &EventQuery, max_events: usize) -> Result<BatchPage>;
+    fn read_batches(
+        &self,
+        position: u64,
+        query: &EventQuery,
+        max_events: usize,
+    ) -> Result<BatchPage>;
 
     /// The last committed sequence number (0 when empty).
     fn head(&self) -> Result<u64>;

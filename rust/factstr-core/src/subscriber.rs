@@ -78,7 +78,12 @@ impl Subscriber {
             query,
             position: cursor,
             pending: VecDeque::new(),
-            durable: Some(DurableHold { name: name.to_owned(), lease, saved: cursor, unacked: None }),
+            durable: Some(DurableHold {
+                name: name.to_owned(),
+                lease,
+                saved: cursor,
+                unacked: None,
+            }),
             closed: false,
             last_read: None,
             failing_since: None,
@@ -120,7 +125,10 @@ impl Subscriber {
         let store = self.store.clone();
         let signal = store.commit_signal();
         let seen = signal.generation();
-        if self.pending.is_empty() && self.needs_read(seen) && !self.read_or_retry(seen, deadline)? {
+        if self.pending.is_empty()
+            && self.needs_read(seen)
+            && !self.read_or_retry(seen, deadline)?
+        {
             return Ok(None);
         }
         if let Some(batch) = self.hand_out() {
@@ -151,9 +159,18 @@ impl Subscriber {
             Ok(found) => {
                 // Only an empty read says "nothing more until the signal moves": a read that
                 // found batches may have stopped at its read-ahead bound, so read again next time.
-                self.last_read = if found { None } else { Some((generation, Instant::now())) };
+                self.last_read = if found {
+                    None
+                } else {
+                    Some((generation, Instant::now()))
+                };
                 self.failing_since = None;
-                if !found && self.durable.as_ref().is_some_and(|hold| hold.unacked.is_none()) {
+                if !found
+                    && self
+                        .durable
+                        .as_ref()
+                        .is_some_and(|hold| hold.unacked.is_none())
+                {
                     // Committed batches without a matching event: nothing to deliver, and the
                     // cursor passes over them, as upstream's does.
                     self.ack()?;
@@ -166,7 +183,9 @@ impl Subscriber {
                     self.failing_since = None;
                     return Err(Error::Backend(message));
                 }
-                std::thread::sleep(RETRY_PAUSE.min(deadline.saturating_duration_since(Instant::now())));
+                std::thread::sleep(
+                    RETRY_PAUSE.min(deadline.saturating_duration_since(Instant::now())),
+                );
                 Ok(false)
             }
             Err(other) => Err(other),
@@ -178,7 +197,9 @@ impl Subscriber {
     pub fn ack(&mut self) -> Result<()> {
         let position = self.position;
         let nothing_pending = self.pending.is_empty();
-        let Some(hold) = self.durable.as_mut() else { return Ok(()) };
+        let Some(hold) = self.durable.as_mut() else {
+            return Ok(());
+        };
         let target = match hold.unacked.take() {
             Some(end) if nothing_pending => end.max(position),
             Some(end) => end,
@@ -186,7 +207,10 @@ impl Subscriber {
             None => return Ok(()),
         };
         if target > hold.saved {
-            match self.store.save_durable_cursor(&hold.name, hold.lease, target) {
+            match self
+                .store
+                .save_durable_cursor(&hold.name, hold.lease, target)
+            {
                 Ok(()) => {
                     hold.saved = target;
                     self.failing_since = None;
@@ -224,7 +248,9 @@ impl Subscriber {
 
     fn check_usable(&self) -> Result<()> {
         if self.closed {
-            return Err(Error::DurableStream("the subscription is closed".to_owned()));
+            return Err(Error::DurableStream(
+                "the subscription is closed".to_owned(),
+            ));
         }
         if self.store.is_closed() {
             return Err(Error::StoreClosed);
@@ -234,7 +260,9 @@ impl Subscriber {
 
     /// Reads the next page of batches; whether it found any.
     fn read_more(&mut self) -> Result<bool> {
-        let page = self.store.read_batches(self.position, &self.query, READ_AHEAD_EVENTS)?;
+        let page = self
+            .store
+            .read_batches(self.position, &self.query, READ_AHEAD_EVENTS)?;
         self.position = self.position.max(page.scanned_to);
         let found = !page.batches.is_empty();
         self.pending.extend(page.batches);
@@ -265,7 +293,9 @@ mod tests {
     use serde_json::json;
 
     fn events(event_type: &str, count: usize) -> Vec<NewEvent> {
-        (0..count).map(|i| NewEvent::new(event_type, json!({"i": i}))).collect()
+        (0..count)
+            .map(|i| NewEvent::new(event_type, json!({"i": i})))
+            .collect()
     }
 
     fn numbers(batch: &Batch) -> Vec<u64> {
@@ -276,15 +306,34 @@ mod tests {
     fn live_subscribers_see_only_later_batches_whole_and_filtered() {
         let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
         store.append(events("a", 2)).unwrap();
-        let mut subscriber = Subscriber::live(store.clone(), EventQuery::for_event_types(["b"])).unwrap();
-        store.append(vec![NewEvent::new("a", json!({})), NewEvent::new("b", json!({})), NewEvent::new("b", json!({}))]).unwrap();
+        let mut subscriber =
+            Subscriber::live(store.clone(), EventQuery::for_event_types(["b"])).unwrap();
+        store
+            .append(vec![
+                NewEvent::new("a", json!({})),
+                NewEvent::new("b", json!({})),
+                NewEvent::new("b", json!({})),
+            ])
+            .unwrap();
         store.append(events("a", 1)).unwrap();
         store.append(events("b", 1)).unwrap();
-        let first = subscriber.next_batch(Duration::from_millis(100)).unwrap().unwrap();
-        assert_eq!((numbers(&first), first.last_sequence_number), (vec![4, 5], 5));
-        let second = subscriber.next_batch(Duration::from_millis(100)).unwrap().unwrap();
+        let first = subscriber
+            .next_batch(Duration::from_millis(100))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (numbers(&first), first.last_sequence_number),
+            (vec![4, 5], 5)
+        );
+        let second = subscriber
+            .next_batch(Duration::from_millis(100))
+            .unwrap()
+            .unwrap();
         assert_eq!(numbers(&second), vec![7]);
-        assert!(subscriber.next_batch(Duration::from_millis(10)).unwrap().is_none());
+        assert!(subscriber
+            .next_batch(Duration::from_millis(10))
+            .unwrap()
+            .is_none());
     }
 
     #[test]
@@ -302,7 +351,9 @@ mod tests {
         }
         appender.join().unwrap();
         assert_eq!(numbers(&batch.unwrap()), vec![1]);
-        assert!(!store.commit_signal().wait_past(store.commit_signal().generation(), Duration::ZERO));
+        assert!(!store
+            .commit_signal()
+            .wait_past(store.commit_signal().generation(), Duration::ZERO));
     }
 
     #[test]
@@ -311,7 +362,9 @@ mod tests {
         for _ in 0..3 {
             store.append(events("a", 2)).unwrap();
         }
-        let cursor = |store: &Arc<dyn EventStore>| store.durable_streams().unwrap()[0].last_processed_sequence_number;
+        let cursor = |store: &Arc<dyn EventStore>| {
+            store.durable_streams().unwrap()[0].last_processed_sequence_number
+        };
         let mut subscriber = Subscriber::durable(store.clone(), "d", EventQuery::all()).unwrap();
         assert!(matches!(
             Subscriber::durable(store.clone(), "d", EventQuery::all()),
@@ -324,7 +377,11 @@ mod tests {
         assert_eq!(cursor(&store), 2);
         subscriber.try_next().unwrap().unwrap();
         subscriber.close().unwrap();
-        assert_eq!(cursor(&store), 2, "an unacknowledged batch is delivered again");
+        assert_eq!(
+            cursor(&store),
+            2,
+            "an unacknowledged batch is delivered again"
+        );
         let mut again = Subscriber::durable(store.clone(), "d", EventQuery::all()).unwrap();
         assert_eq!(numbers(&again.try_next().unwrap().unwrap()), vec![3, 4]);
         assert!(matches!(
@@ -338,10 +395,14 @@ mod tests {
         let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
         store.append(events("a", 1)).unwrap();
         store.append(events("b", 3)).unwrap();
-        let mut subscriber = Subscriber::durable(store.clone(), "d", EventQuery::for_event_types(["a"])).unwrap();
+        let mut subscriber =
+            Subscriber::durable(store.clone(), "d", EventQuery::for_event_types(["a"])).unwrap();
         assert_eq!(numbers(&subscriber.try_next().unwrap().unwrap()), vec![1]);
         subscriber.ack().unwrap();
-        assert_eq!(store.durable_streams().unwrap()[0].last_processed_sequence_number, 4);
+        assert_eq!(
+            store.durable_streams().unwrap()[0].last_processed_sequence_number,
+            4
+        );
     }
 
     #[test]
@@ -351,9 +412,15 @@ mod tests {
         store.append(events("a", 5)).unwrap();
         store.append(events("a", 1)).unwrap();
         let page = store.read_batches(0, &EventQuery::all(), 4).unwrap();
-        assert_eq!(page.batches.iter().map(numbers).collect::<Vec<_>>(), vec![vec![1, 2, 3], vec![4, 5, 6, 7, 8]]);
+        assert_eq!(
+            page.batches.iter().map(numbers).collect::<Vec<_>>(),
+            vec![vec![1, 2, 3], vec![4, 5, 6, 7, 8]]
+        );
         assert_eq!(page.scanned_to, 8);
         let page = store.read_batches(8, &EventQuery::all(), 4).unwrap();
-        assert_eq!(page.batches.iter().map(numbers).collect::<Vec<_>>(), vec![vec![9]]);
+        assert_eq!(
+            page.batches.iter().map(numbers).collect::<Vec<_>>(),
+            vec![vec![9]]
+        );
     }
 }

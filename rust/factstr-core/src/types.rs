@@ -16,7 +16,10 @@ pub struct NewEvent {
 
 impl NewEvent {
     pub fn new(event_type: impl Into<Arc<str>>, payload: Value) -> Self {
-        Self { event_type: event_type.into(), payload: Arc::new(payload) }
+        Self {
+            event_type: event_type.into(),
+            payload: Arc::new(payload),
+        }
     }
 }
 
@@ -61,7 +64,10 @@ impl EventQuery {
 
     /// The same query without its lower bound: what a context version is computed over.
     pub fn without_min(&self) -> Self {
-        Self { filters: self.filters.clone(), min_sequence_number: None }
+        Self {
+            filters: self.filters.clone(),
+            min_sequence_number: None,
+        }
     }
 }
 

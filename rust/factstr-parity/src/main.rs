@@ -391,7 +391,10 @@ impl Session {
                     std::future::ready(Ok(()))
                 });
                 let started = Instant::now();
-                let stream = self.store.stream_all_durable(&durable, handle).map_err(store_error)?;
+                let stream = self
+                    .store
+                    .stream_all_durable(&durable, handle)
+                    .map_err(store_error)?;
                 let seconds = started.elapsed().as_secs_f64();
                 stream.unsubscribe();
                 Ok(json!({"events": received.load(Ordering::Relaxed), "seconds": seconds}))

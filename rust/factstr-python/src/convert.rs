@@ -26,11 +26,21 @@ struct Invalid {
 
 impl Invalid {
     fn type_error(reason: String) -> Self {
-        Self { type_error: true, reason, cause: None, steps: Vec::new() }
+        Self {
+            type_error: true,
+            reason,
+            cause: None,
+            steps: Vec::new(),
+        }
     }
 
     fn value_error(reason: String) -> Self {
-        Self { type_error: false, reason, cause: None, steps: Vec::new() }
+        Self {
+            type_error: false,
+            reason,
+            cause: None,
+            steps: Vec::new(),
+        }
     }
 
     fn at(mut self, step: Step) -> Self {
@@ -47,7 +57,11 @@ impl Invalid {
             }
         }
         let message = format!("{path}: {}", self.reason);
-        let error = if self.type_error { PyTypeError::new_err(message) } else { PyValueError::new_err(message) };
+        let error = if self.type_error {
+            PyTypeError::new_err(message)
+        } else {
+            PyValueError::new_err(message)
+        };
         if let Some(cause) = self.cause {
             Python::attach(|py| error.set_cause(py, Some(cause)));
         }
@@ -62,11 +76,19 @@ pub fn to_json(value: &Bound<'_, PyAny>, root: &str) -> PyResult<Value> {
 
 /// Like `to_json`, calling `default` on a value that is not JSON (like `json.dumps`'s
 /// `default`): its result is converted in turn and may hold further non-JSON values.
-pub fn to_json_with_default(value: &Bound<'_, PyAny>, root: &str, default: Option<&Bound<'_, PyAny>>) -> PyResult<Value> {
+pub fn to_json_with_default(
+    value: &Bound<'_, PyAny>,
+    root: &str,
+    default: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Value> {
     convert(value, 0, default.filter(|d| !d.is_none())).map_err(|invalid| invalid.into_py_err(root))
 }
 
-fn convert(value: &Bound<'_, PyAny>, depth: usize, default: Option<&Bound<'_, PyAny>>) -> Result<Value, Invalid> {
+fn convert(
+    value: &Bound<'_, PyAny>,
+    depth: usize,
+    default: Option<&Bound<'_, PyAny>>,
+) -> Result<Value, Invalid> {
     if let Ok(s) = value.cast::<PyString>() {
         return string(s).map(Value::String);
     }
@@ -82,13 +104,19 @@ fn convert(value: &Bound<'_, PyAny>, depth: usize, default: Option<&Bound<'_, Py
     }
     if let Ok(f) = value.cast::<PyFloat>() {
         let f = f.value();
-        return Number::from_f64(f)
-            .map(Value::Number)
-            .ok_or_else(|| Invalid::value_error(format!("{f} is not a finite number, JSON has no NaN or infinity")));
+        return Number::from_f64(f).map(Value::Number).ok_or_else(|| {
+            Invalid::value_error(format!(
+                "{f} is not a finite number, JSON has no NaN or infinity"
+            ))
+        });
     }
-    let container = value.is_instance_of::<PyDict>() || value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>();
+    let container = value.is_instance_of::<PyDict>()
+        || value.is_instance_of::<PyList>()
+        || value.is_instance_of::<PyTuple>();
     if depth >= MAX_DEPTH && container {
-        return Err(Invalid::value_error(format!("nested deeper than {MAX_DEPTH} levels")));
+        return Err(Invalid::value_error(format!(
+            "nested deeper than {MAX_DEPTH} levels"
+        )));
     }
     if let Ok(dict) = value.cast::<PyDict>() {
         let mut map = Map::new();
@@ -101,7 +129,8 @@ fn convert(value: &Bound<'_, PyAny>, depth: usize, default: Option<&Bound<'_, Py
                 )));
             };
             let key = string(key)?;
-            let item = convert(&item, depth + 1, default).map_err(|e| e.at(Step::Key(key.clone())))?;
+            let item =
+                convert(&item, depth + 1, default).map_err(|e| e.at(Step::Key(key.clone())))?;
             map.insert(key, item);
         }
         return Ok(Value::Object(map));
@@ -123,10 +152,16 @@ fn convert(value: &Bound<'_, PyAny>, depth: usize, default: Option<&Bound<'_, Py
 
 /// `default(value)`, converted in turn. Each call counts as a level of nesting, so a hook that
 /// keeps returning non-JSON values ends with an error instead of looping.
-fn converted_by_default(value: &Bound<'_, PyAny>, depth: usize, default: &Bound<'_, PyAny>) -> Result<Value, Invalid> {
+fn converted_by_default(
+    value: &Bound<'_, PyAny>,
+    depth: usize,
+    default: &Bound<'_, PyAny>,
+) -> Result<Value, Invalid> {
     let name = type_name(value);
     if depth >= MAX_DEPTH {
-        return Err(Invalid::value_error(format!("default kept returning non-JSON values ({MAX_DEPTH} levels)")));
+        return Err(Invalid::value_error(format!(
+            "default kept returning non-JSON values ({MAX_DEPTH} levels)"
+        )));
     }
     let replaced = default.call1((value,)).map_err(|error| {
         let mut invalid = Invalid::type_error(format!("default could not convert {name}: {error}"));
@@ -134,7 +169,9 @@ fn converted_by_default(value: &Bound<'_, PyAny>, depth: usize, default: &Bound<
         invalid
     })?;
     if replaced.is(value) {
-        return Err(Invalid::value_error(format!("default returned the {name} it was given unchanged")));
+        return Err(Invalid::value_error(format!(
+            "default returned the {name} it was given unchanged"
+        )));
     }
     convert(&replaced, depth + 1, Some(default))
 }
@@ -153,11 +190,13 @@ fn sequence<'py>(
 }
 
 fn string(s: &Bound<'_, PyString>) -> Result<String, Invalid> {
-    let text = s
-        .to_str()
-        .map_err(|_| Invalid::value_error("string is not valid Unicode (lone surrogate)".to_owned()))?;
+    let text = s.to_str().map_err(|_| {
+        Invalid::value_error("string is not valid Unicode (lone surrogate)".to_owned())
+    })?;
     if text.contains('\0') {
-        return Err(Invalid::value_error("string contains U+0000, which cannot be stored".to_owned()));
+        return Err(Invalid::value_error(
+            "string contains U+0000, which cannot be stored".to_owned(),
+        ));
     }
     Ok(text.to_owned())
 }
@@ -169,11 +208,17 @@ fn integer(i: &Bound<'_, PyInt>) -> Result<Number, Invalid> {
     if let Ok(v) = i.extract::<u64>() {
         return Ok(Number::from(v));
     }
-    Err(Invalid::value_error(format!("integer {i} is out of range (-2**63 to 2**64-1)")))
+    Err(Invalid::value_error(format!(
+        "integer {i} is out of range (-2**63 to 2**64-1)"
+    )))
 }
 
 fn type_name(value: &Bound<'_, PyAny>) -> String {
-    value.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "object".to_owned())
+    value
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "object".to_owned())
 }
 
 /// Builds the Python value of a JSON value.
@@ -211,14 +256,19 @@ pub fn to_python<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyA
 /// A non-empty `str` argument (event types, durable names).
 pub fn non_empty_str(value: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
     let Ok(s) = value.cast::<PyString>() else {
-        return Err(PyTypeError::new_err(format!("{what} must be a str, not {}", type_name(value))));
+        return Err(PyTypeError::new_err(format!(
+            "{what} must be a str, not {}",
+            type_name(value)
+        )));
     };
     let text = s.to_str()?;
     if text.is_empty() {
         return Err(PyValueError::new_err(format!("{what} must not be empty")));
     }
     if text.contains('\0') {
-        return Err(PyValueError::new_err(format!("{what} must not contain U+0000")));
+        return Err(PyValueError::new_err(format!(
+            "{what} must not contain U+0000"
+        )));
     }
     Ok(text.to_owned())
 }
@@ -226,14 +276,20 @@ pub fn non_empty_str(value: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
 /// A sequence number or version: an int from 0 to 2**64-1, and not a bool.
 pub fn sequence_number(value: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
     if value.is_instance_of::<PyBool>() || !value.is_instance_of::<PyInt>() {
-        return Err(PyTypeError::new_err(format!("{what} must be an int, not {}", type_name(value))));
+        return Err(PyTypeError::new_err(format!(
+            "{what} must be an int, not {}",
+            type_name(value)
+        )));
     }
     value.extract::<u64>().map_err(|_| {
         PyValueError::new_err(format!("{what} must be between 0 and 2**64-1, got {value}"))
     })
 }
 
-pub fn optional_sequence_number(value: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Option<u64>> {
+pub fn optional_sequence_number(
+    value: Option<&Bound<'_, PyAny>>,
+    what: &str,
+) -> PyResult<Option<u64>> {
     match value {
         None => Ok(None),
         Some(v) if v.is_none() => Ok(None),
@@ -250,5 +306,8 @@ pub fn list_items<'py>(value: &Bound<'py, PyAny>, what: &str) -> PyResult<Vec<Bo
     if let Ok(tuple) = value.cast::<PyTuple>() {
         return Ok(tuple.iter().collect());
     }
-    Err(PyTypeError::new_err(format!("{what} must be a list or tuple, not {}", type_name(value))))
+    Err(PyTypeError::new_err(format!(
+        "{what} must be a list or tuple, not {}",
+        type_name(value)
+    )))
 }

@@ -30,7 +30,9 @@ pub fn to_py_err(py: Python<'_>, error: Error) -> PyErr {
     match error {
         Error::EmptyAppend => raise(py, "EmptyAppendError", message),
         Error::ConditionalAppendConflict { expected, actual } => {
-            match error_class(py, "ConditionalAppendConflict").and_then(|c| c.call1((expected, actual))) {
+            match error_class(py, "ConditionalAppendConflict")
+                .and_then(|c| c.call1((expected, actual)))
+            {
                 Ok(exception) => PyErr::from_value(exception),
                 Err(lookup_failed) => lookup_failed,
             }
@@ -46,8 +48,15 @@ pub fn to_py_err(py: Python<'_>, error: Error) -> PyErr {
 }
 
 /// Runs an engine call without the GIL (through the exit gate, see `exit`) and maps its error.
-pub fn detached<T: Send>(py: Python<'_>, call: impl FnOnce() -> factstr_core::Result<T> + Send) -> PyResult<T> {
-    crate::exit::detach_then(py, || unwound(call), |py, out| out.map_err(|error| to_py_err(py, error)))
+pub fn detached<T: Send>(
+    py: Python<'_>,
+    call: impl FnOnce() -> factstr_core::Result<T> + Send,
+) -> PyResult<T> {
+    crate::exit::detach_then(
+        py,
+        || unwound(call),
+        |py, out| out.map_err(|error| to_py_err(py, error)),
+    )
 }
 
 /// Runs an engine call, turning a panic (a bug) into a `BackendError`: PyO3 would raise it as

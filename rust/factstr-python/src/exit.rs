@@ -50,7 +50,11 @@ fn pass() -> Passed {
 
 /// Runs `work` without the GIL (like `Python::detach`), then `then` with it; a thread that comes
 /// back after the exit gate closed never re-enters the interpreter.
-pub fn detach_then<T: Send, U>(py: Python<'_>, work: impl FnOnce() -> T + Send, then: impl FnOnce(Python<'_>, T) -> U) -> U {
+pub fn detach_then<T: Send, U>(
+    py: Python<'_>,
+    work: impl FnOnce() -> T + Send,
+    then: impl FnOnce(Python<'_>, T) -> U,
+) -> U {
     let (out, passed) = py.detach(|| {
         let out = work();
         (out, pass())

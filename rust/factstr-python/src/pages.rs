@@ -39,10 +39,18 @@ impl RecordPages {
             _ => DEFAULT_PAGE_SIZE,
         };
         if size < 1 {
-            return Err(value_error(format!("page_size must be at least 1, got {size}")));
+            return Err(value_error(format!(
+                "page_size must be at least 1, got {size}"
+            )));
         }
         let page_size = usize::try_from(size).unwrap_or(usize::MAX);
-        Ok(Self { store, query, page_size, page: VecDeque::new(), exhausted: false })
+        Ok(Self {
+            store,
+            query,
+            page_size,
+            page: VecDeque::new(),
+            exhausted: false,
+        })
     }
 
     fn next_page(&mut self, py: Python<'_>) -> PyResult<()> {
@@ -53,7 +61,10 @@ impl RecordPages {
         if let Some(last) = result.last_returned_sequence_number {
             self.query.min_sequence_number = Some(last);
         }
-        self.page = record_objects(py, result.event_records.into_iter())?.into_iter().map(Bound::unbind).collect();
+        self.page = record_objects(py, result.event_records.into_iter())?
+            .into_iter()
+            .map(Bound::unbind)
+            .collect();
         Ok(())
     }
 }

@@ -23,7 +23,9 @@ pub enum Zero {
 /// `value` as a duration; `what` names the argument in errors.
 pub fn seconds(value: &Bound<'_, PyAny>, what: &str, zero: Zero) -> PyResult<Duration> {
     if value.is_instance_of::<PyBool>() {
-        return Err(type_error(format!("{what} must be a number of seconds, not bool")));
+        return Err(type_error(format!(
+            "{what} must be a number of seconds, not bool"
+        )));
     }
     let number: f64 = match value.extract() {
         Ok(number) => number,
@@ -32,21 +34,40 @@ pub fn seconds(value: &Bound<'_, PyAny>, what: &str, zero: Zero) -> PyResult<Dur
             return Err(value_error(format!("{what} is too large: {value} seconds")));
         }
         Err(_) => {
-            let kind = value.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "object".to_owned());
-            return Err(type_error(format!("{what} must be a number of seconds (int or float), not {kind}")));
+            let kind = value
+                .get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_else(|_| "object".to_owned());
+            return Err(type_error(format!(
+                "{what} must be a number of seconds (int or float), not {kind}"
+            )));
         }
     };
-    let shown = value.repr().map(|r| r.to_string()).unwrap_or_else(|_| number.to_string());
+    let shown = value
+        .repr()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|_| number.to_string());
     if !number.is_finite() || number < 0.0 || (number == 0.0 && zero == Zero::Refused) {
         let bound = if zero == Zero::Allowed { ">= 0" } else { "> 0" };
-        return Err(value_error(format!("{what} must be a finite number of seconds {bound}, got {shown}")));
+        return Err(value_error(format!(
+            "{what} must be a finite number of seconds {bound}, got {shown}"
+        )));
     }
-    Duration::try_from_secs_f64(number)
-        .map_err(|_| value_error(format!("{what} is too large: {shown} seconds (at most {} seconds)", Duration::MAX.as_secs())))
+    Duration::try_from_secs_f64(number).map_err(|_| {
+        value_error(format!(
+            "{what} is too large: {shown} seconds (at most {} seconds)",
+            Duration::MAX.as_secs()
+        ))
+    })
 }
 
 /// An optional `seconds` (`None`: no limit).
-pub fn optional_seconds(value: Option<&Bound<'_, PyAny>>, what: &str, zero: Zero) -> PyResult<Option<Duration>> {
+pub fn optional_seconds(
+    value: Option<&Bound<'_, PyAny>>,
+    what: &str,
+    zero: Zero,
+) -> PyResult<Option<Duration>> {
     match value {
         Some(value) if !value.is_none() => seconds(value, what, zero).map(Some),
         _ => Ok(None),
@@ -54,6 +75,11 @@ pub fn optional_seconds(value: Option<&Bound<'_, PyAny>>, what: &str, zero: Zero
 }
 
 /// A keyword option of seconds: `default` when it was not given.
-pub fn seconds_or(value: Option<&Bound<'_, PyAny>>, what: &str, zero: Zero, default: Duration) -> PyResult<Duration> {
+pub fn seconds_or(
+    value: Option<&Bound<'_, PyAny>>,
+    what: &str,
+    zero: Zero,
+    default: Duration,
+) -> PyResult<Duration> {
     Ok(optional_seconds(value, what, zero)?.unwrap_or(default))
 }

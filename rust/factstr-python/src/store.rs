@@ -48,7 +48,9 @@ impl Drop for EventStore {
         // Dropped while the object is deallocated: the interpreter is attached.
         Python::attach(|py| {
             let category = py.get_type::<pyo3::exceptions::PyResourceWarning>();
-            let Ok(message) = std::ffi::CString::new(message) else { return };
+            let Ok(message) = std::ffi::CString::new(message) else {
+                return;
+            };
             if let Err(error) = PyErr::warn(py, &category, &message, 1) {
                 error.write_unraisable(py, None);
             }
@@ -58,18 +60,30 @@ impl Drop for EventStore {
 
 /// `text` quoted as Python's `repr` quotes it (the stores' reprs are Python-style).
 fn python_repr(text: &str) -> String {
-    Python::attach(|py| pyo3::types::PyString::new(py, text).repr().map(|r| r.to_string()).unwrap_or_default())
+    Python::attach(|py| {
+        pyo3::types::PyString::new(py, text)
+            .repr()
+            .map(|r| r.to_string())
+            .unwrap_or_default()
+    })
 }
 
 fn handler_arg(handler: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
     if !handler.is_callable() {
-        return Err(type_error("handler must be callable with one argument, a list of EventRecord"));
+        return Err(type_error(
+            "handler must be callable with one argument, a list of EventRecord",
+        ));
     }
     Ok(handler.clone().unbind())
 }
 
 impl EventStore {
-    fn start_live(&self, py: Python<'_>, query: core::EventQuery, handler: &Bound<'_, PyAny>) -> PyResult<EventStream> {
+    fn start_live(
+        &self,
+        py: Python<'_>,
+        query: core::EventQuery,
+        handler: &Bound<'_, PyAny>,
+    ) -> PyResult<EventStream> {
         let handler = handler_arg(handler)?;
         let store = self.inner.clone();
         let subscriber = detached(py, || Subscriber::live(store, query))?;
@@ -111,7 +125,10 @@ impl EventStore {
     ) -> PyResult<AppendResult> {
         let events = events_arg(events)?;
         let context = query_arg(Some(context_query), "context_query")?;
-        let expected = crate::convert::optional_sequence_number(Some(expected_context_version), "expected_context_version")?;
+        let expected = crate::convert::optional_sequence_number(
+            Some(expected_context_version),
+            "expected_context_version",
+        )?;
         detached(py, || self.inner.append_if(events, &context, expected)).map(AppendResult::from)
     }
 
@@ -133,12 +150,20 @@ impl EventStore {
 
     /// The matching facts in sequence order (at most `limit`), with the context version.
     #[pyo3(signature = (query=None, *, limit=None))]
-    fn query(&self, py: Python<'_>, query: Option<&Bound<'_, PyAny>>, limit: Option<&Bound<'_, PyAny>>) -> PyResult<QueryResult> {
+    fn query(
+        &self,
+        py: Python<'_>,
+        query: Option<&Bound<'_, PyAny>>,
+        limit: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<QueryResult> {
         let query = query_arg(query, "query")?;
         let limit = match limit {
             Some(l) if !l.is_none() => {
                 let n = sequence_number(l, "limit").map_err(|_| {
-                    value_error(format!("limit must be an int >= 0 or None, got {}", l.repr().map(|r| r.to_string()).unwrap_or_default()))
+                    value_error(format!(
+                        "limit must be an int >= 0 or None, got {}",
+                        l.repr().map(|r| r.to_string()).unwrap_or_default()
+                    ))
                 })?;
                 Some(usize::try_from(n).unwrap_or(usize::MAX))
             }
@@ -167,13 +192,23 @@ impl EventStore {
     }
 
     /// Calls `handler` with the matching events of every batch committed from now on.
-    fn stream_to(&self, py: Python<'_>, query: &Bound<'_, PyAny>, handler: &Bound<'_, PyAny>) -> PyResult<EventStream> {
+    fn stream_to(
+        &self,
+        py: Python<'_>,
+        query: &Bound<'_, PyAny>,
+        handler: &Bound<'_, PyAny>,
+    ) -> PyResult<EventStream> {
         let query = query_arg(Some(query), "query")?;
         self.start_live(py, query, handler)
     }
 
     /// Replays every batch after the stored cursor of `durable`, then goes on live.
-    fn stream_all_durable(&self, py: Python<'_>, durable: &Bound<'_, PyAny>, handler: &Bound<'_, PyAny>) -> PyResult<EventStream> {
+    fn stream_all_durable(
+        &self,
+        py: Python<'_>,
+        durable: &Bound<'_, PyAny>,
+        handler: &Bound<'_, PyAny>,
+    ) -> PyResult<EventStream> {
         self.start_durable(py, durable, core::EventQuery::all(), handler)
     }
 
@@ -193,7 +228,12 @@ impl EventStore {
     /// An iterator of batches: live, or durable (replaying from the stored cursor) when
     /// `durable` names a stream.
     #[pyo3(signature = (query=None, *, durable=None))]
-    fn subscribe(&self, py: Python<'_>, query: Option<&Bound<'_, PyAny>>, durable: Option<&Bound<'_, PyAny>>) -> PyResult<Subscription> {
+    fn subscribe(
+        &self,
+        py: Python<'_>,
+        query: Option<&Bound<'_, PyAny>>,
+        durable: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Subscription> {
         let query = query_arg(query, "query")?;
         let store = self.inner.clone();
         let subscriber = match durable {
@@ -214,7 +254,12 @@ impl EventStore {
 
     /// Sets the cursor of an inactive durable stream (0: replay everything again).
     #[pyo3(signature = (name, sequence_number=None))]
-    fn reset_durable_stream(&self, py: Python<'_>, name: &Bound<'_, PyAny>, sequence_number: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    fn reset_durable_stream(
+        &self,
+        py: Python<'_>,
+        name: &Bound<'_, PyAny>,
+        sequence_number: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
         let name = durable_name(name)?;
         let position = match sequence_number {
             Some(number) => crate::convert::sequence_number(number, "sequence_number")?,
@@ -259,7 +304,11 @@ impl MemoryStore {
     #[new]
     fn new() -> PyClassInitializer<Self> {
         let label = "MemoryStore()".to_owned();
-        PyClassInitializer::from(EventStore { inner: Arc::new(core::MemoryStore::new()), label }).add_subclass(Self)
+        PyClassInitializer::from(EventStore {
+            inner: Arc::new(core::MemoryStore::new()),
+            label,
+        })
+        .add_subclass(Self)
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> String {
@@ -295,17 +344,35 @@ impl SqliteStore {
         let synchronous = match synchronous.to_ascii_lowercase().as_str() {
             "full" => core::Synchronous::Full,
             "normal" => core::Synchronous::Normal,
-            other => return Err(value_error(format!("synchronous must be \"full\" or \"normal\", not {other:?}"))),
+            other => {
+                return Err(value_error(format!(
+                    "synchronous must be \"full\" or \"normal\", not {other:?}"
+                )))
+            }
         };
         let options = core::SqliteOptions {
             synchronous,
-            poll_interval: seconds_or(poll_interval, "poll_interval", Zero::Refused, defaults.poll_interval)?,
-            busy_timeout: seconds_or(busy_timeout, "busy_timeout", Zero::Allowed, defaults.busy_timeout)?,
+            poll_interval: seconds_or(
+                poll_interval,
+                "poll_interval",
+                Zero::Refused,
+                defaults.poll_interval,
+            )?,
+            busy_timeout: seconds_or(
+                busy_timeout,
+                "busy_timeout",
+                Zero::Allowed,
+                defaults.busy_timeout,
+            )?,
         };
         let opened_path = path.clone();
         let store = detached(py, move || core::SqliteStore::open(&opened_path, options))?;
         let label = format!("SqliteStore({})", python_repr(&path.display().to_string()));
-        Ok(PyClassInitializer::from(EventStore { inner: Arc::new(store), label }).add_subclass(Self { path }))
+        Ok(PyClassInitializer::from(EventStore {
+            inner: Arc::new(store),
+            label,
+        })
+        .add_subclass(Self { path }))
     }
 
     /// The database file.
@@ -316,7 +383,15 @@ impl SqliteStore {
 
     fn __repr__(slf: &Bound<'_, Self>) -> String {
         let store = slf.as_super().get();
-        format!("{}{}", store.label, if store.inner.is_closed() { " [closed]" } else { "" })
+        format!(
+            "{}{}",
+            store.label,
+            if store.inner.is_closed() {
+                " [closed]"
+            } else {
+                ""
+            }
+        )
     }
 }
 
@@ -339,12 +414,21 @@ fn postgres_options(
     let pool_size = match pool_size {
         Some(size) if !size.is_none() => {
             // bool is an int in Python: refused first, like everywhere a count is taken.
-            if size.is_instance_of::<pyo3::types::PyBool>() || !size.is_instance_of::<pyo3::types::PyInt>() {
-                return Err(type_error(format!("pool_size must be an int, not {}", size.get_type().name()?)));
+            if size.is_instance_of::<pyo3::types::PyBool>()
+                || !size.is_instance_of::<pyo3::types::PyInt>()
+            {
+                return Err(type_error(format!(
+                    "pool_size must be an int, not {}",
+                    size.get_type().name()?
+                )));
             }
             match size.extract::<usize>() {
                 Ok(n) if n >= 1 => n,
-                _ => return Err(value_error(format!("pool_size must be an int >= 1, got {size}"))),
+                _ => {
+                    return Err(value_error(format!(
+                        "pool_size must be an int >= 1, got {size}"
+                    )))
+                }
             }
         }
         _ => defaults.pool_size,
@@ -352,11 +436,26 @@ fn postgres_options(
     Ok(core::PostgresOptions {
         pool_size,
         // Zero would fail every connection attempt at once.
-        connect_timeout: seconds_or(connect_timeout, "connect_timeout", Zero::Refused, defaults.connect_timeout)?,
+        connect_timeout: seconds_or(
+            connect_timeout,
+            "connect_timeout",
+            Zero::Refused,
+            defaults.connect_timeout,
+        )?,
         // Zero would fail every statement at once.
-        statement_timeout: seconds_or(statement_timeout, "statement_timeout", Zero::Refused, defaults.statement_timeout)?,
+        statement_timeout: seconds_or(
+            statement_timeout,
+            "statement_timeout",
+            Zero::Refused,
+            defaults.statement_timeout,
+        )?,
         // Zero reports the first failure of a stream instead of retrying.
-        reconnect_timeout: seconds_or(reconnect_timeout, "reconnect_timeout", Zero::Allowed, defaults.reconnect_timeout)?,
+        reconnect_timeout: seconds_or(
+            reconnect_timeout,
+            "reconnect_timeout",
+            Zero::Allowed,
+            defaults.reconnect_timeout,
+        )?,
     })
 }
 
@@ -364,7 +463,11 @@ impl PostgresStore {
     fn initializer(store: core::PostgresStore) -> PyClassInitializer<Self> {
         let shown_url = store.shown_url().to_owned();
         let label = format!("PostgresStore({})", python_repr(&shown_url));
-        PyClassInitializer::from(EventStore { inner: Arc::new(store), label }).add_subclass(Self { shown_url })
+        PyClassInitializer::from(EventStore {
+            inner: Arc::new(store),
+            label,
+        })
+        .add_subclass(Self { shown_url })
     }
 }
 
@@ -383,7 +486,12 @@ impl PostgresStore {
         reconnect_timeout: Option<&Bound<'_, PyAny>>,
         statement_timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let options = postgres_options(pool_size, connect_timeout, statement_timeout, reconnect_timeout)?;
+        let options = postgres_options(
+            pool_size,
+            connect_timeout,
+            statement_timeout,
+            reconnect_timeout,
+        )?;
         let url = url.to_owned();
         let store = detached(py, move || core::PostgresStore::open(&url, options))?;
         Ok(Self::initializer(store))
@@ -405,9 +513,16 @@ impl PostgresStore {
         reconnect_timeout: Option<&Bound<'_, PyAny>>,
         statement_timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PostgresStore>> {
-        let options = postgres_options(pool_size, connect_timeout, statement_timeout, reconnect_timeout)?;
+        let options = postgres_options(
+            pool_size,
+            connect_timeout,
+            statement_timeout,
+            reconnect_timeout,
+        )?;
         let (server_url, database_name) = (server_url.to_owned(), database_name.to_owned());
-        let store = detached(py, move || core::PostgresStore::bootstrap(&server_url, &database_name, options))?;
+        let store = detached(py, move || {
+            core::PostgresStore::bootstrap(&server_url, &database_name, options)
+        })?;
         Py::new(py, Self::initializer(store))
     }
 
@@ -419,6 +534,14 @@ impl PostgresStore {
 
     fn __repr__(slf: &Bound<'_, Self>) -> String {
         let store = slf.as_super().get();
-        format!("{}{}", store.label, if store.inner.is_closed() { " [closed]" } else { "" })
+        format!(
+            "{}{}",
+            store.label,
+            if store.inner.is_closed() {
+                " [closed]"
+            } else {
+                ""
+            }
+        )
     }
 }

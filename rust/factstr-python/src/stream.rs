@@ -139,13 +139,21 @@ impl EventStream {
             error: Mutex::new(None),
             owner: std::process::id(),
         });
-        let worker = Bound::new(py, StreamWorker { state: state.clone() })?;
+        let worker = Bound::new(
+            py,
+            StreamWorker {
+                state: state.clone(),
+            },
+        )?;
         let kwargs = PyDict::new(py);
         kwargs.set_item("target", py.import("factstr._streams")?.getattr("deliver")?)?;
         kwargs.set_item("args", (worker,))?;
         kwargs.set_item("daemon", true)?;
         kwargs.set_item("name", format!("factstr-stream-{}", state.id))?;
-        let thread = py.import("threading")?.getattr("Thread")?.call((), Some(&kwargs))?;
+        let thread = py
+            .import("threading")?
+            .getattr("Thread")?
+            .call((), Some(&kwargs))?;
         {
             let mut running = RUNNING.lock();
             running.retain(|s| s.strong_count() > 0);
@@ -200,7 +208,10 @@ impl EventStream {
             None => String::new(),
         };
         let active = if self.active() { "True" } else { "False" };
-        Ok(format!("EventStream(id={}, active={active}{kind})", self.state.id))
+        Ok(format!(
+            "EventStream(id={}, active={active}{kind})",
+            self.state.id
+        ))
     }
 }
 
@@ -246,7 +257,11 @@ impl StreamWorker {
                     let next = subscriber.next_batch(WAIT_SLICE)?;
                     // Read the end after the batch: `unsubscribe` sets it before any later commit.
                     Ok(match next {
-                        Some(batch) if batch.last_sequence_number > state.end.load(Ordering::Acquire) => Next::Done,
+                        Some(batch)
+                            if batch.last_sequence_number > state.end.load(Ordering::Acquire) =>
+                        {
+                            Next::Done
+                        }
                         Some(batch) => Next::Batch(batch),
                         None => Next::Nothing,
                     })
@@ -278,7 +293,11 @@ impl StreamWorker {
     /// The handler returned: a durable cursor moves past the batch.
     fn handled(&self, py: Python<'_>) -> PyResult<()> {
         let state = &self.state;
-        let acked = if state.durable_name.is_some() { detached(py, || state.subscriber.lock().ack()) } else { Ok(()) };
+        let acked = if state.durable_name.is_some() {
+            detached(py, || state.subscriber.lock().ack())
+        } else {
+            Ok(())
+        };
         state.phase.store(WAITING, Ordering::Release);
         match acked {
             Err(_) if state.stop.load(Ordering::Acquire) => Ok(()),
@@ -297,11 +316,17 @@ impl StreamWorker {
 /// Replays a durable registration up to the head it found, on the caller's thread, before the
 /// registration returns (SPEC §6). A handler failure ends the registration and raises
 /// `DurableReplayError` with the handler's exception as its cause.
-pub fn replay(py: Python<'_>, subscriber: &mut Subscriber, handler: &Bound<'_, PyAny>) -> PyResult<()> {
+pub fn replay(
+    py: Python<'_>,
+    subscriber: &mut Subscriber,
+    handler: &Bound<'_, PyAny>,
+) -> PyResult<()> {
     let store = subscriber.store().clone();
     let head = detached(py, || store.head())?;
     while !subscriber.caught_up_to(head) {
-        let Some(batch) = detached(py, || subscriber.try_next())? else { break };
+        let Some(batch) = detached(py, || subscriber.try_next())? else {
+            break;
+        };
         let records = records_to_python(py, &batch.records)?;
         if let Err(cause) = handler.call1((records,)) {
             let name = subscriber.durable_name().unwrap_or_default().to_owned();
@@ -325,7 +350,9 @@ pub fn live_registrations(store: &Arc<dyn factstr_core::EventStore>) -> usize {
         .lock()
         .iter()
         .filter_map(Weak::upgrade)
-        .filter(|state| Arc::ptr_eq(&state.store, store) && state.phase.load(Ordering::Acquire) != FINISHED)
+        .filter(|state| {
+            Arc::ptr_eq(&state.store, store) && state.phase.load(Ordering::Acquire) != FINISHED
+        })
         .count()
 }
 
@@ -335,14 +362,24 @@ pub fn live_registrations(store: &Arc<dyn factstr_core::EventStore>) -> usize {
 /// any daemon thread; a thread waiting in the engine stays parked until the process ends.
 #[pyfunction]
 pub fn _exit_streams(py: Python<'_>, grace: f64) {
-    let running: Vec<Arc<StreamState>> = RUNNING.lock().drain(..).filter_map(|s| s.upgrade()).collect();
+    let running: Vec<Arc<StreamState>> = RUNNING
+        .lock()
+        .drain(..)
+        .filter_map(|s| s.upgrade())
+        .collect();
     for state in &running {
         state.stop_now();
     }
     let grace = Duration::try_from_secs_f64(grace).unwrap_or(Duration::ZERO);
-    let deadline = Instant::now().checked_add(grace).unwrap_or_else(Instant::now);
+    let deadline = Instant::now()
+        .checked_add(grace)
+        .unwrap_or_else(Instant::now);
     py.detach(|| {
-        while Instant::now() < deadline && running.iter().any(|s| s.phase.load(Ordering::Acquire) != FINISHED) {
+        while Instant::now() < deadline
+            && running
+                .iter()
+                .any(|s| s.phase.load(Ordering::Acquire) != FINISHED)
+        {
             std::thread::sleep(Duration::from_millis(2));
         }
     });

@@ -70,7 +70,9 @@ impl Subscription {
                 return Ok(Waited::Closed);
             }
             let slice = match deadline {
-                Some(deadline) => deadline.saturating_duration_since(Instant::now()).min(WAIT_SLICE),
+                Some(deadline) => deadline
+                    .saturating_duration_since(Instant::now())
+                    .min(WAIT_SLICE),
                 None => WAIT_SLICE,
             };
             let next = crate::exit::detach(py, || {
@@ -84,7 +86,9 @@ impl Subscription {
             });
             match next {
                 Ok(Some(batch)) => return Ok(Waited::Batch(batch)),
-                Ok(None) if deadline.is_some_and(|d| Instant::now() >= d) => return Ok(Waited::TimedOut),
+                Ok(None) if deadline.is_some_and(|d| Instant::now() >= d) => {
+                    return Ok(Waited::TimedOut)
+                }
                 Ok(None) => {}
                 Err(_) if self.closed.load(Ordering::Acquire) => return Ok(Waited::Closed),
                 Err(error) => return Err(to_py_err(py, error)),
@@ -125,7 +129,11 @@ impl Subscription {
     /// The next batch, waiting at most `timeout` seconds (forever when None); None on timeout
     /// or when the subscription is closed.
     #[pyo3(signature = (timeout=None))]
-    fn next_batch<'py>(&self, py: Python<'py>, timeout: Option<&Bound<'py, PyAny>>) -> PyResult<Option<Bound<'py, PyList>>> {
+    fn next_batch<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Option<Bound<'py, PyList>>> {
         let timeout = optional_seconds(timeout, "timeout", Zero::Allowed)?;
         match self.wait(py, timeout)? {
             Waited::Batch(batch) => records_to_python(py, &batch.records).map(Some),
@@ -163,7 +171,10 @@ impl Subscription {
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         // Python's spelling (`True`, quoted as `repr` quotes), not Rust's.
-        let durable_name = self.subscriber.try_lock().and_then(|s| s.durable_name().map(|n| n.to_string()));
+        let durable_name = self
+            .subscriber
+            .try_lock()
+            .and_then(|s| s.durable_name().map(|n| n.to_string()));
         let durable = match durable_name {
             Some(name) => format!(", durable={}", PyString::new(py, &name).repr()?),
             None => String::new(),
@@ -174,5 +185,6 @@ impl Subscription {
 }
 
 fn is_store_closed(py: Python<'_>, error: &PyErr) -> bool {
-    crate::errors::error_class(py, "StoreClosedError").is_ok_and(|class| error.is_instance(py, &class))
+    crate::errors::error_class(py, "StoreClosedError")
+        .is_ok_and(|class| error.is_instance(py, &class))
 }

@@ -10,5 +10,15 @@ pub fn datetime_from_micros<'py>(
     utc: &Bound<'py, PyTzInfo>,
 ) -> PyResult<Bound<'py, PyDateTime>> {
     let c = to_civil(micros);
-    PyDateTime::new(py, c.year as i32, c.month, c.day, c.hour, c.minute, c.second, c.microsecond, Some(utc))
+    PyDateTime::new(
+        py,
+        c.year as i32,
+        c.month,
+        c.day,
+        c.hour,
+        c.minute,
+        c.second,
+        c.microsecond,
+        Some(utc),
+    )
 }

@@ -7,22 +7,31 @@
 use factstr_core as core;
 use factstr_core::matching::{filters_equal, json_equal, queries_equal};
 use pyo3::prelude::*;
-use pyo3::IntoPyObjectExt;
 use pyo3::types::{PyDateTime, PyIterator, PyList, PyString, PyTuple, PyTzInfo};
+use pyo3::IntoPyObjectExt;
 
 use crate::convert::{list_items, non_empty_str, optional_sequence_number, to_json, to_python};
 use crate::hashing::{combine, filter_hash, json_hash, query_hash, text_hash};
 use crate::time::datetime_from_micros;
 
 /// `(type(self), args)`: what `pickle` and `copy` need to rebuild a value through its constructor.
-fn reduce<'py>(slf: &Bound<'py, PyAny>, args: impl IntoPyObject<'py>) -> PyResult<Bound<'py, PyTuple>> {
-    PyTuple::new(slf.py(), [slf.get_type().into_any(), args.into_bound_py_any(slf.py())?])
+fn reduce<'py>(
+    slf: &Bound<'py, PyAny>,
+    args: impl IntoPyObject<'py>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    PyTuple::new(
+        slf.py(),
+        [slf.get_type().into_any(), args.into_bound_py_any(slf.py())?],
+    )
 }
 
 /// The Python repr of a value, for `__repr__` implementations.
 fn repr_of<'py>(py: Python<'py>, value: impl IntoPyObject<'py>) -> String {
     match value.into_bound_py_any(py) {
-        Ok(object) => object.repr().map(|r| r.to_string()).unwrap_or_else(|_| "?".to_owned()),
+        Ok(object) => object
+            .repr()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|_| "?".to_owned()),
         Err(_) => "?".to_owned(),
     }
 }
@@ -46,7 +55,9 @@ impl NewEvent {
     ) -> PyResult<Self> {
         let event_type = non_empty_str(event_type, "event_type")?;
         let payload = crate::convert::to_json_with_default(payload, "payload", default)?;
-        Ok(Self { inner: core::NewEvent::new(event_type, payload) })
+        Ok(Self {
+            inner: core::NewEvent::new(event_type, payload),
+        })
     }
 
     /// The event type (a non-empty str).
@@ -69,7 +80,10 @@ impl NewEvent {
     }
 
     fn __hash__(&self) -> u64 {
-        combine(&[text_hash(&self.inner.event_type), json_hash(&self.inner.payload)])
+        combine(&[
+            text_hash(&self.inner.event_type),
+            json_hash(&self.inner.payload),
+        ])
     }
 
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
@@ -118,7 +132,10 @@ impl EventFilter {
 impl EventFilter {
     #[new]
     #[pyo3(signature = (event_types=None, payload_predicates=None))]
-    fn new(event_types: Option<&Bound<'_, PyAny>>, payload_predicates: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    fn new(
+        event_types: Option<&Bound<'_, PyAny>>,
+        payload_predicates: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
         let event_types = match event_types {
             Some(types) if !types.is_none() => Some(
                 list_items(types, "event_types")?
@@ -139,7 +156,12 @@ impl EventFilter {
             ),
             _ => None,
         };
-        Ok(Self { inner: core::EventFilter { event_types, payload_predicates } })
+        Ok(Self {
+            inner: core::EventFilter {
+                event_types,
+                payload_predicates,
+            },
+        })
     }
 
     /// The accepted event types (any of them), or `None` for any type.
@@ -151,13 +173,20 @@ impl EventFilter {
     /// The payload predicates (a payload must contain one of them), or `None` for any payload.
     #[getter]
     fn payload_predicates<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
-        let Some(predicates) = &self.inner.payload_predicates else { return Ok(None) };
-        let items = predicates.iter().map(|p| to_python(py, p)).collect::<PyResult<Vec<_>>>()?;
+        let Some(predicates) = &self.inner.payload_predicates else {
+            return Ok(None);
+        };
+        let items = predicates
+            .iter()
+            .map(|p| to_python(py, p))
+            .collect::<PyResult<Vec<_>>>()?;
         Ok(Some(PyList::new(py, items)?))
     }
 
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
-        other.cast::<EventFilter>().is_ok_and(|o| filters_equal(&o.get().inner, &self.inner))
+        other
+            .cast::<EventFilter>()
+            .is_ok_and(|o| filters_equal(&o.get().inner, &self.inner))
     }
 
     fn __hash__(&self) -> u64 {
@@ -166,7 +195,10 @@ impl EventFilter {
 
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
         let this = slf.get();
-        reduce(slf.as_any(), (this.event_types(), this.payload_predicates(slf.py())?))
+        reduce(
+            slf.as_any(),
+            (this.event_types(), this.payload_predicates(slf.py())?),
+        )
     }
 
     /// The field names for `match` by position, in the order of the constructor.
@@ -203,16 +235,22 @@ pub struct EventQuery {
     pub inner: core::EventQuery,
 }
 
-fn filters_from_python(filters: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<core::EventFilter>>> {
+fn filters_from_python(
+    filters: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Option<Vec<core::EventFilter>>> {
     match filters {
         Some(filters) if !filters.is_none() => Some(
             list_items(filters, "filters")?
                 .iter()
                 .enumerate()
                 .map(|(i, f)| {
-                    f.cast::<EventFilter>().map(|f| f.get().inner.clone()).map_err(|_| {
-                        crate::errors::type_error(format!("filters[{i}] must be an EventFilter"))
-                    })
+                    f.cast::<EventFilter>()
+                        .map(|f| f.get().inner.clone())
+                        .map_err(|_| {
+                            crate::errors::type_error(format!(
+                                "filters[{i}] must be an EventFilter"
+                            ))
+                        })
                 })
                 .collect::<PyResult<Vec<_>>>(),
         )
@@ -225,11 +263,17 @@ fn filters_from_python(filters: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Ve
 impl EventQuery {
     #[new]
     #[pyo3(signature = (filters=None, min_sequence_number=None))]
-    fn new(filters: Option<&Bound<'_, PyAny>>, min_sequence_number: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    fn new(
+        filters: Option<&Bound<'_, PyAny>>,
+        min_sequence_number: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
         Ok(Self {
             inner: core::EventQuery {
                 filters: filters_from_python(filters)?,
-                min_sequence_number: optional_sequence_number(min_sequence_number, "min_sequence_number")?,
+                min_sequence_number: optional_sequence_number(
+                    min_sequence_number,
+                    "min_sequence_number",
+                )?,
             },
         })
     }
@@ -237,14 +281,21 @@ impl EventQuery {
     /// The query that matches every fact.
     #[staticmethod]
     fn all() -> Self {
-        Self { inner: core::EventQuery::all() }
+        Self {
+            inner: core::EventQuery::all(),
+        }
     }
 
     /// One filter matching any of `types`.
     #[staticmethod]
     fn for_event_types(types: &Bound<'_, PyAny>) -> PyResult<Self> {
         let filter = EventFilter::new(Some(types), None)?;
-        Ok(Self { inner: core::EventQuery { filters: Some(vec![filter.inner]), min_sequence_number: None } })
+        Ok(Self {
+            inner: core::EventQuery {
+                filters: Some(vec![filter.inner]),
+                min_sequence_number: None,
+            },
+        })
     }
 
     /// A copy of this query with other filters.
@@ -258,11 +309,17 @@ impl EventQuery {
     }
 
     /// A copy of this query with another lower bound (`None`: from the start).
-    fn with_min_sequence_number(&self, min_sequence_number: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    fn with_min_sequence_number(
+        &self,
+        min_sequence_number: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
         Ok(Self {
             inner: core::EventQuery {
                 filters: self.inner.filters.clone(),
-                min_sequence_number: optional_sequence_number(min_sequence_number, "min_sequence_number")?,
+                min_sequence_number: optional_sequence_number(
+                    min_sequence_number,
+                    "min_sequence_number",
+                )?,
             },
         })
     }
@@ -270,7 +327,10 @@ impl EventQuery {
     /// The filters (a fact matches if it matches any), or `None` for every fact.
     #[getter]
     fn filters(&self) -> Option<Vec<EventFilter>> {
-        self.inner.filters.as_ref().map(|f| f.iter().cloned().map(EventFilter::from_core).collect())
+        self.inner
+            .filters
+            .as_ref()
+            .map(|f| f.iter().cloned().map(EventFilter::from_core).collect())
     }
 
     /// Only facts with a greater sequence number are returned; `None` for all.
@@ -280,7 +340,9 @@ impl EventQuery {
     }
 
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
-        other.cast::<EventQuery>().is_ok_and(|o| queries_equal(&o.get().inner, &self.inner))
+        other
+            .cast::<EventQuery>()
+            .is_ok_and(|o| queries_equal(&o.get().inner, &self.inner))
     }
 
     fn __hash__(&self) -> u64 {
@@ -332,7 +394,9 @@ pub fn query_arg(query: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<core:
         Some(q) => q
             .cast::<EventQuery>()
             .map(|q| q.get().inner.clone())
-            .map_err(|_| crate::errors::type_error(format!("{what} must be an EventQuery or None"))),
+            .map_err(|_| {
+                crate::errors::type_error(format!("{what} must be an EventQuery or None"))
+            }),
     }
 }
 
@@ -389,12 +453,22 @@ impl EventRecord {
     }
 
     fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let Ok(other) = other.cast::<EventRecord>() else { return Ok(false) };
+        let Ok(other) = other.cast::<EventRecord>() else {
+            return Ok(false);
+        };
         let other = other.get();
         Ok(self.sequence_number == other.sequence_number
             && json_equal(&self.payload, &other.payload)
-            && self.event_type.bind(py).as_any().eq(other.event_type.bind(py))?
-            && self.occurred_at.bind(py).as_any().eq(other.occurred_at.bind(py))?)
+            && self
+                .event_type
+                .bind(py)
+                .as_any()
+                .eq(other.event_type.bind(py))?
+            && self
+                .occurred_at
+                .bind(py)
+                .as_any()
+                .eq(other.occurred_at.bind(py))?)
     }
 
     fn __hash__(&self, py: Python<'_>) -> PyResult<u64> {
@@ -409,7 +483,15 @@ impl EventRecord {
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
         let py = slf.py();
         let this = slf.get();
-        reduce(slf.as_any(), (this.sequence_number, this.occurred_at(py), this.event_type(py), this.payload(py)?))
+        reduce(
+            slf.as_any(),
+            (
+                this.sequence_number,
+                this.occurred_at(py),
+                this.event_type(py),
+                this.payload(py)?,
+            ),
+        )
     }
 
     /// The field names for `match` by position, in the order of the constructor.
@@ -439,7 +521,10 @@ impl EventRecord {
 
 /// Builds the Python records of engine records. Records of one batch share their commit time,
 /// so one `datetime` object serves a run of equal times.
-pub fn records_to_python<'py>(py: Python<'py>, records: &[core::EventRecord]) -> PyResult<Bound<'py, PyList>> {
+pub fn records_to_python<'py>(
+    py: Python<'py>,
+    records: &[core::EventRecord],
+) -> PyResult<Bound<'py, PyList>> {
     PyList::new(py, record_objects(py, records.iter().cloned())?)
 }
 
@@ -484,7 +569,8 @@ pub struct QueryResult {
 impl QueryResult {
     pub fn from_core(py: Python<'_>, result: core::QueryResult) -> PyResult<Self> {
         Ok(Self {
-            event_records: PyTuple::new(py, record_objects(py, result.event_records.into_iter())?)?.unbind(),
+            event_records: PyTuple::new(py, record_objects(py, result.event_records.into_iter())?)?
+                .unbind(),
             last_returned_sequence_number: result.last_returned_sequence_number,
             current_context_version: result.current_context_version,
             head_sequence_number: result.head_sequence_number,
@@ -505,7 +591,9 @@ impl QueryResult {
         let records = list_items(event_records, "event_records")?;
         for (i, record) in records.iter().enumerate() {
             if record.cast::<EventRecord>().is_err() {
-                return Err(crate::errors::type_error(format!("event_records[{i}] must be an EventRecord")));
+                return Err(crate::errors::type_error(format!(
+                    "event_records[{i}] must be an EventRecord"
+                )));
             }
         }
         Ok(Self {
@@ -514,8 +602,14 @@ impl QueryResult {
                 last_returned_sequence_number,
                 "last_returned_sequence_number",
             )?,
-            current_context_version: optional_sequence_number(current_context_version, "current_context_version")?,
-            head_sequence_number: optional_sequence_number(head_sequence_number, "head_sequence_number")?,
+            current_context_version: optional_sequence_number(
+                current_context_version,
+                "current_context_version",
+            )?,
+            head_sequence_number: optional_sequence_number(
+                head_sequence_number,
+                "head_sequence_number",
+            )?,
         })
     }
 
@@ -553,19 +647,29 @@ impl QueryResult {
     }
 
     fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let Ok(other) = other.cast::<QueryResult>() else { return Ok(false) };
+        let Ok(other) = other.cast::<QueryResult>() else {
+            return Ok(false);
+        };
         let other = other.get();
-        Ok(self.last_returned_sequence_number == other.last_returned_sequence_number
-            && self.current_context_version == other.current_context_version
-            && self.head_sequence_number == other.head_sequence_number
-            && self.event_records.bind(py).as_any().eq(other.event_records.bind(py))?)
+        Ok(
+            self.last_returned_sequence_number == other.last_returned_sequence_number
+                && self.current_context_version == other.current_context_version
+                && self.head_sequence_number == other.head_sequence_number
+                && self
+                    .event_records
+                    .bind(py)
+                    .as_any()
+                    .eq(other.event_records.bind(py))?,
+        )
     }
 
     fn __hash__(&self, py: Python<'_>) -> PyResult<u64> {
         Ok(combine(&[
             self.event_records.bind(py).hash()? as u64,
-            self.last_returned_sequence_number.map_or(0, |n| n.wrapping_add(1)),
-            self.current_context_version.map_or(0, |n| n.wrapping_add(1)),
+            self.last_returned_sequence_number
+                .map_or(0, |n| n.wrapping_add(1)),
+            self.current_context_version
+                .map_or(0, |n| n.wrapping_add(1)),
             self.head_sequence_number.map_or(0, |n| n.wrapping_add(1)),
         ]))
     }
@@ -575,14 +679,24 @@ impl QueryResult {
         let records = this.event_records(slf.py())?;
         reduce(
             slf.as_any(),
-            (records, this.last_returned_sequence_number, this.current_context_version, this.head_sequence_number),
+            (
+                records,
+                this.last_returned_sequence_number,
+                this.current_context_version,
+                this.head_sequence_number,
+            ),
         )
     }
 
     /// The field names for `match` by position, in the order of the constructor.
     #[classattr]
     fn __match_args__() -> (&'static str, &'static str, &'static str, &'static str) {
-        ("event_records", "last_returned_sequence_number", "current_context_version", "head_sequence_number")
+        (
+            "event_records",
+            "last_returned_sequence_number",
+            "current_context_version",
+            "head_sequence_number",
+        )
     }
 
     fn __copy__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
@@ -647,13 +761,24 @@ impl AppendResult {
 
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
         let this = slf.get();
-        reduce(slf.as_any(), (this.first_sequence_number, this.last_sequence_number, this.committed_count))
+        reduce(
+            slf.as_any(),
+            (
+                this.first_sequence_number,
+                this.last_sequence_number,
+                this.committed_count,
+            ),
+        )
     }
 
     /// The field names for `match` by position, in the order of the constructor.
     #[classattr]
     fn __match_args__() -> (&'static str, &'static str, &'static str) {
-        ("first_sequence_number", "last_sequence_number", "committed_count")
+        (
+            "first_sequence_number",
+            "last_sequence_number",
+            "committed_count",
+        )
     }
 
     fn __copy__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
@@ -685,7 +810,9 @@ pub struct DurableStream {
 impl DurableStream {
     #[new]
     fn new(name: &Bound<'_, PyAny>) -> PyResult<Self> {
-        Ok(Self { name: non_empty_str(name, "durable stream name")? })
+        Ok(Self {
+            name: non_empty_str(name, "durable stream name")?,
+        })
     }
 
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
@@ -717,7 +844,9 @@ pub fn durable_name(value: &Bound<'_, PyAny>) -> PyResult<String> {
         return Ok(stream.get().name.clone());
     }
     if value.cast::<PyString>().is_err() {
-        return Err(crate::errors::type_error("a durable stream must be named by a str or a DurableStream"));
+        return Err(crate::errors::type_error(
+            "a durable stream must be named by a str or a DurableStream",
+        ));
     }
     non_empty_str(value, "durable stream name")
 }
@@ -736,7 +865,11 @@ pub struct DurableStreamInfo {
 
 impl From<core::DurableStreamInfo> for DurableStreamInfo {
     fn from(info: core::DurableStreamInfo) -> Self {
-        Self { name: info.name, query: info.query, last_processed_sequence_number: info.last_processed_sequence_number }
+        Self {
+            name: info.name,
+            query: info.query,
+            last_processed_sequence_number: info.last_processed_sequence_number,
+        }
     }
 }
 
@@ -764,7 +897,9 @@ impl DurableStreamInfo {
     /// The query the durable stream was registered with.
     #[getter]
     fn query(&self) -> EventQuery {
-        EventQuery { inner: self.query.clone() }
+        EventQuery {
+            inner: self.query.clone(),
+        }
     }
 
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
@@ -786,7 +921,14 @@ impl DurableStreamInfo {
 
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
         let this = slf.get();
-        reduce(slf.as_any(), (this.name.clone(), this.query(), this.last_processed_sequence_number))
+        reduce(
+            slf.as_any(),
+            (
+                this.name.clone(),
+                this.query(),
+                this.last_processed_sequence_number,
+            ),
+        )
     }
 
     /// The field names for `match` by position, in the order of the constructor.
@@ -816,7 +958,9 @@ impl DurableStreamInfo {
 /// The `NewEvent`s of an `events` argument (a list or tuple of them).
 pub fn events_arg(events: &Bound<'_, PyAny>) -> PyResult<Vec<core::NewEvent>> {
     if events.cast::<NewEvent>().is_ok() {
-        return Err(crate::errors::type_error("events must be a list of NewEvent, not a single NewEvent"));
+        return Err(crate::errors::type_error(
+            "events must be a list of NewEvent, not a single NewEvent",
+        ));
     }
     let items = list_items(events, "events")?;
     items
@@ -829,4 +973,3 @@ pub fn events_arg(events: &Bound<'_, PyAny>) -> PyResult<Vec<core::NewEvent>> {
         })
         .collect()
 }
-

@@ -28,9 +28,15 @@ pub enum Candidates<'a> {
 
 impl Index {
     pub fn insert(&mut self, sequence_number: u64, event_type: &str, payload: &Value) {
-        push_posting(self.by_type.entry(event_type.into()).or_default(), sequence_number);
+        push_posting(
+            self.by_type.entry(event_type.into()).or_default(),
+            sequence_number,
+        );
         for key in node_keys(payload, Scope::AllNodes) {
-            push_posting(self.by_node.entry(key.into_boxed_str()).or_default(), sequence_number);
+            push_posting(
+                self.by_node.entry(key.into_boxed_str()).or_default(),
+                sequence_number,
+            );
         }
     }
 
@@ -50,11 +56,19 @@ impl Index {
             return Vec::new();
         }
         let by_type: Option<Vec<&[u64]>> = filter.event_types.as_ref().map(|types| {
-            types.iter().filter_map(|t| self.by_type.get(t.as_str())).map(Vec::as_slice).collect()
+            types
+                .iter()
+                .filter_map(|t| self.by_type.get(t.as_str()))
+                .map(Vec::as_slice)
+                .collect()
         });
-        let by_payload: Option<Vec<&[u64]>> = filter.payload_predicates.as_ref().map(|predicates| {
-            predicates.iter().filter_map(|p| self.rarest_posting(p)).collect()
-        });
+        let by_payload: Option<Vec<&[u64]>> =
+            filter.payload_predicates.as_ref().map(|predicates| {
+                predicates
+                    .iter()
+                    .filter_map(|p| self.rarest_posting(p))
+                    .collect()
+            });
         match (by_type, by_payload) {
             (Some(t), Some(p)) => {
                 if total_len(&t) <= total_len(&p) {
@@ -96,8 +110,10 @@ fn push_posting(posting: &mut Vec<u64>, sequence_number: u64) {
 
 /// Ascending, deduplicated sequence numbers above `after` from several ascending lists.
 pub fn merge_above(lists: &[&[u64]], after: u64) -> Vec<u64> {
-    let tails: Vec<&[u64]> =
-        lists.iter().map(|l| &l[l.partition_point(|&s| s <= after)..]).collect();
+    let tails: Vec<&[u64]> = lists
+        .iter()
+        .map(|l| &l[l.partition_point(|&s| s <= after)..])
+        .collect();
     if tails.len() == 1 {
         return tails[0].to_vec();
     }
@@ -137,13 +153,34 @@ mod tests {
         index.insert(3, "a", &json!({"k": 2, "n": {"deep": true}}));
         index.insert(4, "a", &json!([1, 1]));
 
-        assert_eq!(candidate_set(&index, &filter(None, Some(vec![json!({"k": 2})]))), Some(vec![2, 3]));
-        assert_eq!(candidate_set(&index, &filter(None, Some(vec![json!({"tags": ["y"]})]))), Some(vec![1]));
-        assert_eq!(candidate_set(&index, &filter(None, Some(vec![json!({"missing": 1})]))), Some(vec![]));
-        assert_eq!(candidate_set(&index, &filter(Some(vec!["b"]), None)), Some(vec![2]));
-        assert_eq!(candidate_set(&index, &filter(Some(vec![]), None)), Some(vec![]));
-        assert_eq!(candidate_set(&index, &filter(None, Some(vec![json!({"n": {}})]))), Some(vec![3]));
-        assert_eq!(candidate_set(&index, &filter(None, Some(vec![json!([1])]))), Some(vec![4]));
+        assert_eq!(
+            candidate_set(&index, &filter(None, Some(vec![json!({"k": 2})]))),
+            Some(vec![2, 3])
+        );
+        assert_eq!(
+            candidate_set(&index, &filter(None, Some(vec![json!({"tags": ["y"]})]))),
+            Some(vec![1])
+        );
+        assert_eq!(
+            candidate_set(&index, &filter(None, Some(vec![json!({"missing": 1})]))),
+            Some(vec![])
+        );
+        assert_eq!(
+            candidate_set(&index, &filter(Some(vec!["b"]), None)),
+            Some(vec![2])
+        );
+        assert_eq!(
+            candidate_set(&index, &filter(Some(vec![]), None)),
+            Some(vec![])
+        );
+        assert_eq!(
+            candidate_set(&index, &filter(None, Some(vec![json!({"n": {}})]))),
+            Some(vec![3])
+        );
+        assert_eq!(
+            candidate_set(&index, &filter(None, Some(vec![json!([1])]))),
+            Some(vec![4])
+        );
         assert_eq!(candidate_set(&index, &filter(None, None)), None);
         assert_eq!(candidate_set(&index, &EventQuery::all()), None);
     }
@@ -152,7 +189,10 @@ mod tests {
     fn keys_cannot_be_confused() {
         let mut index = Index::default();
         index.insert(1, "a", &json!({"k1:x": "y"}));
-        assert_eq!(candidate_set(&index, &filter(None, Some(vec![json!({"k": {"x": "y"}})]))), Some(vec![]));
+        assert_eq!(
+            candidate_set(&index, &filter(None, Some(vec![json!({"k": {"x": "y"}})]))),
+            Some(vec![])
+        );
     }
 
     #[test]

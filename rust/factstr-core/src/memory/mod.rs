@@ -72,7 +72,8 @@ impl MemoryStore {
         log.records.reserve(events.len());
         for (offset, event) in events.into_iter().enumerate() {
             let sequence_number = first + offset as u64;
-            log.index.insert(sequence_number, &event.event_type, &event.payload);
+            log.index
+                .insert(sequence_number, &event.event_type, &event.payload);
             log.records.push(EventRecord {
                 sequence_number,
                 occurred_at,
@@ -81,7 +82,11 @@ impl MemoryStore {
             });
             log.batch_ends.push(last);
         }
-        AppendResult { first_sequence_number: first, last_sequence_number: last, committed_count: count }
+        AppendResult {
+            first_sequence_number: first,
+            last_sequence_number: last,
+            committed_count: count,
+        }
     }
 }
 
@@ -166,7 +171,12 @@ impl EventStore for MemoryStore {
         self.append_on(events, Condition::VersionIs { context, expected })
     }
 
-    fn append_unless(&self, events: Vec<NewEvent>, context: &EventQuery, after: Option<u64>) -> Result<AppendResult> {
+    fn append_unless(
+        &self,
+        events: Vec<NewEvent>,
+        context: &EventQuery,
+        after: Option<u64>,
+    ) -> Result<AppendResult> {
         self.append_on(events, Condition::NoneAfter { context, after })
     }
 
@@ -190,10 +200,18 @@ impl EventStore for MemoryStore {
         })
     }
 
-    fn read_batches(&self, position: u64, query: &EventQuery, max_events: usize) -> Result<BatchPage> {
+    fn read_batches(
+        &self,
+        position: u64,
+        query: &EventQuery,
+        max_events: usize,
+    ) -> Result<BatchPage> {
         self.check_open()?;
         let log = self.log.read();
-        let mut page = BatchPage { batches: Vec::new(), scanned_to: log.head() };
+        let mut page = BatchPage {
+            batches: Vec::new(),
+            scanned_to: log.head(),
+        };
         let mut taken = 0usize;
         log.for_each_match(query, position, |sequence_number| {
             let batch_end = log.batch_ends[(sequence_number - 1) as usize];
@@ -205,11 +223,18 @@ impl EventStore for MemoryStore {
                         page.scanned_to = sequence_number - 1;
                         return false;
                     }
-                    page.batches.push(Batch { records: Vec::new(), last_sequence_number: batch_end });
+                    page.batches.push(Batch {
+                        records: Vec::new(),
+                        last_sequence_number: batch_end,
+                    });
                 }
             }
             taken += 1;
-            page.batches.last_mut().expect("pushed above").records.push(log.record(sequence_number).clone());
+            page.batches
+                .last_mut()
+                .expect("pushed above")
+                .records
+                .push(log.record(sequence_number).clone());
             true
         });
         // A page that stopped early ends at its last whole batch.

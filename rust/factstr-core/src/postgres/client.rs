@@ -16,11 +16,13 @@ use std::future::{poll_fn, Future};
 use std::time::Duration;
 
 use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
 use tokio::time::error::Elapsed;
 use tokio::time::timeout;
-use tokio::sync::mpsc;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{AsyncMessage, Config, Notification, Row, SimpleQueryMessage, Statement, ToStatement};
+use tokio_postgres::{
+    AsyncMessage, Config, Notification, Row, SimpleQueryMessage, Statement, ToStatement,
+};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// A failed wait on the server.
@@ -30,7 +32,10 @@ pub enum DbError {
     Driver(tokio_postgres::Error),
     /// No complete answer within the bound, the store option `option`; the connection was
     /// abandoned.
-    TimedOut { bound: Duration, option: &'static str },
+    TimedOut {
+        bound: Duration,
+        option: &'static str,
+    },
     /// An earlier wait on this connection ran out.
     Abandoned,
     /// The connection ended (the server closed it, or it broke).
@@ -52,7 +57,8 @@ impl DbError {
     /// request's transaction failed and did not commit. Anything else (FATAL, a broken or
     /// abandoned connection) leaves a commit sent in the same round trip unknown.
     pub fn statement_failed(&self) -> bool {
-        self.as_db_error().is_some_and(|db| db.severity() == "ERROR")
+        self.as_db_error()
+            .is_some_and(|db| db.severity() == "ERROR")
     }
 }
 
@@ -99,7 +105,10 @@ impl Client {
         let (inner, mut connection) = match connected {
             Ok(pair) => pair?,
             Err(_) => {
-                return Err(DbError::TimedOut { bound: connect_timeout, option: "connect_timeout" })
+                return Err(DbError::TimedOut {
+                    bound: connect_timeout,
+                    option: "connect_timeout",
+                })
             }
         };
         let (sender, notifications) = mpsc::unbounded_channel();
@@ -110,7 +119,14 @@ impl Client {
                 }
             }
         });
-        Ok(Client { runtime, inner: Some(inner), connection, notifications, round_trip, abandoned: false })
+        Ok(Client {
+            runtime,
+            inner: Some(inner),
+            connection,
+            notifications,
+            round_trip,
+            abandoned: false,
+        })
     }
 
     fn inner(&self) -> &tokio_postgres::Client {
@@ -119,17 +135,28 @@ impl Client {
 
     /// Fails at once on a connection abandoned earlier.
     fn check(&self) -> Result<(), DbError> {
-        if self.abandoned { Err(DbError::Abandoned) } else { Ok(()) }
+        if self.abandoned {
+            Err(DbError::Abandoned)
+        } else {
+            Ok(())
+        }
     }
 
     /// The outcome of a round trip waited for within `bound`; a wait that ran out abandons the
     /// connection.
-    fn finish<T>(&mut self, bound: Duration, outcome: Result<Result<T, tokio_postgres::Error>, Elapsed>) -> Result<T, DbError> {
+    fn finish<T>(
+        &mut self,
+        bound: Duration,
+        outcome: Result<Result<T, tokio_postgres::Error>, Elapsed>,
+    ) -> Result<T, DbError> {
         match outcome {
             Ok(result) => Ok(result?),
             Err(_) => {
                 self.abandoned = true;
-                Err(DbError::TimedOut { bound, option: "statement_timeout" })
+                Err(DbError::TimedOut {
+                    bound,
+                    option: "statement_timeout",
+                })
             }
         }
     }
@@ -140,33 +167,69 @@ impl Client {
         self.finish(self.round_trip, outcome)
     }
 
-    pub fn query<T: ?Sized + ToStatement>(&mut self, statement: &T, params: Params<'_>) -> Result<Vec<Row>, DbError> {
+    pub fn query<T: ?Sized + ToStatement>(
+        &mut self,
+        statement: &T,
+        params: Params<'_>,
+    ) -> Result<Vec<Row>, DbError> {
         self.check()?;
-        let outcome = within(&self.runtime, self.round_trip, self.inner().query(statement, params));
+        let outcome = within(
+            &self.runtime,
+            self.round_trip,
+            self.inner().query(statement, params),
+        );
         self.finish(self.round_trip, outcome)
     }
 
-    pub fn query_one<T: ?Sized + ToStatement>(&mut self, statement: &T, params: Params<'_>) -> Result<Row, DbError> {
+    pub fn query_one<T: ?Sized + ToStatement>(
+        &mut self,
+        statement: &T,
+        params: Params<'_>,
+    ) -> Result<Row, DbError> {
         self.check()?;
-        let outcome = within(&self.runtime, self.round_trip, self.inner().query_one(statement, params));
+        let outcome = within(
+            &self.runtime,
+            self.round_trip,
+            self.inner().query_one(statement, params),
+        );
         self.finish(self.round_trip, outcome)
     }
 
-    pub fn query_opt<T: ?Sized + ToStatement>(&mut self, statement: &T, params: Params<'_>) -> Result<Option<Row>, DbError> {
+    pub fn query_opt<T: ?Sized + ToStatement>(
+        &mut self,
+        statement: &T,
+        params: Params<'_>,
+    ) -> Result<Option<Row>, DbError> {
         self.check()?;
-        let outcome = within(&self.runtime, self.round_trip, self.inner().query_opt(statement, params));
+        let outcome = within(
+            &self.runtime,
+            self.round_trip,
+            self.inner().query_opt(statement, params),
+        );
         self.finish(self.round_trip, outcome)
     }
 
-    pub fn execute<T: ?Sized + ToStatement>(&mut self, statement: &T, params: Params<'_>) -> Result<u64, DbError> {
+    pub fn execute<T: ?Sized + ToStatement>(
+        &mut self,
+        statement: &T,
+        params: Params<'_>,
+    ) -> Result<u64, DbError> {
         self.check()?;
-        let outcome = within(&self.runtime, self.round_trip, self.inner().execute(statement, params));
+        let outcome = within(
+            &self.runtime,
+            self.round_trip,
+            self.inner().execute(statement, params),
+        );
         self.finish(self.round_trip, outcome)
     }
 
     pub fn simple_query(&mut self, sql: &str) -> Result<Vec<SimpleQueryMessage>, DbError> {
         self.check()?;
-        let outcome = within(&self.runtime, self.round_trip, self.inner().simple_query(sql));
+        let outcome = within(
+            &self.runtime,
+            self.round_trip,
+            self.inner().simple_query(sql),
+        );
         self.finish(self.round_trip, outcome)
     }
 

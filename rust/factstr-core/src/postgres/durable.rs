@@ -19,7 +19,10 @@ const LOCK_KEY: &str = "hashtextextended('factstr-durable:' || current_schema() 
 pub fn lock_name(pool: &Pool, name: &str) -> Result<Client> {
     let mut client = pool.connect()?;
     let taken: bool = client
-        .query_one(&format!("SELECT pg_try_advisory_lock({LOCK_KEY})"), &[&name])
+        .query_one(
+            &format!("SELECT pg_try_advisory_lock({LOCK_KEY})"),
+            &[&name],
+        )
         .map_err(|e| pool.error(e))?
         .get(0);
     if taken {
@@ -36,17 +39,27 @@ pub fn unlock_name(mut client: Client, name: &str) {
 }
 
 /// Runs `work` while holding the lock of `name` briefly (reset and delete of an inactive name).
-pub fn with_name_locked<T>(pool: &Pool, name: &str, work: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
+pub fn with_name_locked<T>(
+    pool: &Pool,
+    name: &str,
+    work: impl FnOnce(&mut Conn) -> Result<T>,
+) -> Result<T> {
     let mut conn = pool.get()?;
     let taken: bool = conn
-        .query_one(&format!("SELECT pg_try_advisory_lock({LOCK_KEY})"), &[&name])
+        .query_one(
+            &format!("SELECT pg_try_advisory_lock({LOCK_KEY})"),
+            &[&name],
+        )
         .map_err(|e| pool.error(e))?
         .get(0);
     if !taken {
         return Err(Error::DurableStreamActive(name.to_owned()));
     }
     let out = work(&mut conn);
-    if conn.query_one(&format!("SELECT pg_advisory_unlock({LOCK_KEY})"), &[&name]).is_err() {
+    if conn
+        .query_one(&format!("SELECT pg_advisory_unlock({LOCK_KEY})"), &[&name])
+        .is_err()
+    {
         // A connection that may still hold the lock must not be reused.
         conn.discard();
     }
@@ -57,7 +70,10 @@ pub fn with_name_locked<T>(pool: &Pool, name: &str, work: impl FnOnce(&mut Conn)
 /// before exclusivity, so that a wrong query is reported as such even while the name is held).
 pub fn check_query(conn: &mut Conn, pool: &Pool, name: &str, query: &EventQuery) -> Result<()> {
     let stored = conn
-        .query_opt("SELECT event_query FROM durable_stream_cursors WHERE durable_stream_id = $1", &[&name])
+        .query_opt(
+            "SELECT event_query FROM durable_stream_cursors WHERE durable_stream_id = $1",
+            &[&name],
+        )
         .map_err(|e| pool.error(e))?;
     match stored {
         Some(row) if !queries_equal(&query_from_json(row.get(0))?, query) => {
@@ -73,7 +89,10 @@ pub fn check_query(conn: &mut Conn, pool: &Pool, name: &str, query: &EventQuery)
 /// need no boundaries and go on working.
 pub fn check_batch_format(conn: &mut Conn, pool: &Pool) -> Result<()> {
     let format: Option<String> = conn
-        .query_opt("SELECT value FROM store_metadata WHERE key = $1", &[&BATCH_FORMAT_KEY])
+        .query_opt(
+            "SELECT value FROM store_metadata WHERE key = $1",
+            &[&BATCH_FORMAT_KEY],
+        )
         .map_err(|e| pool.error(e))?
         .map(|row| row.get(0));
     if format.as_deref() == Some(BATCH_FORMAT_SPARSE) {
@@ -148,7 +167,10 @@ pub fn reset(conn: &mut Conn, pool: &Pool, name: &str, position: u64) -> Result<
 }
 
 pub fn delete(conn: &mut Conn, pool: &Pool, name: &str) -> Result<()> {
-    conn.execute("DELETE FROM durable_stream_cursors WHERE durable_stream_id = $1", &[&name])
-        .map_err(|e| pool.error(e))?;
+    conn.execute(
+        "DELETE FROM durable_stream_cursors WHERE durable_stream_id = $1",
+        &[&name],
+    )
+    .map_err(|e| pool.error(e))?;
     Ok(())
 }

@@ -19,56 +19,64 @@ const RETRY: Duration = Duration::from_millis(500);
 const CHECK_AFTER: Duration = Duration::from_secs(15);
 
 pub fn spawn(shared: Weak<Shared>) {
-    let spawned = thread::Builder::new().name("factstr-postgres-listener".to_owned()).spawn(move || loop {
-        let Some(strong) = shared.upgrade() else { return };
-        if strong.is_closed() {
-            return;
-        }
-        let connected = strong.pool.connect().and_then(|mut client| {
-            client.batch_execute(&format!("LISTEN {NOTIFY_CHANNEL}")).map_err(|e| strong.pool.error(e))?;
-            Ok(client)
-        });
-        drop(strong);
-        let mut client = match connected {
-            Ok(client) => client,
-            Err(_) => {
-                thread::sleep(RETRY);
-                continue;
-            }
-        };
-        // Commits made while we were not listening: look once.
-        if let Some(strong) = shared.upgrade() {
-            strong.signal.notify();
-        }
-        let mut heard = Instant::now();
-        loop {
-            let Some(strong) = shared.upgrade() else { return };
+    let spawned = thread::Builder::new()
+        .name("factstr-postgres-listener".to_owned())
+        .spawn(move || loop {
+            let Some(strong) = shared.upgrade() else {
+                return;
+            };
             if strong.is_closed() {
                 return;
             }
+            let connected = strong.pool.connect().and_then(|mut client| {
+                client
+                    .batch_execute(&format!("LISTEN {NOTIFY_CHANNEL}"))
+                    .map_err(|e| strong.pool.error(e))?;
+                Ok(client)
+            });
             drop(strong);
-            let mut next = client.next_notification(WAIT);
-            if matches!(next, Ok(None)) && heard.elapsed() >= CHECK_AFTER {
-                next = client.batch_execute("").map(|()| None);
-                heard = Instant::now();
+            let mut client = match connected {
+                Ok(client) => client,
+                Err(_) => {
+                    thread::sleep(RETRY);
+                    continue;
+                }
+            };
+            // Commits made while we were not listening: look once.
+            if let Some(strong) = shared.upgrade() {
+                strong.signal.notify();
             }
-            match next {
-                Ok(Some(_)) => {
+            let mut heard = Instant::now();
+            loop {
+                let Some(strong) = shared.upgrade() else {
+                    return;
+                };
+                if strong.is_closed() {
+                    return;
+                }
+                drop(strong);
+                let mut next = client.next_notification(WAIT);
+                if matches!(next, Ok(None)) && heard.elapsed() >= CHECK_AFTER {
+                    next = client.batch_execute("").map(|()| None);
                     heard = Instant::now();
-                    if let Some(strong) = shared.upgrade() {
-                        strong.signal.notify();
-                    }
                 }
-                Ok(None) if !client.is_closed() => {}
-                // The connection broke: wake streams (they retry or report) and reconnect.
-                _ => {
-                    if let Some(strong) = shared.upgrade() {
-                        strong.signal.notify();
+                match next {
+                    Ok(Some(_)) => {
+                        heard = Instant::now();
+                        if let Some(strong) = shared.upgrade() {
+                            strong.signal.notify();
+                        }
                     }
-                    break;
+                    Ok(None) if !client.is_closed() => {}
+                    // The connection broke: wake streams (they retry or report) and reconnect.
+                    _ => {
+                        if let Some(strong) = shared.upgrade() {
+                            strong.signal.notify();
+                        }
+                        break;
+                    }
                 }
             }
-        }
-    });
+        });
     drop(spawned);
 }

@@ -66,17 +66,29 @@ mod tests {
     #[test]
     fn strings_escape_quotes_and_backslashes_only() {
         assert_eq!(text("plain").as_deref(), Some("E'plain'"));
-        assert_eq!(text(r#"it's {"a":"\"b\\"}"#).as_deref(), Some(r#"E'it''s {"a":"\\"b\\\\"}'"#));
+        assert_eq!(
+            text(r#"it's {"a":"\"b\\"}"#).as_deref(),
+            Some(r#"E'it''s {"a":"\\"b\\\\"}'"#)
+        );
         assert_eq!(text("é🙂$$").as_deref(), Some("E'é🙂$$'"));
         assert_eq!(text("a\0b"), None);
         assert_eq!(text_array(["x", "a\0"]), None);
-        assert_eq!(text_array(["x", "y"]).as_deref(), Some("ARRAY[E'x',E'y']::text[]"));
+        assert_eq!(
+            text_array(["x", "y"]).as_deref(),
+            Some("ARRAY[E'x',E'y']::text[]")
+        );
     }
 
     #[test]
     fn arrays_of_numbers_and_bytes() {
-        assert_eq!(bigint_array(&[1, -2, i64::MAX]), "ARRAY[1,-2,9223372036854775807]::bigint[]");
+        assert_eq!(
+            bigint_array(&[1, -2, i64::MAX]),
+            "ARRAY[1,-2,9223372036854775807]::bigint[]"
+        );
         assert_eq!(bigint_array(&[]), "ARRAY[]::bigint[]");
-        assert_eq!(bytea_array(&[Some(&[0, 255]), None]), "ARRAY[decode('00ff','hex'),NULL]::bytea[]");
+        assert_eq!(
+            bytea_array(&[Some(&[0, 255]), None]),
+            "ARRAY[decode('00ff','hex'),NULL]::bytea[]"
+        );
     }
 }

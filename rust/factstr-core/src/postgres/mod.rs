@@ -103,7 +103,11 @@ impl Shared {
     /// `read`; with `with_head`, the head and how far the payload index is current are read in
     /// the round trip that begins the transaction (its first statement, so of its snapshot) and
     /// given to `work`: a query reports the head (SPEC §3) at no extra round trip.
-    fn read_begun<T>(&self, with_head: bool, work: impl FnOnce(&mut Conn, Option<(u64, u64)>) -> Result<T>) -> Result<T> {
+    fn read_begun<T>(
+        &self,
+        with_head: bool,
+        work: impl FnOnce(&mut Conn, Option<(u64, u64)>) -> Result<T>,
+    ) -> Result<T> {
         const BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
         self.check_open()?;
         let mut conn = self.pool.get()?;
@@ -121,11 +125,15 @@ impl Shared {
                 })?;
             let number = |text: Option<&str>| text.and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
             messages.iter().find_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(row) => Some((number(row.get(0)), number(row.get(1)))),
+                tokio_postgres::SimpleQueryMessage::Row(row) => {
+                    Some((number(row.get(0)), number(row.get(1))))
+                }
                 _ => None,
             })
         } else {
-            conn.client.batch_execute(BEGIN).map_err(|e| self.pool.error(e))?;
+            conn.client
+                .batch_execute(BEGIN)
+                .map_err(|e| self.pool.error(e))?;
             None
         };
         // A panic (a bug) must not reach the caller as one, nor leave this connection in its
@@ -134,10 +142,15 @@ impl Shared {
             Ok(out) => out,
             Err(panic) => {
                 conn.discard();
-                return Err(Error::Backend(format!("internal error while reading: {}", panic_message(&*panic))));
+                return Err(Error::Backend(format!(
+                    "internal error while reading: {}",
+                    panic_message(&*panic)
+                )));
             }
         };
-        let ended = conn.client.batch_execute(if out.is_ok() { "COMMIT" } else { "ROLLBACK" });
+        let ended = conn
+            .client
+            .batch_execute(if out.is_ok() { "COMMIT" } else { "ROLLBACK" });
         if ended.is_err() {
             conn.discard();
         }
@@ -153,7 +166,11 @@ impl Shared {
         work(&mut conn)
     }
 
-    fn append(&self, events: Vec<NewEvent>, condition: Option<Condition<'_>>) -> Result<AppendResult> {
+    fn append(
+        &self,
+        events: Vec<NewEvent>,
+        condition: Option<Condition<'_>>,
+    ) -> Result<AppendResult> {
         if events.is_empty() {
             return Err(Error::EmptyAppend);
         }
@@ -181,19 +198,36 @@ fn panic_message(panic: &(dyn Any + Send)) -> &str {
 }
 
 /// A pool of `size` connections to the database `url` names.
-fn connection_pool(url: &str, options: &PostgresOptions, size: usize) -> Result<(Pool, url::ParsedUrl)> {
+fn connection_pool(
+    url: &str,
+    options: &PostgresOptions,
+    size: usize,
+) -> Result<(Pool, url::ParsedUrl)> {
     let parsed = url::parse(url)?;
-    let mut config: tokio_postgres::Config = parsed.driver_url.parse().map_err(|e: tokio_postgres::Error| {
-        let reason = url::scrub(&e.to_string(), parsed.password.as_deref());
-        Error::InvalidInput(format!("invalid PostgreSQL URL {}: {reason}", parsed.redacted))
-    })?;
+    let mut config: tokio_postgres::Config =
+        parsed
+            .driver_url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| {
+                let reason = url::scrub(&e.to_string(), parsed.password.as_deref());
+                Error::InvalidInput(format!(
+                    "invalid PostgreSQL URL {}: {reason}",
+                    parsed.redacted
+                ))
+            })?;
     config.connect_timeout(options.connect_timeout);
     if config.get_application_name().is_none() {
         config.application_name("factstr");
     }
     let tls = tls::connector(parsed.ssl_mode, parsed.root_cert.as_deref())?;
-    let deadlines = Deadlines { connect: options.connect_timeout, round_trip: options.statement_timeout };
-    Ok((Pool::new(config, tls, deadlines, parsed.password.clone(), size), parsed))
+    let deadlines = Deadlines {
+        connect: options.connect_timeout,
+        round_trip: options.statement_timeout,
+    };
+    Ok((
+        Pool::new(config, tls, deadlines, parsed.password.clone(), size),
+        parsed,
+    ))
 }
 
 impl PostgresStore {
@@ -217,7 +251,11 @@ impl PostgresStore {
 
     /// Creates the database `database_name` on the server `server_url` names (unless it
     /// exists) and opens a store on it.
-    pub fn bootstrap(server_url: &str, database_name: &str, options: PostgresOptions) -> Result<Self> {
+    pub fn bootstrap(
+        server_url: &str,
+        database_name: &str,
+        options: PostgresOptions,
+    ) -> Result<Self> {
         let (server, _) = connection_pool(server_url, &options, 1)?;
         schema::create_database(&server, database_name)?;
         Self::open(&url::with_database(server_url, database_name), options)
@@ -243,30 +281,56 @@ impl EventStore for PostgresStore {
         self.shared.append(events, None)
     }
 
-    fn append_if(&self, events: Vec<NewEvent>, context: &EventQuery, expected: Option<u64>) -> Result<AppendResult> {
+    fn append_if(
+        &self,
+        events: Vec<NewEvent>,
+        context: &EventQuery,
+        expected: Option<u64>,
+    ) -> Result<AppendResult> {
         if !events.is_empty() {
             sql_numbers::check(expected, "expected_context_version")?;
         }
-        self.shared.append(events, Some(Condition::VersionIs { context, expected }))
+        self.shared
+            .append(events, Some(Condition::VersionIs { context, expected }))
     }
 
-    fn append_unless(&self, events: Vec<NewEvent>, context: &EventQuery, after: Option<u64>) -> Result<AppendResult> {
+    fn append_unless(
+        &self,
+        events: Vec<NewEvent>,
+        context: &EventQuery,
+        after: Option<u64>,
+    ) -> Result<AppendResult> {
         if !events.is_empty() {
             sql_numbers::check(after, "after")?;
         }
-        self.shared.append(events, Some(Condition::NoneAfter { context, after }))
+        self.shared
+            .append(events, Some(Condition::NoneAfter { context, after }))
     }
 
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {
         sql_numbers::check_query(query)?;
         let pool = &self.shared.pool;
-        self.shared.read_begun(true, |conn, known| search::query(&mut PgLog::new(conn, pool, known), query, limit))
+        self.shared.read_begun(true, |conn, known| {
+            search::query(&mut PgLog::new(conn, pool, known), query, limit)
+        })
     }
 
-    fn read_batches(&self, position: u64, query: &EventQuery, max_events: usize) -> Result<BatchPage> {
+    fn read_batches(
+        &self,
+        position: u64,
+        query: &EventQuery,
+        max_events: usize,
+    ) -> Result<BatchPage> {
         sql_numbers::check_query(query)?;
         let pool = &self.shared.pool;
-        self.shared.read(|conn| search::read_batches(&mut PgLog::new(conn, pool, None), position, query, max_events))
+        self.shared.read(|conn| {
+            search::read_batches(
+                &mut PgLog::new(conn, pool, None),
+                position,
+                query,
+                max_events,
+            )
+        })
     }
 
     fn head(&self) -> Result<u64> {
@@ -304,9 +368,14 @@ impl EventStore for PostgresStore {
             durable::check_batch_format(conn, pool)
         })?;
         let lock = durable::lock_name(pool, name)?;
-        let cursor = self.shared.with_conn(|conn| durable::load_or_create(conn, pool, name, query))?;
+        let cursor = self
+            .shared
+            .with_conn(|conn| durable::load_or_create(conn, pool, name, query))?;
         let lease = self.shared.next_lease.fetch_add(1, Ordering::Relaxed);
-        self.shared.leases.lock().insert(lease, (name.to_owned(), lock));
+        self.shared
+            .leases
+            .lock()
+            .insert(lease, (name.to_owned(), lock));
         Ok((lease, cursor))
     }
 
@@ -316,7 +385,9 @@ impl EventStore for PostgresStore {
         }
         {
             let mut leases = self.shared.leases.lock();
-            let Some((held, lock)) = leases.get_mut(&lease) else { return Ok(()) };
+            let Some((held, lock)) = leases.get_mut(&lease) else {
+                return Ok(());
+            };
             if held != name {
                 return Ok(());
             }
@@ -327,7 +398,8 @@ impl EventStore for PostgresStore {
             }
         }
         let pool = &self.shared.pool;
-        self.shared.with_conn(|conn| durable::advance(conn, pool, name, position))
+        self.shared
+            .with_conn(|conn| durable::advance(conn, pool, name, position))
     }
 
     fn release_durable(&self, _name: &str, lease: LeaseId) -> Result<()> {
@@ -350,10 +422,14 @@ impl EventStore for PostgresStore {
         self.shared.check_open()?;
         sql_numbers::to_sql(sequence_number, "sequence_number")?;
         let pool = &self.shared.pool;
-        if durable::with_name_locked(pool, name, |conn| durable::reset(conn, pool, name, sequence_number))? {
+        if durable::with_name_locked(pool, name, |conn| {
+            durable::reset(conn, pool, name, sequence_number)
+        })? {
             Ok(())
         } else {
-            Err(Error::DurableStream(format!("unknown durable stream {name:?}")))
+            Err(Error::DurableStream(format!(
+                "unknown durable stream {name:?}"
+            )))
         }
     }
 
@@ -370,7 +446,13 @@ impl EventStore for PostgresStore {
             return Ok(());
         }
         self.shared.signal.close();
-        let leases: Vec<(String, Client)> = self.shared.leases.lock().drain().map(|(_, held)| held).collect();
+        let leases: Vec<(String, Client)> = self
+            .shared
+            .leases
+            .lock()
+            .drain()
+            .map(|(_, held)| held)
+            .collect();
         for (name, client) in leases {
             durable::unlock_name(client, &name);
         }

@@ -45,7 +45,10 @@ pub use super::client::Params;
 
 impl Conn {
     fn new(client: Client) -> Self {
-        Self { client, statements: HashMap::new() }
+        Self {
+            client,
+            statements: HashMap::new(),
+        }
     }
 
     pub fn statement(&mut self, sql: &str) -> std::result::Result<Statement, DbError> {
@@ -57,17 +60,29 @@ impl Conn {
         Ok(statement)
     }
 
-    pub fn query(&mut self, sql: &str, params: Params<'_>) -> std::result::Result<Vec<Row>, DbError> {
+    pub fn query(
+        &mut self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> std::result::Result<Vec<Row>, DbError> {
         let statement = self.statement(sql)?;
         self.client.query(&statement, params)
     }
 
-    pub fn query_one(&mut self, sql: &str, params: Params<'_>) -> std::result::Result<Row, DbError> {
+    pub fn query_one(
+        &mut self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> std::result::Result<Row, DbError> {
         let statement = self.statement(sql)?;
         self.client.query_one(&statement, params)
     }
 
-    pub fn query_opt(&mut self, sql: &str, params: Params<'_>) -> std::result::Result<Option<Row>, DbError> {
+    pub fn query_opt(
+        &mut self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> std::result::Result<Option<Row>, DbError> {
         let statement = self.statement(sql)?;
         self.client.query_opt(&statement, params)
     }
@@ -85,14 +100,23 @@ struct PoolState {
 }
 
 impl Pool {
-    pub fn new(config: Config, tls: MakeRustlsConnect, deadlines: Deadlines, password: Option<String>, size: usize) -> Self {
+    pub fn new(
+        config: Config,
+        tls: MakeRustlsConnect,
+        deadlines: Deadlines,
+        password: Option<String>,
+        size: usize,
+    ) -> Self {
         Self {
             config,
             tls,
             deadlines,
             password,
             size: size.max(1),
-            state: Mutex::new(PoolState { idle: Vec::new(), open: 0 }),
+            state: Mutex::new(PoolState {
+                idle: Vec::new(),
+                open: 0,
+            }),
             freed: Condvar::new(),
         }
     }
@@ -114,8 +138,13 @@ impl Pool {
 
     /// A new connection outside the pool (listeners, durable leases).
     pub fn connect(&self) -> Result<Client> {
-        Client::connect(&self.config, self.tls.clone(), self.deadlines.connect, self.deadlines.round_trip)
-            .map_err(|e| self.error(e))
+        Client::connect(
+            &self.config,
+            self.tls.clone(),
+            self.deadlines.connect,
+            self.deadlines.round_trip,
+        )
+        .map_err(|e| self.error(e))
     }
 
     pub fn get(&self) -> Result<Pooled<'_>> {
@@ -123,7 +152,11 @@ impl Pool {
         loop {
             while let Some(conn) = state.idle.pop() {
                 if conn.client.is_usable() {
-                    return Ok(Pooled { pool: self, conn: Some(conn), broken: false });
+                    return Ok(Pooled {
+                        pool: self,
+                        conn: Some(conn),
+                        broken: false,
+                    });
                 }
                 state.open -= 1;
             }
@@ -131,7 +164,11 @@ impl Pool {
                 state.open += 1;
                 drop(state);
                 return match self.connect() {
-                    Ok(client) => Ok(Pooled { pool: self, conn: Some(Conn::new(client)), broken: false }),
+                    Ok(client) => Ok(Pooled {
+                        pool: self,
+                        conn: Some(Conn::new(client)),
+                        broken: false,
+                    }),
                     Err(error) => {
                         self.state.lock().open -= 1;
                         self.freed.notify_one();
@@ -139,7 +176,11 @@ impl Pool {
                     }
                 };
             }
-            if self.freed.wait_for(&mut state, CHECKOUT_TIMEOUT).timed_out() {
+            if self
+                .freed
+                .wait_for(&mut state, CHECKOUT_TIMEOUT)
+                .timed_out()
+            {
                 return Err(Error::Backend(format!(
                     "all {} pooled connections stayed busy for {} s",
                     self.size,
@@ -205,12 +246,21 @@ pub fn describe(error: &DbError) -> String {
     let error = match error {
         DbError::Driver(error) => error,
         DbError::TimedOut { bound, option } => {
-            let waited = if *option == "connect_timeout" { "did not complete the connection" } else { "did not answer" };
-            return format!("the server {waited} within {} s ({option}); the connection was closed", bound.as_secs_f64());
+            let waited = if *option == "connect_timeout" {
+                "did not complete the connection"
+            } else {
+                "did not answer"
+            };
+            return format!(
+                "the server {waited} within {} s ({option}); the connection was closed",
+                bound.as_secs_f64()
+            );
         }
         DbError::Abandoned => return "the connection was closed after a wait ran out".to_owned(),
         DbError::Closed => return "the connection to the server was closed".to_owned(),
-        DbError::Runtime(error) => return format!("cannot start the connection's runtime: {error}"),
+        DbError::Runtime(error) => {
+            return format!("cannot start the connection's runtime: {error}")
+        }
     };
     if let Some(db) = error.as_db_error() {
         return format!("{} {}: {}", db.severity(), db.code().code(), db.message());

@@ -10,8 +10,8 @@ use serde_json::Value;
 use super::client::DbError;
 use super::pool::{describe, Conn, Params, Pool};
 use crate::error::{Error, Result};
-use crate::search::{IndexedLog, Row};
 use crate::postings::decode_members;
+use crate::search::{IndexedLog, Row};
 use crate::sql_numbers::to_sql;
 
 pub struct PgLog<'a> {
@@ -31,7 +31,8 @@ pub const READ_WHOLE_BELOW: i64 = 256;
 
 /// The columns `read_row` reads, from `ROWS`: an event and, rarely, its payload's exact text.
 const COLUMNS: &str = "e.sequence_number, e.occurred_at, e.event_type, e.payload, x.payload";
-const ROWS: &str = "events AS e LEFT JOIN factstr_exact_payloads AS x ON x.sequence_number = e.sequence_number";
+const ROWS: &str =
+    "events AS e LEFT JOIN factstr_exact_payloads AS x ON x.sequence_number = e.sequence_number";
 
 /// The largest page of a scan, in rows.
 const MAX_SCAN_PAGE: i64 = 8_192;
@@ -56,7 +57,9 @@ fn read_row(row: &tokio_postgres::Row) -> Result<Row> {
         event_type: row.get(2),
         payload: match row.get::<_, Option<&str>>(4) {
             Some(exact) => serde_json::from_str(exact).map_err(|e| {
-                Error::Backend(format!("event {sequence_number} has an exact payload that is not JSON: {e}"))
+                Error::Backend(format!(
+                    "event {sequence_number} has an exact payload that is not JSON: {e}"
+                ))
             })?,
             None => read_payload(row, 3, sequence_number)?,
         },
@@ -66,15 +69,27 @@ fn read_row(row: &tokio_postgres::Row) -> Result<Row> {
 /// The `jsonb` payload in column `index`. `try_get`, not `get`: a payload the JSON parser
 /// refuses (a number out of range of a double, written by another writer) is an error of this
 /// call, not a panic that would unwind through the open transaction.
-pub fn read_payload(row: &tokio_postgres::Row, index: usize, sequence_number: u64) -> Result<Value> {
+pub fn read_payload(
+    row: &tokio_postgres::Row,
+    index: usize,
+    sequence_number: u64,
+) -> Result<Value> {
     row.try_get::<_, Value>(index).map_err(|e| {
-        Error::Backend(format!("event {sequence_number} has a payload that cannot be read: {}", describe(&DbError::Driver(e))))
+        Error::Backend(format!(
+            "event {sequence_number} has a payload that cannot be read: {}",
+            describe(&DbError::Driver(e))
+        ))
     })
 }
 
 impl<'a> PgLog<'a> {
     pub fn new(conn: &'a mut Conn, pool: &'a Pool, known: Option<(u64, u64)>) -> Self {
-        Self { conn, pool, known, key_numbers: HashMap::new() }
+        Self {
+            conn,
+            pool,
+            known,
+            key_numbers: HashMap::new(),
+        }
     }
 
     /// Takes a key's postings read in advance in this snapshot (all of them, fewer than
@@ -88,13 +103,19 @@ impl<'a> PgLog<'a> {
     }
 
     fn numbers(&mut self, sql: &str, params: Params<'_>, out: &mut Vec<u64>) -> Result<()> {
-        let rows = self.conn.query(sql, params).map_err(|e| self.pool.error(e))?;
+        let rows = self
+            .conn
+            .query(sql, params)
+            .map_err(|e| self.pool.error(e))?;
         out.extend(rows.iter().map(|row| row.get::<_, i64>(0) as u64));
         Ok(())
     }
 
     fn count(&mut self, sql: &str, params: Params<'_>) -> Result<i64> {
-        self.conn.query_one(sql, params).map(|row| row.get(0)).map_err(|e| self.pool.error(e))
+        self.conn
+            .query_one(sql, params)
+            .map(|row| row.get(0))
+            .map_err(|e| self.pool.error(e))
     }
 }
 
@@ -124,7 +145,10 @@ impl IndexedLog for PgLog<'_> {
         match self.known {
             Some((_, through)) => Ok(through),
             None => self
-                .count("SELECT indexed_through FROM factstr_payload_index_state WHERE id = 1", &[])
+                .count(
+                    "SELECT indexed_through FROM factstr_payload_index_state WHERE id = 1",
+                    &[],
+                )
                 .map(|n| n as u64),
         }
     }
@@ -184,14 +208,24 @@ impl IndexedLog for PgLog<'_> {
     }
 
     fn numbers_after(&mut self, after: u64, out: &mut Vec<u64>) -> Result<()> {
-        self.numbers("SELECT sequence_number FROM events WHERE sequence_number > $1", &[&as_i64(after)?], out)
+        self.numbers(
+            "SELECT sequence_number FROM events WHERE sequence_number > $1",
+            &[&as_i64(after)?],
+            out,
+        )
     }
 
     fn fetch(&mut self, numbers: &[u64]) -> Result<Vec<Row>> {
-        let wanted = numbers.iter().map(|&n| as_i64(n)).collect::<Result<Vec<i64>>>()?;
+        let wanted = numbers
+            .iter()
+            .map(|&n| as_i64(n))
+            .collect::<Result<Vec<i64>>>()?;
         let rows = self
             .conn
-            .query(&format!("SELECT {COLUMNS} FROM {ROWS} WHERE e.sequence_number = ANY($1)"), &[&wanted])
+            .query(
+                &format!("SELECT {COLUMNS} FROM {ROWS} WHERE e.sequence_number = ANY($1)"),
+                &[&wanted],
+            )
             .map_err(|e| self.pool.error(e))?;
         let mut by_number = HashMap::with_capacity(rows.len());
         for row in &rows {
@@ -219,7 +253,10 @@ impl IndexedLog for PgLog<'_> {
         );
         let mut page = (expected as i64).clamp(16, MAX_SCAN_PAGE);
         loop {
-            let rows = self.conn.query(&sql, &[&low, &high, &page]).map_err(|e| self.pool.error(e))?;
+            let rows = self
+                .conn
+                .query(&sql, &[&low, &high, &page])
+                .map_err(|e| self.pool.error(e))?;
             let full = rows.len() as i64 == page;
             page = (page * 2).min(MAX_SCAN_PAGE);
             for row in &rows {
@@ -253,7 +290,11 @@ impl IndexedLog for PgLog<'_> {
         Ok(match found {
             Some(row) => {
                 let (first, last) = (row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64);
-                if first <= number && number <= last { (first, last) } else { (number, number) }
+                if first <= number && number <= last {
+                    (first, last)
+                } else {
+                    (number, number)
+                }
             }
             None => (number, number),
         })

@@ -127,10 +127,23 @@ const ALL_PRESENT: &str = "
 const CREATE_BOUND: Duration = Duration::from_secs(600);
 
 const EXPECTED_COLUMNS: &[(&str, &[&str])] = &[
-    ("events", &["sequence_number", "occurred_at", "event_type", "payload"]),
-    ("append_batches", &["first_sequence_number", "last_sequence_number"]),
+    (
+        "events",
+        &["sequence_number", "occurred_at", "event_type", "payload"],
+    ),
+    (
+        "append_batches",
+        &["first_sequence_number", "last_sequence_number"],
+    ),
     ("store_metadata", &["key", "value"]),
-    ("durable_stream_cursors", &["durable_stream_id", "event_query", "last_processed_sequence_number"]),
+    (
+        "durable_stream_cursors",
+        &[
+            "durable_stream_id",
+            "event_query",
+            "last_processed_sequence_number",
+        ],
+    ),
 ];
 
 pub fn prepare(pool: &Pool, shown_url: &str) -> Result<()> {
@@ -161,7 +174,9 @@ fn prepare_in(client: &mut Client, shown_url: &str) -> std::result::Result<(), P
     client.batch_execute(
         "BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('factstr-schema:' || current_schema(), 0));",
     )?;
-    let schema: Option<String> = client.query_one("SELECT current_schema()::text", &[])?.get(0);
+    let schema: Option<String> = client
+        .query_one("SELECT current_schema()::text", &[])?
+        .get(0);
     let Some(schema) = schema else {
         return Err(Prepared::Refused(Error::Backend(format!(
             "{shown_url}: no schema to create tables in (the search_path names no existing schema)"
@@ -225,18 +240,27 @@ fn prepare_in(client: &mut Client, shown_url: &str) -> std::result::Result<(), P
             &[&BATCH_FORMAT_KEY, &BATCH_FORMAT_SPARSE],
         )?;
     }
-    let version: String =
-        client.query_one("SELECT value FROM store_metadata WHERE key = 'store_format_version'", &[])?.get(0);
+    let version: String = client
+        .query_one(
+            "SELECT value FROM store_metadata WHERE key = 'store_format_version'",
+            &[],
+        )?
+        .get(0);
     if version != "1" {
         return Err(Prepared::Refused(Error::Backend(format!(
             "{shown_url} has store_format_version {version:?}; this factstr reads version 1"
         ))));
     }
     let key_format: Option<i32> = client
-        .query_opt("SELECT key_format FROM factstr_payload_index_state WHERE id = 1", &[])?
+        .query_opt(
+            "SELECT key_format FROM factstr_payload_index_state WHERE id = 1",
+            &[],
+        )?
         .map(|row| row.get(0));
     if key_format != Some(PAYLOAD_KEY_FORMAT) {
-        client.batch_execute("TRUNCATE factstr_payload_index; DELETE FROM factstr_payload_index_state;")?;
+        client.batch_execute(
+            "TRUNCATE factstr_payload_index; DELETE FROM factstr_payload_index_state;",
+        )?;
         client.execute(
             "INSERT INTO factstr_payload_index_state (id, key_format, indexed_through) VALUES (1, $1, 0)",
             &[&PAYLOAD_KEY_FORMAT],
@@ -248,7 +272,10 @@ fn prepare_in(client: &mut Client, shown_url: &str) -> std::result::Result<(), P
 
 /// Creates the database `name` on the server unless it exists (SPEC §11 `bootstrap`).
 pub fn create_database(server: &Pool, name: &str) -> Result<()> {
-    let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    let valid = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && name.len() <= 63;
     if !valid {
@@ -258,7 +285,10 @@ pub fn create_database(server: &Pool, name: &str) -> Result<()> {
     }
     let mut client = server.connect()?;
     let exists = client
-        .query_one("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", &[&name])
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)",
+            &[&name],
+        )
         .map_err(|e| server.error(e))?
         .get::<_, bool>(0);
     if exists {
@@ -267,7 +297,12 @@ pub fn create_database(server: &Pool, name: &str) -> Result<()> {
     match client.batch_execute(&format!("CREATE DATABASE \"{name}\"")) {
         Ok(()) => Ok(()),
         // Another process created it first.
-        Err(e) if e.as_db_error().is_some_and(|db| db.code().code() == "42P04" || db.code().code() == "23505") => Ok(()),
+        Err(e)
+            if e.as_db_error()
+                .is_some_and(|db| db.code().code() == "42P04" || db.code().code() == "23505") =>
+        {
+            Ok(())
+        }
         Err(e) => Err(server.error(e)),
     }
 }

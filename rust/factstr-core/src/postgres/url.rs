@@ -30,7 +30,10 @@ pub struct ParsedUrl {
 pub fn parse(url: &str) -> Result<ParsedUrl> {
     // Anything but a URL whose user part is unambiguous is refused without quoting it: where
     // its password is cannot be known (SPEC §7: passwords never appear in messages).
-    let Some(rest) = url.strip_prefix("postgresql://").or_else(|| url.strip_prefix("postgres://")) else {
+    let Some(rest) = url
+        .strip_prefix("postgresql://")
+        .or_else(|| url.strip_prefix("postgres://"))
+    else {
         return Err(Error::InvalidInput(
             "invalid PostgreSQL URL: it must start with postgresql:// or postgres:// (a key=value connection string \
              is not supported; the text is not shown, as it may hold a password)"
@@ -70,9 +73,19 @@ pub fn parse(url: &str) -> Result<ParsedUrl> {
         SslMode::Prefer => "sslmode=prefer",
         _ => "sslmode=require",
     });
-    let scheme = if url.starts_with("postgres://") { "postgres://" } else { "postgresql://" };
+    let scheme = if url.starts_with("postgres://") {
+        "postgres://"
+    } else {
+        "postgresql://"
+    };
     let driver_url = format!("{scheme}{base}?{}", kept.join("&"));
-    Ok(ParsedUrl { driver_url, ssl_mode, root_cert, redacted, password: password_of(url) })
+    Ok(ParsedUrl {
+        driver_url,
+        ssl_mode,
+        root_cert,
+        redacted,
+        password: password_of(url),
+    })
 }
 
 /// The driver reads the user part up to the first `@` anywhere in the URL, while a URL's user
@@ -80,7 +93,9 @@ pub fn parse(url: &str) -> Result<ParsedUrl> {
 /// or `?` (an unencoded `@`, `/` or `?` in a password, an `@` in a parameter), the password
 /// cannot be told apart from the rest, so the URL is refused without being quoted.
 fn check_user_part(rest: &str) -> Result<()> {
-    let Some(first_at) = rest.find('@') else { return Ok(()) };
+    let Some(first_at) = rest.find('@') else {
+        return Ok(());
+    };
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     // A second `@` anywhere may be the end of a password that holds `/`, `?` or `@`.
     if first_at > authority_end || rest.matches('@').count() > 1 {
@@ -96,20 +111,28 @@ fn check_user_part(rest: &str) -> Result<()> {
 /// The byte range of the user part (`user:password`), before its `@`.
 fn userinfo_span(url: &str) -> Option<(usize, usize)> {
     let start = url.find("://")? + 3;
-    let authority_end = url[start..].find(['/', '?']).map_or(url.len(), |i| start + i);
+    let authority_end = url[start..]
+        .find(['/', '?'])
+        .map_or(url.len(), |i| start + i);
     let at = url[start..authority_end].find('@')? + start;
     Some((start, at))
 }
 
 /// Whether a parameter name (as the driver decodes it) carries a secret.
 fn is_secret_key(raw_key: &str) -> bool {
-    percent_decode(raw_key).to_ascii_lowercase().contains("password")
+    percent_decode(raw_key)
+        .to_ascii_lowercase()
+        .contains("password")
 }
 
 /// The password the driver will use: a `password` parameter overrides the user part's.
 fn password_of(url: &str) -> Option<String> {
     let from_params = url.split_once('?').and_then(|(_, query)| {
-        query.split('&').filter_map(|p| p.split_once('=')).filter(|(k, _)| percent_decode(k) == "password").last()
+        query
+            .split('&')
+            .filter_map(|p| p.split_once('='))
+            .filter(|(k, _)| percent_decode(k) == "password")
+            .last()
     });
     if let Some((_, value)) = from_params {
         return Some(percent_decode(value));
@@ -148,7 +171,9 @@ pub fn with_database(url: &str, database: &str) -> String {
         None => (url, None),
     };
     let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let host_end = base[authority_start..].find('/').map_or(base.len(), |i| authority_start + i);
+    let host_end = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |i| authority_start + i);
     let mut out = format!("{}/{database}", &base[..host_end]);
     if let Some(query) = query {
         out.push('?');
@@ -171,7 +196,10 @@ fn percent_decode(text: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            if let Some(byte) = text.get(i + 1..i + 3).and_then(|hex| u8::from_str_radix(hex, 16).ok()) {
+            if let Some(byte) = text
+                .get(i + 1..i + 3)
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            {
                 out.push(byte);
                 i += 3;
                 continue;
@@ -192,15 +220,24 @@ mod tests {
         let parsed = parse("postgresql://u:s3cret@h:5432/db?sslmode=verify-full&sslrootcert=%2Ftmp%2Fca.pem&application_name=x").unwrap();
         assert_eq!(parsed.ssl_mode, SslMode::VerifyFull);
         assert_eq!(parsed.root_cert.as_deref(), Some("/tmp/ca.pem"));
-        assert_eq!(parsed.driver_url, "postgresql://u:s3cret@h:5432/db?application_name=x&sslmode=require");
+        assert_eq!(
+            parsed.driver_url,
+            "postgresql://u:s3cret@h:5432/db?application_name=x&sslmode=require"
+        );
         assert_eq!(parsed.redacted, "postgresql://u:***@h:5432/db?sslmode=verify-full&sslrootcert=%2Ftmp%2Fca.pem&application_name=x");
         assert_eq!(parsed.password.as_deref(), Some("s3cret"));
-        assert_eq!(redact("postgres://h/db?password=pw&x=1"), "postgres://h/db?password=***&x=1");
+        assert_eq!(
+            redact("postgres://h/db?password=pw&x=1"),
+            "postgres://h/db?password=***&x=1"
+        );
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(parse("postgres://h/db").unwrap().ssl_mode, SslMode::Prefer);
         assert!(parse("mysql://h").is_err());
         assert_eq!(scrub("bad s3cret here", Some("s3cret")), "bad *** here");
-        assert_eq!(with_database("postgres://u:p@h:1/postgres?sslmode=require", "x"), "postgres://u:p@h:1/x?sslmode=require");
+        assert_eq!(
+            with_database("postgres://u:p@h:1/postgres?sslmode=require", "x"),
+            "postgres://u:p@h:1/x?sslmode=require"
+        );
         assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
     }
 
@@ -214,7 +251,11 @@ mod tests {
     #[test]
     fn no_form_of_url_shows_its_password() {
         // Not a URL: a key=value string is never quoted.
-        for text in ["host=h password=S3cret user=u", "host=h password='a S3cret b' user=u", "postgresql:/u:S3cret@h/db"] {
+        for text in [
+            "host=h password=S3cret user=u",
+            "host=h password='a S3cret b' user=u",
+            "postgresql:/u:S3cret@h/db",
+        ] {
             let message = message_of(text);
             assert!(!message.contains("S3cret"), "{message}");
         }
@@ -230,10 +271,28 @@ mod tests {
             assert!(!message.contains("S3cret"), "{message}");
         }
         // Parameters holding a password, however the name is encoded.
-        assert_eq!(redact("postgres://h/db?pass%77ord=S3cret&sslpassword=S3cret"), "postgres://h/db?pass%77ord=***&sslpassword=***");
+        assert_eq!(
+            redact("postgres://h/db?pass%77ord=S3cret&sslpassword=S3cret"),
+            "postgres://h/db?pass%77ord=***&sslpassword=***"
+        );
         let message = message_of("postgresql://u:S3cret@h/db?sslmode=bogus&password=S3cret");
-        assert!(!message.contains("S3cret") && message.contains("bogus"), "{message}");
-        assert_eq!(parse("postgresql://u:a%40b@h/db?password=c%20d").unwrap().password.as_deref(), Some("c d"));
-        assert_eq!(parse("postgresql://u:a%40b@h/db").unwrap().password.as_deref(), Some("a@b"));
+        assert!(
+            !message.contains("S3cret") && message.contains("bogus"),
+            "{message}"
+        );
+        assert_eq!(
+            parse("postgresql://u:a%40b@h/db?password=c%20d")
+                .unwrap()
+                .password
+                .as_deref(),
+            Some("c d")
+        );
+        assert_eq!(
+            parse("postgresql://u:a%40b@h/db")
+                .unwrap()
+                .password
+                .as_deref(),
+            Some("a@b")
+        );
     }
 }

@@ -28,7 +28,12 @@ use crate::types::{AppendResult, EventQuery};
 
 /// Appends in a transaction of its own; with a condition, only if it holds.
 /// On any error the caller rolls back.
-pub fn append(conn: &mut Conn, pool: &Pool, events: &[PreparedEvent], condition: Option<Condition<'_>>) -> Result<AppendResult> {
+pub fn append(
+    conn: &mut Conn,
+    pool: &Pool,
+    events: &[PreparedEvent],
+    condition: Option<Condition<'_>>,
+) -> Result<AppendResult> {
     let args = BatchArgs::new(events);
     if let Some(Condition::NoneAfter { context, after }) = condition {
         if let Some(outcome) = append_unless_at_once(conn, pool, &args, context, after)? {
@@ -43,8 +48,14 @@ pub fn append(conn: &mut Conn, pool: &Pool, events: &[PreparedEvent], condition:
             return Ok(result);
         }
     }
-    let context_keys: Vec<i64> = condition.map(|c| predicate_keys(c.context())).unwrap_or_default();
-    let Locked { last_committed, indexed_through, mut postings } = lock_and_read(conn, pool, &context_keys)?;
+    let context_keys: Vec<i64> = condition
+        .map(|c| predicate_keys(c.context()))
+        .unwrap_or_default();
+    let Locked {
+        last_committed,
+        indexed_through,
+        mut postings,
+    } = lock_and_read(conn, pool, &context_keys)?;
     if indexed_through < last_committed {
         catch_up_index(conn, pool, indexed_through, last_committed)?;
         postings.clear(); // read before the catch-up: incomplete
@@ -61,7 +72,11 @@ pub fn append(conn: &mut Conn, pool: &Pool, events: &[PreparedEvent], condition:
     }
     // Inside this transaction, under the lock already held: the function numbers after the same
     // head, and the index is current. Insert and commit go in one round trip when they can.
-    let committed = if args.exact_offsets.is_empty() { args.call_and_commit(conn, pool)? } else { None };
+    let committed = if args.exact_offsets.is_empty() {
+        args.call_and_commit(conn, pool)?
+    } else {
+        None
+    };
     let result = match committed {
         Some(result) => result,
         None => {
@@ -69,13 +84,19 @@ pub fn append(conn: &mut Conn, pool: &Pool, events: &[PreparedEvent], condition:
             if let Some(written) = &result {
                 args.write_exact(conn, pool, written.first_sequence_number)?;
             }
-            conn.client.batch_execute("COMMIT").map_err(|e| pool.commit_error(e))?;
+            conn.client
+                .batch_execute("COMMIT")
+                .map_err(|e| pool.commit_error(e))?;
             result
         }
     };
     result
         .filter(|result| result.first_sequence_number == last_committed + 1)
-        .ok_or_else(|| Error::Backend("the append could not be numbered after the head read under the lock".to_owned()))
+        .ok_or_else(|| {
+            Error::Backend(
+                "the append could not be numbered after the head read under the lock".to_owned(),
+            )
+        })
 }
 
 /// Rows above `after` that the one-round-trip `append_unless` reads back to tell a conflict from
@@ -99,11 +120,16 @@ fn append_unless_at_once(
     if !args.exact_offsets.is_empty() {
         return Ok(None);
     }
-    let Some(could_match) = type_superset(context) else { return Ok(None) };
+    let Some(could_match) = type_superset(context) else {
+        return Ok(None);
+    };
     let after_sql = after.map_or(0, |a| a as i64); // checked against 2**63-1 by the store
-    let above = format!("FROM events AS e WHERE e.sequence_number > {after_sql} AND ({could_match})");
+    let above =
+        format!("FROM events AS e WHERE e.sequence_number > {after_sql} AND ({could_match})");
     let guard = format!("WHERE NOT EXISTS (SELECT 1 {above})");
-    let Some(append) = args.call_and_commit_sql(&guard) else { return Ok(None) };
+    let Some(append) = args.call_and_commit_sql(&guard) else {
+        return Ok(None);
+    };
     let sql = format!(
         "BEGIN; LOCK TABLE events, append_batches IN EXCLUSIVE MODE; \
          SELECT e.sequence_number, e.event_type, COALESCE(x.payload, e.payload::text) {above_joined} \
@@ -114,7 +140,10 @@ fn append_unless_at_once(
             1
         ),
     );
-    let messages = conn.client.simple_query(&sql).map_err(|e| pool.commit_error(e))?;
+    let messages = conn
+        .client
+        .simple_query(&sql)
+        .map_err(|e| pool.commit_error(e))?;
     let mut appended = None;
     let mut newest_match = None;
     for row in messages.iter().filter_map(|m| match m {
@@ -122,13 +151,19 @@ fn append_unless_at_once(
         _ => None,
     }) {
         if row.len() == 1 {
-            appended = row.get(0).and_then(|t| t.parse::<i64>().ok()).and_then(|first| args.result(first));
+            appended = row
+                .get(0)
+                .and_then(|t| t.parse::<i64>().ok())
+                .and_then(|first| args.result(first));
             continue;
         }
         let sequence_number = number(row.get(0));
-        let payload: serde_json::Value = serde_json::from_str(row.get(2).unwrap_or("null")).map_err(|e| {
-            Error::Backend(format!("event {sequence_number} has a payload that is not JSON: {e}"))
-        })?;
+        let payload: serde_json::Value = serde_json::from_str(row.get(2).unwrap_or("null"))
+            .map_err(|e| {
+                Error::Backend(format!(
+                    "event {sequence_number} has a payload that is not JSON: {e}"
+                ))
+            })?;
         if newest_match.is_none() && context.matches(row.get(1).unwrap_or_default(), &payload) {
             newest_match = Some(sequence_number);
         }
@@ -138,7 +173,10 @@ fn append_unless_at_once(
     }
     if let Some(actual) = newest_match {
         // Every row read is above `after`: a match is the conflict.
-        return Ok(Some(Err(Error::ConditionalAppendConflict { expected: after, actual: Some(actual) })));
+        return Ok(Some(Err(Error::ConditionalAppendConflict {
+            expected: after,
+            actual: Some(actual),
+        })));
     }
     Ok(None)
 }
@@ -150,7 +188,12 @@ fn type_superset(query: &EventQuery) -> Option<String> {
         return Some("TRUE".to_owned());
     }
     let mut types: Vec<&str> = Vec::new();
-    for filter in query.filters.iter().flatten().filter(|f| !f.matches_nothing()) {
+    for filter in query
+        .filters
+        .iter()
+        .flatten()
+        .filter(|f| !f.matches_nothing())
+    {
         match &filter.event_types {
             None => return Some("TRUE".to_owned()),
             Some(named) => types.extend(named.iter().map(String::as_str)),
@@ -195,7 +238,8 @@ fn lock_and_read(conn: &mut Conn, pool: &Pool, context_keys: &[i64]) -> Result<L
         .next()
         .map(|row| (number(row.get(0)), number(row.get(1))))
         .ok_or_else(|| Error::Backend("the head of the log could not be read".to_owned()))?;
-    let mut postings: HashMap<i64, Vec<(u64, Option<Vec<u8>>)>> = context_keys.iter().map(|k| (*k, Vec::new())).collect();
+    let mut postings: HashMap<i64, Vec<(u64, Option<Vec<u8>>)>> =
+        context_keys.iter().map(|k| (*k, Vec::new())).collect();
     for row in rows {
         let key = row.get(0).and_then(|t| t.parse::<i64>().ok());
         let members = row.get(2).map(decode_hex).transpose()?;
@@ -203,7 +247,11 @@ fn lock_and_read(conn: &mut Conn, pool: &Pool, context_keys: &[i64]) -> Result<L
             found.push((number(row.get(1)), members));
         }
     }
-    Ok(Locked { last_committed, indexed_through, postings })
+    Ok(Locked {
+        last_committed,
+        indexed_through,
+        postings,
+    })
 }
 
 /// Every key of every payload predicate of `query`.
@@ -263,8 +311,16 @@ impl<'a> BatchArgs<'a> {
             hashes: postings.iter().map(|p| p.0).collect(),
             offsets: postings.iter().map(|p| p.1).collect(),
             members: postings.into_iter().map(|p| p.2).collect(),
-            exact_offsets: (0..).zip(events).filter(|(_, e)| e.negative_zero).map(|(offset, _)| offset).collect(),
-            exact_texts: events.iter().filter(|e| e.negative_zero).map(|e| e.payload_text.as_str()).collect(),
+            exact_offsets: (0..)
+                .zip(events)
+                .filter(|(_, e)| e.negative_zero)
+                .map(|(offset, _)| offset)
+                .collect(),
+            exact_texts: events
+                .iter()
+                .filter(|e| e.negative_zero)
+                .map(|e| e.payload_text.as_str())
+                .collect(),
         }
     }
 
@@ -284,7 +340,11 @@ impl<'a> BatchArgs<'a> {
     fn result(&self, first: i64) -> Option<AppendResult> {
         let count = self.types.len() as u64;
         let first = u64::try_from(first).ok().filter(|first| *first > 0)?;
-        Some(AppendResult { first_sequence_number: first, last_sequence_number: first + count - 1, committed_count: count })
+        Some(AppendResult {
+            first_sequence_number: first,
+            last_sequence_number: first + count - 1,
+            committed_count: count,
+        })
     }
 
     /// Calls the function with bound parameters: one round trip, in a transaction of its own
@@ -295,12 +355,30 @@ impl<'a> BatchArgs<'a> {
         let occurred_at = UNIX_EPOCH + Duration::from_micros(self.stamp as u64);
         let members: Vec<Option<&[u8]>> = self.members.iter().map(Option::as_deref).collect();
         // Preparing sends nothing of the batch; the call itself commits when it runs alone.
-        let statement =
-            conn.statement("SELECT factstr_append_batch($1, $2, $3, $4, $5, $6, $7)").map_err(|e| pool.error(e))?;
+        let statement = conn
+            .statement("SELECT factstr_append_batch($1, $2, $3, $4, $5, $6, $7)")
+            .map_err(|e| pool.error(e))?;
         let first: i64 = conn
             .client
-            .query_one(&statement, &[&locked, &occurred_at, &self.types, &self.payloads, &self.hashes, &self.offsets, &members])
-            .map_err(|e| if locked { pool.error(e) } else { pool.commit_error(e) })?
+            .query_one(
+                &statement,
+                &[
+                    &locked,
+                    &occurred_at,
+                    &self.types,
+                    &self.payloads,
+                    &self.hashes,
+                    &self.offsets,
+                    &members,
+                ],
+            )
+            .map_err(|e| {
+                if locked {
+                    pool.error(e)
+                } else {
+                    pool.commit_error(e)
+                }
+            })?
             .get(0);
         Ok(self.result(first))
     }
@@ -308,9 +386,18 @@ impl<'a> BatchArgs<'a> {
     /// Calls the function and commits the caller's transaction (which holds the append lock) in
     /// one round trip, the values written as literals (see `literals`). `Ok(None)` when a text
     /// cannot be a literal: nothing was sent.
-    fn call_and_commit(&self, conn: &mut Conn, pool: &Pool) -> Result<Option<Option<AppendResult>>> {
-        let Some(sql) = self.call_and_commit_sql("") else { return Ok(None) };
-        let messages = conn.client.simple_query(&sql).map_err(|e| pool.commit_error(e))?;
+    fn call_and_commit(
+        &self,
+        conn: &mut Conn,
+        pool: &Pool,
+    ) -> Result<Option<Option<AppendResult>>> {
+        let Some(sql) = self.call_and_commit_sql("") else {
+            return Ok(None);
+        };
+        let messages = conn
+            .client
+            .simple_query(&sql)
+            .map_err(|e| pool.commit_error(e))?;
         let first = messages.iter().find_map(|m| match m {
             SimpleQueryMessage::Row(row) => row.get(0).and_then(|t| t.parse::<i64>().ok()),
             _ => None,
@@ -342,7 +429,12 @@ fn number(text: Option<&str>) -> u64 {
 const CATCH_UP_PAGE: i64 = 10_000;
 
 /// Indexes the events that writers without our index (the upstream crates) appended.
-fn catch_up_index(conn: &mut Conn, pool: &Pool, indexed_through: u64, last_committed: u64) -> Result<()> {
+fn catch_up_index(
+    conn: &mut Conn,
+    pool: &Pool,
+    indexed_through: u64,
+    last_committed: u64,
+) -> Result<()> {
     let mut after = indexed_through as i64;
     loop {
         let rows = conn
@@ -357,7 +449,11 @@ fn catch_up_index(conn: &mut Conn, pool: &Pool, indexed_through: u64, last_commi
         for row in &rows {
             let number = row.get::<_, i64>(0) as u64;
             let payload = read_payload(row, 1, number)?;
-            keys.extend(selective_key_hashes(&payload).into_iter().map(|hash| (hash, number)));
+            keys.extend(
+                selective_key_hashes(&payload)
+                    .into_iter()
+                    .map(|hash| (hash, number)),
+            );
         }
         let postings = batch_postings(keys);
         let hashes: Vec<i64> = postings.iter().map(|p| p.0).collect();
@@ -388,7 +484,10 @@ mod tests {
     #[test]
     fn hex_from_postgres_decodes_or_is_refused() {
         assert_eq!(decode_hex("").expect("empty"), Vec::<u8>::new());
-        assert_eq!(decode_hex("00ff7fA0").expect("bytes"), vec![0x00, 0xff, 0x7f, 0xa0]);
+        assert_eq!(
+            decode_hex("00ff7fA0").expect("bytes"),
+            vec![0x00, 0xff, 0x7f, 0xa0]
+        );
         assert!(decode_hex("abc").is_err());
         assert!(decode_hex("zz").is_err());
     }

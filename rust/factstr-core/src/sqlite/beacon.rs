@@ -27,7 +27,11 @@ pub struct Ringer {
 
 impl Ringer {
     pub fn new(database: &Path) -> Self {
-        Self { path: beacon_path(database), file: None, looked: None }
+        Self {
+            path: beacon_path(database),
+            file: None,
+            looked: None,
+        }
     }
 
     /// Tells watchers that a commit happened. Failures are ignored: watchers poll anyway.
@@ -56,7 +60,9 @@ fn touch(file: &File) {
 fn touch(file: &File) {
     use std::io::{Seek, SeekFrom, Write};
     let mut file = file;
-    let _ = file.seek(SeekFrom::Start(0)).and_then(|_| file.write_all(&[1]));
+    let _ = file
+        .seek(SeekFrom::Start(0))
+        .and_then(|_| file.write_all(&[1]));
 }
 
 /// The watcher's side: waits until the beacon is touched or a timeout passes.
@@ -71,11 +77,19 @@ impl Watch {
     pub fn new(database: &Path) -> Self {
         let path = beacon_path(database);
         let created = std::fs::create_dir_all(lock_folder(database))
-            .and_then(|_| OpenOptions::new().create(true).truncate(false).write(true).open(&path))
+            .and_then(|_| {
+                OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&path)
+            })
             .is_ok();
         #[cfg(target_os = "linux")]
         {
-            Self { inotify: created.then(|| linux::Inotify::watch(&path)).flatten() }
+            Self {
+                inotify: created.then(|| linux::Inotify::watch(&path)).flatten(),
+            }
         }
         #[cfg(not(target_os = "linux"))]
         {
@@ -127,8 +141,14 @@ mod linux {
 
         /// Waits for writes to the file (at most `timeout`), then drains the queued events.
         pub fn wait(&self, timeout: Duration) {
-            let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX).max(1);
-            let mut poll = libc::pollfd { fd: self.fd, events: libc::POLLIN, revents: 0 };
+            let millis = libc::c_int::try_from(timeout.as_millis())
+                .unwrap_or(libc::c_int::MAX)
+                .max(1);
+            let mut poll = libc::pollfd {
+                fd: self.fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
             let mut buffer = [0u8; 4096];
             // SAFETY: `poll` points to one valid pollfd; `read` writes at most `buffer.len()`
             // bytes into `buffer`; the descriptor is ours and open (closed only on drop).

@@ -26,8 +26,12 @@ pub fn lock_folder(database: &Path) -> PathBuf {
 
 /// Takes the lock of `name` without waiting; `DurableStreamActive` when another holder has it.
 pub fn lock_name(folder: &Path, name: &str) -> Result<File> {
-    std::fs::create_dir_all(folder)
-        .map_err(|e| Error::Backend(format!("cannot create lock folder {}: {e}", folder.display())))?;
+    std::fs::create_dir_all(folder).map_err(|e| {
+        Error::Backend(format!(
+            "cannot create lock folder {}: {e}",
+            folder.display()
+        ))
+    })?;
     let path = folder.join(format!("{:016x}.lock", key_hash(name) as u64));
     let file = OpenOptions::new()
         .create(true)
@@ -38,7 +42,10 @@ pub fn lock_name(folder: &Path, name: &str) -> Result<File> {
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(TryLockError::WouldBlock) => Err(Error::DurableStreamActive(name.to_owned())),
-        Err(TryLockError::Error(e)) => Err(Error::Backend(format!("cannot lock {}: {e}", path.display()))),
+        Err(TryLockError::Error(e)) => Err(Error::Backend(format!(
+            "cannot lock {}: {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -46,7 +53,11 @@ pub fn lock_name(folder: &Path, name: &str) -> Result<File> {
 /// before exclusivity, so that a wrong query is reported as such even while the name is held).
 pub fn check_query(connection: &Connection, name: &str, query: &EventQuery) -> Result<()> {
     let stored: Option<String> = connection
-        .query_row("SELECT event_query FROM subscriber_cursors WHERE subscriber_id = ?1", [name], |row| row.get(0))
+        .query_row(
+            "SELECT event_query FROM subscriber_cursors WHERE subscriber_id = ?1",
+            [name],
+            |row| row.get(0),
+        )
         .optional()
         .map_err(backend)?;
     match stored {
@@ -64,7 +75,11 @@ pub fn check_query(connection: &Connection, name: &str, query: &EventQuery) -> R
 /// boundaries and go on working.
 pub fn check_batch_format(connection: &Connection) -> Result<()> {
     let format: Option<String> = connection
-        .query_row("SELECT value FROM store_metadata WHERE key = ?1", [BATCH_FORMAT_KEY], |row| row.get(0))
+        .query_row(
+            "SELECT value FROM store_metadata WHERE key = ?1",
+            [BATCH_FORMAT_KEY],
+            |row| row.get(0),
+        )
         .optional()
         .map_err(backend)?;
     if format.as_deref() == Some(BATCH_FORMAT_SPARSE) {
@@ -123,7 +138,13 @@ pub fn list(connection: &Connection) -> Result<Vec<DurableStreamInfo>> {
         .prepare("SELECT subscriber_id, event_query, last_processed_sequence_number FROM subscriber_cursors ORDER BY subscriber_id")
         .map_err(backend)?;
     let rows = statement
-        .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?)))
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
+        })
         .map_err(backend)?;
     let mut out = Vec::new();
     for row in rows {
@@ -149,6 +170,11 @@ pub fn reset(connection: &Connection, name: &str, position: u64) -> Result<bool>
 }
 
 pub fn delete(connection: &Connection, name: &str) -> Result<()> {
-    connection.execute("DELETE FROM subscriber_cursors WHERE subscriber_id = ?1", [name]).map_err(backend)?;
+    connection
+        .execute(
+            "DELETE FROM subscriber_cursors WHERE subscriber_id = ?1",
+            [name],
+        )
+        .map_err(backend)?;
     Ok(())
 }

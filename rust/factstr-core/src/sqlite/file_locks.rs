@@ -43,14 +43,20 @@ mod linux {
             // Every unix VFS variant shares one system-call table; the default one reaches it.
             let vfs = ffi::sqlite3_vfs_find(std::ptr::null());
             assert!(!vfs.is_null(), "the bundled SQLite has a default VFS");
-            let set = (*vfs).xSetSystemCall.expect("the unix VFS replaces system calls");
+            let set = (*vfs)
+                .xSetSystemCall
+                .expect("the unix VFS replaces system calls");
             for (name, call) in [
                 (c"fcntl", factstr_sqlite_fcntl as unsafe extern "C" fn()),
                 (c"open", factstr_sqlite_open as unsafe extern "C" fn()),
                 (c"close", factstr_sqlite_close as unsafe extern "C" fn()),
             ] {
                 let rc = set(vfs, name.as_ptr(), Some(call));
-                assert_eq!(rc, ffi::SQLITE_OK, "the unix VFS has a {name:?} system call");
+                assert_eq!(
+                    rc,
+                    ffi::SQLITE_OK,
+                    "the unix VFS has a {name:?} system call"
+                );
             }
         });
     }
@@ -96,7 +102,8 @@ mod tests {
 
     #[test]
     fn another_library_in_this_process_sees_the_stores_locks_and_cannot_drop_them() {
-        let folder = std::env::temp_dir().join(format!("factstr-file-locks-{}", std::process::id()));
+        let folder =
+            std::env::temp_dir().join(format!("factstr-file-locks-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&folder);
         std::fs::create_dir_all(&folder).unwrap();
         let path = folder.join("events.db");
@@ -105,13 +112,27 @@ mod tests {
         for _ in 0..3 {
             // With POSIX locks (owned by the process) this lock would be granted, and closing
             // the descriptor would release the store's locks.
-            let other = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
-            assert!(!posix_write_lock_succeeds(&other), "the store's shared lock is visible");
+            let other = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .unwrap();
+            assert!(
+                !posix_write_lock_succeeds(&other),
+                "the store's shared lock is visible"
+            );
             drop(other);
         }
         store.close().unwrap();
-        let other = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
-        assert!(posix_write_lock_succeeds(&other), "a closed store holds no lock");
+        let other = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        assert!(
+            posix_write_lock_succeeds(&other),
+            "a closed store holds no lock"
+        );
         let _ = std::fs::remove_dir_all(&folder);
     }
 }

@@ -13,11 +13,11 @@ mod beacon;
 mod durable;
 mod file_locks;
 pub mod fork_gate;
+mod payload_index;
+mod posting_block;
 mod reads;
 mod schema;
 mod watcher;
-mod payload_index;
-mod posting_block;
 mod writes;
 
 use std::collections::HashMap;
@@ -39,9 +39,9 @@ use crate::prepared::{prepare_events, FloatText};
 use crate::search;
 use crate::signal::CommitSignal;
 use crate::sql_numbers;
-use reads::SqliteLog;
 use crate::store::{EventStore, LeaseId};
 use crate::types::{AppendResult, BatchPage, DurableStreamInfo, EventQuery, NewEvent, QueryResult};
+use reads::SqliteLog;
 
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
@@ -79,19 +79,31 @@ fn check_options(options: &SqliteOptions) -> Result<()> {
 /// The file's folder must exist already (and the path must name a file).
 fn check_folder(path: &Path) -> Result<()> {
     if path.as_os_str().is_empty() {
-        return Err(Error::InvalidInput("the SQLite database path must not be empty".to_owned()));
+        return Err(Error::InvalidInput(
+            "the SQLite database path must not be empty".to_owned(),
+        ));
     }
     // A relative name without a folder lives in the current directory.
-    let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) else { return Ok(()) };
+    let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) else {
+        return Ok(());
+    };
     match std::fs::metadata(folder) {
         Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(_) => Err(Error::Backend(format!("cannot open {}: {} is not a folder", path.display(), folder.display()))),
+        Ok(_) => Err(Error::Backend(format!(
+            "cannot open {}: {} is not a folder",
+            path.display(),
+            folder.display()
+        ))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Backend(format!(
             "cannot open {}: the folder {} does not exist (it is not created)",
             path.display(),
             folder.display()
         ))),
-        Err(e) => Err(Error::Backend(format!("cannot open {}: folder {}: {e}", path.display(), folder.display()))),
+        Err(e) => Err(Error::Backend(format!(
+            "cannot open {}: folder {}: {e}",
+            path.display(),
+            folder.display()
+        ))),
     }
 }
 
@@ -117,10 +129,14 @@ pub(crate) struct Shared {
 pub(crate) fn backend(error: rusqlite::Error) -> Error {
     match error.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-            Error::Backend(format!("the database stayed locked by another writer for too long: {error}"))
+            Error::Backend(format!(
+                "the database stayed locked by another writer for too long: {error}"
+            ))
         }
         Some(rusqlite::ErrorCode::DiskFull) => Error::Backend(format!("the disk is full: {error}")),
-        Some(rusqlite::ErrorCode::DatabaseCorrupt) => Error::Backend(format!("the database file is damaged: {error}")),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
+            Error::Backend(format!("the database file is damaged: {error}"))
+        }
         _ => Error::Backend(error.to_string()),
     }
 }
@@ -141,7 +157,9 @@ impl Shared {
         let _inside = fork_gate::enter();
         let mut writer = self.writer.lock();
         let connection = writer.as_mut().ok_or(Error::StoreClosed)?;
-        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+        let transaction = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
         let out = work(&transaction)?;
         transaction.commit().map_err(backend)?;
         Ok(out)
@@ -154,10 +172,16 @@ impl Shared {
         let pooled = self.readers.lock().pop();
         let mut connection = match pooled {
             Some(connection) => connection,
-            None => schema::open_connection(&self.path, self.options.synchronous, self.options.busy_timeout)?,
+            None => schema::open_connection(
+                &self.path,
+                self.options.synchronous,
+                self.options.busy_timeout,
+            )?,
         };
         let out = (|| {
-            let transaction = connection.transaction_with_behavior(TransactionBehavior::Deferred).map_err(backend)?;
+            let transaction = connection
+                .transaction_with_behavior(TransactionBehavior::Deferred)
+                .map_err(backend)?;
             let out = work(&transaction)?;
             transaction.finish().map_err(backend)?;
             Ok(out)
@@ -201,13 +225,21 @@ impl SqliteStore {
     }
 
     /// A conditional append (`what` names the version argument, for a too large one).
-    fn append_on(&self, events: Vec<NewEvent>, condition: Condition<'_>, what: &str) -> Result<AppendResult> {
+    fn append_on(
+        &self,
+        events: Vec<NewEvent>,
+        condition: Condition<'_>,
+        what: &str,
+    ) -> Result<AppendResult> {
         if events.is_empty() {
             return Err(Error::EmptyAppend);
         }
         sql_numbers::check(condition.named_version(), what)?;
         let prepared = prepare_events(&events, FloatText::Shortest);
-        self.committed(self.shared.write(|c| writes::append(c, &prepared, Some(condition))))
+        self.committed(
+            self.shared
+                .write(|c| writes::append(c, &prepared, Some(condition))),
+        )
     }
 
     fn committed(&self, result: Result<AppendResult>) -> Result<AppendResult> {
@@ -237,22 +269,44 @@ impl EventStore for SqliteStore {
         self.committed(self.shared.write(|c| writes::append(c, &prepared, None)))
     }
 
-    fn append_if(&self, events: Vec<NewEvent>, context: &EventQuery, expected: Option<u64>) -> Result<AppendResult> {
-        self.append_on(events, Condition::VersionIs { context, expected }, "expected_context_version")
+    fn append_if(
+        &self,
+        events: Vec<NewEvent>,
+        context: &EventQuery,
+        expected: Option<u64>,
+    ) -> Result<AppendResult> {
+        self.append_on(
+            events,
+            Condition::VersionIs { context, expected },
+            "expected_context_version",
+        )
     }
 
-    fn append_unless(&self, events: Vec<NewEvent>, context: &EventQuery, after: Option<u64>) -> Result<AppendResult> {
+    fn append_unless(
+        &self,
+        events: Vec<NewEvent>,
+        context: &EventQuery,
+        after: Option<u64>,
+    ) -> Result<AppendResult> {
         self.append_on(events, Condition::NoneAfter { context, after }, "after")
     }
 
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {
         sql_numbers::check_query(query)?;
-        self.shared.read(|connection| search::query(&mut SqliteLog { connection }, query, limit))
+        self.shared
+            .read(|connection| search::query(&mut SqliteLog { connection }, query, limit))
     }
 
-    fn read_batches(&self, position: u64, query: &EventQuery, max_events: usize) -> Result<BatchPage> {
+    fn read_batches(
+        &self,
+        position: u64,
+        query: &EventQuery,
+        max_events: usize,
+    ) -> Result<BatchPage> {
         sql_numbers::check_query(query)?;
-        self.shared.read(|connection| search::read_batches(&mut SqliteLog { connection }, position, query, max_events))
+        self.shared.read(|connection| {
+            search::read_batches(&mut SqliteLog { connection }, position, query, max_events)
+        })
     }
 
     fn head(&self) -> Result<u64> {
@@ -285,9 +339,14 @@ impl EventStore for SqliteStore {
             durable::check_batch_format(c)
         })?;
         let lock = durable::lock_name(&durable::lock_folder(&self.shared.path), name)?;
-        let cursor = self.shared.write(|c| durable::load_or_create(c, name, query))?;
+        let cursor = self
+            .shared
+            .write(|c| durable::load_or_create(c, name, query))?;
         let lease = self.shared.next_lease.fetch_add(1, Ordering::Relaxed);
-        self.shared.leases.lock().insert(lease, (name.to_owned(), lock));
+        self.shared
+            .leases
+            .lock()
+            .insert(lease, (name.to_owned(), lock));
         Ok((lease, cursor))
     }
 
@@ -295,7 +354,13 @@ impl EventStore for SqliteStore {
         if self.shared.lifecycle.inherited() {
             return Err(Error::StoreClosed);
         }
-        if self.shared.leases.lock().get(&lease).is_none_or(|(held, _)| held != name) {
+        if self
+            .shared
+            .leases
+            .lock()
+            .get(&lease)
+            .is_none_or(|(held, _)| held != name)
+        {
             return Ok(());
         }
         self.shared.write(|c| durable::advance(c, name, position))
@@ -318,10 +383,15 @@ impl EventStore for SqliteStore {
         self.shared.check_open()?;
         sql_numbers::to_sql(sequence_number, "sequence_number")?;
         let _held = durable::lock_name(&durable::lock_folder(&self.shared.path), name)?;
-        if self.shared.write(|c| durable::reset(c, name, sequence_number))? {
+        if self
+            .shared
+            .write(|c| durable::reset(c, name, sequence_number))?
+        {
             Ok(())
         } else {
-            Err(Error::DurableStream(format!("unknown durable stream {name:?}")))
+            Err(Error::DurableStream(format!(
+                "unknown durable stream {name:?}"
+            )))
         }
     }
 
@@ -357,7 +427,8 @@ mod tests {
     use serde_json::json;
 
     fn temporary_database(name: &str) -> PathBuf {
-        let folder = std::env::temp_dir().join(format!("factstr-core-test-{}-{name}", std::process::id()));
+        let folder =
+            std::env::temp_dir().join(format!("factstr-core-test-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&folder);
         std::fs::create_dir_all(&folder).unwrap();
         folder.join("events.db")
@@ -368,26 +439,57 @@ mod tests {
         let path = temporary_database("reopen");
         {
             let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
-            store.append((0..3).map(|i| NewEvent::new("a", json!({"k": i}))).collect()).unwrap();
-            store.append(vec![NewEvent::new("b", json!({"k": 1.0, "tags": ["x"]}))]).unwrap();
+            store
+                .append(
+                    (0..3)
+                        .map(|i| NewEvent::new("a", json!({"k": i})))
+                        .collect(),
+                )
+                .unwrap();
+            store
+                .append(vec![NewEvent::new("b", json!({"k": 1.0, "tags": ["x"]}))])
+                .unwrap();
             store.close().unwrap();
         }
         let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
         let query = EventQuery {
-            filters: Some(vec![crate::types::EventFilter { event_types: None, payload_predicates: Some(vec![json!({"k": 1})]) }]),
+            filters: Some(vec![crate::types::EventFilter {
+                event_types: None,
+                payload_predicates: Some(vec![json!({"k": 1})]),
+            }]),
             min_sequence_number: None,
         };
         let result = store.query(&query, None).unwrap();
-        assert_eq!(result.event_records.iter().map(|r| r.sequence_number).collect::<Vec<_>>(), vec![2, 4]);
+        assert_eq!(
+            result
+                .event_records
+                .iter()
+                .map(|r| r.sequence_number)
+                .collect::<Vec<_>>(),
+            vec![2, 4]
+        );
         assert_eq!(result.current_context_version, Some(4));
         let page = store.read_batches(0, &EventQuery::all(), 100).unwrap();
-        let shapes: Vec<(usize, u64)> = page.batches.iter().map(|b| (b.records.len(), b.last_sequence_number)).collect();
+        let shapes: Vec<(usize, u64)> = page
+            .batches
+            .iter()
+            .map(|b| (b.records.len(), b.last_sequence_number))
+            .collect();
         assert_eq!(shapes, vec![(3, 3), (1, 4)]);
         assert!(matches!(
             store.append_if(vec![NewEvent::new("c", json!({}))], &query, Some(2)),
-            Err(Error::ConditionalAppendConflict { expected: Some(2), actual: Some(4) })
+            Err(Error::ConditionalAppendConflict {
+                expected: Some(2),
+                actual: Some(4)
+            })
         ));
-        assert_eq!(store.append_if(vec![NewEvent::new("c", json!({}))], &query, Some(4)).unwrap().first_sequence_number, 5);
+        assert_eq!(
+            store
+                .append_if(vec![NewEvent::new("c", json!({}))], &query, Some(4))
+                .unwrap()
+                .first_sequence_number,
+            5
+        );
     }
 
     #[test]
@@ -396,8 +498,16 @@ mod tests {
         let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
         store.append(vec![NewEvent::new("a", json!({}))]).unwrap();
         let stale = EventQuery::all();
-        assert!(store.append_if(vec![NewEvent::new("a", json!({}))], &stale, None).is_err());
+        assert!(store
+            .append_if(vec![NewEvent::new("a", json!({}))], &stale, None)
+            .is_err());
         assert_eq!(store.head().unwrap(), 1);
-        assert_eq!(store.append(vec![NewEvent::new("a", json!({}))]).unwrap().first_sequence_number, 2);
+        assert_eq!(
+            store
+                .append(vec![NewEvent::new("a", json!({}))])
+                .unwrap()
+                .first_sequence_number,
+            2
+        );
     }
 }

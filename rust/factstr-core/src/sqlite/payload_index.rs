@@ -56,7 +56,9 @@ pub fn drop_all(connection: &Connection) -> Result<()> {
         rows.collect::<rusqlite::Result<_>>().map_err(backend)?
     };
     for name in names {
-        connection.execute_batch(&format!("DROP TABLE {name}")).map_err(backend)?;
+        connection
+            .execute_batch(&format!("DROP TABLE {name}"))
+            .map_err(backend)?;
     }
     Ok(())
 }
@@ -89,7 +91,9 @@ pub fn add(connection: &Connection, mut pairs: Vec<(i64, u64)>) -> Result<()> {
         return Ok(());
     };
     let (rows, held): (i64, i64) = connection
-        .prepare_cached("SELECT count(*), COALESCE(SUM(number_count), 0) FROM factstr_payload_level_0")
+        .prepare_cached(
+            "SELECT count(*), COALESCE(SUM(number_count), 0) FROM factstr_payload_level_0",
+        )
         .map_err(backend)?
         .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
         .map_err(backend)?;
@@ -103,8 +107,14 @@ pub fn add(connection: &Connection, mut pairs: Vec<(i64, u64)>) -> Result<()> {
             .map_err(backend)?;
         return Ok(());
     }
-    for_level0(connection, |base, block| posting_block::decode(block, base, &mut pairs).map_err(damaged))?;
-    connection.prepare_cached("DELETE FROM factstr_payload_level_0").map_err(backend)?.execute([]).map_err(backend)?;
+    for_level0(connection, |base, block| {
+        posting_block::decode(block, base, &mut pairs).map_err(damaged)
+    })?;
+    connection
+        .prepare_cached("DELETE FROM factstr_payload_level_0")
+        .map_err(backend)?
+        .execute([])
+        .map_err(backend)?;
     pairs.sort_unstable();
     write_run(connection, level_for(pairs.len()), &pairs)?;
     merge_full_levels(connection)
@@ -132,7 +142,9 @@ fn write_run(connection: &Connection, level: i64, pairs: &[(i64, u64)]) -> Resul
         .query_row([], |row| row.get(0))
         .map_err(backend)?;
     connection
-        .prepare_cached("INSERT INTO factstr_payload_runs (run, level, number_count) VALUES (?1, ?2, ?3)")
+        .prepare_cached(
+            "INSERT INTO factstr_payload_runs (run, level, number_count) VALUES (?1, ?2, ?3)",
+        )
         .map_err(backend)?
         .execute((run, level, pairs.len() as i64))
         .map_err(backend)?;
@@ -145,7 +157,14 @@ fn write_run(connection: &Connection, level: i64, pairs: &[(i64, u64)]) -> Resul
         let (block, after) = rest.split_at(end);
         let last_key = block[end - 1].0;
         let encoded = posting_block::encode(0, block).map_err(damaged)?;
-        insert.execute((block_id(run, last_key), block[0].0, block.len() as i64, encoded)).map_err(backend)?;
+        insert
+            .execute((
+                block_id(run, last_key),
+                block[0].0,
+                block.len() as i64,
+                encoded,
+            ))
+            .map_err(backend)?;
         rest = after;
     }
     Ok(())
@@ -194,17 +213,24 @@ fn merge_full_levels(connection: &Connection) -> Result<()> {
             return Ok(());
         };
         let runs: Vec<i64> = {
-            let mut statement =
-                connection.prepare_cached("SELECT run FROM factstr_payload_runs WHERE level = ?1").map_err(backend)?;
-            let rows = statement.query_map([level], |row| row.get(0)).map_err(backend)?;
+            let mut statement = connection
+                .prepare_cached("SELECT run FROM factstr_payload_runs WHERE level = ?1")
+                .map_err(backend)?;
+            let rows = statement
+                .query_map([level], |row| row.get(0))
+                .map_err(backend)?;
             rows.collect::<rusqlite::Result<_>>().map_err(backend)?
         };
         let mut pairs = Vec::new();
         for &run in &runs {
             let mut statement = connection
-                .prepare_cached("SELECT postings FROM factstr_payload_blocks WHERE id >= ?1 AND id < ?2")
+                .prepare_cached(
+                    "SELECT postings FROM factstr_payload_blocks WHERE id >= ?1 AND id < ?2",
+                )
                 .map_err(backend)?;
-            let mut rows = statement.query((block_id(run, 0), block_id(run + 1, 0))).map_err(backend)?;
+            let mut rows = statement
+                .query((block_id(run, 0), block_id(run + 1, 0)))
+                .map_err(backend)?;
             while let Some(row) = rows.next().map_err(backend)? {
                 posting_block::decode(blob(row, 0)?, 0, &mut pairs).map_err(damaged)?;
             }
@@ -226,11 +252,17 @@ fn merge_full_levels(connection: &Connection) -> Result<()> {
 }
 
 fn blob<'r>(row: &'r rusqlite::Row<'_>, column: usize) -> Result<&'r [u8]> {
-    row.get_ref(column).map_err(backend)?.as_blob().map_err(|_| damaged(posting_block::Damaged))
+    row.get_ref(column)
+        .map_err(backend)?
+        .as_blob()
+        .map_err(|_| damaged(posting_block::Damaged))
 }
 
 /// Calls `visit` with each row of level 0: its base sequence number and its block.
-fn for_level0(connection: &Connection, mut visit: impl FnMut(u64, &[u8]) -> Result<()>) -> Result<()> {
+fn for_level0(
+    connection: &Connection,
+    mut visit: impl FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<()> {
     let mut statement = connection
         .prepare_cached("SELECT first_sequence_number, postings FROM factstr_payload_level_0")
         .map_err(backend)?;
@@ -251,12 +283,19 @@ enum RunHit<'a> {
 
 /// Calls `visit` with what each run that may hold `hash` has for it. With `counting`, a block
 /// of one key (a common key, whose block can be large) is not read.
-fn for_run_blocks(connection: &Connection, hash: i64, counting: bool, mut visit: impl FnMut(RunHit<'_>) -> Result<()>) -> Result<()> {
+fn for_run_blocks(
+    connection: &Connection,
+    hash: i64,
+    counting: bool,
+    mut visit: impl FnMut(RunHit<'_>) -> Result<()>,
+) -> Result<()> {
     if u32::try_from(hash).is_err() {
         return Ok(()); // every indexed key is a 32-bit hash
     }
     let runs: Vec<i64> = {
-        let mut statement = connection.prepare_cached("SELECT run FROM factstr_payload_runs").map_err(backend)?;
+        let mut statement = connection
+            .prepare_cached("SELECT run FROM factstr_payload_runs")
+            .map_err(backend)?;
         let rows = statement.query_map([], |row| row.get(0)).map_err(backend)?;
         rows.collect::<rusqlite::Result<_>>().map_err(backend)?
     };
@@ -270,13 +309,19 @@ fn for_run_blocks(connection: &Connection, hash: i64, counting: bool, mut visit:
         )
         .map_err(backend)?;
     for run in runs {
-        let mut rows = statement.query((block_id(run, hash), block_id(run + 1, 0), counting)).map_err(backend)?;
-        let Some(row) = rows.next().map_err(backend)? else { continue };
+        let mut rows = statement
+            .query((block_id(run, hash), block_id(run + 1, 0), counting))
+            .map_err(backend)?;
+        let Some(row) = rows.next().map_err(backend)? else {
+            continue;
+        };
         if row.get::<_, i64>(0).map_err(backend)? > hash {
             continue;
         }
         match row.get_ref(2).map_err(backend)? {
-            rusqlite::types::ValueRef::Null => visit(RunHit::OnlyKey(row.get::<_, i64>(1).map_err(backend)? as u64))?,
+            rusqlite::types::ValueRef::Null => visit(RunHit::OnlyKey(
+                row.get::<_, i64>(1).map_err(backend)? as u64,
+            ))?,
             _ => visit(RunHit::Block(blob(row, 2)?))?,
         }
     }
@@ -303,7 +348,9 @@ pub fn estimate(connection: &Connection, hash: i64, cap: i64) -> Result<i64> {
 
 /// Appends every sequence number indexed under `hash` to `out` (unordered).
 pub fn lookup(connection: &Connection, hash: i64, out: &mut Vec<u64>) -> Result<()> {
-    for_level0(connection, |base, block| posting_block::lookup(block, base, hash, out).map_err(damaged))?;
+    for_level0(connection, |base, block| {
+        posting_block::lookup(block, base, hash, out).map_err(damaged)
+    })?;
     for_run_blocks(connection, hash, false, |hit| match hit {
         RunHit::Block(block) => posting_block::lookup(block, 0, hash, out).map_err(damaged),
         RunHit::OnlyKey(_) => unreachable!("a lookup reads every block"),
@@ -334,12 +381,22 @@ mod tests {
         let mut seed = 7u64;
         for append in 0..700u64 {
             // One huge append (a catch-up, a rebuild) starts as a run of a high level.
-            let size = if append == 350 { 40_000 } else { [1, 3, 100, 17, 2000][(append % 5) as usize] };
+            let size = if append == 350 {
+                40_000
+            } else {
+                [1, 3, 100, 17, 2000][(append % 5) as usize]
+            };
             let mut pairs = Vec::new();
             for number in next..next + size {
-                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 // A rare key per event, a key shared by a batch, and one of few common keys.
-                let keys = [(seed >> 33) as i64 & 0xffff_ffff, 1_000_000 + append as i64, (seed >> 60) as i64];
+                let keys = [
+                    (seed >> 33) as i64 & 0xffff_ffff,
+                    1_000_000 + append as i64,
+                    (seed >> 60) as i64,
+                ];
                 for key in keys {
                     pairs.push((key, number));
                     model.entry(key).or_default().push(number);
@@ -349,24 +406,43 @@ mod tests {
             add(&connection, pairs).expect("adds");
             if append % 50 == 49 {
                 for (key, expected) in model.iter().step_by(97).chain(model.range(0..16)) {
-                    assert_eq!(&numbers(&connection, *key), expected, "key {key} after append {append}");
+                    assert_eq!(
+                        &numbers(&connection, *key),
+                        expected,
+                        "key {key} after append {append}"
+                    );
                     let cap = expected.len() as i64 + 5;
-                    assert_eq!(estimate(&connection, *key, cap).expect("estimates"), expected.len() as i64);
+                    assert_eq!(
+                        estimate(&connection, *key, cap).expect("estimates"),
+                        expected.len() as i64
+                    );
                 }
                 assert!(numbers(&connection, 1_000_000 + 700).is_empty());
             }
         }
-        let level0_rows: i64 =
-            connection.query_row("SELECT count(*) FROM factstr_payload_level_0", [], |row| row.get(0)).expect("counts");
+        let level0_rows: i64 = connection
+            .query_row("SELECT count(*) FROM factstr_payload_level_0", [], |row| {
+                row.get(0)
+            })
+            .expect("counts");
         assert!(level0_rows <= LEVEL0_ROWS);
         let levels: Vec<(i64, i64)> = {
-            let mut statement =
-                connection.prepare("SELECT level, count(*) FROM factstr_payload_runs GROUP BY level").expect("prepares");
-            let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?))).expect("reads");
+            let mut statement = connection
+                .prepare("SELECT level, count(*) FROM factstr_payload_runs GROUP BY level")
+                .expect("prepares");
+            let rows = statement
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .expect("reads");
             rows.collect::<rusqlite::Result<_>>().expect("reads")
         };
-        assert!(levels.iter().all(|(_, runs)| *runs < RUNS_PER_LEVEL), "{levels:?}");
-        assert!(levels.iter().any(|(level, _)| *level >= 3), "merges reached level 3: {levels:?}");
+        assert!(
+            levels.iter().all(|(_, runs)| *runs < RUNS_PER_LEVEL),
+            "{levels:?}"
+        );
+        assert!(
+            levels.iter().any(|(level, _)| *level >= 3),
+            "merges reached level 3: {levels:?}"
+        );
     }
 
     #[test]
@@ -374,7 +450,9 @@ mod tests {
         let connection = Connection::open_in_memory().expect("opens");
         connection.execute_batch(CREATE).expect("creates");
         add(&connection, vec![(5, 1), (6, 1)]).expect("adds");
-        connection.execute_batch("UPDATE factstr_payload_level_0 SET postings = x'0100'").expect("damages");
+        connection
+            .execute_batch("UPDATE factstr_payload_level_0 SET postings = x'0100'")
+            .expect("damages");
         let error = lookup(&connection, 5, &mut Vec::new()).expect_err("refuses");
         assert!(error.to_string().contains("damaged"), "{error}");
     }

@@ -22,14 +22,22 @@ pub fn encode(base: u64, pairs: &[(i64, u64)]) -> Result<Vec<u8>, Damaged> {
     let mut ends = Vec::with_capacity(groups.len() * 4);
     let mut entries = Vec::with_capacity(pairs.len() * 2);
     for group in groups {
-        keys.extend(u32::try_from(group[0].0).map_err(|_| Damaged)?.to_le_bytes());
+        keys.extend(
+            u32::try_from(group[0].0)
+                .map_err(|_| Damaged)?
+                .to_le_bytes(),
+        );
         push_varint(&mut entries, group.len() as u64);
         let mut previous = base;
         for (_, number) in group {
             push_varint(&mut entries, number.checked_sub(previous).ok_or(Damaged)?);
             previous = *number;
         }
-        ends.extend(u32::try_from(entries.len()).map_err(|_| Damaged)?.to_le_bytes());
+        ends.extend(
+            u32::try_from(entries.len())
+                .map_err(|_| Damaged)?
+                .to_le_bytes(),
+        );
     }
     let mut block = Vec::with_capacity(4 + keys.len() + ends.len() + entries.len());
     block.extend(count.to_le_bytes());
@@ -47,20 +55,31 @@ struct Block<'a> {
 }
 
 fn u32_at(bytes: &[u8], index: usize) -> u32 {
-    u32::from_le_bytes(bytes[index * 4..index * 4 + 4].try_into().expect("four bytes"))
+    u32::from_le_bytes(
+        bytes[index * 4..index * 4 + 4]
+            .try_into()
+            .expect("four bytes"),
+    )
 }
 
 impl<'a> Block<'a> {
     fn parse(block: &'a [u8]) -> Result<Self, Damaged> {
         let count = block.get(..4).ok_or(Damaged)?;
         let count = u32::from_le_bytes(count.try_into().expect("four bytes")) as usize;
-        let header = count.checked_mul(8).and_then(|size| size.checked_add(4)).ok_or(Damaged)?;
+        let header = count
+            .checked_mul(8)
+            .and_then(|size| size.checked_add(4))
+            .ok_or(Damaged)?;
         if block.len() < header {
             return Err(Damaged);
         }
         let (keys, rest) = block[4..].split_at(count * 4);
         let (ends, entries) = rest.split_at(count * 4);
-        Ok(Self { keys, ends, entries })
+        Ok(Self {
+            keys,
+            ends,
+            entries,
+        })
     }
 
     fn len(&self) -> usize {
@@ -83,7 +102,11 @@ impl<'a> Block<'a> {
 
     /// Entry `index`: how many sequence numbers it holds, and the bytes that encode them.
     fn entry(&self, index: usize) -> Result<(u64, &'a [u8]), Damaged> {
-        let start = if index == 0 { 0 } else { u32_at(self.ends, index - 1) as usize };
+        let start = if index == 0 {
+            0
+        } else {
+            u32_at(self.ends, index - 1) as usize
+        };
         let end = u32_at(self.ends, index) as usize;
         let entry = self.entries.get(start..end).ok_or(Damaged)?;
         let (count, used) = read_varint(entry).ok_or(Damaged)?;
@@ -138,7 +161,14 @@ mod tests {
 
     #[test]
     fn round_trip_count_and_lookup() {
-        let pairs = vec![(3, 100), (3, 104), (7, 101), (7, 102), (9, 105), (u32::MAX as i64, 100)];
+        let pairs = vec![
+            (3, 100),
+            (3, 104),
+            (7, 101),
+            (7, 102),
+            (9, 105),
+            (u32::MAX as i64, 100),
+        ];
         let block = encode(100, &pairs).expect("encodes");
         let mut decoded = Vec::new();
         decode(&block, 100, &mut decoded).expect("decodes");

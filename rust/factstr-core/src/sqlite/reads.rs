@@ -20,12 +20,17 @@ const COLUMNS: &str = "sequence_number, occurred_at, event_type, payload";
 
 impl SqliteLog<'_> {
     fn types_sql(types: &[String]) -> String {
-        format!("SELECT sequence_number FROM events WHERE event_type IN ({})", vec!["?"; types.len()].join(", "))
+        format!(
+            "SELECT sequence_number FROM events WHERE event_type IN ({})",
+            vec!["?"; types.len()].join(", ")
+        )
     }
 
     fn collect_numbers(&self, sql: &str, params: Vec<SqlValue>, out: &mut Vec<u64>) -> Result<()> {
         let mut statement = self.connection.prepare_cached(sql).map_err(backend)?;
-        let rows = statement.query_map(params_from_iter(params), |row| row.get::<_, i64>(0)).map_err(backend)?;
+        let rows = statement
+            .query_map(params_from_iter(params), |row| row.get::<_, i64>(0))
+            .map_err(backend)?;
         for row in rows {
             out.push(row.map_err(backend)? as u64);
         }
@@ -38,8 +43,11 @@ fn text_params(types: &[String]) -> Vec<SqlValue> {
 }
 
 pub fn parse_payload(sequence_number: u64, text: &str) -> Result<Value> {
-    serde_json::from_str(text)
-        .map_err(|e| Error::Backend(format!("event {sequence_number} has a payload that is not JSON: {e}")))
+    serde_json::from_str(text).map_err(|e| {
+        Error::Backend(format!(
+            "event {sequence_number} has a payload that is not JSON: {e}"
+        ))
+    })
 }
 
 fn read_row(row: &rusqlite::Row<'_>) -> Result<Row> {
@@ -49,7 +57,9 @@ fn read_row(row: &rusqlite::Row<'_>) -> Result<Row> {
     Ok(Row {
         sequence_number,
         occurred_at: parse_rfc3339(&occurred_at).ok_or_else(|| {
-            Error::Backend(format!("event {sequence_number} has an unreadable occurred_at {occurred_at:?}"))
+            Error::Backend(format!(
+                "event {sequence_number} has an unreadable occurred_at {occurred_at:?}"
+            ))
         })?,
         event_type: row.get(2).map_err(backend)?,
         payload: parse_payload(sequence_number, &payload)?,
@@ -85,7 +95,9 @@ impl IndexedLog for SqliteLog<'_> {
         let mut params = text_params(types);
         params.push(SqlValue::Integer(cap));
         let mut statement = self.connection.prepare_cached(&sql).map_err(backend)?;
-        statement.query_row(params_from_iter(params), |row| row.get(0)).map_err(backend)
+        statement
+            .query_row(params_from_iter(params), |row| row.get(0))
+            .map_err(backend)
     }
 
     fn count_key(&mut self, hash: i64, cap: i64) -> Result<i64> {
@@ -114,11 +126,15 @@ impl IndexedLog for SqliteLog<'_> {
     fn fetch(&mut self, numbers: &[u64]) -> Result<Vec<Row>> {
         let mut statement = self
             .connection
-            .prepare_cached(&format!("SELECT {COLUMNS} FROM events WHERE sequence_number = ?"))
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM events WHERE sequence_number = ?"
+            ))
             .map_err(backend)?;
         let mut rows = Vec::with_capacity(numbers.len());
         for &number in numbers {
-            let mut found = statement.query([to_sql(number, "sequence number")?]).map_err(backend)?;
+            let mut found = statement
+                .query([to_sql(number, "sequence number")?])
+                .map_err(backend)?;
             if let Some(row) = found.next().map_err(backend)? {
                 rows.push(read_row(row)?);
             }
@@ -137,7 +153,9 @@ impl IndexedLog for SqliteLog<'_> {
         let order = if descending { "DESC" } else { "ASC" };
         let sql = format!("SELECT {COLUMNS} FROM events WHERE sequence_number > ? ORDER BY sequence_number {order}");
         let mut statement = self.connection.prepare_cached(&sql).map_err(backend)?;
-        let mut rows = statement.query([to_sql(after, "sequence number")?]).map_err(backend)?;
+        let mut rows = statement
+            .query([to_sql(after, "sequence number")?])
+            .map_err(backend)?;
         while let Some(row) = rows.next().map_err(backend)? {
             if !visit(read_row(row)?)? {
                 break;
@@ -155,11 +173,15 @@ impl IndexedLog for SqliteLog<'_> {
                  WHERE first_sequence_number <= ?1 ORDER BY first_sequence_number DESC LIMIT 1",
             )
             .map_err(backend)?
-            .query_row([to_sql(number, "sequence number")?], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row([to_sql(number, "sequence number")?], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()
             .map_err(backend)?;
         Ok(match found {
-            Some((first, last)) if (first as u64) <= number && number <= last as u64 => (first as u64, last as u64),
+            Some((first, last)) if (first as u64) <= number && number <= last as u64 => {
+                (first as u64, last as u64)
+            }
             _ => (number, number),
         })
     }

@@ -30,7 +30,11 @@ pub enum Synchronous {
 }
 
 /// Opens a connection to a known factstr database (see `check_tables` for a file not yet known).
-pub fn open_connection(path: &std::path::Path, synchronous: Synchronous, busy_timeout: Duration) -> Result<Connection> {
+pub fn open_connection(
+    path: &std::path::Path,
+    synchronous: Synchronous,
+    busy_timeout: Duration,
+) -> Result<Connection> {
     let connection = open_unconfigured(path, busy_timeout)?;
     configure(&connection, path, synchronous)?;
     Ok(connection)
@@ -39,20 +43,30 @@ pub fn open_connection(path: &std::path::Path, synchronous: Synchronous, busy_ti
 /// Opens without changing anything in the file.
 pub fn open_unconfigured(path: &std::path::Path, busy_timeout: Duration) -> Result<Connection> {
     super::file_locks::install();
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let connection = Connection::open_with_flags(path, flags).map_err(|e| describe_open_error(path, e))?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let connection =
+        Connection::open_with_flags(path, flags).map_err(|e| describe_open_error(path, e))?;
     connection.busy_timeout(busy_timeout).map_err(backend)?;
     Ok(connection)
 }
 
 /// Switches to WAL (which rewrites the file header, so only for a file known to be ours or new)
 /// and sets the connection's durability.
-pub fn configure(connection: &Connection, path: &std::path::Path, synchronous: Synchronous) -> Result<()> {
+pub fn configure(
+    connection: &Connection,
+    path: &std::path::Path,
+    synchronous: Synchronous,
+) -> Result<()> {
     let journal: String = connection
         .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
         .map_err(|e| describe_open_error(path, e))?;
     if !journal.eq_ignore_ascii_case("wal") {
-        return Err(Error::Backend(format!("{}: could not switch to WAL journal mode (got {journal})", path.display())));
+        return Err(Error::Backend(format!(
+            "{}: could not switch to WAL journal mode (got {journal})",
+            path.display()
+        )));
     }
     let level = match synchronous {
         Synchronous::Full => "FULL",
@@ -60,7 +74,9 @@ pub fn configure(connection: &Connection, path: &std::path::Path, synchronous: S
     };
     // A larger page cache (32 MiB) keeps the upper levels of the payload index in memory.
     connection
-        .execute_batch(&format!("PRAGMA synchronous = {level}; PRAGMA foreign_keys = ON; PRAGMA cache_size = -32768;"))
+        .execute_batch(&format!(
+            "PRAGMA synchronous = {level}; PRAGMA foreign_keys = ON; PRAGMA cache_size = -32768;"
+        ))
         .map_err(backend)?;
     connection.set_prepared_statement_cache_capacity(64);
     Ok(())
@@ -68,21 +84,36 @@ pub fn configure(connection: &Connection, path: &std::path::Path, synchronous: S
 
 fn describe_open_error(path: &std::path::Path, error: rusqlite::Error) -> Error {
     match error.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::NotADatabase) => {
-            Error::Backend(format!("{} is not a SQLite database (is it another kind of file?)", path.display()))
-        }
-        Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
-            Error::Backend(format!("{} is damaged (SQLite reports corruption)", path.display()))
-        }
+        Some(rusqlite::ErrorCode::NotADatabase) => Error::Backend(format!(
+            "{} is not a SQLite database (is it another kind of file?)",
+            path.display()
+        )),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt) => Error::Backend(format!(
+            "{} is damaged (SQLite reports corruption)",
+            path.display()
+        )),
         _ => Error::Backend(format!("cannot open {}: {error}", path.display())),
     }
 }
 
 const EXPECTED_COLUMNS: &[(&str, &[&str])] = &[
-    ("events", &["sequence_number", "occurred_at", "event_type", "payload"]),
-    ("append_batches", &["first_sequence_number", "last_sequence_number"]),
+    (
+        "events",
+        &["sequence_number", "occurred_at", "event_type", "payload"],
+    ),
+    (
+        "append_batches",
+        &["first_sequence_number", "last_sequence_number"],
+    ),
     ("store_metadata", &["key", "value"]),
-    ("subscriber_cursors", &["subscriber_id", "event_query", "last_processed_sequence_number"]),
+    (
+        "subscriber_cursors",
+        &[
+            "subscriber_id",
+            "event_query",
+            "last_processed_sequence_number",
+        ],
+    ),
 ];
 
 const CREATE_UPSTREAM: &str = "
@@ -123,7 +154,8 @@ pub fn check_tables(connection: &Connection, path: &std::path::Path) -> Result<(
 }
 
 fn table_names(connection: &Connection) -> rusqlite::Result<Vec<String>> {
-    let mut statement = connection.prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?;
+    let mut statement =
+        connection.prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?;
     let names = statement.query_map([], |row| row.get(0))?;
     names.collect()
 }
@@ -140,7 +172,9 @@ fn check_columns(connection: &Connection, path: &std::path::Path, tables: &[Stri
             continue;
         }
         let found: Vec<String> = {
-            let mut statement = connection.prepare(&format!("PRAGMA table_info({table})")).map_err(backend)?;
+            let mut statement = connection
+                .prepare(&format!("PRAGMA table_info({table})"))
+                .map_err(backend)?;
             let names = statement.query_map([], |row| row.get(1)).map_err(backend)?;
             names.collect::<rusqlite::Result<_>>().map_err(backend)?
         };
@@ -157,7 +191,9 @@ fn check_columns(connection: &Connection, path: &std::path::Path, tables: &[Stri
 /// Creates what is missing (in one write transaction, so that processes starting at once do
 /// not race) and checks the format markers.
 pub fn prepare(connection: &mut Connection, path: &std::path::Path) -> Result<()> {
-    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| describe_open_error(path, e))?;
+    let tx = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| describe_open_error(path, e))?;
     let tables = table_names(&tx).map_err(backend)?;
     check_columns(&tx, path, &tables)?;
     let is_new = tables.is_empty();
@@ -170,11 +206,18 @@ pub fn prepare(connection: &mut Connection, path: &std::path::Path) -> Result<()
     )
     .map_err(backend)?;
     if is_new {
-        tx.execute("INSERT INTO store_metadata (key, value) VALUES (?1, ?2)", [BATCH_FORMAT_KEY, BATCH_FORMAT_SPARSE])
-            .map_err(backend)?;
+        tx.execute(
+            "INSERT INTO store_metadata (key, value) VALUES (?1, ?2)",
+            [BATCH_FORMAT_KEY, BATCH_FORMAT_SPARSE],
+        )
+        .map_err(backend)?;
     }
     let version: String = tx
-        .query_row("SELECT value FROM store_metadata WHERE key = 'store_format_version'", [], |row| row.get(0))
+        .query_row(
+            "SELECT value FROM store_metadata WHERE key = 'store_format_version'",
+            [],
+            |row| row.get(0),
+        )
         .map_err(backend)?;
     if version != STORE_FORMAT_VERSION {
         return Err(Error::Backend(format!(
@@ -183,7 +226,11 @@ pub fn prepare(connection: &mut Connection, path: &std::path::Path) -> Result<()
         )));
     }
     let batch_format: Option<String> = tx
-        .query_row("SELECT value FROM store_metadata WHERE key = ?1", [BATCH_FORMAT_KEY], |row| row.get(0))
+        .query_row(
+            "SELECT value FROM store_metadata WHERE key = ?1",
+            [BATCH_FORMAT_KEY],
+            |row| row.get(0),
+        )
         .ok();
     if let Some(format) = batch_format {
         if format != BATCH_FORMAT_SPARSE {
@@ -195,12 +242,17 @@ pub fn prepare(connection: &mut Connection, path: &std::path::Path) -> Result<()
     }
     // A missing or outdated key format means the index must be built again from the events.
     let key_format: Option<i64> = tx
-        .query_row("SELECT key_format FROM factstr_payload_index_state WHERE id = 1", [], |row| row.get(0))
+        .query_row(
+            "SELECT key_format FROM factstr_payload_index_state WHERE id = 1",
+            [],
+            |row| row.get(0),
+        )
         .ok();
     if key_format != Some(PAYLOAD_KEY_FORMAT) {
         payload_index::drop_all(&tx)?;
         tx.execute_batch(payload_index::CREATE).map_err(backend)?;
-        tx.execute_batch("DELETE FROM factstr_payload_index_state;").map_err(backend)?;
+        tx.execute_batch("DELETE FROM factstr_payload_index_state;")
+            .map_err(backend)?;
         tx.execute(
             "INSERT INTO factstr_payload_index_state (id, key_format, indexed_through) VALUES (1, ?1, 0)",
             [PAYLOAD_KEY_FORMAT],

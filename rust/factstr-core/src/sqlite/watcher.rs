@@ -13,36 +13,50 @@ use super::Shared;
 
 /// Starts the watcher; false when it could not (a later call tries again).
 pub fn spawn(shared: Weak<Shared>) -> bool {
-    let Some(strong) = shared.upgrade() else { return false };
-    let connection = match super::schema::open_connection(&strong.path, strong.options.synchronous, strong.options.busy_timeout) {
+    let Some(strong) = shared.upgrade() else {
+        return false;
+    };
+    let connection = match super::schema::open_connection(
+        &strong.path,
+        strong.options.synchronous,
+        strong.options.busy_timeout,
+    ) {
         Ok(connection) => connection,
         // Without a watcher, streams still see this store's own commits; others' are seen on
         // the next own commit. Opening failed the same way for the store itself otherwise.
         Err(_) => return false,
     };
-    let data_version = move || connection.query_row("PRAGMA data_version", [], |row| row.get::<_, i64>(0)).ok();
+    let data_version = move || {
+        connection
+            .query_row("PRAGMA data_version", [], |row| row.get::<_, i64>(0))
+            .ok()
+    };
     // Watching and the first reading happen before the caller takes its stream's position, so
     // a commit right after that position is seen as a change.
     let watch = beacon::Watch::new(&strong.path);
     let mut last = data_version();
     let interval = strong.options.poll_interval;
     drop(strong);
-    let spawned = thread::Builder::new().name("factstr-sqlite-watcher".to_owned()).spawn(move || loop {
-        watch.wait(interval);
-        let Some(shared) = shared.upgrade() else { return };
-        if shared.is_closed() {
-            return;
-        }
-        let version = {
-            let _inside = super::fork_gate::enter();
-            data_version()
-        };
-        if let Some(version) = version {
-            if last.is_some_and(|l| l != version) {
-                shared.signal.notify();
+    let spawned = thread::Builder::new()
+        .name("factstr-sqlite-watcher".to_owned())
+        .spawn(move || loop {
+            watch.wait(interval);
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            if shared.is_closed() {
+                return;
             }
-            last = Some(version);
-        }
-    });
+            let version = {
+                let _inside = super::fork_gate::enter();
+                data_version()
+            };
+            if let Some(version) = version {
+                if last.is_some_and(|l| l != version) {
+                    shared.signal.notify();
+                }
+                last = Some(version);
+            }
+        });
     spawned.is_ok()
 }

@@ -7,15 +7,19 @@ use rusqlite::{Connection, ToSql};
 use super::reads::{head, parse_payload, SqliteLog};
 use super::{backend, payload_index};
 use crate::clock::{format_rfc3339, now_micros};
+use crate::condition::Condition;
 use crate::error::Result;
 use crate::payload_keys::selective_key_hashes;
 use crate::prepared::PreparedEvent;
 use crate::search;
-use crate::condition::Condition;
 use crate::types::AppendResult;
 
 /// Appends within the caller's write transaction; with a condition, only if it holds.
-pub fn append(connection: &Connection, events: &[PreparedEvent], condition: Option<Condition<'_>>) -> Result<AppendResult> {
+pub fn append(
+    connection: &Connection,
+    events: &[PreparedEvent],
+    condition: Option<Condition<'_>>,
+) -> Result<AppendResult> {
     let last_committed = head(connection)?;
     catch_up_index(connection, last_committed)?;
     if let Some(condition) = condition {
@@ -29,7 +33,12 @@ pub fn append(connection: &Connection, events: &[PreparedEvent], condition: Opti
     let mut event_params: Vec<&dyn ToSql> = Vec::with_capacity(events.len() * 4);
     let mut keys: Vec<(i64, u64)> = Vec::new();
     for (event, number) in events.iter().zip(&numbers) {
-        event_params.extend([number as &dyn ToSql, &occurred_at, &event.event_type, &event.payload_text]);
+        event_params.extend([
+            number as &dyn ToSql,
+            &occurred_at,
+            &event.event_type,
+            &event.payload_text,
+        ]);
         keys.extend(event.key_hashes.iter().map(|hash| (*hash, *number as u64)));
     }
     insert_rows(
@@ -48,7 +57,11 @@ pub fn append(connection: &Connection, events: &[PreparedEvent], condition: Opti
             .map_err(backend)?;
     }
     set_indexed_through(connection, last)?;
-    Ok(AppendResult { first_sequence_number: first, last_sequence_number: last, committed_count: count })
+    Ok(AppendResult {
+        first_sequence_number: first,
+        last_sequence_number: last,
+        committed_count: count,
+    })
 }
 
 /// Rows per multi-row INSERT: one statement per chunk instead of one per row.
@@ -56,11 +69,21 @@ const ROWS_PER_INSERT: usize = 128;
 
 /// Inserts rows of `columns` values each (`row` is the SQL of one row's values), many rows per
 /// statement.
-pub fn insert_rows(connection: &Connection, prefix: &str, row: &str, columns: usize, params: &[&dyn ToSql]) -> Result<()> {
+pub fn insert_rows(
+    connection: &Connection,
+    prefix: &str,
+    row: &str,
+    columns: usize,
+    params: &[&dyn ToSql],
+) -> Result<()> {
     for chunk in params.chunks(ROWS_PER_INSERT * columns) {
         let rows = chunk.len() / columns;
         let sql = format!("{prefix}{}", vec![row; rows].join(","));
-        connection.prepare_cached(&sql).map_err(backend)?.execute(chunk).map_err(backend)?;
+        connection
+            .prepare_cached(&sql)
+            .map_err(backend)?
+            .execute(chunk)
+            .map_err(backend)?;
     }
     Ok(())
 }
@@ -87,7 +110,11 @@ fn catch_up_index(connection: &Connection, last_committed: u64) -> Result<()> {
         let sequence_number: i64 = row.get(0).map_err(backend)?;
         let text: String = row.get(1).map_err(backend)?;
         let payload = parse_payload(sequence_number as u64, &text)?;
-        keys.extend(selective_key_hashes(&payload).into_iter().map(|hash| (hash, sequence_number as u64)));
+        keys.extend(
+            selective_key_hashes(&payload)
+                .into_iter()
+                .map(|hash| (hash, sequence_number as u64)),
+        );
         // In parts, so that indexing a long foreign history (or rebuilding) holds little memory.
         if keys.len() >= CATCH_UP_PART {
             payload_index::add(connection, std::mem::take(&mut keys))?;
