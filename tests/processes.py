@@ -1,7 +1,10 @@
-"""Running ``tests/child.py`` in real extra processes, with a deadline on every wait.
+"""Every extra process the tests start, with a deadline on every wait and a kill at teardown.
 
-Shared by the SQLite and PostgreSQL multi-process tests: the child's second argument names the
-store, a file path (SQLite) or a ``postgresql://`` URL.
+- ``Child`` (through the ``spawn`` fixture): ``tests/child.py`` (or another script) in one of
+  its modes, talking JSON lines; its second argument names the store, a file path (SQLite) or
+  a ``postgresql://`` URL. The multi-process tests of SQLite and PostgreSQL use it.
+- ``python_child``: a few lines of Python run with ``store`` opened on the test's backend, for
+  the contract's cross-process tests, which run on every store kind another process can open.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import queue
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -169,3 +173,47 @@ def spawner() -> Iterator[Spawn]:
     finally:
         for child in started:
             child.kill()
+
+
+def python_child(body: str, open_code: str) -> subprocess.Popen[str]:
+    """Starts another Python process running ``body`` with ``store`` opened on the test's backend.
+
+    ``body`` is dedented; it may print lines that the test reads from the child's stdout.
+    """
+    source = (
+        "import json, sys, time\nimport factstr\nstore = "
+        + open_code
+        + "\n"
+        + textwrap.dedent(body)
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", source],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish_child(child: subprocess.Popen[str], timeout: float = CHILD_DEADLINE) -> str:
+    """Waits for a child started by ``python_child``; fails the test unless it exited with 0."""
+    try:
+        out, err = child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        out, err = child.communicate()
+        raise AssertionError(f"child process hung\nstdout:\n{out}\nstderr:\n{err}") from None
+    assert child.returncode == 0, (
+        f"child failed ({child.returncode})\nstdout:\n{out}\nstderr:\n{err}"
+    )
+    return out
+
+
+def read_line(child: subprocess.Popen[str]) -> str:
+    """The next line the child prints (blocking; the child must print it)."""
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    if not line:
+        _, err = child.communicate(timeout=10)
+        raise AssertionError(f"child ended without printing a line\nstderr:\n{err}")
+    return line.strip()

@@ -10,15 +10,13 @@ import threading
 import factstr
 import pytest
 
+from tests.processes import finish_child, python_child, read_line
 from tests.support import (
     Collector,
     Store,
     assert_name_held,
     cursor_of,
     ev,
-    finish_child,
-    python_child,
-    read_line,
     seqs_of,
     wait_for,
 )
@@ -89,15 +87,17 @@ def test_appends_from_two_processes_are_gapless_and_contiguous(
     out = finish_child(child, CHILD_TIMEOUT)
     thread.join(CHILD_TIMEOUT)
     child_results = [tuple(x) for x in json.loads(out.strip().splitlines()[-1])]
-    ranges = [(int(f), int(l)) for f, l, _, _ in child_results] + [
-        (f, l) for f, l, _, _ in parent_results
+    ranges = [(int(first), int(last)) for first, last, _, _ in child_results] + [
+        (first, last) for first, last, _, _ in parent_results
     ]
     for first, last, count, j in child_results:
         assert last - first + 1 == count == 1 + int(j) % 3
     for first, last, count, j in parent_results:
         assert last - first + 1 == count == 1 + j % 2
     total = sum(last - first + 1 for first, last in ranges)
-    assert sorted(n for f, l in ranges for n in range(f, l + 1)) == list(range(1, total + 1))
+    assert sorted(n for first, last in ranges for n in range(first, last + 1)) == list(
+        range(1, total + 1)
+    )
     records = store.query().event_records
     assert seqs_of(records) == list(range(1, total + 1))
     by_seq = {r.sequence_number: r for r in records}
