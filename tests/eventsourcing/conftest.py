@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("eventsourcing", reason="the eventsourcing extra is not installed")
 
-from tests.postgres_server import require_postgres_store  # noqa: E402
+from tests.postgres_server import require_postgres_store
 
 
 @pytest.fixture(autouse=True)

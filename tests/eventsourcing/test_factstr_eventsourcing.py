@@ -18,20 +18,20 @@ import pytest
 
 pytest.importorskip("eventsourcing")
 
-from eventsourcing.application import Application  # noqa: E402
-from eventsourcing.domain import Aggregate, event  # noqa: E402
-from eventsourcing.persistence import StoredEvent  # noqa: E402
-from eventsourcing.system import ProcessApplication, SingleThreadedRunner, System  # noqa: E402
-from eventsourcing.dispatch import singledispatchmethod  # noqa: E402
-
-import factstr  # noqa: E402
-from factstr.eventsourcing import (  # noqa: E402
+import factstr
+from eventsourcing.application import Application
+from eventsourcing.dispatch import singledispatchmethod
+from eventsourcing.domain import Aggregate, event
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.system import ProcessApplication, SingleThreadedRunner, System
+from factstr.eventsourcing import (
     OPAQUE,
     TRACKING_TYPE,
     FactstrApplicationRecorder,
     FactstrFactory,
 )
-from tests.support import Store  # noqa: E402
+
+from tests.support import Store
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -108,12 +108,15 @@ def test_non_json_state_is_opaque_and_comes_back_exactly(store: Store, state: by
 
 
 class Dog(Aggregate):
+    class TrickAdded(Aggregate.Event):
+        trick: str
+
     @event("Registered")
     def __init__(self, name: str) -> None:
         self.name = name
         self.tricks: list[str] = []
 
-    @event("TrickAdded")
+    @event(TrickAdded)
     def add_trick(self, trick: str) -> None:
         self.tricks.append(trick)
 
@@ -157,7 +160,7 @@ class TrickCounters(ProcessApplication[Any]):
             counter: Counter = self.repository.get(Counter.create_id(name))
         except Exception:
             counter = Counter(name)
-            counter._id = Counter.create_id(name)  # noqa: SLF001
+            counter._id = Counter.create_id(name)
         counter.increment()
         processing_event.collect_events(counter)
 
@@ -177,7 +180,7 @@ def test_process_application_writes_events_and_tracking_in_one_batch(
     factstr_env: dict[str, str],
 ) -> None:
     system = System(pipes=[[DogSchool, TrickCounters]])
-    runner = SingleThreadedRunner(system, env=factstr_env)
+    runner: SingleThreadedRunner[Any] = SingleThreadedRunner(system, env=factstr_env)
     runner.start()
     try:
         school = runner.get(DogSchool)
@@ -186,20 +189,30 @@ def test_process_application_writes_events_and_tracking_in_one_batch(
         dog = school.register("Fido")
         school.add_trick(dog, "roll over")
         school.add_trick(dog, "roll over")
-        counter = counters.repository.get(Counter.create_id("roll over"))
+        counter: Counter = counters.repository.get(Counter.create_id("roll over"))
         assert counter.count == 2
         # Notification ids are sequence numbers of the one log (both applications share it on
         # SQLite and PostgreSQL), so the leader's ids skip the follower's facts.
         leader_ids = [n.id for n in school.recorder.select_notifications(None, 10)]
         assert len(leader_ids) == 3
-        assert counters.recorder.max_tracking_id("DogSchool") == leader_ids[-1]  # type: ignore[attr-defined]
+        assert counters.recorder.max_tracking_id("DogSchool") == leader_ids[-1]
 
         # Each tracking record is the last fact of the batch that holds the counter's events.
         store = counters.factory.store
-        facts = list(store.query(factstr.EventQuery([factstr.EventFilter(payload_predicates=[{"recorder": "trickcounters_events"}])])))
+        facts = list(
+            store.query(
+                factstr.EventQuery(
+                    [factstr.EventFilter(payload_predicates=[{"recorder": "trickcounters_events"}])]
+                )
+            )
+        )
         tracking = list(store.query(factstr.EventQuery.for_event_types([TRACKING_TYPE])))
         assert [t.payload for t in tracking] == [
-            {"recorder": "trickcounters_tracking", "application_name": "DogSchool", "notification_id": n}
+            {
+                "recorder": "trickcounters_tracking",
+                "application_name": "DogSchool",
+                "notification_id": n,
+            }
             for n in leader_ids
         ]
         # Notification 1 (Registered) made no events: its tracking record is a batch of its own.

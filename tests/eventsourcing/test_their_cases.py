@@ -15,20 +15,19 @@ import pytest
 
 pytest.importorskip("eventsourcing")
 
-from eventsourcing.dcb import tests as their_dcb  # noqa: E402
-from eventsourcing.persistence import (  # noqa: E402
+import factstr
+from eventsourcing.dcb import tests as their_dcb
+from eventsourcing.persistence import (
     AggregateRecorder,
     ApplicationRecorder,
     InfrastructureFactory,
     ProcessRecorder,
     TrackingRecorder,
 )
-from eventsourcing.tests import application as their_application  # noqa: E402
-from eventsourcing.tests import persistence as their  # noqa: E402
-from eventsourcing.utils import Environment, get_topic  # noqa: E402
-
-import factstr  # noqa: E402
-from factstr.eventsourcing import (  # noqa: E402
+from eventsourcing.tests import application as their_application
+from eventsourcing.tests import persistence as their
+from eventsourcing.utils import Environment, get_topic
+from factstr.eventsourcing import (
     FactstrAggregateRecorder,
     FactstrApplicationRecorder,
     FactstrDCBRecorder,
@@ -59,7 +58,9 @@ class AggregateRecorderCase(OnFactstrStore, their.AggregateRecorderTestCase):
         return FactstrAggregateRecorder(self.open_store(), "stored_events")
 
 
-class ApplicationRecorderCase(OnFactstrStore, their.ApplicationRecorderTestCase[FactstrApplicationRecorder]):
+class ApplicationRecorderCase(
+    OnFactstrStore, their.ApplicationRecorderTestCase[FactstrApplicationRecorder]
+):
     def create_recorder(self) -> FactstrApplicationRecorder:
         return FactstrApplicationRecorder(self.open_store(), "stored_events")
 
@@ -93,7 +94,9 @@ class DCBRecorderCase(OnFactstrStore, their_dcb.DCBRecorderTestCase):
         self._test_append_subscribe(FactstrDCBRecorder(self.open_store()))
 
 
-class InfrastructureFactoryCase(OnFactstrStore, their.InfrastructureFactoryTestCase[FactstrFactory]):
+class InfrastructureFactoryCase(
+    OnFactstrStore, their.InfrastructureFactoryTestCase[FactstrFactory]
+):
     def expected_factory_class(self) -> type[FactstrFactory]:
         return FactstrFactory
 

@@ -29,7 +29,11 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import Environment, EnvType, resolve_topic
 
 import factstr
-from factstr.eventsourcing._dcb import FactstrDCBReadResponse, FactstrDCBRecorder, FactstrDCBSubscription
+from factstr.eventsourcing._dcb import (
+    FactstrDCBReadResponse,
+    FactstrDCBRecorder,
+    FactstrDCBSubscription,
+)
 from factstr.eventsourcing._facts import OPAQUE, TRACKING_TYPE
 from factstr.eventsourcing._recorders import (
     FactstrAggregateRecorder,
@@ -113,7 +117,9 @@ class FactstrFactory(
 
     def process_recorder(self) -> ProcessRecorder:
         topic = self.env.get(self.PROCESS_RECORDER_TOPIC)
-        cls: type[FactstrProcessRecorder] = resolve_topic(topic) if topic else FactstrProcessRecorder
+        cls: type[FactstrProcessRecorder] = (
+            resolve_topic(topic) if topic else FactstrProcessRecorder
+        )
         return cls(
             self.store,
             f"{self._prefix('stored')}_events",

@@ -80,14 +80,18 @@ class FactstrDCBRecorder(DCBRecorder):
             position=record.sequence_number,
         )
 
-    def append(self, events: Sequence[DCBEvent], condition: DCBAppendCondition | None = None) -> int:
+    def append(
+        self, events: Sequence[DCBEvent], condition: DCBAppendCondition | None = None
+    ) -> int:
         if len(events) == 0:
             msg = "Should be at least one event. Avoid this elsewhere"
             raise ProgrammingError(msg)
         new_events = [
             NewEvent(
                 event.type,
-                pack_bytes({"recorder": self.recorder_name, "tags": list(event.tags)}, "data", event.data),
+                pack_bytes(
+                    {"recorder": self.recorder_name, "tags": list(event.tags)}, "data", event.data
+                ),
             )
             for event in events
         ]

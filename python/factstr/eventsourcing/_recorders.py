@@ -79,9 +79,7 @@ class FactstrAggregateRecorder(FactstrRecorder, AggregateRecorder):
         self._insert(stored_events, kwargs.get("tracking"))
         return None
 
-    def _insert(
-        self, stored_events: Sequence[StoredEvent], tracking: Tracking | None
-    ) -> list[int]:
+    def _insert(self, stored_events: Sequence[StoredEvent], tracking: Tracking | None) -> list[int]:
         """Appends the events (and a tracking record) as one batch; their notification ids."""
         if not stored_events:
             return []
@@ -92,7 +90,9 @@ class FactstrAggregateRecorder(FactstrRecorder, AggregateRecorder):
             raise IntegrityError(self._conflict_message(stored_events)) from None
         return list(range(result.first_sequence_number, result.last_sequence_number + 1))
 
-    def _new_events(self, stored_events: Sequence[StoredEvent]) -> tuple[list[NewEvent], EventQuery]:
+    def _new_events(
+        self, stored_events: Sequence[StoredEvent]
+    ) -> tuple[list[NewEvent], EventQuery]:
         """The facts to append, and the query that matches any fact they would duplicate."""
         events = []
         keys = []
@@ -102,8 +102,16 @@ class FactstrAggregateRecorder(FactstrRecorder, AggregateRecorder):
             if key in seen:
                 raise IntegrityError(self._conflict_message(stored_events))
             seen.add(key)
-            keys.append({"recorder": self.recorder_name, "originator_id": key[0], "originator_version": key[1]})
-            payload = event_payload(self.recorder_name, stored.originator_id, stored.originator_version, stored.state)
+            keys.append(
+                {
+                    "recorder": self.recorder_name,
+                    "originator_id": key[0],
+                    "originator_version": key[1],
+                }
+            )
+            payload = event_payload(
+                self.recorder_name, stored.originator_id, stored.originator_version, stored.state
+            )
             events.append(NewEvent(stored.topic, payload))
         return events, EventQuery([EventFilter(payload_predicates=keys)])
 
@@ -210,7 +218,10 @@ class FactstrSubscription(ListenNotifySubscription[FactstrApplicationRecorder]):
     a factstr live stream wakes the puller, which reads the new notifications from the store."""
 
     def __init__(
-        self, recorder: FactstrApplicationRecorder, gt: int | None = None, topics: Sequence[str] = ()
+        self,
+        recorder: FactstrApplicationRecorder,
+        gt: int | None = None,
+        topics: Sequence[str] = (),
     ) -> None:
         super().__init__(recorder=recorder, gt=gt, topics=topics)
         query = EventQuery.for_event_types(list(topics)) if topics else EventQuery.all()
@@ -230,7 +241,9 @@ class FactstrSubscription(ListenNotifySubscription[FactstrApplicationRecorder]):
 class FactstrTrackingRecorder(FactstrRecorder, TrackingRecorder):
     """Tracking records: per upstream application, strictly increasing notification ids."""
 
-    def __init__(self, store: EventStore, tracking_recorder_name: str = "notification_tracking") -> None:
+    def __init__(
+        self, store: EventStore, tracking_recorder_name: str = "notification_tracking"
+    ) -> None:
         FactstrRecorder.__init__(self, store, tracking_recorder_name)
         self.tracking_recorder_name = tracking_recorder_name
 
@@ -247,11 +260,15 @@ class FactstrTrackingRecorder(FactstrRecorder, TrackingRecorder):
         version = self.store.query(query, limit=0).current_context_version
         if version is None:
             return None
-        record = self.store.query(query.with_min_sequence_number(version - 1), limit=1).event_records[0]
+        record = self.store.query(
+            query.with_min_sequence_number(version - 1), limit=1
+        ).event_records[0]
         payload: Any = record.payload
         return record.sequence_number, payload["notification_id"]
 
-    def _insert_tracked(self, events: list[NewEvent], tracking: Tracking, duplicates: EventQuery | None = None) -> list[int]:
+    def _insert_tracked(
+        self, events: list[NewEvent], tracking: Tracking, duplicates: EventQuery | None = None
+    ) -> list[int]:
         """Appends ``events`` and the tracking record as one batch, unless the tracking record is
         not newer than the last one, or an event duplicates a recorded one (``IntegrityError``).
 
@@ -298,9 +315,7 @@ class FactstrProcessRecorder(FactstrTrackingRecorder, FactstrApplicationRecorder
         )
         self.tracking_recorder_name = tracking_recorder_name
 
-    def _insert(
-        self, stored_events: Sequence[StoredEvent], tracking: Tracking | None
-    ) -> list[int]:
+    def _insert(self, stored_events: Sequence[StoredEvent], tracking: Tracking | None) -> list[int]:
         if tracking is None:
             return super()._insert(stored_events, None)
         if not stored_events:
