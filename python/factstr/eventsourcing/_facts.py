@@ -27,7 +27,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import Tracking
 
-from factstr import EventFilter, EventRecord, NewEvent
+from factstr import EventFilter, NewEvent
 
 #: The event type of a tracking record: the topic of eventsourcing's ``Tracking`` class.
 TRACKING_TYPE = "eventsourcing.persistence:Tracking"
@@ -98,12 +98,11 @@ def tracking_filter(recorder: str, application_name: str) -> EventFilter:
     )
 
 
-def belongs_to(record: EventRecord, recorder: str) -> bool:
-    """Whether ``record`` is a stored event of ``recorder`` (not a tracking record or a foreign fact)."""
-    payload = record.payload
+def belongs_to(event_type: str, payload: Any, recorder: str) -> bool:
+    """Whether a fact is a stored event of ``recorder`` (not a tracking record or a foreign fact)."""
     return (
         isinstance(payload, dict)
         and payload.get("recorder") == recorder
-        and record.event_type != TRACKING_TYPE
+        and event_type != TRACKING_TYPE
         and "originator_version" in payload
     )

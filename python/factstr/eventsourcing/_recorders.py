@@ -184,15 +184,15 @@ class FactstrApplicationRecorder(FactstrAggregateRecorder, ApplicationRecorder):
             for record in records:
                 if stop is not None and record.sequence_number > stop:
                     return notifications
-                if belongs_to(record, self.recorder_name):
-                    notifications.append(self._notification(record))
+                payload: Any = record.payload  # a copy per access: taken once
+                if belongs_to(record.event_type, payload, self.recorder_name):
+                    notifications.append(self._notification(record, payload))
             if len(records) < wanted:
                 break
             after = records[-1].sequence_number
         return notifications
 
-    def _notification(self, record: EventRecord) -> Notification:
-        payload: Any = record.payload
+    def _notification(self, record: EventRecord, payload: Any) -> Notification:
         return Notification(
             id=record.sequence_number,
             originator_id=self._originator_id(payload["originator_id"]),

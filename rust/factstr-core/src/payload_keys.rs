@@ -177,7 +177,8 @@ mod tests {
 
     #[test]
     fn opaque_members_yield_no_keys() {
-        let value = json!({"a": "x", "$opaque": {"state": "c2VjcmV0", "n": 1}, "b": {"$opaque": [1]}});
+        let value =
+            json!({"a": "x", "$opaque": {"state": "c2VjcmV0", "n": 1}, "b": {"$opaque": [1]}});
         let with = node_keys(&value, Scope::AllNodes);
         let without = node_keys(&json!({"a": "x", "b": {}}), Scope::AllNodes);
         assert_eq!(with, without);
