@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -22,13 +23,14 @@ import factstr
 from eventsourcing.application import Application
 from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.domain import Aggregate, event
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
 from eventsourcing.system import ProcessApplication, SingleThreadedRunner, System
 from factstr.eventsourcing import (
     OPAQUE,
     TRACKING_TYPE,
     FactstrApplicationRecorder,
     FactstrFactory,
+    FactstrProcessRecorder,
 )
 
 from tests.support import Store
@@ -307,3 +309,25 @@ def test_opaque_members_are_never_indexed(postgres_server: Any, postgres_url: st
             factstr.EventQuery([factstr.EventFilter(payload_predicates=[{OPAQUE: {"n": 7}}])])
         )
         assert len(found) == 1
+
+
+def test_tracking_recorders_sharing_a_store_never_trust_a_stale_memory(
+    make_store: Callable[[], Store],
+) -> None:
+    # Two recorder objects (two store objects on the SQL stores), one upstream application: each
+    # remembers the last tracking record it saw, and the other's insert makes that memory stale.
+    one = FactstrProcessRecorder(make_store())
+    two = FactstrProcessRecorder(make_store())
+    one.insert_events([], tracking=Tracking("up", 1))
+    two.insert_events([], tracking=Tracking("up", 2))
+    # `one` still remembers 1: its insert of 3 conflicts, re-reads, and succeeds.
+    one.insert_events([StoredEvent(uuid4(), 1, "t", b"x")], tracking=Tracking("up", 3))
+    # ... and its insert of 3 again is refused, as is 2 by `two`, whose memory is stale too.
+    with pytest.raises(IntegrityError):
+        one.insert_events([StoredEvent(uuid4(), 1, "t", b"y")], tracking=Tracking("up", 3))
+    with pytest.raises(IntegrityError):
+        two.insert_tracking(Tracking("up", 2))
+    assert one.max_tracking_id("up") == two.max_tracking_id("up") == 3
+    tracked = make_store().query(factstr.EventQuery.for_event_types([TRACKING_TYPE]))
+    assert [r.payload["notification_id"] for r in tracked] == [1, 2, 3]
+    assert len(make_store().query()) == 4  # the three tracking records and one event

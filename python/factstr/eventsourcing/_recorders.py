@@ -246,6 +246,7 @@ class FactstrTrackingRecorder(FactstrRecorder, TrackingRecorder):
     ) -> None:
         FactstrRecorder.__init__(self, store, tracking_recorder_name)
         self.tracking_recorder_name = tracking_recorder_name
+        self._last_known: dict[str, tuple[int, int]] = {}
 
     def insert_tracking(self, tracking: Tracking) -> None:
         self._insert_tracked([], tracking)
@@ -264,7 +265,13 @@ class FactstrTrackingRecorder(FactstrRecorder, TrackingRecorder):
             query.with_min_sequence_number(version - 1), limit=1
         ).event_records[0]
         payload: Any = record.payload
-        return record.sequence_number, payload["notification_id"]
+        last = (record.sequence_number, payload["notification_id"])
+        self._last_known[application_name] = last
+        return last
+
+    #: How often an insert re-reads the last tracking record after a conflict that may only have
+    #: come from a stale memory of it (another recorder object recorded meanwhile).
+    _ATTEMPTS = 3
 
     def _insert_tracked(
         self, events: list[NewEvent], tracking: Tracking, duplicates: EventQuery | None = None
@@ -273,30 +280,41 @@ class FactstrTrackingRecorder(FactstrRecorder, TrackingRecorder):
         not newer than the last one, or an event duplicates a recorded one (``IntegrityError``).
 
         The condition has two bounds: a duplicate event anywhere in the log, and a tracking record
-        after the last one read. ``append_unless`` takes one bound, so duplicates up to that point
+        after the last one. ``append_unless`` takes one bound, so duplicates up to that point
         are looked for first: facts never change, so what the look finds stays found, and anything
-        committed after the look is above the bound and caught by the append itself."""
-        last = self._last_tracking(tracking.application_name)
-        if last is not None and last[1] >= tracking.notification_id:
-            msg = (
-                f"Tracking notification ID {tracking.notification_id} not greater than "
-                f"current max tracking ID {last[1]} for {tracking.application_name!r}"
-            )
-            raise IntegrityError(msg)
-        filters = [tracking_filter(self.tracking_recorder_name, tracking.application_name)]
+        committed after the look is above the bound and caught by the append itself.
+
+        The last tracking record is remembered from this recorder's own reads and inserts (reading
+        it costs a look at every tracking record of the application). A memory that went stale
+        can only cause a conflict, never a wrong write: then it is read afresh and decided again."""
+        application = tracking.application_name
+        filters = [tracking_filter(self.tracking_recorder_name, application)]
         if duplicates is not None:
-            if self.store.query(duplicates, limit=1).event_records:
-                raise IntegrityError("Stored events already recorded")
             filters.extend(duplicates.filters or [])
         batch = [*events, tracking_event(self.tracking_recorder_name, tracking)]
-        try:
-            result = self.store.append_unless(
-                batch, EventQuery(filters), after=None if last is None else last[0]
-            )
-        except ConditionalAppendConflict:
-            msg = f"Conflict recording {tracking} (a concurrent tracking record or duplicate event)"
-            raise IntegrityError(msg) from None
-        return list(range(result.first_sequence_number, result.last_sequence_number))
+        last = self._last_known.get(application)
+        for attempt in range(self._ATTEMPTS):
+            if last is None or attempt > 0:
+                last = self._last_tracking(application)
+            if last is not None and last[1] >= tracking.notification_id:
+                msg = (
+                    f"Tracking notification ID {tracking.notification_id} not greater than "
+                    f"current max tracking ID {last[1]} for {application!r}"
+                )
+                raise IntegrityError(msg)
+            if duplicates is not None and self.store.query(duplicates, limit=1).event_records:
+                raise IntegrityError("Stored events already recorded")
+            try:
+                result = self.store.append_unless(
+                    batch, EventQuery(filters), after=None if last is None else last[0]
+                )
+            except ConditionalAppendConflict:
+                self._last_known.pop(application, None)
+                continue
+            self._last_known[application] = (result.last_sequence_number, tracking.notification_id)
+            return list(range(result.first_sequence_number, result.last_sequence_number))
+        msg = f"Conflict recording {tracking}: concurrent tracking records for {application!r}"
+        raise IntegrityError(msg)
 
 
 class FactstrProcessRecorder(FactstrTrackingRecorder, FactstrApplicationRecorder, ProcessRecorder):
@@ -313,7 +331,9 @@ class FactstrProcessRecorder(FactstrTrackingRecorder, FactstrApplicationRecorder
         FactstrApplicationRecorder.__init__(
             self, store, recorder_name, originator_id_type=originator_id_type
         )
+        # The tracking half's state (its __init__ would rename the recorder).
         self.tracking_recorder_name = tracking_recorder_name
+        self._last_known = {}
 
     def _insert(self, stored_events: Sequence[StoredEvent], tracking: Tracking | None) -> list[int]:
         if tracking is None:
