@@ -331,3 +331,23 @@ def test_tracking_recorders_sharing_a_store_never_trust_a_stale_memory(
     tracked = make_store().query(factstr.EventQuery.for_event_types([TRACKING_TYPE]))
     assert [r.payload["notification_id"] for r in tracked] == [1, 2, 3]
     assert len(make_store().query()) == 4  # the three tracking records and one event
+
+
+def test_subscribe_on_a_closed_store_raises_and_leaves_no_thread(store: Store) -> None:
+    import threading
+    import time
+
+    from factstr.eventsourcing import FactstrDCBRecorder
+
+    recorder = FactstrApplicationRecorder(store)
+    dcb = FactstrDCBRecorder(store)
+    store.close()
+    before = threading.active_count()
+    with pytest.raises(factstr.StoreClosedError):
+        recorder.subscribe()
+    with pytest.raises(factstr.StoreClosedError):
+        dcb.subscribe()
+    deadline = time.monotonic() + 10
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() <= before

@@ -134,9 +134,14 @@ class FactstrDCBSubscription(DCBListenNotifySubscription[FactstrDCBRecorder]):
     ) -> None:
         super().__init__(recorder=recorder, query=query, after=after)
         wake = EventQuery(recorder._filters(query))
-        self._stream: EventStream | None = recorder.store.stream_to(
-            wake, lambda _batch: self._has_been_notified.set()
-        )
+        self._stream: EventStream | None = None
+        try:
+            self._stream = recorder.store.stream_to(
+                wake, lambda _batch: self._has_been_notified.set()
+            )
+        except BaseException:
+            self.stop()  # ends the puller thread the base class started
+            raise
         # A batch committed between the first pull and the stream's start woke nobody.
         self._has_been_notified.set()
 

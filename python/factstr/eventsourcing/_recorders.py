@@ -225,9 +225,14 @@ class FactstrSubscription(ListenNotifySubscription[FactstrApplicationRecorder]):
     ) -> None:
         super().__init__(recorder=recorder, gt=gt, topics=topics)
         query = EventQuery.for_event_types(list(topics)) if topics else EventQuery.all()
-        self._stream: EventStream | None = recorder.store.stream_to(
-            query, lambda _batch: self._has_been_notified.set()
-        )
+        self._stream: EventStream | None = None
+        try:
+            self._stream = recorder.store.stream_to(
+                query, lambda _batch: self._has_been_notified.set()
+            )
+        except BaseException:
+            self.stop()  # ends the puller thread the base class started
+            raise
         # A batch committed between the first pull and the stream's start woke nobody.
         self._has_been_notified.set()
 
