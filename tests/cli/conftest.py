@@ -16,6 +16,7 @@ from typing import TypeAlias
 
 import pytest
 
+from tests.parity.conftest import parity_binary, start_upstream  # noqa: F401  (the upstream view)
 from tests.postgres_server import PostgresServer, require_postgres_store
 
 Cli: TypeAlias = Callable[..., "subprocess.CompletedProcess[bytes]"]
@@ -61,6 +62,11 @@ def make_pg_url(postgres_server: PostgresServer) -> Iterator[Callable[[], str]]:
     yield make
     for name in names:
         postgres_server.drop_database(name)
+
+
+def sqlite_path(url: str) -> Path:
+    """The file of a ``sqlite:////absolute/path.db?...`` URL."""
+    return Path("/" + url.split("?")[0].removeprefix("sqlite://").lstrip("/"))
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import factstr
 import pytest
 from factstr import EventFilter, EventQuery, NewEvent
 
-from tests.cli.conftest import Cli, cli_env
+from tests.cli.conftest import Cli, cli_env, sqlite_path
 from tests.cli.test_commands import lines, one_line_error
 from tests.parity.conftest import StartUpstream
 from tests.parity.driver import canonical
@@ -173,8 +173,8 @@ def test_copy_round_trip_sqlite_postgres_sqlite_is_identical(
     assert snapshot(last) == original
 
     # The same tables as the source, so the upstream crates read the same log.
-    first_path = Path(first.split("?")[0].removeprefix("sqlite://"))
-    last_path = Path(last.split("?")[0].removeprefix("sqlite://"))
+    first_path = sqlite_path(first)
+    last_path = sqlite_path(last)
     assert sqlite_batches(last_path) == sqlite_batches(first_path) == [(2, 6), (8, 10)]
     assert sqlite_raw_cursors(last_path) == sqlite_raw_cursors(first_path)
 
@@ -211,7 +211,7 @@ def test_an_interrupted_copy_is_refused_and_resumable(
             sub.next_batch(timeout=10)
             sub.ack()
     target = make_sqlite_url()
-    target_path = Path(target.split("?")[0].removeprefix("sqlite://"))
+    target_path = sqlite_path(target)
     process = subprocess.Popen(
         [sys.executable, "-m", "factstr", "copy", source, target],
         stdout=subprocess.PIPE,
@@ -250,7 +250,7 @@ def test_an_interrupted_copy_is_refused_and_resumable(
 def snapshot_small(url: str) -> tuple[Any, ...]:
     """Batch boundaries, cursors and a checksum, without holding a large log."""
     with factstr.connect(url) as store:
-        path = Path(url.split("?")[0].removeprefix("sqlite://"))
+        path = sqlite_path(url)
         head = store.query(limit=0).head_sequence_number or 0
         checksum = store._checksum_page(0, head)[2] if head else 0
         return (
