@@ -24,6 +24,7 @@ __all__ = [
     "QueryResult",
     "SqliteStore",
     "Subscription",
+    "_Restorer",
     "_after_fork_in_child",
     "_after_fork_in_parent",
     "_before_fork",

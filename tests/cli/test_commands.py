@@ -222,7 +222,12 @@ def test_tail_follow_shows_other_processes_batches_and_ends_on_sigint(
                 # The last fact first; it is printed once the live stream is registered.
                 assert [f["sequence_number"] for f in _read_json_lines(process, 1)] == [12]
             else:
-                assert process.stdout.readline().split() == [b"SEQ", b"OCCURRED_AT", b"TYPE", b"PAYLOAD"]
+                assert process.stdout.readline().split() == [
+                    b"SEQ",
+                    b"OCCURRED_AT",
+                    b"TYPE",
+                    b"PAYLOAD",
+                ]
                 assert process.stdout.readline().split()[0] == b"12"
             # This test process is another process than the command: cross-process delivery.
             store.append([NewEvent("New", {"i": 1}), NewEvent("New", {"i": 2})])

@@ -34,7 +34,7 @@ def fill(url: str) -> None:
     """A log with batches of several sizes, tricky payloads and two durable cursors."""
     with factstr.connect(url) as store:
         store.append([NewEvent("A", {"k": 1, "f": 1.0, "big": 2**64 - 1})])
-        store.append([NewEvent("B", {"i": i, "s": "é\n\"x\""}) for i in range(5)])
+        store.append([NewEvent("B", {"i": i, "s": 'é\n"x"'}) for i in range(5)])
         store.append([NewEvent("A", [1, 2.5, None, True, {"k": 1}])])
         time.sleep(0.002)  # distinct times
         store.append([NewEvent("C", -0.0), NewEvent("C", 1e300), NewEvent("C", "text")])
@@ -55,9 +55,9 @@ def snapshot(url: str) -> dict[str, Any]:
         cursors = sorted(
             (s.name, s.query, s.last_processed_sequence_number) for s in store.durable_streams()
         )
-        batches = []
+        batches: list[list[int]] = []
         with store.subscribe(durable="snapshot-probe") as sub:
-            while len(sum(batches, [])) < len(facts):
+            while sum(map(len, batches)) < len(facts):
                 batch = sub.next_batch(timeout=10)
                 assert batch is not None
                 batches.append([r.sequence_number for r in batch])
@@ -149,7 +149,9 @@ def test_restore_continues_only_directly_after_the_head(make_url: Callable[[], s
         assert first.occurred_at.isoformat() == "2020-02-03T04:05:06.123456+00:00"
         assert (first.occurred_at, second.occurred_at) == (third.occurred_at, third.occurred_at)
         gap = store._restorer()
-        gap.feed(json.dumps({**line, "sequence_number": 5, "batch_last_sequence_number": 5}).encode())
+        gap.feed(
+            json.dumps({**line, "sequence_number": 5, "batch_last_sequence_number": 5}).encode()
+        )
         with pytest.raises(ValueError, match="head is 3, so the next batch must start at 4, not 5"):
             gap.finish()
         assert store.query(limit=0).head_sequence_number == 3
@@ -192,7 +194,9 @@ def test_copy_round_trip_sqlite_postgres_sqlite_is_identical(
 def _sqlite_head(path: Path) -> int:
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-            return int(db.execute("SELECT COALESCE(MAX(sequence_number), 0) FROM events").fetchone()[0])
+            return int(
+                db.execute("SELECT COALESCE(MAX(sequence_number), 0) FROM events").fetchone()[0]
+            )
     except sqlite3.Error:
         return 0
 

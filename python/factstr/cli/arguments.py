@@ -92,7 +92,9 @@ def build() -> Parser:
     from factstr import __version__
 
     parser.add_argument("--version", action="version", version=f"factstr {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=Parser
+    )
 
     p = _command(
         sub,
@@ -191,7 +193,9 @@ def build() -> Parser:
     actions = durable.add_subparsers(
         dest="action", metavar="ACTION", required=True, parser_class=Parser
     )
-    p = _command(actions, "list", "Names, queries, cursors and lag.", "factstr durable list sqlite:///app.db")
+    p = _command(
+        actions, "list", "Names, queries, cursors and lag.", "factstr durable list sqlite:///app.db"
+    )
     p.add_argument("url", metavar="URL")
     _json_flag(p)
     p.set_defaults(run=commands.durable_list)

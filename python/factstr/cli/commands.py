@@ -121,7 +121,7 @@ def info(args: argparse.Namespace) -> int:
             batches = None if extra is None else head - extra
         if batches is None:
             batches = _count_batches(store, head)
-        streams = [
+        streams: list[dict[str, Any]] = [
             {
                 "name": s.name,
                 "query": query_object(s.query),
@@ -238,7 +238,11 @@ def tail(args: argparse.Namespace) -> int:
                         for record in batch:
                             write_json_line(out, {**fact_object(record), "batch": first})
                     else:
-                        span = f"{first}" if len(batch) == 1 else f"{first}..{batch[-1].sequence_number}"
+                        span = (
+                            f"{first}"
+                            if len(batch) == 1
+                            else f"{first}..{batch[-1].sequence_number}"
+                        )
                         out.write(paint.dim(f"-- batch {span} ({len(batch)} facts)") + "\n")
                         table.write(map(fact_row, batch), FACT_STYLES)
                     out.flush()
@@ -255,7 +259,7 @@ def _input(path: str | None) -> IO[bytes]:
     if path is None or path == "-":
         return sys.stdin.buffer
     try:
-        return open(path, "rb")  # noqa: SIM115 (closed by the caller)
+        return open(path, "rb")  # closed when the process ends
     except OSError as error:
         raise UsageError(f"cannot read {path}: {error.strerror}") from None
 

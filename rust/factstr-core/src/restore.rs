@@ -89,7 +89,11 @@ pub fn restore_durable_stream(
     query: &EventQuery,
     cursor: u64,
 ) -> Result<()> {
-    if store.durable_streams()?.iter().any(|info| info.name == name) {
+    if store
+        .durable_streams()?
+        .iter()
+        .any(|info| info.name == name)
+    {
         return Err(Error::DurableStream(format!(
             "durable stream {name:?} exists already in the target"
         )));
@@ -147,7 +151,13 @@ mod tests {
         let shapes: Vec<(usize, u64, Timestamp)> = page
             .batches
             .iter()
-            .map(|b| (b.records.len(), b.last_sequence_number, b.records[0].occurred_at))
+            .map(|b| {
+                (
+                    b.records.len(),
+                    b.last_sequence_number,
+                    b.records[0].occurred_at,
+                )
+            })
             .collect();
         assert_eq!(shapes, vec![(2, 2, 1_000_000), (1, 3, 2_000_000)]);
         let refused = store.restore_batches(vec![batch(5, 1, 0)]).unwrap_err();

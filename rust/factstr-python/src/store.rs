@@ -287,7 +287,12 @@ impl EventStore {
     }
 
     /// Internal, for the `factstr` command: `(last read, facts, checksum)` of a query page.
-    fn _checksum_page(&self, py: Python<'_>, after: u64, limit: usize) -> PyResult<(u64, u64, u64)> {
+    fn _checksum_page(
+        &self,
+        py: Python<'_>,
+        after: u64,
+        limit: usize,
+    ) -> PyResult<(u64, u64, u64)> {
         crate::transfer::checksum_page_py(py, &self.inner, after, limit)
     }
 

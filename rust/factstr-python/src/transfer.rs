@@ -32,7 +32,13 @@ pub fn fact_checksum(sequence_number: u64, event_type: &str, payload: &Value) ->
     let canonical = serde_json::to_string(payload).unwrap_or_default();
     let mut hash = OFFSET;
     let number = sequence_number.to_string();
-    for part in [number.as_bytes(), b"\x1f", event_type.as_bytes(), b"\x1f", canonical.as_bytes()] {
+    for part in [
+        number.as_bytes(),
+        b"\x1f",
+        event_type.as_bytes(),
+        b"\x1f",
+        canonical.as_bytes(),
+    ] {
         for byte in part {
             hash ^= u64::from(*byte);
             hash = hash.wrapping_mul(PRIME);
@@ -111,7 +117,13 @@ pub fn export_page_py(
     let store = Arc::clone(store);
     let page = detached(py, move || export_page(&store, after, max_events, lines))?;
     let bytes = lines.then(|| PyBytes::new(py, &page.lines).unbind());
-    Ok((bytes, page.scanned_to, page.facts, page.batches, page.checksum))
+    Ok((
+        bytes,
+        page.scanned_to,
+        page.facts,
+        page.batches,
+        page.checksum,
+    ))
 }
 
 /// `(last sequence number read or after, facts, checksum)` of the next `limit` facts after
@@ -216,11 +228,9 @@ impl Restorer {
         if batch_last < sequence_number {
             return Err(self.bad("batch_last_sequence_number is below sequence_number"));
         }
-        self.checksum = self.checksum.wrapping_add(fact_checksum(
-            sequence_number,
-            &event_type,
-            &payload,
-        ));
+        self.checksum =
+            self.checksum
+                .wrapping_add(fact_checksum(sequence_number, &event_type, &payload));
         let event = core::NewEvent::new(event_type, payload);
         if let Some(open) = &self.open {
             if open.last_sequence_number != batch_last {
@@ -344,14 +354,26 @@ mod tests {
             &serde_json::from_str(r#"{"a":[1.5,"x"],"b":1}"#).unwrap(),
         );
         assert_eq!(a, b);
-        assert_ne!(a, fact_checksum(2, "t", &serde_json::json!({"b": 1, "a": [1.5, "x"]})));
-        assert_ne!(a, fact_checksum(1, "u", &serde_json::json!({"b": 1, "a": [1.5, "x"]})));
-        assert_ne!(a, fact_checksum(1, "t", &serde_json::json!({"b": 1.0, "a": [1.5, "x"]})));
+        assert_ne!(
+            a,
+            fact_checksum(2, "t", &serde_json::json!({"b": 1, "a": [1.5, "x"]}))
+        );
+        assert_ne!(
+            a,
+            fact_checksum(1, "u", &serde_json::json!({"b": 1, "a": [1.5, "x"]}))
+        );
+        assert_ne!(
+            a,
+            fact_checksum(1, "t", &serde_json::json!({"b": 1.0, "a": [1.5, "x"]}))
+        );
     }
 
     #[test]
     fn times_have_six_fraction_digits() {
         assert_eq!(timestamp_text(1_500_000), "1970-01-01T00:00:01.500000Z");
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:01.500000Z"), Some(1_500_000));
+        assert_eq!(
+            parse_rfc3339("1970-01-01T00:00:01.500000Z"),
+            Some(1_500_000)
+        );
     }
 }

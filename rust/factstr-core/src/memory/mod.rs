@@ -70,7 +70,12 @@ impl MemoryStore {
     }
 
     /// `commit` with a given `occurred_at` (a restored batch keeps its own, see `restore`).
-    fn commit_at(&self, log: &mut Log, events: Vec<NewEvent>, occurred_at: Timestamp) -> AppendResult {
+    fn commit_at(
+        &self,
+        log: &mut Log,
+        events: Vec<NewEvent>,
+        occurred_at: Timestamp,
+    ) -> AppendResult {
         let first = log.records.len() as u64 + 1;
         let count = events.len() as u64;
         let last = first + count - 1;

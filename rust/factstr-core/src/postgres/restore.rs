@@ -51,7 +51,10 @@ fn restore_locked(
         ..
     } = lock_and_read(conn, pool, &[])?;
     if last_committed + 1 != written.first_sequence_number {
-        return Err(not_after_head(written.first_sequence_number, last_committed));
+        return Err(not_after_head(
+            written.first_sequence_number,
+            last_committed,
+        ));
     }
     if indexed_through < last_committed {
         catch_up_index(conn, pool, indexed_through, last_committed)?;

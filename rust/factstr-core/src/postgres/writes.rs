@@ -356,7 +356,12 @@ impl<'a> BatchArgs<'a> {
     /// unless the caller has one open and `locked` (holds the append lock, taken before its
     /// snapshot). `None` when nothing was written: the index must first catch up with foreign
     /// rows, or the session's isolation level needs the explicit transaction.
-    pub(super) fn call(&self, conn: &mut Conn, pool: &Pool, locked: bool) -> Result<Option<AppendResult>> {
+    pub(super) fn call(
+        &self,
+        conn: &mut Conn,
+        pool: &Pool,
+        locked: bool,
+    ) -> Result<Option<AppendResult>> {
         let occurred_at = UNIX_EPOCH + Duration::from_micros(self.stamp as u64);
         let members: Vec<Option<&[u8]>> = self.members.iter().map(Option::as_deref).collect();
         // Preparing sends nothing of the batch; the call itself commits when it runs alone.

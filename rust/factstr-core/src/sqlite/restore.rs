@@ -16,7 +16,10 @@ pub fn restore(connection: &Connection, batches: &[RestoredBatch]) -> Result<App
     let written = check_batches(batches)?;
     let last_committed = head(connection)?;
     if last_committed + 1 != written.first_sequence_number {
-        return Err(not_after_head(written.first_sequence_number, last_committed));
+        return Err(not_after_head(
+            written.first_sequence_number,
+            last_committed,
+        ));
     }
     for batch in batches {
         let prepared = prepare_events(&batch.events, FloatText::Shortest);
