@@ -27,9 +27,15 @@ use crate::errors::{detached, value_error};
 
 /// One fact's part of the checksum.
 pub fn fact_checksum(sequence_number: u64, event_type: &str, payload: &Value) -> u64 {
+    let canonical = serde_json::to_vec(payload).unwrap_or_default();
+    checksum_of(sequence_number, event_type, &canonical)
+}
+
+/// `fact_checksum` with the payload already written as compact JSON (serde_json writes object
+/// keys sorted: it keeps objects in a `BTreeMap`).
+fn checksum_of(sequence_number: u64, event_type: &str, canonical_payload: &[u8]) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let canonical = serde_json::to_string(payload).unwrap_or_default();
     let mut hash = OFFSET;
     let number = sequence_number.to_string();
     for part in [
@@ -37,7 +43,7 @@ pub fn fact_checksum(sequence_number: u64, event_type: &str, payload: &Value) ->
         b"\x1f",
         event_type.as_bytes(),
         b"\x1f",
-        canonical.as_bytes(),
+        canonical_payload,
     ] {
         for byte in part {
             hash ^= u64::from(*byte);
@@ -81,29 +87,40 @@ pub fn export_page(
         batches: page.batches.len() as u64,
         checksum: 0,
     };
+    let mut payload = Vec::new();
     for batch in &page.batches {
         for record in &batch.records {
+            // The payload is written once: the checksum reads the same bytes the line holds.
+            payload.clear();
+            serde_json::to_writer(&mut payload, &*record.payload)
+                .map_err(|e| core::Error::Backend(format!("cannot write a payload: {e}")))?;
             out.facts += 1;
-            out.checksum = out.checksum.wrapping_add(fact_checksum(
+            out.checksum = out.checksum.wrapping_add(checksum_of(
                 record.sequence_number,
                 &record.event_type,
-                &record.payload,
+                &payload,
             ));
             if lines {
-                let line = serde_json::json!({
-                    "sequence_number": record.sequence_number,
-                    "occurred_at": timestamp_text(record.occurred_at),
-                    "event_type": &*record.event_type,
-                    "payload": &*record.payload,
-                    "batch_last_sequence_number": batch.last_sequence_number,
-                });
-                serde_json::to_writer(&mut out.lines, &line)
-                    .map_err(|e| core::Error::Backend(format!("cannot write a fact: {e}")))?;
-                out.lines.push(b'\n');
+                write_line(&mut out.lines, record, &payload, batch.last_sequence_number);
             }
         }
     }
     Ok(out)
+}
+
+/// One export line (keys in the documented order), the payload given as its JSON text.
+fn write_line(out: &mut Vec<u8>, record: &core::EventRecord, payload: &[u8], batch_last: u64) {
+    use std::io::Write;
+    // Writing to a Vec cannot fail; a string is escaped by serde_json.
+    let event_type = serde_json::to_string(&*record.event_type).unwrap_or_default();
+    let _ = write!(
+        out,
+        "{{\"sequence_number\":{},\"occurred_at\":\"{}\",\"event_type\":{event_type},\"payload\":",
+        record.sequence_number,
+        timestamp_text(record.occurred_at)
+    );
+    out.extend_from_slice(payload);
+    let _ = writeln!(out, ",\"batch_last_sequence_number\":{batch_last}}}");
 }
 
 /// `(lines or None, scanned_to, facts, batches, checksum)` for Python.
