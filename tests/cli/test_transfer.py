@@ -263,3 +263,24 @@ def snapshot_small(url: str) -> tuple[Any, ...]:
             sqlite_batches(path),
             sqlite_raw_cursors(path),
         )
+
+
+def fnv1a(data: bytes) -> int:
+    hash_ = 0xCBF29CE484222325
+    for byte in data:
+        hash_ = ((hash_ ^ byte) * 0x100000001B3) & (2**64 - 1)
+    return hash_
+
+
+def test_the_checksum_is_the_documented_one() -> None:
+    """The sum (mod 2**64) of FNV-1a over ``number \\x1f type \\x1f payload``, the payload as
+    compact JSON with sorted keys, whatever key order it was appended with."""
+    store = factstr.MemoryStore()
+    payloads: list[Any] = [{"b": 1, "a": [2.5, "é"]}, [1, {"z": None, "y": True}], "s"]
+    store.append([NewEvent("T", p) for p in payloads])
+    expected = 0
+    for number, payload in enumerate(payloads, 1):
+        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        expected += fnv1a(f"{number}\x1fT\x1f{canonical}".encode())
+    assert store._checksum_page(0, 10) == (3, 3, expected % 2**64)
+    assert store._export_page(0, 10, False)[2:] == (3, 1, expected % 2**64)
