@@ -121,6 +121,7 @@ def info(args: argparse.Namespace) -> int:
             batches = None if extra is None else head - extra
         if batches is None:
             batches = _count_batches(store, head)
+        infos = store.durable_streams()
         streams: list[dict[str, Any]] = [
             {
                 "name": s.name,
@@ -128,9 +129,8 @@ def info(args: argparse.Namespace) -> int:
                 "last_processed_sequence_number": s.last_processed_sequence_number,
                 "lag": max(head - s.last_processed_sequence_number, 0),
             }
-            for s in store.durable_streams()
+            for s in infos
         ]
-        durable_infos = {s.name: s for s in store.durable_streams()}
     summary: dict[str, Any] = {
         "store": parsed.kind,
         "url": mask(args.url),
@@ -163,9 +163,9 @@ def info(args: argparse.Namespace) -> int:
                 s["name"],
                 str(s["last_processed_sequence_number"]),
                 str(s["lag"]),
-                describe_query(durable_infos[s["name"]].query),
+                describe_query(i.query),
             ]
-            for s in streams
+            for s, i in zip(streams, infos, strict=True)
         )
     return 0
 

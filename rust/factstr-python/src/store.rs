@@ -282,7 +282,7 @@ impl EventStore {
         after: u64,
         max_events: usize,
         lines: bool,
-    ) -> PyResult<(Option<Py<pyo3::types::PyBytes>>, u64, u64, u64, u64)> {
+    ) -> PyResult<crate::transfer::ExportPageTuple> {
         crate::transfer::export_page_py(py, &self.inner, after, max_events, lines)
     }
 

@@ -123,14 +123,17 @@ fn write_line(out: &mut Vec<u8>, record: &core::EventRecord, payload: &[u8], bat
     let _ = writeln!(out, ",\"batch_last_sequence_number\":{batch_last}}}");
 }
 
-/// `(lines or None, scanned_to, facts, batches, checksum)` for Python.
+/// `(lines or None, scanned_to, facts, batches, checksum)`: an export page as Python sees it.
+pub type ExportPageTuple = (Option<Py<PyBytes>>, u64, u64, u64, u64);
+
+/// An export page for Python (see `ExportPageTuple`).
 pub fn export_page_py(
     py: Python<'_>,
     store: &Arc<dyn core::EventStore>,
     after: u64,
     max_events: usize,
     lines: bool,
-) -> PyResult<(Option<Py<PyBytes>>, u64, u64, u64, u64)> {
+) -> PyResult<ExportPageTuple> {
     let store = Arc::clone(store);
     let page = detached(py, move || export_page(&store, after, max_events, lines))?;
     let bytes = lines.then(|| PyBytes::new(py, &page.lines).unbind());
