@@ -15,11 +15,8 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-import pytest
-
-pytest.importorskip("eventsourcing")
-
 import factstr
+import pytest
 from eventsourcing.application import Application
 from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.domain import Aggregate, event

@@ -11,10 +11,6 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar
 
-import pytest
-
-pytest.importorskip("eventsourcing")
-
 import factstr
 from eventsourcing.dcb import tests as their_dcb
 from eventsourcing.persistence import (

@@ -2,7 +2,8 @@
 //! which re-exports these classes. Layout: `convert` (Python <-> JSON), `errors` (the one
 //! error mapping), `args` (the store methods' arguments), `values` (value classes; their hashes
 //! `hashing`), `store`, `stream` (handler threads), `exit` (interpreter exit), `subscription`
-//! (blocking iterators), `pages` (`iter_query`), `time` (commit times), `seconds` (timeouts).
+//! (blocking iterators), `pages` (`iter_query`), `time` (commit times), `seconds` (timeouts),
+//! `transfer` (the command line's export/import/copy paths, internal).
 
 mod args;
 mod convert;
@@ -15,6 +16,7 @@ mod store;
 mod stream;
 mod subscription;
 mod time;
+mod transfer;
 mod values;
 
 use pyo3::prelude::*;
@@ -36,6 +38,7 @@ fn _factstr(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<store::PostgresStore>()?;
     module.add_class::<stream::EventStream>()?;
     module.add_class::<subscription::Subscription>()?;
+    module.add_class::<transfer::Restorer>()?;
     module.add_function(wrap_pyfunction!(stream::_exit_streams, module)?)?;
     module.add_function(wrap_pyfunction!(stream::_after_fork_in_child, module)?)?;
     module.add_function(wrap_pyfunction!(stream::_before_fork, module)?)?;
