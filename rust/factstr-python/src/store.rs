@@ -271,15 +271,14 @@ impl EventStore {
     fn _restore_durable_stream(
         &self,
         py: Python<'_>,
-        name: &Bound<'_, PyAny>,
-        query: &Bound<'_, PyAny>,
+        name: DurableName,
+        query: Option<Query>,
         cursor: u64,
     ) -> PyResult<()> {
-        let name = durable_name(name)?;
-        let query = query_arg(Some(query), "query")?;
+        let query = Query::or_all(query);
         let store = self.inner.clone();
         detached(py, move || {
-            core::restore::restore_durable_stream(&*store, &name, &query, cursor)
+            core::restore::restore_durable_stream(&*store, &name.0, &query, cursor)
         })
     }
 
