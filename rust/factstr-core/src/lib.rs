@@ -2,16 +2,15 @@
 //!
 //! - `types`, `error`: the contract's values and its one error type;
 //! - `matching`: which facts a query selects (SPEC §3), used by every store;
-//! - `store`: the interface every store implements; `condition`: the tests of `append_if` and
-//!   `append_unless`;
+//! - `store`: the one generic store (`Store`), the rules every store shares, and the `Storage`
+//!   interface each kind implements; `condition`: the tests of `append_if` and `append_unless`;
 //! - `memory`, `sqlite`, `postgres`: the stores; `search`: query planning shared by the SQL stores;
 //! - `payload_keys`, `query_json`, `clock`: storage helpers shared by the stores;
 //! - `sql_numbers`: the largest sequence number the SQL stores hold (2**63-1);
-//! - `signal`, `subscriber`, `durable`: stream dispatch, shared by every store.
+//! - `signal`, `subscriber`: stream dispatch, shared by every store.
 
 pub mod clock;
 pub mod condition;
-pub mod durable;
 pub mod error;
 pub mod lifecycle;
 pub mod matching;
@@ -35,6 +34,6 @@ pub use memory::MemoryStore;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::fork_gate as sqlite_fork_gate;
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
-pub use store::EventStore;
+pub use store::{EventStore, Storage, Store};
 pub use subscriber::Subscriber;
 pub use types::*;

@@ -3,7 +3,8 @@
 //! 2**63-1, while the contract's numbers range up to 2**64-1 (SPEC §7). A larger number given to
 //! a SQL store is refused with `InvalidInput` (a `ValueError` in Python) before anything is read
 //! or written, never changed into another number: a cursor reset to 2**64-1 must not quietly
-//! become 2**63-1. Every conversion to the column type goes through `to_sql`, so none saturates.
+//! become 2**63-1. Every conversion to the column type goes through `to_sql`, so none saturates,
+//! and every conversion back through `from_sql`.
 
 use crate::error::{Error, Result};
 use crate::types::EventQuery;
@@ -18,6 +19,13 @@ pub fn to_sql(number: u64, what: &str) -> Result<i64> {
             "{what} must be at most 2**63-1 ({LARGEST}) in a SQL store, got {number}"
         ))
     })
+}
+
+/// A number read from a column of sequence numbers or cursors. The stores never write a negative
+/// one; should another writer have, it reads as 0 (before the first fact) instead of wrapping
+/// around to a huge number.
+pub fn from_sql(number: i64) -> u64 {
+    u64::try_from(number).unwrap_or(0)
 }
 
 /// Checks an optional number given to a SQL store (`what` names the argument).
@@ -47,6 +55,8 @@ mod tests {
                 "{message}"
             );
         }
+        assert_eq!(from_sql(i64::MAX), LARGEST);
+        assert_eq!(from_sql(-1), 0);
         assert!(check(None, "expected_context_version").is_ok());
         assert!(check(Some(u64::MAX), "expected_context_version").is_err());
         let query = EventQuery {

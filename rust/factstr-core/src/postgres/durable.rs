@@ -8,9 +8,8 @@ use super::client::Client;
 use super::pool::{Conn, Pool};
 use super::schema::{BATCH_FORMAT_KEY, BATCH_FORMAT_SPARSE};
 use crate::error::{Error, Result};
-use crate::matching::queries_equal;
 use crate::query_json::{query_from_json, query_to_json};
-use crate::sql_numbers::to_sql;
+use crate::sql_numbers::{from_sql, to_sql};
 use crate::types::{DurableStreamInfo, EventQuery};
 
 const LOCK_KEY: &str = "hashtextextended('factstr-durable:' || current_schema() || ':' || $1, 0)";
@@ -38,49 +37,15 @@ pub fn unlock_name(mut client: Client, name: &str) {
     let _ = client.query_one(&format!("SELECT pg_advisory_unlock({LOCK_KEY})"), &[&name]);
 }
 
-/// Runs `work` while holding the lock of `name` briefly (reset and delete of an inactive name).
-pub fn with_name_locked<T>(
-    pool: &Pool,
-    name: &str,
-    work: impl FnOnce(&mut Conn) -> Result<T>,
-) -> Result<T> {
-    let mut conn = pool.get()?;
-    let taken: bool = conn
-        .query_one(
-            &format!("SELECT pg_try_advisory_lock({LOCK_KEY})"),
-            &[&name],
-        )
-        .map_err(|e| pool.error(e))?
-        .get(0);
-    if !taken {
-        return Err(Error::DurableStreamActive(name.to_owned()));
-    }
-    let out = work(&mut conn);
-    if conn
-        .query_one(&format!("SELECT pg_advisory_unlock({LOCK_KEY})"), &[&name])
-        .is_err()
-    {
-        // A connection that may still hold the lock must not be reused.
-        conn.discard();
-    }
-    out
-}
-
-/// Fails with `DurableStreamQueryMismatch` when `name` is stored with another query (checked
-/// before exclusivity, so that a wrong query is reported as such even while the name is held).
-pub fn check_query(conn: &mut Conn, pool: &Pool, name: &str, query: &EventQuery) -> Result<()> {
-    let stored = conn
-        .query_opt(
-            "SELECT event_query FROM durable_stream_cursors WHERE durable_stream_id = $1",
-            &[&name],
-        )
-        .map_err(|e| pool.error(e))?;
-    match stored {
-        Some(row) if !queries_equal(&query_from_json(row.get(0))?, query) => {
-            Err(Error::DurableStreamQueryMismatch(name.to_owned()))
-        }
-        _ => Ok(()),
-    }
+/// The stored query of `name`, if it has a cursor row.
+pub fn stored_query(conn: &mut Conn, pool: &Pool, name: &str) -> Result<Option<EventQuery>> {
+    conn.query_opt(
+        "SELECT event_query FROM durable_stream_cursors WHERE durable_stream_id = $1",
+        &[&name],
+    )
+    .map_err(|e| pool.error(e))?
+    .map(|row| query_from_json(row.get(0)))
+    .transpose()
 }
 
 /// Fails with a backend error naming the marker unless `store_metadata` records the sparse
@@ -104,8 +69,13 @@ pub fn check_batch_format(conn: &mut Conn, pool: &Pool) -> Result<()> {
     )))
 }
 
-/// Creates the cursor row (at 0) or checks the stored query; returns the cursor.
-pub fn load_or_create(conn: &mut Conn, pool: &Pool, name: &str, query: &EventQuery) -> Result<u64> {
+/// Creates the cursor row (at 0) unless it exists; returns the stored query and cursor.
+pub fn load_or_create(
+    conn: &mut Conn,
+    pool: &Pool,
+    name: &str,
+    query: &EventQuery,
+) -> Result<(EventQuery, u64)> {
     conn.execute(
         "INSERT INTO durable_stream_cursors (durable_stream_id, event_query, last_processed_sequence_number) \
          VALUES ($1, $2, 0) ON CONFLICT (durable_stream_id) DO NOTHING",
@@ -118,11 +88,7 @@ pub fn load_or_create(conn: &mut Conn, pool: &Pool, name: &str, query: &EventQue
             &[&name],
         )
         .map_err(|e| pool.error(e))?;
-    let stored: String = row.get(0);
-    if !queries_equal(&query_from_json(&stored)?, query) {
-        return Err(Error::DurableStreamQueryMismatch(name.to_owned()));
-    }
-    Ok(row.get::<_, i64>(1).max(0) as u64)
+    Ok((query_from_json(row.get(0))?, from_sql(row.get(1))))
 }
 
 /// Moves a cursor forward (never backwards).
@@ -149,7 +115,7 @@ pub fn list(conn: &mut Conn, pool: &Pool) -> Result<Vec<DurableStreamInfo>> {
             Ok(DurableStreamInfo {
                 name: row.get(0),
                 query: query_from_json(row.get(1))?,
-                last_processed_sequence_number: row.get::<_, i64>(2).max(0) as u64,
+                last_processed_sequence_number: from_sql(row.get(2)),
             })
         })
         .collect()
