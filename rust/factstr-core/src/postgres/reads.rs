@@ -3,12 +3,13 @@
 //! transaction (REPEATABLE READ for reads, or the append's own), so it sees one snapshot.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde_json::Value;
 
 use super::client::DbError;
 use super::pool::{describe, Conn, Params, Pool};
+use crate::clock::from_system_time;
 use crate::error::{Error, Result};
 use crate::postings::decode_members;
 use crate::search::{IndexedLog, Row};
@@ -42,18 +43,11 @@ fn as_i64(number: u64) -> Result<i64> {
     to_sql(number, "sequence number")
 }
 
-pub fn micros(time: SystemTime) -> i64 {
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(since) => since.as_micros() as i64,
-        Err(before) => -(before.duration().as_micros() as i64),
-    }
-}
-
 fn read_row(row: &tokio_postgres::Row) -> Result<Row> {
     let sequence_number = row.get::<_, i64>(0) as u64;
     Ok(Row {
         sequence_number,
-        occurred_at: micros(row.get::<_, SystemTime>(1)),
+        occurred_at: from_system_time(row.get::<_, SystemTime>(1)),
         event_type: row.get(2),
         payload: match row.get::<_, Option<&str>>(4) {
             Some(exact) => serde_json::from_str(exact).map_err(|e| {

@@ -10,14 +10,13 @@
 //! the few rows above `after` that could match and appends only when there are none.
 
 use std::collections::HashMap;
-use std::time::{Duration, UNIX_EPOCH};
 
 use tokio_postgres::SimpleQueryMessage;
 
 use super::literals;
 use super::pool::{Conn, Pool};
 use super::reads::{read_payload, PgLog, READ_WHOLE_BELOW};
-use crate::clock::{format_rfc3339, now_micros};
+use crate::clock::{format_rfc3339, now_micros, to_system_time};
 use crate::condition::Condition;
 use crate::error::{Error, Result};
 use crate::payload_keys::selective_key_hashes;
@@ -352,7 +351,7 @@ impl<'a> BatchArgs<'a> {
     /// snapshot). `None` when nothing was written: the index must first catch up with foreign
     /// rows, or the session's isolation level needs the explicit transaction.
     fn call(&self, conn: &mut Conn, pool: &Pool, locked: bool) -> Result<Option<AppendResult>> {
-        let occurred_at = UNIX_EPOCH + Duration::from_micros(self.stamp as u64);
+        let occurred_at = to_system_time(self.stamp);
         let members: Vec<Option<&[u8]>> = self.members.iter().map(Option::as_deref).collect();
         // Preparing sends nothing of the batch; the call itself commits when it runs alone.
         let statement = conn
