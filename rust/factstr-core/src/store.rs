@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::lifecycle::Lifecycle;
 use crate::matching::queries_equal;
 use crate::signal::CommitSignal;
-use crate::sql_numbers;
+use crate::sql::numbers;
 use crate::types::{AppendResult, BatchPage, DurableStreamInfo, EventQuery, NewEvent, QueryResult};
 
 /// Identifies one holder of a durable name, so that only the holder can move or release it.
@@ -276,9 +276,7 @@ impl<S: Storage> Store<S> {
     /// `InvalidInput` naming `what` when `number` is larger than the storage holds.
     fn check_number(number: Option<u64>, what: &str) -> Result<()> {
         match number {
-            Some(number) if number > S::LARGEST_NUMBER => {
-                sql_numbers::to_sql(number, what).map(drop)
-            }
+            Some(number) if number > S::LARGEST_NUMBER => numbers::to_sql(number, what).map(drop),
             _ => Ok(()),
         }
     }

@@ -6,10 +6,10 @@
 use super::client::Client;
 
 use super::pool::{Conn, Pool};
-use super::schema::{BATCH_FORMAT_KEY, BATCH_FORMAT_SPARSE};
 use crate::error::{Error, Result};
-use crate::query_json::{query_from_json, query_to_json};
-use crate::sql_numbers::{from_sql, to_sql};
+use crate::sql::layout::{self, BATCH_FORMAT_KEY};
+use crate::sql::numbers::{from_sql, to_sql};
+use crate::sql::query_json::{query_from_json, query_to_json};
 use crate::types::{DurableStreamInfo, EventQuery};
 
 const LOCK_KEY: &str = "hashtextextended('factstr-durable:' || current_schema() || ':' || $1, 0)";
@@ -60,13 +60,7 @@ pub fn check_batch_format(conn: &mut Conn, pool: &Pool) -> Result<()> {
         )
         .map_err(|e| pool.error(e))?
         .map(|row| row.get(0));
-    if format.as_deref() == Some(BATCH_FORMAT_SPARSE) {
-        return Ok(());
-    }
-    Err(Error::Backend(format!(
-        "durable replay requires store_metadata {BATCH_FORMAT_KEY}={BATCH_FORMAT_SPARSE}, which this database {}",
-        if format.is_some() { "records otherwise" } else { "lacks" }
-    )))
+    layout::check_batch_format(format.as_deref())
 }
 
 /// Creates the cursor row (at 0) unless it exists; returns the stored query and cursor.

@@ -14,6 +14,7 @@ mod durable;
 mod listener;
 mod literals;
 mod pool;
+mod postings;
 mod reads;
 mod schema;
 mod tls;
@@ -27,10 +28,10 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::prepared::{prepare_events, FloatText};
-use crate::search;
 use crate::signal::CommitSignal;
-use crate::sql_numbers;
+use crate::sql::numbers;
+use crate::sql::prepared::{prepare_events, FloatText};
+use crate::sql::search;
 use crate::store::{AppendRequest, Storage, Store};
 use crate::types::{AppendResult, BatchPage, DurableStreamInfo, EventQuery, QueryResult};
 use client::Client;
@@ -224,7 +225,7 @@ impl Storage for PostgresStorage {
     /// A connection of its own holding the name's session advisory lock (see `durable`).
     type NameLock = Client;
     const BOUND_TO_PROCESS: bool = true;
-    const LARGEST_NUMBER: u64 = sql_numbers::LARGEST;
+    const LARGEST_NUMBER: u64 = numbers::LARGEST;
 
     fn append(&self, request: AppendRequest<'_>) -> Result<AppendResult> {
         let prepared = prepare_events(&request.events, FloatText::Fraction);

@@ -11,9 +11,9 @@ use super::client::DbError;
 use super::pool::{describe, Conn, Params, Pool};
 use crate::clock::from_system_time;
 use crate::error::{Error, Result};
-use crate::postings::decode_members;
-use crate::search::{IndexedLog, Row};
-use crate::sql_numbers::to_sql;
+use crate::sql::members::decode_members;
+use crate::sql::numbers::{from_sql, to_sql};
+use crate::sql::search::{IndexedLog, Row};
 
 pub struct PgLog<'a> {
     conn: &'a mut Conn,
@@ -38,13 +38,13 @@ const ROWS: &str =
 /// The largest page of a scan, in rows.
 const MAX_SCAN_PAGE: i64 = 8_192;
 
-/// A sequence number as the column type (see `sql_numbers`).
+/// A sequence number as the column type (see `sql::numbers`).
 fn as_i64(number: u64) -> Result<i64> {
     to_sql(number, "sequence number")
 }
 
 fn read_row(row: &tokio_postgres::Row) -> Result<Row> {
-    let sequence_number = row.get::<_, i64>(0) as u64;
+    let sequence_number = from_sql(row.get(0));
     Ok(Row {
         sequence_number,
         occurred_at: from_system_time(row.get::<_, SystemTime>(1)),
@@ -101,7 +101,7 @@ impl<'a> PgLog<'a> {
             .conn
             .query(sql, params)
             .map_err(|e| self.pool.error(e))?;
-        out.extend(rows.iter().map(|row| row.get::<_, i64>(0) as u64));
+        out.extend(rows.iter().map(|row| from_sql(row.get(0))));
         Ok(())
     }
 
@@ -117,13 +117,13 @@ impl<'a> PgLog<'a> {
 fn decode_rows(rows: &[tokio_postgres::Row], out: &mut Vec<u64>) {
     for row in rows {
         let members: Option<&[u8]> = row.get(1);
-        decode_members(row.get::<_, i64>(0) as u64, members, out);
+        decode_members(from_sql(row.get(0)), members, out);
     }
 }
 
 pub fn head(conn: &mut Conn, pool: &Pool) -> Result<u64> {
     conn.query_one("SELECT COALESCE(MAX(sequence_number), 0) FROM events", &[])
-        .map(|row| row.get::<_, i64>(0) as u64)
+        .map(|row| from_sql(row.get(0)))
         .map_err(|e| pool.error(e))
 }
 
@@ -143,7 +143,7 @@ impl IndexedLog for PgLog<'_> {
                     "SELECT indexed_through FROM factstr_payload_index_state WHERE id = 1",
                     &[],
                 )
-                .map(|n| n as u64),
+                .map(from_sql),
         }
     }
 
@@ -255,7 +255,7 @@ impl IndexedLog for PgLog<'_> {
             page = (page * 2).min(MAX_SCAN_PAGE);
             for row in &rows {
                 let row = read_row(row)?;
-                let number = row.sequence_number as i64;
+                let number = as_i64(row.sequence_number)?;
                 if descending {
                     high = number;
                 } else {
@@ -283,7 +283,7 @@ impl IndexedLog for PgLog<'_> {
             .map_err(|e| self.pool.error(e))?;
         Ok(match found {
             Some(row) => {
-                let (first, last) = (row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64);
+                let (first, last) = (from_sql(row.get(0)), from_sql(row.get(1)));
                 if first <= number && number <= last {
                     (first, last)
                 } else {

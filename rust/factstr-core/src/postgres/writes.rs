@@ -15,14 +15,15 @@ use tokio_postgres::SimpleQueryMessage;
 
 use super::literals;
 use super::pool::{Conn, Pool};
+use super::postings::batch_postings;
 use super::reads::{read_payload, PgLog, READ_WHOLE_BELOW};
 use crate::clock::{format_rfc3339, now_micros, to_system_time};
 use crate::condition::Condition;
 use crate::error::{Error, Result};
 use crate::payload_keys::selective_key_hashes;
-use crate::postings::batch_postings;
-use crate::prepared::PreparedEvent;
-use crate::search;
+use crate::sql::numbers::{from_sql, to_sql};
+use crate::sql::prepared::PreparedEvent;
+use crate::sql::search;
 use crate::types::{AppendResult, EventQuery};
 
 /// Appends in a transaction of its own; with a condition, only if it holds.
@@ -122,7 +123,7 @@ fn append_unless_at_once(
     let Some(could_match) = type_superset(context) else {
         return Ok(None);
     };
-    let after_sql = after.map_or(0, |a| a as i64); // checked against 2**63-1 by the store
+    let after_sql = after.map_or(Ok(0), |a| to_sql(a, "after"))?;
     let above =
         format!("FROM events AS e WHERE e.sequence_number > {after_sql} AND ({could_match})");
     let guard = format!("WHERE NOT EXISTS (SELECT 1 {above})");
@@ -329,7 +330,11 @@ impl<'a> BatchArgs<'a> {
         conn.execute(
             "INSERT INTO factstr_exact_payloads (sequence_number, payload) \
              SELECT $1 + u.o, u.p FROM unnest($2::bigint[], $3::text[]) AS u(o, p)",
-            &[&(first as i64), &self.exact_offsets, &self.exact_texts],
+            &[
+                &to_sql(first, "sequence number")?,
+                &self.exact_offsets,
+                &self.exact_texts,
+            ],
         )
         .map_err(|e| pool.error(e))?;
         Ok(())
@@ -434,7 +439,7 @@ fn catch_up_index(
     indexed_through: u64,
     last_committed: u64,
 ) -> Result<()> {
-    let mut after = indexed_through as i64;
+    let mut after = to_sql(indexed_through, "sequence number")?;
     loop {
         let rows = conn
             .query(
@@ -446,7 +451,7 @@ fn catch_up_index(
         after = last.get(0);
         let mut keys = Vec::new();
         for row in &rows {
-            let number = row.get::<_, i64>(0) as u64;
+            let number = from_sql(row.get(0));
             let payload = read_payload(row, 1, number)?;
             keys.extend(
                 selective_key_hashes(&payload)
@@ -470,7 +475,7 @@ fn catch_up_index(
     }
     conn.execute(
         "UPDATE factstr_payload_index_state SET indexed_through = $1 WHERE id = 1",
-        &[&(last_committed as i64)],
+        &[&to_sql(last_committed, "sequence number")?],
     )
     .map_err(|e| pool.error(e))?;
     Ok(())

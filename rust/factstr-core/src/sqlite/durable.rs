@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension};
 
 use super::backend;
-use super::schema::{BATCH_FORMAT_KEY, BATCH_FORMAT_SPARSE};
 use crate::error::{Error, Result};
 use crate::payload_keys::key_hash;
-use crate::query_json::{query_from_json, query_to_json};
-use crate::sql_numbers::{from_sql, to_sql};
+use crate::sql::layout::{self, BATCH_FORMAT_KEY};
+use crate::sql::numbers::{from_sql, to_sql};
+use crate::sql::query_json::{query_from_json, query_to_json};
 use crate::types::{DurableStreamInfo, EventQuery};
 
 /// The folder of lock files for a database file: `<database>-factstr-locks`.
@@ -75,13 +75,7 @@ pub fn check_batch_format(connection: &Connection) -> Result<()> {
         )
         .optional()
         .map_err(backend)?;
-    if format.as_deref() == Some(BATCH_FORMAT_SPARSE) {
-        return Ok(());
-    }
-    Err(Error::Backend(format!(
-        "durable replay requires store_metadata {BATCH_FORMAT_KEY}={BATCH_FORMAT_SPARSE}, which this database {}",
-        if format.is_some() { "records otherwise" } else { "lacks" }
-    )))
+    layout::check_batch_format(format.as_deref())
 }
 
 /// Creates the cursor row (at 0) unless it exists; returns the stored query and cursor.

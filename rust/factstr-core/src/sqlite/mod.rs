@@ -32,10 +32,10 @@ use rusqlite::{Connection, TransactionBehavior};
 pub use schema::Synchronous;
 
 use crate::error::{Error, Result};
-use crate::prepared::{prepare_events, FloatText};
-use crate::search;
 use crate::signal::CommitSignal;
-use crate::sql_numbers;
+use crate::sql::numbers;
+use crate::sql::prepared::{prepare_events, FloatText};
+use crate::sql::search;
 use crate::store::{AppendRequest, Storage, Store};
 use crate::types::{AppendResult, BatchPage, DurableStreamInfo, EventQuery, QueryResult};
 use reads::SqliteLog;
@@ -208,7 +208,7 @@ impl Storage for SqliteStorage {
     /// An advisory lock on a file of the name's own (see `durable`).
     type NameLock = File;
     const BOUND_TO_PROCESS: bool = true;
-    const LARGEST_NUMBER: u64 = sql_numbers::LARGEST;
+    const LARGEST_NUMBER: u64 = numbers::LARGEST;
 
     fn append(&self, request: AppendRequest<'_>) -> Result<AppendResult> {
         let prepared = prepare_events(&request.events, FloatText::Shortest);
