@@ -38,12 +38,12 @@ pub fn unlock_name(mut client: Client, name: &str) {
 }
 
 /// The stored query of `name`, if it has a cursor row.
-pub fn stored_query(conn: &mut Conn, pool: &Pool, name: &str) -> Result<Option<EventQuery>> {
+pub fn stored_query(conn: &mut Conn, name: &str) -> Result<Option<EventQuery>> {
     conn.query_opt(
         "SELECT event_query FROM durable_stream_cursors WHERE durable_stream_id = $1",
         &[&name],
     )
-    .map_err(|e| pool.error(e))?
+    .map_err(|e| conn.error(e))?
     .map(|row| query_from_json(row.get(0)))
     .transpose()
 }
@@ -52,13 +52,13 @@ pub fn stored_query(conn: &mut Conn, pool: &Pool, name: &str) -> Result<Option<E
 /// batch boundaries that replay reads (SPEC §9): `factstr-postgres` 0.5.2 refuses every durable
 /// replay without it, and so do we (before the cursor is created). Plain appends and queries
 /// need no boundaries and go on working.
-pub fn check_batch_format(conn: &mut Conn, pool: &Pool) -> Result<()> {
+pub fn check_batch_format(conn: &mut Conn) -> Result<()> {
     let format: Option<String> = conn
         .query_opt(
             "SELECT value FROM store_metadata WHERE key = $1",
             &[&BATCH_FORMAT_KEY],
         )
-        .map_err(|e| pool.error(e))?
+        .map_err(|e| conn.error(e))?
         .map(|row| row.get(0));
     layout::check_batch_format(format.as_deref())
 }
@@ -66,7 +66,6 @@ pub fn check_batch_format(conn: &mut Conn, pool: &Pool) -> Result<()> {
 /// Creates the cursor row (at 0) unless it exists; returns the stored query and cursor.
 pub fn load_or_create(
     conn: &mut Conn,
-    pool: &Pool,
     name: &str,
     query: &EventQuery,
 ) -> Result<(EventQuery, u64)> {
@@ -75,35 +74,35 @@ pub fn load_or_create(
          VALUES ($1, $2, 0) ON CONFLICT (durable_stream_id) DO NOTHING",
         &[&name, &query_to_json(query)],
     )
-    .map_err(|e| pool.error(e))?;
+    .map_err(|e| conn.error(e))?;
     let row = conn
         .query_one(
             "SELECT event_query, last_processed_sequence_number FROM durable_stream_cursors WHERE durable_stream_id = $1",
             &[&name],
         )
-        .map_err(|e| pool.error(e))?;
+        .map_err(|e| conn.error(e))?;
     Ok((query_from_json(row.get(0))?, from_sql(row.get(1))))
 }
 
 /// Moves a cursor forward (never backwards).
-pub fn advance(conn: &mut Conn, pool: &Pool, name: &str, position: u64) -> Result<()> {
+pub fn advance(conn: &mut Conn, name: &str, position: u64) -> Result<()> {
     conn.execute(
         "UPDATE durable_stream_cursors SET last_processed_sequence_number = $2 \
          WHERE durable_stream_id = $1 AND last_processed_sequence_number < $2",
         &[&name, &to_sql(position, "sequence_number")?],
     )
-    .map_err(|e| pool.error(e))?;
+    .map_err(|e| conn.error(e))?;
     Ok(())
 }
 
-pub fn list(conn: &mut Conn, pool: &Pool) -> Result<Vec<DurableStreamInfo>> {
+pub fn list(conn: &mut Conn) -> Result<Vec<DurableStreamInfo>> {
     let rows = conn
         .query(
             "SELECT durable_stream_id, event_query, last_processed_sequence_number FROM durable_stream_cursors \
              ORDER BY durable_stream_id",
             &[],
         )
-        .map_err(|e| pool.error(e))?;
+        .map_err(|e| conn.error(e))?;
     rows.iter()
         .map(|row| {
             Ok(DurableStreamInfo {
@@ -116,21 +115,21 @@ pub fn list(conn: &mut Conn, pool: &Pool) -> Result<Vec<DurableStreamInfo>> {
 }
 
 /// Sets a cursor; `false` when the name is unknown.
-pub fn reset(conn: &mut Conn, pool: &Pool, name: &str, position: u64) -> Result<bool> {
+pub fn reset(conn: &mut Conn, name: &str, position: u64) -> Result<bool> {
     let changed = conn
         .execute(
             "UPDATE durable_stream_cursors SET last_processed_sequence_number = $2 WHERE durable_stream_id = $1",
             &[&name, &to_sql(position, "sequence_number")?],
         )
-        .map_err(|e| pool.error(e))?;
+        .map_err(|e| conn.error(e))?;
     Ok(changed > 0)
 }
 
-pub fn delete(conn: &mut Conn, pool: &Pool, name: &str) -> Result<()> {
+pub fn delete(conn: &mut Conn, name: &str) -> Result<()> {
     conn.execute(
         "DELETE FROM durable_stream_cursors WHERE durable_stream_id = $1",
         &[&name],
     )
-    .map_err(|e| pool.error(e))?;
+    .map_err(|e| conn.error(e))?;
     Ok(())
 }

@@ -104,7 +104,7 @@ impl PostgresStorage {
                 .map_err(|e| {
                     // The transaction may have begun: never pool a connection inside one.
                     conn.discard();
-                    self.pool.error(e)
+                    conn.error(e)
                 })?;
             let number = |text: Option<&str>| text.and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
             messages.iter().find_map(|m| match m {
@@ -116,7 +116,7 @@ impl PostgresStorage {
         } else {
             conn.client
                 .batch_execute(BEGIN)
-                .map_err(|e| self.pool.error(e))?;
+                .map_err(|e| conn.error(e))?;
             None
         };
         // A panic (a bug) must not reach the caller as one, nor leave this connection in its
@@ -138,7 +138,7 @@ impl PostgresStorage {
             conn.discard();
         }
         let out = out?;
-        ended.map_err(|e| self.pool.error(e))?;
+        ended.map_err(|e| conn.error(e))?;
         Ok(out)
     }
 
@@ -230,7 +230,7 @@ impl Storage for PostgresStorage {
     fn append(&self, request: AppendRequest<'_>) -> Result<AppendResult> {
         let prepared = prepare_events(&request.events, FloatText::Fraction);
         let mut conn = self.pool.get()?;
-        let result = writes::append(&mut conn, &self.pool, &prepared, request.condition);
+        let result = writes::append(&mut conn, &prepared, request.condition);
         if result.is_err() && conn.client.batch_execute("ROLLBACK").is_err() {
             // Never hand a connection with an open transaction back to the pool.
             conn.discard();
@@ -239,9 +239,8 @@ impl Storage for PostgresStorage {
     }
 
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {
-        let pool = &self.pool;
         self.read_begun(true, |conn, known| {
-            search::query(&mut PgLog::new(conn, pool, known), query, limit)
+            search::query(&mut PgLog::new(conn, known), query, limit)
         })
     }
 
@@ -251,27 +250,21 @@ impl Storage for PostgresStorage {
         query: &EventQuery,
         max_events: usize,
     ) -> Result<BatchPage> {
-        let pool = &self.pool;
         self.read(|conn| {
-            search::read_batches(
-                &mut PgLog::new(conn, pool, None),
-                position,
-                query,
-                max_events,
-            )
+            search::read_batches(&mut PgLog::new(conn, None), position, query, max_events)
         })
     }
 
     fn head(&self) -> Result<u64> {
-        self.with_conn(|conn| reads::head(conn, &self.pool))
+        self.with_conn(|conn| reads::head(conn))
     }
 
     fn check_replayable(&self) -> Result<()> {
-        self.with_conn(|conn| durable::check_batch_format(conn, &self.pool))
+        self.with_conn(|conn| durable::check_batch_format(conn))
     }
 
     fn stored_query(&self, name: &str) -> Result<Option<EventQuery>> {
-        self.with_conn(|conn| durable::stored_query(conn, &self.pool, name))
+        self.with_conn(|conn| durable::stored_query(conn, name))
     }
 
     fn lock_name(&self, name: &str) -> Result<Client> {
@@ -292,23 +285,23 @@ impl Storage for PostgresStorage {
     }
 
     fn create_cursor(&self, name: &str, query: &EventQuery) -> Result<(EventQuery, u64)> {
-        self.with_conn(|conn| durable::load_or_create(conn, &self.pool, name, query))
+        self.with_conn(|conn| durable::load_or_create(conn, name, query))
     }
 
     fn advance_cursor(&self, name: &str, position: u64) -> Result<()> {
-        self.with_conn(|conn| durable::advance(conn, &self.pool, name, position))
+        self.with_conn(|conn| durable::advance(conn, name, position))
     }
 
     fn durable_streams(&self) -> Result<Vec<DurableStreamInfo>> {
-        self.with_conn(|conn| durable::list(conn, &self.pool))
+        self.with_conn(|conn| durable::list(conn))
     }
 
     fn reset_cursor(&self, name: &str, position: u64) -> Result<bool> {
-        self.with_conn(|conn| durable::reset(conn, &self.pool, name, position))
+        self.with_conn(|conn| durable::reset(conn, name, position))
     }
 
     fn delete_cursor(&self, name: &str) -> Result<()> {
-        self.with_conn(|conn| durable::delete(conn, &self.pool, name))
+        self.with_conn(|conn| durable::delete(conn, name))
     }
 
     fn watch_commits(&self, signal: Weak<CommitSignal>) {

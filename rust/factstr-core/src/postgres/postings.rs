@@ -4,9 +4,14 @@
 
 use crate::sql::members::encode_members;
 
-/// One posting: a key (hash), the first sequence number of a batch that has it, and the batch's
-/// other sequence numbers that have it (`encode_members`).
-pub type Posting = (i64, i64, Option<Vec<u8>>);
+/// One row of the payload index: a key, the first sequence number of a batch that has it (or,
+/// while a batch is prepared, its offset in the batch), and the batch's other sequence numbers
+/// that have it (`encode_members`).
+pub struct Posting {
+    pub key_hash: i64,
+    pub first: i64,
+    pub members: Option<Vec<u8>>,
+}
 
 /// The postings of a batch: for each key (hash) that any of its events has, the first sequence
 /// number that has it and the others (encoded). `keys` pairs a key with a sequence number.
@@ -16,11 +21,11 @@ pub fn batch_postings(mut keys: Vec<(i64, u64)>) -> Vec<Posting> {
     keys.chunk_by(|a, b| a.0 == b.0)
         .map(|group| {
             let numbers: Vec<u64> = group.iter().map(|(_, number)| *number).collect();
-            (
-                group[0].0,
-                numbers[0] as i64,
-                encode_members(numbers[0], &numbers[1..]),
-            )
+            Posting {
+                key_hash: group[0].0,
+                first: numbers[0] as i64,
+                members: encode_members(numbers[0], &numbers[1..]),
+            }
         })
         .collect()
 }

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use super::client::DbError;
-use super::pool::{describe, Conn, Params, Pool};
+use super::pool::{describe, Conn, Params};
 use crate::clock::from_system_time;
 use crate::error::{Error, Result};
 use crate::sql::members::decode_members;
@@ -17,7 +17,6 @@ use crate::sql::search::{IndexedLog, Row};
 
 pub struct PgLog<'a> {
     conn: &'a mut Conn,
-    pool: &'a Pool,
     /// The head and how far the payload index is current, when the caller already read them
     /// under its lock (an append) or with the statement that began its snapshot (a query):
     /// saves two round trips.
@@ -77,10 +76,9 @@ pub fn read_payload(
 }
 
 impl<'a> PgLog<'a> {
-    pub fn new(conn: &'a mut Conn, pool: &'a Pool, known: Option<(u64, u64)>) -> Self {
+    pub fn new(conn: &'a mut Conn, known: Option<(u64, u64)>) -> Self {
         Self {
             conn,
-            pool,
             known,
             key_numbers: HashMap::new(),
         }
@@ -100,7 +98,7 @@ impl<'a> PgLog<'a> {
         let rows = self
             .conn
             .query(sql, params)
-            .map_err(|e| self.pool.error(e))?;
+            .map_err(|e| self.conn.error(e))?;
         out.extend(rows.iter().map(|row| from_sql(row.get(0))));
         Ok(())
     }
@@ -109,7 +107,7 @@ impl<'a> PgLog<'a> {
         self.conn
             .query_one(sql, params)
             .map(|row| row.get(0))
-            .map_err(|e| self.pool.error(e))
+            .map_err(|e| self.conn.error(e))
     }
 }
 
@@ -121,17 +119,17 @@ fn decode_rows(rows: &[tokio_postgres::Row], out: &mut Vec<u64>) {
     }
 }
 
-pub fn head(conn: &mut Conn, pool: &Pool) -> Result<u64> {
+pub fn head(conn: &mut Conn) -> Result<u64> {
     conn.query_one("SELECT COALESCE(MAX(sequence_number), 0) FROM events", &[])
         .map(|row| from_sql(row.get(0)))
-        .map_err(|e| pool.error(e))
+        .map_err(|e| conn.error(e))
 }
 
 impl IndexedLog for PgLog<'_> {
     fn head(&mut self) -> Result<u64> {
         match self.known {
             Some((head, _)) => Ok(head),
-            None => head(self.conn, self.pool),
+            None => head(self.conn),
         }
     }
 
@@ -167,7 +165,7 @@ impl IndexedLog for PgLog<'_> {
                 "SELECT first_sequence_number, members FROM factstr_payload_index WHERE key_hash = $1 LIMIT $2",
                 &[&hash, &READ_WHOLE_BELOW],
             )
-            .map_err(|e| self.pool.error(e))?;
+            .map_err(|e| self.conn.error(e))?;
         if (few.len() as i64) < READ_WHOLE_BELOW {
             let mut numbers = Vec::new();
             decode_rows(&few, &mut numbers);
@@ -196,7 +194,7 @@ impl IndexedLog for PgLog<'_> {
         let rows = self
             .conn
             .query("SELECT first_sequence_number, members FROM factstr_payload_index WHERE key_hash = $1", &[&hash])
-            .map_err(|e| self.pool.error(e))?;
+            .map_err(|e| self.conn.error(e))?;
         decode_rows(&rows, out);
         Ok(())
     }
@@ -220,7 +218,7 @@ impl IndexedLog for PgLog<'_> {
                 &format!("SELECT {COLUMNS} FROM {ROWS} WHERE e.sequence_number = ANY($1)"),
                 &[&wanted],
             )
-            .map_err(|e| self.pool.error(e))?;
+            .map_err(|e| self.conn.error(e))?;
         let mut by_number = HashMap::with_capacity(rows.len());
         for row in &rows {
             let row = read_row(row)?;
@@ -250,7 +248,7 @@ impl IndexedLog for PgLog<'_> {
             let rows = self
                 .conn
                 .query(&sql, &[&low, &high, &page])
-                .map_err(|e| self.pool.error(e))?;
+                .map_err(|e| self.conn.error(e))?;
             let full = rows.len() as i64 == page;
             page = (page * 2).min(MAX_SCAN_PAGE);
             for row in &rows {
@@ -280,7 +278,7 @@ impl IndexedLog for PgLog<'_> {
                  WHERE first_sequence_number <= $1 ORDER BY first_sequence_number DESC LIMIT 1",
                 &[&as_i64(number)?],
             )
-            .map_err(|e| self.pool.error(e))?;
+            .map_err(|e| self.conn.error(e))?;
         Ok(match found {
             Some(row) => {
                 let (first, last) = (from_sql(row.get(0)), from_sql(row.get(1)));
