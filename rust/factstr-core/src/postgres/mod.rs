@@ -256,11 +256,11 @@ impl Storage for PostgresStorage {
     }
 
     fn head(&self) -> Result<u64> {
-        self.with_conn(|conn| reads::head(conn))
+        self.with_conn(reads::head)
     }
 
     fn check_replayable(&self) -> Result<()> {
-        self.with_conn(|conn| durable::check_batch_format(conn))
+        self.with_conn(durable::check_batch_format)
     }
 
     fn stored_query(&self, name: &str) -> Result<Option<EventQuery>> {
@@ -293,7 +293,7 @@ impl Storage for PostgresStorage {
     }
 
     fn durable_streams(&self) -> Result<Vec<DurableStreamInfo>> {
-        self.with_conn(|conn| durable::list(conn))
+        self.with_conn(durable::list)
     }
 
     fn reset_cursor(&self, name: &str, position: u64) -> Result<bool> {

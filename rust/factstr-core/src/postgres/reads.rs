@@ -26,6 +26,9 @@ pub struct PgLog<'a> {
     key_numbers: HashMap<i64, (i64, Vec<u64>)>,
 }
 
+/// Payload index rows of one key, read whole: (first sequence number, members) per row.
+pub type IndexRows = Vec<(u64, Option<Vec<u8>>)>;
+
 /// A key with fewer postings than this is read whole when counted: one round trip for both.
 pub const READ_WHOLE_BELOW: i64 = 256;
 

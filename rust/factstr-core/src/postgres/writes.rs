@@ -16,7 +16,7 @@ use tokio_postgres::SimpleQueryMessage;
 use super::literals;
 use super::pool::Conn;
 use super::postings::batch_postings;
-use super::reads::{read_payload, PgLog, READ_WHOLE_BELOW};
+use super::reads::{read_payload, IndexRows, PgLog, READ_WHOLE_BELOW};
 use crate::clock::{format_rfc3339, now_micros, to_system_time};
 use crate::condition::Condition;
 use crate::error::{Error, Result};
@@ -74,12 +74,12 @@ pub fn append(
     let committed = if args.exact_offsets.is_empty() {
         args.call_and_commit(conn)?
     } else {
-        Sent::NotSent
+        Sent::Skipped
     };
     let result = match committed {
         Sent::Appended(result) => Some(result),
         Sent::Declined => None,
-        Sent::NotSent => {
+        Sent::Skipped => {
             let result = args.call(conn, true)?;
             if let Some(written) = &result {
                 args.write_exact(conn, written.first_sequence_number)?;
@@ -209,7 +209,7 @@ struct Locked {
     last_committed: u64,
     indexed_through: u64,
     /// The first `READ_WHOLE_BELOW` index rows (first number, members) of each context key.
-    postings: HashMap<i64, Vec<(u64, Option<Vec<u8>>)>>,
+    postings: HashMap<i64, IndexRows>,
 }
 
 /// Begins, takes the append lock, and reads the head, how far the index is current and the index
@@ -237,7 +237,7 @@ fn lock_and_read(conn: &mut Conn, context_keys: &[i64]) -> Result<Locked> {
         .next()
         .map(|row| (number(row.get(0)), number(row.get(1))))
         .ok_or_else(|| Error::Backend("the head of the log could not be read".to_owned()))?;
-    let mut postings: HashMap<i64, Vec<(u64, Option<Vec<u8>>)>> =
+    let mut postings: HashMap<i64, IndexRows> =
         context_keys.iter().map(|k| (*k, Vec::new())).collect();
     for row in rows {
         let key = row.get(0).and_then(|t| t.parse::<i64>().ok());
@@ -287,7 +287,7 @@ enum Sent {
     /// The function wrote nothing (see `BatchArgs::call`); the transaction is still open.
     Declined,
     /// Nothing was sent: a text cannot be a literal.
-    NotSent,
+    Skipped,
 }
 
 /// What the one-round-trip `append_unless` found out.
@@ -408,7 +408,7 @@ impl<'a> BatchArgs<'a> {
     /// one round trip, the values written as literals (see `literals`).
     fn call_and_commit(&self, conn: &mut Conn) -> Result<Sent> {
         let Some(sql) = self.call_and_commit_sql("") else {
-            return Ok(Sent::NotSent);
+            return Ok(Sent::Skipped);
         };
         let messages = conn
             .client
