@@ -74,15 +74,10 @@ pub trait EventStore: Send + Sync {
 
     // What streams and subscriptions use (see `subscriber`).
 
-    /// The committed batches after `position`, filtered by `query` (empty deliveries skipped),
+    /// The committed batches after `after`, filtered by `query` (empty deliveries skipped),
     /// at most about `max_events` records in all (whole batches: one oversized batch is still
     /// returned whole).
-    fn read_batches(
-        &self,
-        position: u64,
-        query: &EventQuery,
-        max_events: usize,
-    ) -> Result<BatchPage>;
+    fn read_batches(&self, after: u64, query: &EventQuery, max_events: usize) -> Result<BatchPage>;
 
     /// The last committed sequence number (0 when empty).
     fn head(&self) -> Result<u64>;
@@ -161,12 +156,7 @@ pub trait Storage: Send + Sync + 'static {
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult>;
 
     /// See `EventStore::read_batches`: one snapshot.
-    fn read_batches(
-        &self,
-        position: u64,
-        query: &EventQuery,
-        max_events: usize,
-    ) -> Result<BatchPage>;
+    fn read_batches(&self, after: u64, query: &EventQuery, max_events: usize) -> Result<BatchPage>;
 
     /// The last committed sequence number (0 when empty).
     fn head(&self) -> Result<u64>;
@@ -396,15 +386,10 @@ impl<S: Storage> EventStore for Store<S> {
         self.inner.lifecycle.is_closed()
     }
 
-    fn read_batches(
-        &self,
-        position: u64,
-        query: &EventQuery,
-        max_events: usize,
-    ) -> Result<BatchPage> {
+    fn read_batches(&self, after: u64, query: &EventQuery, max_events: usize) -> Result<BatchPage> {
         Self::check_number(query.min_sequence_number, "min_sequence_number")?;
         self.inner.lifecycle.check_open()?;
-        self.inner.storage.read_batches(position, query, max_events)
+        self.inner.storage.read_batches(after, query, max_events)
     }
 
     fn head(&self) -> Result<u64> {

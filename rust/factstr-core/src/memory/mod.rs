@@ -184,19 +184,14 @@ impl Storage for MemoryStorage {
         })
     }
 
-    fn read_batches(
-        &self,
-        position: u64,
-        query: &EventQuery,
-        max_events: usize,
-    ) -> Result<BatchPage> {
+    fn read_batches(&self, after: u64, query: &EventQuery, max_events: usize) -> Result<BatchPage> {
         let log = self.log.read();
         let mut page = BatchPage {
             batches: Vec::new(),
             scanned_to: log.head(),
         };
         let mut taken = 0usize;
-        log.for_each_match(query, position, |sequence_number| {
+        log.for_each_match(query, after, |sequence_number| {
             let batch_end = log.batch_ends[(sequence_number - 1) as usize];
             match page.batches.last_mut() {
                 Some(batch) if batch.last_sequence_number == batch_end => {}

@@ -5,7 +5,8 @@
 //!   has a deadline (`client`), TLS by rustls (`tls`), URLs with libpq's TLS modes and without
 //!   passwords in any message (`url`).
 //! - Writes: serialised by the upstream table lock (`writes`).
-//! - Reads: the shared `search` over this database's indexes (`reads`), one snapshot per call.
+//! - Reads: the shared `sql::search` over this database's indexes (`reads`), one snapshot per
+//!   call.
 //! - Streams: a LISTEN connection wakes them at every commit, anyone's (`listener`).
 //! - Durable streams: cursors in the upstream table, exclusivity by advisory lock (`durable`).
 
@@ -244,14 +245,9 @@ impl Storage for PostgresStorage {
         })
     }
 
-    fn read_batches(
-        &self,
-        position: u64,
-        query: &EventQuery,
-        max_events: usize,
-    ) -> Result<BatchPage> {
+    fn read_batches(&self, after: u64, query: &EventQuery, max_events: usize) -> Result<BatchPage> {
         self.read(|conn| {
-            search::read_batches(&mut PgLog::new(conn, None), position, query, max_events)
+            search::read_batches(&mut PgLog::new(conn, None), after, query, max_events)
         })
     }
 

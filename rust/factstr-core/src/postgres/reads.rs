@@ -1,4 +1,4 @@
-//! The PostgreSQL log's look-ups for `search` (which plans and checks): the type index, the
+//! The PostgreSQL log's look-ups for `sql::search` (which plans and checks): the type index, the
 //! payload index, rows by sequence number, and batch boundaries. A search runs inside one
 //! transaction (REPEATABLE READ for reads, or the append's own), so it sees one snapshot.
 
@@ -13,7 +13,7 @@ use crate::clock::from_system_time;
 use crate::error::{Error, Result};
 use crate::sql::members::decode_members;
 use crate::sql::numbers::{from_sql, to_sql};
-use crate::sql::search::{IndexedLog, Row};
+use crate::sql::search::{IndexedLog, Row, Visit};
 
 pub struct PgLog<'a> {
     conn: &'a mut Conn,
@@ -235,7 +235,7 @@ impl IndexedLog for PgLog<'_> {
         after: u64,
         descending: bool,
         expected: usize,
-        visit: &mut dyn FnMut(Row) -> Result<bool>,
+        visit: Visit<'_>,
     ) -> Result<()> {
         // In pages: a result set read only in part would still be sent whole by the server (and
         // drained by the driver), so an early stop must not leave an unbounded query behind.

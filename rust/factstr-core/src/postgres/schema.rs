@@ -42,7 +42,7 @@ const CREATE: &str = "
     CREATE INDEX IF NOT EXISTS factstr_events_type_sequence ON events (event_type, sequence_number);
 
     -- Which events have a given string or number at a given path: one row per (key, batch),
-    -- see the SQLite store's `postings`. Keys are 32-bit hashes computed by the engine.
+    -- see `sql::members` and `postgres::postings`. Keys are 32-bit hashes computed by the engine.
     CREATE TABLE IF NOT EXISTS factstr_payload_index (
         key_hash BIGINT NOT NULL,
         first_sequence_number BIGINT NOT NULL,

@@ -40,6 +40,9 @@ impl Row {
     }
 }
 
+/// Called with each row a scan reads; returns whether to go on.
+pub type Visit<'v> = &'v mut dyn FnMut(Row) -> Result<bool>;
+
 /// The look-ups a SQL store offers, all within one snapshot of its log.
 pub trait IndexedLog {
     /// The last committed sequence number (0 when empty).
@@ -65,7 +68,7 @@ pub trait IndexedLog {
         after: u64,
         descending: bool,
         expected: usize,
-        visit: &mut dyn FnMut(Row) -> Result<bool>,
+        visit: Visit<'_>,
     ) -> Result<()>;
     /// The committed batch (first, last) that holds `number`.
     fn batch_of(&mut self, number: u64) -> Result<(u64, u64)>;
@@ -449,13 +452,7 @@ mod tests {
         fn fetch(&mut self, _: &[u64]) -> Result<Vec<Row>> {
             unreachable!("planning reads no rows")
         }
-        fn scan(
-            &mut self,
-            _: u64,
-            _: bool,
-            _: usize,
-            _: &mut dyn FnMut(Row) -> Result<bool>,
-        ) -> Result<()> {
+        fn scan(&mut self, _: u64, _: bool, _: usize, _: Visit<'_>) -> Result<()> {
             unreachable!("planning reads no rows")
         }
         fn batch_of(&mut self, _: u64) -> Result<(u64, u64)> {

@@ -221,14 +221,9 @@ impl Storage for SqliteStorage {
         self.read(|connection| search::query(&mut SqliteLog { connection }, query, limit))
     }
 
-    fn read_batches(
-        &self,
-        position: u64,
-        query: &EventQuery,
-        max_events: usize,
-    ) -> Result<BatchPage> {
+    fn read_batches(&self, after: u64, query: &EventQuery, max_events: usize) -> Result<BatchPage> {
         self.read(|connection| {
-            search::read_batches(&mut SqliteLog { connection }, position, query, max_events)
+            search::read_batches(&mut SqliteLog { connection }, after, query, max_events)
         })
     }
 

@@ -1,4 +1,4 @@
-//! The SQLite log's look-ups for `search` (which plans and checks): the type index, the payload
+//! The SQLite log's look-ups for `sql::search` (which plans and checks): the type index, the payload
 //! index, rows by sequence number, and batch boundaries. Everything runs on one connection
 //! inside one transaction, so a search sees one snapshot.
 
@@ -10,7 +10,7 @@ use super::{backend, payload_index};
 use crate::clock::parse_rfc3339;
 use crate::error::{Error, Result};
 use crate::sql::numbers::{from_sql, to_sql};
-use crate::sql::search::{IndexedLog, Row};
+use crate::sql::search::{IndexedLog, Row, Visit};
 
 pub struct SqliteLog<'c> {
     pub connection: &'c Connection,
@@ -142,13 +142,7 @@ impl IndexedLog for SqliteLog<'_> {
         Ok(rows)
     }
 
-    fn scan(
-        &mut self,
-        after: u64,
-        descending: bool,
-        _expected: usize,
-        visit: &mut dyn FnMut(Row) -> Result<bool>,
-    ) -> Result<()> {
+    fn scan(&mut self, after: u64, descending: bool, _: usize, visit: Visit<'_>) -> Result<()> {
         // SQLite steps lazily: stopping early reads nothing more.
         let order = if descending { "DESC" } else { "ASC" };
         let sql = format!("SELECT {COLUMNS} FROM events WHERE sequence_number > ? ORDER BY sequence_number {order}");
