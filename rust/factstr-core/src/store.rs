@@ -404,14 +404,15 @@ impl<S: Storage> EventStore for Store<S> {
     fn acquire_durable(&self, name: &str, query: &EventQuery) -> Result<(LeaseId, u64)> {
         let inner = &self.inner;
         inner.lifecycle.check_open()?;
-        // A wrong query is reported as such even while the name is held.
-        inner.storage.check_replayable()?;
+        // A wrong query is reported as such even while the name is held (and before a missing
+        // batch-format marker).
         let mismatch = || Error::DurableStreamQueryMismatch(name.to_owned());
         if let Some(stored) = inner.storage.stored_query(name)? {
             if !queries_equal(&stored, query) {
                 return Err(mismatch());
             }
         }
+        inner.storage.check_replayable()?;
         let lock = inner.storage.lock_name(name)?;
         let (stored, cursor) = match inner.storage.create_cursor(name, query) {
             Ok(found) => found,

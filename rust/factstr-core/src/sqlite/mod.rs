@@ -152,6 +152,10 @@ impl SqliteStorage {
 
     /// Runs `work` in one read transaction (one snapshot) on a pooled reader connection.
     fn read<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        if self.closed.load(Ordering::Acquire) {
+            // Closed while this call was on its way (`Store` checked before): open nothing new.
+            return Err(Error::StoreClosed);
+        }
         let _inside = fork_gate::enter();
         let pooled = self.readers.lock().pop();
         let mut connection = match pooled {
