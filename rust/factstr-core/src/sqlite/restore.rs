@@ -8,12 +8,16 @@ use rusqlite::Connection;
 use super::reads::head;
 use super::writes::append_at;
 use crate::error::{Error, Result};
-use crate::prepared::{prepare_events, FloatText};
-use crate::restore::{check_batches, not_after_head, RestoredBatch};
+use crate::restore::{not_after_head, RestoredBatch};
+use crate::sql::prepared::{prepare_events, FloatText};
 use crate::types::AppendResult;
 
-pub fn restore(connection: &Connection, batches: &[RestoredBatch]) -> Result<AppendResult> {
-    let written = check_batches(batches)?;
+/// `batches` were checked by `Store` (`restore::check_batches`), which reported `written`.
+pub fn restore(
+    connection: &Connection,
+    batches: &[RestoredBatch],
+    written: AppendResult,
+) -> Result<AppendResult> {
     let last_committed = head(connection)?;
     if last_committed + 1 != written.first_sequence_number {
         return Err(not_after_head(
