@@ -37,7 +37,6 @@ def s8(subjects: list[Subject], sizes: Sizes) -> list[Result]:
                     rate,
                     "records/s",
                     extra={"peak_rss_growth_mib": round(growth / 2**20, 1)},
-                    note=f"peak RSS +{growth / 2**20:.0f} MiB",
                 )
             )
     return results
