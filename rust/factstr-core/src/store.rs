@@ -32,6 +32,17 @@ pub trait EventStore: Send + Sync {
     /// The matching facts after `query.min_sequence_number`, at most `limit` of them (SPEC §3).
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult>;
 
+    /// `query(query, Some(limit))`'s records alone, for a page of `iter_query`. The SQL stores
+    /// skip the context version and head: found through an index, a context version collects
+    /// every candidate of the whole log, which made each page of a filtered iteration cost that.
+    fn query_page(
+        &self,
+        query: &EventQuery,
+        limit: usize,
+    ) -> Result<Vec<crate::types::EventRecord>> {
+        self.query(query, Some(limit)).map(|r| r.event_records)
+    }
+
     /// The committed batches after `position`, filtered by `query` (empty deliveries skipped),
     /// at most about `max_events` records in all (whole batches: one oversized batch is still
     /// returned whole).

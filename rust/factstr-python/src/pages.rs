@@ -1,6 +1,7 @@
 //! `iter_query` (SPEC §3): the matching records one by one, read a page at a time so that at
 //! most about `page_size` records are held. Each page is its own snapshot, read with the query's
-//! `min_sequence_number` set to the last record returned and `limit = page_size`: a record
+//! `min_sequence_number` set to the last record returned and `limit = page_size`
+//! (`EventStore::query_page`: the records without the context version): a record
 //! committed meanwhile may appear in a later page, but none is skipped or repeated, since
 //! sequence numbers only grow and every page starts after the last one returned.
 //!
@@ -71,12 +72,12 @@ impl RecordPages {
     fn next_page<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let store = Arc::clone(&self.store);
         let (query, limit) = (self.query.clone(), self.page_size);
-        let result = detached(py, move || store.query(&query, Some(limit)))?;
-        self.exhausted = result.event_records.len() < self.page_size;
-        if let Some(last) = result.last_returned_sequence_number {
-            self.query.min_sequence_number = Some(last);
+        let records = detached(py, move || store.query_page(&query, limit))?;
+        self.exhausted = records.len() < self.page_size;
+        if let Some(last) = records.last() {
+            self.query.min_sequence_number = Some(last.sequence_number);
         }
-        PyTuple::new(py, record_objects(py, result.event_records.into_iter())?)
+        PyTuple::new(py, record_objects(py, records.into_iter())?)
     }
 }
 

@@ -315,6 +315,21 @@ impl EventStore for PostgresStore {
         })
     }
 
+    fn query_page(
+        &self,
+        query: &EventQuery,
+        limit: usize,
+    ) -> Result<Vec<crate::types::EventRecord>> {
+        sql_numbers::check_query(query)?;
+        let pool = &self.shared.pool;
+        self.shared.read_begun(true, |conn, known| {
+            let log = &mut PgLog::new(conn, pool, known);
+            let plan = search::plan(log, query)?;
+            let after = query.min_sequence_number.unwrap_or(0);
+            search::matching_records(log, query, &plan, after, limit)
+        })
+    }
+
     fn read_batches(
         &self,
         position: u64,

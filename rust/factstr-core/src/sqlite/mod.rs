@@ -297,6 +297,20 @@ impl EventStore for SqliteStore {
             .read(|connection| search::query(&mut SqliteLog { connection }, query, limit))
     }
 
+    fn query_page(
+        &self,
+        query: &EventQuery,
+        limit: usize,
+    ) -> Result<Vec<crate::types::EventRecord>> {
+        sql_numbers::check_query(query)?;
+        self.shared.read(|connection| {
+            let log = &mut SqliteLog { connection };
+            let plan = search::plan(log, query)?;
+            let after = query.min_sequence_number.unwrap_or(0);
+            search::matching_records(log, query, &plan, after, limit)
+        })
+    }
+
     fn read_batches(
         &self,
         position: u64,
