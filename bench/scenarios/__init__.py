@@ -9,6 +9,7 @@ from bench.scenarios.s1_s2_appends import s1, s2
 from bench.scenarios.s3_s4_s6_filled import s3, s4, s6
 from bench.scenarios.s5_streams import s5
 from bench.scenarios.s7_concurrent import s7
+from bench.scenarios.s8_iter_query import s8
 from bench.sizes import Sizes
 from bench.subject import Subject
 
@@ -22,4 +23,5 @@ SCENARIOS: dict[str, Scenario] = {
     "s5": s5,
     "s6": s6,
     "s7": s7,
+    "s8": s8,
 }

@@ -1,11 +1,11 @@
 """The native engine of factstr. Import from `factstr`, not from here."""
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from os import PathLike
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self, final
+from typing import Any, Literal, Self, TypeAlias, final, overload
 
 from typing_extensions import disjoint_base
 
@@ -31,8 +31,20 @@ __all__ = [
     "_exit_streams",
 ]
 
-# A JSON value: dict[str, JSON], list/tuple of JSON, str, int, float, bool or None.
-_JSON = Any
+# A JSON value as factstr takes it: dict[str, JSON], list/tuple of JSON, str, int, float, bool
+# (an int) or None. Covariant (Mapping, Sequence) so that a `dict[str, int]` or `list[str]` fits.
+_JSON: TypeAlias = Mapping[str, _JSON] | Sequence[_JSON] | str | int | float | None
+# A payload (or predicate) argument: a JSON value, or any `Mapping[str, object]`, because neither
+# mypy nor pyright lets a TypedDict or a `dict[str, object]` fit `Mapping[str, _JSON]`; the
+# values of such a mapping are checked at run time only. Non-JSON payloads (datetime, dataclass,
+# set, object, int keys) are flagged, unless `NewEvent(..., default=...)` converts them.
+_Payload: TypeAlias = _JSON | Mapping[str, object]
+# A payload read back. `Any`, not the union: a union would make every `payload["key"]` an error
+# until narrowed by isinstance (typeshed types `json.loads` as Any for the same reason).
+_JSONOut: TypeAlias = Any
+# A list or tuple of str (what the run time takes): unlike `Sequence[str]`, a bare `str` (a
+# common slip, `EventFilter("X")`, refused at run time) does not fit.
+_Names: TypeAlias = list[str] | tuple[str, ...]
 _Handler = Callable[[list[EventRecord]], object]
 
 @final
@@ -41,8 +53,11 @@ class NewEvent:
     `default`, like `json.dumps`'s, turns a non-JSON value into one that is converted in turn
     (`factstr.json_default` handles datetimes, UUIDs, decimals, enums, dataclasses, pydantic)."""
 
+    @overload
+    def __new__(cls, event_type: str, payload: _Payload, *, default: None = None) -> Self: ...
+    @overload
     def __new__(
-        cls, event_type: str, payload: _JSON, *, default: Callable[[Any], object] | None = None
+        cls, event_type: str, payload: object, *, default: Callable[[Any], object]
     ) -> Self: ...
     __match_args__ = ("event_type", "payload")
     def __hash__(self) -> int: ...
@@ -53,7 +68,7 @@ class NewEvent:
     def event_type(self) -> str:
         """The event type (a non-empty str)."""
     @property
-    def payload(self) -> _JSON:
+    def payload(self) -> _JSONOut:
         """The JSON payload; each access returns a fresh copy."""
 
 @final
@@ -63,8 +78,8 @@ class EventFilter:
 
     def __new__(
         cls,
-        event_types: Sequence[str] | None = None,
-        payload_predicates: Sequence[_JSON] | None = None,
+        event_types: _Names | None = None,
+        payload_predicates: Sequence[_Payload] | None = None,
     ) -> Self: ...
     __match_args__ = ("event_types", "payload_predicates")
     def __hash__(self) -> int: ...
@@ -75,7 +90,7 @@ class EventFilter:
     def event_types(self) -> list[str] | None:
         """The accepted event types (any of them), or `None` for any type."""
     @property
-    def payload_predicates(self) -> list[_JSON] | None:
+    def payload_predicates(self) -> list[_JSONOut] | None:
         """The payload predicates (a payload must contain one of them), or `None` for any payload."""
 
 @final
@@ -97,7 +112,7 @@ class EventQuery:
     def all() -> EventQuery:
         """The query that matches every fact."""
     @staticmethod
-    def for_event_types(types: Sequence[str]) -> EventQuery:
+    def for_event_types(types: _Names) -> EventQuery:
         """One filter matching any of `types`."""
     def with_filters(self, filters: Sequence[EventFilter] | None) -> EventQuery:
         """A copy of this query with other filters."""
@@ -115,7 +130,7 @@ class EventRecord:
     """A committed fact."""
 
     def __new__(
-        cls, sequence_number: int, occurred_at: datetime, event_type: str, payload: _JSON
+        cls, sequence_number: int, occurred_at: datetime, event_type: str, payload: _Payload
     ) -> Self: ...
     __match_args__ = ("sequence_number", "occurred_at", "event_type", "payload")
     def __hash__(self) -> int: ...
@@ -132,7 +147,7 @@ class EventRecord:
     def event_type(self) -> str:
         """The event type."""
     @property
-    def payload(self) -> _JSON:
+    def payload(self) -> _JSONOut:
         """The JSON payload; each access returns a fresh copy."""
 
 @final

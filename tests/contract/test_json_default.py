@@ -118,3 +118,10 @@ def test_a_default_result_is_checked_like_any_payload() -> None:
         NewEvent("t", {"x": UID}, default=lambda v: float("nan"))
     with pytest.raises(TypeError, match="object keys must be str"):
         NewEvent("t", {"x": UID}, default=lambda v: {1: 2})
+
+
+@pytest.mark.parametrize("payload", [{"x": 1}, {"x": UID}])
+def test_a_default_that_is_not_callable_is_a_type_error_even_when_unused(payload: object) -> None:
+    with pytest.raises(TypeError, match="default must be a callable"):
+        NewEvent("t", payload, default=3)  # type: ignore[call-overload]
+    assert NewEvent("t", {"x": 1}, default=None) == NewEvent("t", {"x": 1})

@@ -137,7 +137,7 @@ def test_numbers_and_key_order_hash_as_they_compare() -> None:
     assert EventFilter(None, None) != EventFilter(None, [])
 
 
-_text = st.text(st.characters(exclude_characters="\x00"), max_size=5)
+_text = st.text(st.characters(exclude_characters="\x00", exclude_categories=["Cs"]), max_size=5)
 _json: st.SearchStrategy[Any] = st.recursive(
     st.none()
     | st.booleans()

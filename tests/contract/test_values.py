@@ -296,7 +296,7 @@ def test_bad_payload_writes_nothing(store: Store) -> None:
 @pytest.mark.parametrize("bad", ["", None, 5, b"t", ["t"]])
 def test_bad_event_type(bad: object) -> None:
     with pytest.raises(BAD):
-        NewEvent(bad, {})  # type: ignore[arg-type]
+        NewEvent(bad, {})  # type: ignore[call-overload]
 
 
 def test_empty_event_type_is_a_value_error() -> None:

@@ -27,7 +27,9 @@ use crate::matching::queries_equal;
 use crate::restore::{self, RestoredBatch};
 use crate::signal::CommitSignal;
 use crate::sql::numbers;
-use crate::types::{AppendResult, BatchPage, DurableStreamInfo, EventQuery, NewEvent, QueryResult};
+use crate::types::{
+    AppendResult, BatchPage, DurableStreamInfo, EventQuery, EventRecord, NewEvent, QueryResult,
+};
 
 /// Identifies one holder of a durable name, so that only the holder can move or release it.
 pub type LeaseId = u64;
@@ -73,7 +75,10 @@ pub trait EventStore: Send + Sync {
 
     fn is_closed(&self) -> bool;
 
-    // What streams and subscriptions use (see `subscriber`).
+    // What streams, subscriptions and paged reads use (see `subscriber`).
+
+    /// `query(query, Some(limit))`'s records alone, for a page of `iter_query`.
+    fn query_page(&self, query: &EventQuery, limit: usize) -> Result<Vec<EventRecord>>;
 
     /// The committed batches after `after`, filtered by `query` (empty deliveries skipped),
     /// at most about `max_events` records in all (whole batches: one oversized batch is still
@@ -160,6 +165,13 @@ pub trait Storage: Send + Sync + 'static {
 
     /// See `EventStore::query`: one snapshot.
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult>;
+
+    /// See `EventStore::query_page`: one snapshot. The SQL storages skip the context version and
+    /// head: found through an index, a context version collects every candidate of the whole
+    /// log, which made each page of a filtered iteration cost that.
+    fn query_page(&self, query: &EventQuery, limit: usize) -> Result<Vec<EventRecord>> {
+        self.query(query, Some(limit)).map(|r| r.event_records)
+    }
 
     /// See `EventStore::read_batches`: one snapshot.
     fn read_batches(&self, after: u64, query: &EventQuery, max_events: usize) -> Result<BatchPage>;
@@ -396,6 +408,12 @@ impl<S: Storage> EventStore for Store<S> {
 
     fn is_closed(&self) -> bool {
         self.inner.lifecycle.is_closed()
+    }
+
+    fn query_page(&self, query: &EventQuery, limit: usize) -> Result<Vec<EventRecord>> {
+        Self::check_number(query.min_sequence_number, "min_sequence_number")?;
+        self.inner.lifecycle.check_open()?;
+        self.inner.storage.query_page(query, limit)
     }
 
     fn read_batches(&self, after: u64, query: &EventQuery, max_events: usize) -> Result<BatchPage> {

@@ -1,27 +1,44 @@
 //! `iter_query` (SPEC §3): the matching records one by one, read a page at a time so that at
 //! most about `page_size` records are held. Each page is its own snapshot, read with the query's
-//! `min_sequence_number` set to the last record returned and `limit = page_size`: a record
+//! `min_sequence_number` set to the last record returned and `limit = page_size`
+//! (`EventStore::query_page`: the records without the context version): a record
 //! committed meanwhile may appear in a later page, but none is skipped or repeated, since
 //! sequence numbers only grow and every page starts after the last one returned.
+//!
+//! The records reach Python through `itertools.chain.from_iterable` over the pages (tuples):
+//! stepping through a tuple is C code, where a Rust `__next__` per record was a method call
+//! per record (about 0.4 µs of CPU each here; docs/values.md).
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use factstr_core as core;
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
 
 use crate::errors::{detached, value_error};
-use crate::values::{record_objects, EventRecord};
+use crate::values::record_objects;
 
 const DEFAULT_PAGE_SIZE: u64 = 10_000;
 
-/// The iterator `iter_query` returns.
+/// What `iter_query` returns: the records of the pages, one by one.
+pub fn iter_query<'py>(
+    py: Python<'py>,
+    store: Arc<dyn core::EventStore>,
+    query: core::EventQuery,
+    page_size: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let pages = Bound::new(py, RecordPages::new(store, query, page_size)?)?;
+    py.import("itertools")?
+        .getattr("chain")?
+        .call_method1("from_iterable", (pages,))
+}
+
+/// The pages of an `iter_query`, each a tuple of records.
 #[pyclass(module = "factstr._factstr", name = "_RecordPages")]
 pub struct RecordPages {
     store: Arc<dyn core::EventStore>,
     query: core::EventQuery,
     page_size: usize,
-    page: VecDeque<Py<EventRecord>>,
     /// Set once a page came back short: the log had nothing more in that snapshot.
     exhausted: bool,
 }
@@ -48,24 +65,19 @@ impl RecordPages {
             store,
             query,
             page_size,
-            page: VecDeque::new(),
             exhausted: false,
         })
     }
 
-    fn next_page(&mut self, py: Python<'_>) -> PyResult<()> {
+    fn next_page<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let store = Arc::clone(&self.store);
         let (query, limit) = (self.query.clone(), self.page_size);
-        let result = detached(py, move || store.query(&query, Some(limit)))?;
-        self.exhausted = result.event_records.len() < self.page_size;
-        if let Some(last) = result.last_returned_sequence_number {
-            self.query.min_sequence_number = Some(last);
+        let records = detached(py, move || store.query_page(&query, limit))?;
+        self.exhausted = records.len() < self.page_size;
+        if let Some(last) = records.last() {
+            self.query.min_sequence_number = Some(last.sequence_number);
         }
-        self.page = record_objects(py, result.event_records.into_iter())?
-            .into_iter()
-            .map(Bound::unbind)
-            .collect();
-        Ok(())
+        PyTuple::new(py, record_objects(py, records.into_iter())?)
     }
 }
 
@@ -75,10 +87,11 @@ impl RecordPages {
         slf
     }
 
-    fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Py<EventRecord>>> {
-        if self.page.is_empty() && !self.exhausted {
-            self.next_page(py)?;
+    fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        if self.exhausted {
+            return Ok(None);
         }
-        Ok(self.page.pop_front())
+        let page = self.next_page(py)?;
+        Ok((!page.is_empty()).then_some(page))
     }
 }

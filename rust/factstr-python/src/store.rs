@@ -152,12 +152,13 @@ impl EventStore {
     /// page a snapshot of its own: a record committed meanwhile may appear; none is skipped or
     /// repeated). Holds about `page_size` records, however many match.
     #[pyo3(signature = (query=None, *, page_size=None), text_signature = "($self, query=None, *, page_size=10000)")]
-    fn iter_query(
+    fn iter_query<'py>(
         &self,
+        py: Python<'py>,
         query: Option<Query>,
         page_size: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<crate::pages::RecordPages> {
-        crate::pages::RecordPages::new(Arc::clone(&self.inner), Query::or_all(query), page_size)
+    ) -> PyResult<Bound<'py, PyAny>> {
+        crate::pages::iter_query(py, Arc::clone(&self.inner), Query::or_all(query), page_size)
     }
 
     /// Calls `handler` with every batch committed from now on.

@@ -55,6 +55,12 @@ impl NewEvent {
         default: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let event_type = non_empty_str(event_type, "event_type")?;
+        // Checked up front, not when first needed: a JSON payload would hide the slip.
+        if default.is_some_and(|d| !d.is_none() && !d.is_callable()) {
+            return Err(crate::errors::type_error(
+                "default must be a callable (such as factstr.json_default) or None",
+            ));
+        }
         let payload = crate::convert::to_json_with_default(payload, "payload", default)?;
         Ok(Self {
             inner: core::NewEvent::new(event_type, payload),

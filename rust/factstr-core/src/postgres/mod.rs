@@ -36,7 +36,9 @@ use crate::sql::numbers;
 use crate::sql::prepared::{prepare_events, FloatText};
 use crate::sql::search;
 use crate::store::{AppendRequest, Storage, Store};
-use crate::types::{AppendResult, BatchPage, DurableStreamInfo, EventQuery, QueryResult};
+use crate::types::{
+    AppendResult, BatchPage, DurableStreamInfo, EventQuery, EventRecord, QueryResult,
+};
 use client::Client;
 use pool::{Conn, Deadlines, Pool};
 use reads::PgLog;
@@ -244,6 +246,15 @@ impl Storage for PostgresStorage {
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {
         self.read_begun(true, |conn, known| {
             search::query(&mut PgLog::new(conn, known), query, limit)
+        })
+    }
+
+    fn query_page(&self, query: &EventQuery, limit: usize) -> Result<Vec<EventRecord>> {
+        self.read_begun(true, |conn, known| {
+            let log = &mut PgLog::new(conn, known);
+            let plan = search::plan(log, query)?;
+            let after = query.min_sequence_number.unwrap_or(0);
+            search::matching_records(log, query, &plan, after, limit)
         })
     }
 

@@ -239,7 +239,9 @@ impl IndexedLog for PgLog<'_> {
     ) -> Result<()> {
         // In pages: a result set read only in part would still be sent whole by the server (and
         // drained by the driver), so an early stop must not leave an unbounded query behind.
-        // The first page is what the caller expects to need; later ones grow.
+        // The first page is what the caller expects to need; later ones grow, but ask for no
+        // more than the caller still expects while it expects any (a limited read, such as a
+        // page of `iter_query`, must not pull a whole extra page from the server).
         let (mut low, mut high) = (as_i64(after)?, i64::MAX);
         let order = if descending { "DESC" } else { "ASC" };
         let sql = format!(
@@ -247,13 +249,20 @@ impl IndexedLog for PgLog<'_> {
              ORDER BY e.sequence_number {order} LIMIT $3"
         );
         let mut page = (expected as i64).clamp(16, MAX_SCAN_PAGE);
+        let mut still_expected = i64::try_from(expected).unwrap_or(i64::MAX);
         loop {
+            let limit = if still_expected > 0 {
+                page.min(still_expected.max(16))
+            } else {
+                page
+            };
             let rows = self
                 .conn
-                .query(&sql, &[&low, &high, &page])
+                .query(&sql, &[&low, &high, &limit])
                 .map_err(|e| self.conn.error(e))?;
-            let full = rows.len() as i64 == page;
+            let full = rows.len() as i64 == limit;
             page = (page * 2).min(MAX_SCAN_PAGE);
+            still_expected -= rows.len() as i64;
             for row in &rows {
                 let row = read_row(row)?;
                 let number = as_i64(row.sequence_number)?;

@@ -39,7 +39,9 @@ use crate::sql::numbers;
 use crate::sql::prepared::{prepare_events, FloatText};
 use crate::sql::search;
 use crate::store::{AppendRequest, Storage, Store};
-use crate::types::{AppendResult, BatchPage, DurableStreamInfo, EventQuery, QueryResult};
+use crate::types::{
+    AppendResult, BatchPage, DurableStreamInfo, EventQuery, EventRecord, QueryResult,
+};
 use reads::SqliteLog;
 
 #[derive(Debug, Clone)]
@@ -225,6 +227,15 @@ impl Storage for SqliteStorage {
 
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {
         self.read(|connection| search::query(&mut SqliteLog { connection }, query, limit))
+    }
+
+    fn query_page(&self, query: &EventQuery, limit: usize) -> Result<Vec<EventRecord>> {
+        self.read(|connection| {
+            let log = &mut SqliteLog { connection };
+            let plan = search::plan(log, query)?;
+            let after = query.min_sequence_number.unwrap_or(0);
+            search::matching_records(log, query, &plan, after, limit)
+        })
     }
 
     fn read_batches(&self, after: u64, query: &EventQuery, max_events: usize) -> Result<BatchPage> {
