@@ -1,8 +1,10 @@
 //! The private native module `factstr._factstr`. The public API is the `factstr` package,
 //! which re-exports these classes. Layout: `convert` (Python <-> JSON), `errors` (the one
 //! error mapping), `values` (value classes), `store`, `stream` (handler threads), `exit` (interpreter exit),
-//! `subscription` (blocking iterators), `pages` (`iter_query`), `time` (commit times), `seconds` (timeouts).
+//! `subscription` (blocking iterators), `pages` (`iter_query`), `time` (commit times), `seconds` (timeouts),
+//! `aio` (the engine side of `factstr.aio`).
 
+mod aio;
 mod convert;
 mod errors;
 mod exit;
@@ -33,6 +35,7 @@ fn _factstr(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<store::PostgresStore>()?;
     module.add_class::<stream::EventStream>()?;
     module.add_class::<subscription::Subscription>()?;
+    aio::add_to(module)?;
     module.add_function(wrap_pyfunction!(stream::_exit_streams, module)?)?;
     module.add_function(wrap_pyfunction!(stream::_after_fork_in_child, module)?)?;
     module.add_function(wrap_pyfunction!(stream::_before_fork, module)?)?;
