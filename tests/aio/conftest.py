@@ -6,6 +6,8 @@ kind here.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.postgres_server import require_postgres_store
@@ -54,3 +56,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         reason = NOT_FOR_THE_FACADE.get(getattr(item, "originalname", item.name))
         if reason is not None:
             item.add_marker(pytest.mark.skip(reason=f"sync facade: {reason}"))
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def aio_backend(request: pytest.FixtureRequest) -> str:
+    backend: str = request.param
+    if backend == "postgres":
+        require_postgres_store()
+    return backend
+
+
+@pytest.fixture
+def aio_url(aio_backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A ``connect()`` URL of a fresh store of the backend (for the asyncio tests)."""
+    if aio_backend == "memory":
+        return "memory://"
+    if aio_backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'events.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url

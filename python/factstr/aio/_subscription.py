@@ -4,8 +4,9 @@ The engine half (``_AioSubscriptionCore``, ``rust/factstr-python/src/aio/subscri
 reads on an engine thread and never waits there: a read that finds nothing returns the commit
 generation it started from, and this side awaits a future that the store's commit signal
 resolves when that generation moves (a waker; no thread waits). A read whose caller was
-cancelled leaves its batch in the engine's stash, to be handed out next: cancelling
-``next_batch`` or an ``async for`` loses no batch (SPEC §12).
+cancelled leaves its batch in the engine's stash, to be handed out next, and so does a batch
+whose task was cancelled after the batch arrived but before the task resumed (``unreceive``):
+cancelling ``next_batch`` or an ``async for`` loses no batch (SPEC §12).
 """
 
 from __future__ import annotations
@@ -97,7 +98,14 @@ class Subscription:
         deadline = None if seconds is None else loop.time() + seconds
         queue = completions()
         while True:
-            got = await self._core.poll(queue)
+            polled = self._core.poll(queue)
+            try:
+                got = await polled
+            except asyncio.CancelledError:
+                # Cancelled after the batch arrived but before this task resumed: not received.
+                if polled.done() and not polled.cancelled() and isinstance(polled.result(), list):
+                    self._core.unreceive()
+                raise
             if got is None or isinstance(got, list):
                 return got
             # Nothing new since generation `got`: wait for a commit, the deadline or a close.

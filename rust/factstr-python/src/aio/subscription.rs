@@ -35,6 +35,9 @@ struct State {
     store: Mutex<Option<Arc<dyn core::EventStore>>>,
     /// Batches read and not yet received by the consumer.
     stash: Mutex<VecDeque<Batch>>,
+    /// The batch handed out last, until the consumer's task has resumed with it: a task can be
+    /// cancelled after its future got the batch and before it runs (`unreceive` puts it back).
+    handed: Mutex<Option<Batch>>,
     /// `ack()` was called: the cursor write happens on the next read or at close.
     ack_requested: AtomicBool,
     closed: AtomicBool,
@@ -83,6 +86,7 @@ impl AioSubscriptionCore {
                 subscriber: Mutex::new(None),
                 store: Mutex::new(None),
                 stash: Mutex::new(VecDeque::new()),
+                handed: Mutex::new(None),
                 ack_requested: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
             }),
@@ -129,6 +133,8 @@ impl AioSubscriptionCore {
         py: Python<'py>,
         completions: &Bound<'py, Completions>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        // Asked for the next batch: the one handed out before was received.
+        drop(self.state.handed.lock().take());
         if !self.state.stash.lock().is_empty() {
             // A batch read for a cancelled call: hand it out without reading.
             let future = completions.get().bare_future(py)?;
@@ -264,6 +270,14 @@ impl AioSubscriptionCore {
         })
     }
 
+    /// The batch handed out last was not received after all (its task was cancelled before it
+    /// resumed): it is handed out again first.
+    fn unreceive(&self) {
+        if let Some(batch) = self.state.handed.lock().take() {
+            self.state.stash.lock().push_front(batch);
+        }
+    }
+
     /// Whether `close` was called.
     #[getter]
     fn closed(&self) -> bool {
@@ -278,7 +292,7 @@ impl AioSubscriptionCore {
 }
 
 /// Hands the first stashed batch to the consumer, unless its call was cancelled (then the
-/// batch stays for the next call).
+/// batch stays for the next call). The batch is kept as `handed` until the next call.
 fn hand_out(py: Python<'_>, state: &State, future: &Bound<'_, PyAny>) -> PyResult<()> {
     if future.call_method0("done")?.is_truthy()? {
         return Ok(());
@@ -288,7 +302,10 @@ fn hand_out(py: Python<'_>, state: &State, future: &Bound<'_, PyAny>) -> PyResul
         return settle(py, future, Ok(py.None().into_bound(py)));
     };
     match records_to_python(py, &batch.records) {
-        Ok(records) => settle(py, future, Ok(records.into_any())),
+        Ok(records) => {
+            *state.handed.lock() = Some(batch);
+            settle(py, future, Ok(records.into_any()))
+        }
         Err(error) => {
             // Not received: it stays first.
             state.stash.lock().push_front(batch);
