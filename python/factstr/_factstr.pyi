@@ -25,13 +25,11 @@ __all__ = [
     "QueryResult",
     "SqliteStore",
     "Subscription",
-    "_after_fork_in_child",
-    "_after_fork_in_parent",
-    "_before_fork",
-    "_exit_streams",
     "_AioOpener",
     "_AioSubscriptionCore",
     "_Completions",
+    "_after_fork_in_child",
+    "_after_fork_in_parent",
     "_aio_append",
     "_aio_append_if",
     "_aio_append_unless",
@@ -42,6 +40,8 @@ __all__ = [
     "_aio_query",
     "_aio_query_page",
     "_aio_reset_durable_stream",
+    "_before_fork",
+    "_exit_streams",
 ]
 
 # A JSON value: dict[str, JSON], list/tuple of JSON, str, int, float, bool or None.

@@ -126,9 +126,7 @@ class AioFacade:
         return self._run(self.aio_store.append(events))
 
     def append_if(self, events: Any, context_query: Any, expected_context_version: Any) -> Any:
-        return self._run(
-            self.aio_store.append_if(events, context_query, expected_context_version)
-        )
+        return self._run(self.aio_store.append_if(events, context_query, expected_context_version))
 
     def append_unless(self, events: Any, fail_if_events_match: Any, after: Any = None) -> Any:
         return self._run(self.aio_store.append_unless(events, fail_if_events_match, after))

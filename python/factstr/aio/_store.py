@@ -102,7 +102,9 @@ class EventStore:
         )
         return result
 
-    async def query(self, query: EventQuery | None = None, *, limit: int | None = None) -> QueryResult:
+    async def query(
+        self, query: EventQuery | None = None, *, limit: int | None = None
+    ) -> QueryResult:
         """The matching facts in sequence order (at most ``limit``), with the context version."""
         store = self._sync or await self._opened()
         result: QueryResult = await _factstr._aio_query(completions(), store, query, limit)
@@ -147,7 +149,9 @@ class EventStore:
         store = self._sync or await self._opened()
         return await register(store, lambda s, h: s.stream_to(query, h), handler, durable=False)
 
-    async def stream_all_durable(self, durable: DurableStream | str, handler: Handler) -> EventStream:
+    async def stream_all_durable(
+        self, durable: DurableStream | str, handler: Handler
+    ) -> EventStream:
         """Replays every batch after the stored cursor of ``durable``, then goes on live;
         returns after the replay. Cancelled during the replay, the registration ends: the
         cursor stays after the last handled batch and the name is free again."""

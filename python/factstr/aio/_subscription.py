@@ -33,7 +33,9 @@ def _timeout_seconds(timeout: object) -> float | None:
     if timeout is None:
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-        raise TypeError(f"timeout must be a number of seconds or None, not {type(timeout).__name__}")
+        raise TypeError(
+            f"timeout must be a number of seconds or None, not {type(timeout).__name__}"
+        )
     seconds = float(timeout)
     if math.isnan(seconds) or seconds < 0 or math.isinf(seconds):
         raise ValueError(f"timeout must be a finite number of seconds >= 0, got {timeout!r}")
@@ -109,7 +111,9 @@ class Subscription:
             if got is None or isinstance(got, list):
                 return got
             # Nothing new since generation `got`: wait for a commit, the deadline or a close.
-            remaining = SAFETY_READ if deadline is None else min(SAFETY_READ, deadline - loop.time())
+            remaining = (
+                SAFETY_READ if deadline is None else min(SAFETY_READ, deadline - loop.time())
+            )
             if remaining <= 0:
                 return None
             if self._core.closed:

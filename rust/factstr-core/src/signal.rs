@@ -160,6 +160,10 @@ mod tests {
         signal.close();
         assert_eq!(woken.load(Ordering::SeqCst), 1);
         assert!(signal.wake_past(signal.generation(), waker()).is_none());
-        assert_eq!(woken.load(Ordering::SeqCst), 2, "a closed signal wakes at once");
+        assert_eq!(
+            woken.load(Ordering::SeqCst),
+            2,
+            "a closed signal wakes at once"
+        );
     }
 }

@@ -137,11 +137,14 @@ fn _aio_query_page<'py>(
     query.min_sequence_number = Some(after);
     let store = engine(store);
     completions.get().run(py, move || {
-        outcome(unwound(|| store.query(&query, Some(limit))), |py, result| {
-            Ok(crate::values::records_to_python(py, &result.event_records)?
-                .into_any()
-                .unbind())
-        })
+        outcome(
+            unwound(|| store.query(&query, Some(limit))),
+            |py, result| {
+                Ok(crate::values::records_to_python(py, &result.event_records)?
+                    .into_any()
+                    .unbind())
+            },
+        )
     })
 }
 
@@ -325,11 +328,9 @@ impl AioOpener {
                     crate::store::SqliteStore::initializer(path, store),
                 )?
                 .into_any()),
-                Opened::Postgres(store) => Ok(Py::new(
-                    py,
-                    crate::store::PostgresStore::initializer(store),
-                )?
-                .into_any()),
+                Opened::Postgres(store) => {
+                    Ok(Py::new(py, crate::store::PostgresStore::initializer(store))?.into_any())
+                }
             })
         })
     }
@@ -347,4 +348,3 @@ pub fn add_functions(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(_aio_close, module)?)?;
     Ok(())
 }
-
