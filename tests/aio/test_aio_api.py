@@ -10,6 +10,7 @@ import random
 import sqlite3
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ import factstr
 import pytest
 import uvloop
 from factstr import EventQuery, EventRecord, NewEvent, aio
+
+from tests.postgres_server import require_postgres_store
 
 
 def ev(event_type: str, **payload: Any) -> NewEvent:
@@ -603,3 +606,23 @@ def test_the_api_under_uvloop(tmp_path: Path) -> None:
     assert appended == 50
     assert got == list(range(1, 51))
     assert seen == list(range(1, 51))
+
+
+@pytest.mark.asyncio
+async def test_bootstrap_is_awaitable_and_opens_off_the_loop(
+    postgres_server: Any,
+) -> None:
+    require_postgres_store()
+    name = f"aio_boot_{uuid.uuid4().hex}"
+    try:
+        store = await aio.PostgresStore.bootstrap(postgres_server.url, name, pool_size=2)
+        assert isinstance(store, aio.PostgresStore)
+        assert postgres_server.database_exists(name)
+        assert store.url is not None and name in store.url
+        async with store:
+            assert (await store.append([ev("a")])).first_sequence_number == 1
+        again = await aio.PostgresStore.bootstrap(postgres_server.url, name)
+        async with again:
+            assert len(await again.query()) == 1
+    finally:
+        postgres_server.drop_database(name)
