@@ -13,7 +13,7 @@ import pytest
 from tests.postgres_server import require_postgres_store
 
 #: ``aio-<backend>``: the default asyncio loop; ``aio-uvloop-<backend>``: uvloop's.
-AIO_KINDS: list[str] = ["aio-memory", "aio-sqlite", "aio-postgres", "aio-uvloop-sqlite"]
+AIO_KINDS: list[str] = ["aio-memory", "aio-sqlite", "aio-postgres", "aio-uvloop-memory"]
 
 
 class AioKind(str):
