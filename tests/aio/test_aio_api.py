@@ -626,3 +626,46 @@ async def test_bootstrap_is_awaitable_and_opens_off_the_loop(
             assert len(await again.query()) == 1
     finally:
         postgres_server.drop_database(name)
+
+
+def test_a_forked_child_has_engine_threads_of_its_own(tmp_path: Path) -> None:
+    """The parent's engine threads do not exist in a forked child: the child's calls run on
+    a pool of its own; an inherited SQLite store raises StoreClosedError there (SPEC §7)."""
+    path = tmp_path / "events.db"
+
+    async def in_parent() -> aio.SqliteStore:
+        store = aio.SqliteStore(path)
+        await asyncio.gather(*(store.append([ev("parent")]) for _ in range(20)))
+        return store
+
+    inherited = asyncio.run(in_parent())
+
+    async def in_child() -> int:
+        memory = aio.MemoryStore()
+        results = await asyncio.gather(*(memory.append([ev("child")]) for _ in range(20)))
+        assert sorted(r.first_sequence_number for r in results) == list(range(1, 21))
+        try:
+            await inherited.append([ev("child")])
+        except factstr.StoreClosedError:
+            return 0
+        return 3
+
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 1
+        try:
+            import signal
+
+            signal.alarm(20)  # a hang ends the child, and the test fails
+            code = asyncio.run(in_child())
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    asyncio.run(_closed(inherited))
+    with factstr.SqliteStore(path) as store:
+        assert len(store.query()) == 20
+
+
+async def _closed(store: aio.EventStore) -> None:
+    await store.aclose()

@@ -10,6 +10,7 @@ to Python objects and resolves the futures (``_Completions.drain``). See
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 
 from factstr._factstr import _Completions
@@ -41,3 +42,13 @@ def completions() -> _Completions:
         by_loop[loop] = found
     _local.last = found
     return found
+
+
+def _forget_after_fork() -> None:
+    # A forked child shares the parent's socket pairs: it makes its own queues (its engine
+    # threads are new too: the native pool starts over in a child).
+    global _local
+    _local = _PerThread()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
