@@ -106,7 +106,8 @@ class _Registration:
                     try:
                         return future.result(timeout=LOOP_CHECK)
                     except concurrent.futures.TimeoutError:
-                        if loop.is_closed():
+                        # Also catches a stop that came before `current` was set.
+                        if loop.is_closed() or self.stopped.is_set():
                             future.cancel()
                             self.end_under_handler()
                             return None
