@@ -178,6 +178,7 @@ async def test_ack_is_plain_and_the_cursor_write_happens_off_the_loop(aio_url: s
 async def test_async_for_ends_when_the_subscription_or_the_store_closes(aio_url: str) -> None:
     store = aio.connect(aio_url)
     sub = store.subscribe()
+    assert await sub.next_batch(timeout=0) is None  # active from here
     got: list[list[int]] = []
 
     async def consume() -> None:
