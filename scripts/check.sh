@@ -45,6 +45,8 @@ fi
 # correctness check (false conflicts in S7, lost stream deliveries, a short replay).
 echo "==> benchmarks (quick mode; figures not checked)"
 "$PY" bench/run.py --quick --output "$ROOT/bench/results/ci"
+# The asyncio API's figures (factstr.aio), tiny counts: proves the script runs.
+"$PY" bench/aio.py --smoke --output "$ROOT/bench/results/ci"
 
 # Last, so that its summary closes the output.
 echo "==> pytest"

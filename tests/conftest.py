@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import factstr
 import pytest
@@ -33,8 +34,18 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def _backend(kind: str) -> str:
+    """The backend of a store kind: ``aio-sqlite`` (the asyncio API over a facade, see
+    ``tests/aio/facade.py``) is ``sqlite``."""
+    return kind.rsplit("-", 1)[-1]
+
+
 def _open_store(kind: str, location: str, existing: list[Store]) -> Store:
     """A store of ``kind`` on ``location`` (a directory for SQLite, a database URL for PostgreSQL)."""
+    if kind.startswith("aio-"):
+        from tests.aio.facade import open_facade
+
+        return cast(Store, open_facade(kind, location, existing))
     if kind == "memory":
         # A memory store is only shared through the object itself.
         if existing and not existing[0].closed:
@@ -51,6 +62,7 @@ def _open_code(kind: str, location: str) -> str | None:
     """Python source of an expression that opens a store on the same backend as ``_open_store``
     (with ``factstr`` imported), for tests that run a second process; None where no other process
     can share the store."""
+    kind = _backend(kind)
     if kind == "sqlite":
         return f"factstr.SqliteStore({str(Path(location) / 'events.db')!r})"
     if kind == "postgres":
@@ -83,7 +95,7 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
 
 
 def _location(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    if kind == "postgres":
+    if _backend(kind) == "postgres":
         url: str = request.getfixturevalue("postgres_url")
         return url
     return str(tmp_path)
@@ -127,7 +139,7 @@ def store(make_store: StoreFactory) -> Store:
 @pytest.fixture
 def shared_backend(store_kind: str) -> None:
     """Skips a test that needs two distinct store objects sharing one backend."""
-    if store_kind in UNSHARED_KINDS:
+    if _backend(store_kind) in UNSHARED_KINDS:
         pytest.skip(f"{store_kind} store objects do not share data with each other")
 
 

@@ -1,5 +1,6 @@
 """The native engine of factstr. Import from `factstr`, not from here."""
 
+from asyncio import AbstractEventLoop, Future
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from os import PathLike
@@ -24,9 +25,22 @@ __all__ = [
     "QueryResult",
     "SqliteStore",
     "Subscription",
+    "_AioOpener",
+    "_AioSubscriptionCore",
+    "_Completions",
     "_Restorer",
     "_after_fork_in_child",
     "_after_fork_in_parent",
+    "_aio_append",
+    "_aio_append_if",
+    "_aio_append_unless",
+    "_aio_close",
+    "_aio_delete_durable_stream",
+    "_aio_durable_streams",
+    "_aio_engine_threads",
+    "_aio_query",
+    "_aio_query_page",
+    "_aio_reset_durable_stream",
     "_before_fork",
     "_exit_streams",
 ]
@@ -437,3 +451,104 @@ def _exit_streams(grace: float) -> None: ...
 def _after_fork_in_child() -> None: ...
 def _after_fork_in_parent() -> None: ...
 def _before_fork() -> None: ...
+
+# The engine side of `factstr.aio` (private; see rust/factstr-python/src/aio/).
+@final
+class _Completions:
+    def __new__(cls, event_loop: AbstractEventLoop) -> Self: ...
+    def fileno(self) -> int: ...
+    def drain(self) -> None: ...
+    def in_flight(self) -> int: ...
+    @property
+    def loop(self) -> AbstractEventLoop: ...
+
+@final
+class _AioOpener:
+    @staticmethod
+    def sqlite(
+        path: str | PathLike[str],
+        *,
+        synchronous: str = "full",
+        poll_interval: float | None = None,
+        busy_timeout: float | None = None,
+    ) -> _AioOpener: ...
+    @staticmethod
+    def postgres(
+        url: str,
+        *,
+        pool_size: int | None = None,
+        connect_timeout: float | None = None,
+        reconnect_timeout: float | None = None,
+        statement_timeout: float | None = None,
+    ) -> _AioOpener: ...
+    @staticmethod
+    def bootstrap(
+        server_url: str,
+        database_name: str,
+        *,
+        pool_size: int | None = None,
+        connect_timeout: float | None = None,
+        reconnect_timeout: float | None = None,
+        statement_timeout: float | None = None,
+    ) -> _AioOpener: ...
+    def open(self, completions: _Completions) -> Future[EventStore]: ...
+
+@final
+class _AioSubscriptionCore:
+    def __new__(
+        cls, query: EventQuery | None = None, durable: DurableStream | str | None = None
+    ) -> Self: ...
+    def activate(self, completions: _Completions, store: EventStore) -> Future[None]: ...
+    def poll(self, completions: _Completions) -> Future[list[EventRecord] | int | None]: ...
+    def wait(
+        self, completions: _Completions, seen: int
+    ) -> tuple[Future[None], tuple[int, int] | None]: ...
+    def forget(self, completions: _Completions, handle: tuple[int, int]) -> None: ...
+    def ack(self, completions: _Completions) -> Future[None]: ...
+    def unreceive(self) -> None: ...
+    def close(self, completions: _Completions) -> Future[None]: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def durable_name(self) -> str | None: ...
+
+def _aio_append(
+    completions: _Completions, store: EventStore, events: Sequence[NewEvent]
+) -> Future[AppendResult]: ...
+def _aio_append_if(
+    completions: _Completions,
+    store: EventStore,
+    events: Sequence[NewEvent],
+    context_query: EventQuery,
+    expected_context_version: int | None,
+) -> Future[AppendResult]: ...
+def _aio_append_unless(
+    completions: _Completions,
+    store: EventStore,
+    events: Sequence[NewEvent],
+    fail_if_events_match: EventQuery,
+    after: int | None = None,
+) -> Future[AppendResult]: ...
+def _aio_query(
+    completions: _Completions,
+    store: EventStore,
+    query: EventQuery | None = None,
+    limit: int | None = None,
+) -> Future[QueryResult]: ...
+def _aio_query_page(
+    completions: _Completions, store: EventStore, query: EventQuery, after: int, limit: int
+) -> Future[list[EventRecord]]: ...
+def _aio_durable_streams(
+    completions: _Completions, store: EventStore
+) -> Future[list[DurableStreamInfo]]: ...
+def _aio_reset_durable_stream(
+    completions: _Completions,
+    store: EventStore,
+    name: DurableStream | str,
+    sequence_number: int | None = None,
+) -> Future[None]: ...
+def _aio_delete_durable_stream(
+    completions: _Completions, store: EventStore, name: DurableStream | str
+) -> Future[None]: ...
+def _aio_close(completions: _Completions, store: EventStore) -> Future[None]: ...
+def _aio_engine_threads() -> tuple[int, int]: ...

@@ -32,7 +32,9 @@ pub mod types;
 pub use condition::Condition;
 pub use error::{Error, Result};
 pub use memory::{MemoryStorage, MemoryStore};
-pub use postgres::{redact_url, PostgresOptions, PostgresStorage, PostgresStore};
+pub use postgres::{
+    check_url as check_postgres_url, redact_url, PostgresOptions, PostgresStorage, PostgresStore,
+};
 pub use signal::CommitSignal;
 pub use sqlite::fork_gate as sqlite_fork_gate;
 pub use sqlite::{SqliteOptions, SqliteStorage, SqliteStore, Synchronous, MAX_BUSY_TIMEOUT};

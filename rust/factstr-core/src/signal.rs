@@ -20,10 +20,20 @@ pub struct CommitSignal {
     changed: Condvar,
 }
 
-#[derive(Default, Clone, Copy)]
+/// Called once, on the thread that moves the generation (or at once), without the signal's
+/// lock held; it must be quick (it hands a wake-up on, it does not read).
+pub type Waker = Box<dyn FnOnce() + Send>;
+
+/// Identifies a waker registered with `wake_past`, to take it back.
+pub type WakerId = u64;
+
+#[derive(Default)]
 struct SignalState {
     generation: u64,
     closed: bool,
+    /// Wakers of waits that hold no thread (the asyncio streams: `factstr.aio`).
+    wakers: Vec<(WakerId, Waker)>,
+    next_waker: WakerId,
 }
 
 impl CommitSignal {
@@ -39,16 +49,48 @@ impl CommitSignal {
     pub fn notify(&self) {
         let mut state = self.state.lock();
         state.generation = state.generation.wrapping_add(1);
+        let wakers = std::mem::take(&mut state.wakers);
         drop(state);
         self.changed.notify_all();
+        wake(wakers);
     }
 
     pub fn close(&self) {
         let mut state = self.state.lock();
         state.closed = true;
         state.generation = state.generation.wrapping_add(1);
+        let wakers = std::mem::take(&mut state.wakers);
         drop(state);
         self.changed.notify_all();
+        wake(wakers);
+    }
+
+    /// Like `wait_past` without holding a thread: calls `waker` once the generation differs
+    /// from `seen` or the signal closes (at once when it already has). Returns an id for
+    /// `forget_waker` when the waker was kept.
+    pub fn wake_past(&self, seen: u64, waker: Waker) -> Option<WakerId> {
+        let mut state = self.state.lock();
+        if state.generation != seen || state.closed {
+            drop(state);
+            waker();
+            return None;
+        }
+        state.next_waker = state.next_waker.wrapping_add(1);
+        let id = state.next_waker;
+        state.wakers.push((id, waker));
+        Some(id)
+    }
+
+    /// Drops a waker registered by `wake_past` that is no longer wanted (its wait timed out or
+    /// was cancelled), so that waits that never see a commit do not pile up.
+    pub fn forget_waker(&self, id: WakerId) {
+        let forgotten = {
+            let mut state = self.state.lock();
+            let index = state.wakers.iter().position(|(waker, _)| *waker == id);
+            index.map(|index| state.wakers.swap_remove(index))
+        };
+        // Dropped outside the lock: a waker's captures may take locks of their own.
+        drop(forgotten);
     }
 
     pub fn is_closed(&self) -> bool {
@@ -66,5 +108,62 @@ impl CommitSignal {
             }
         }
         true
+    }
+}
+
+fn wake(wakers: Vec<(WakerId, Waker)>) {
+    for (_, waker) in wakers {
+        waker();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    fn counter() -> (Arc<AtomicUsize>, impl Fn() -> Waker) {
+        let count = Arc::new(AtomicUsize::new(0));
+        let shared = count.clone();
+        (count, move || {
+            let count = shared.clone();
+            Box::new(move || {
+                count.fetch_add(1, Ordering::SeqCst);
+            })
+        })
+    }
+
+    #[test]
+    fn wakers_fire_once_on_the_next_change_and_at_once_when_it_already_moved() {
+        let signal = CommitSignal::new();
+        let (woken, waker) = counter();
+        let seen = signal.generation();
+        assert!(signal.wake_past(seen, waker()).is_some());
+        assert_eq!(woken.load(Ordering::SeqCst), 0);
+        signal.notify();
+        assert_eq!(woken.load(Ordering::SeqCst), 1);
+        signal.notify();
+        assert_eq!(woken.load(Ordering::SeqCst), 1, "a waker fires once");
+        assert!(signal.wake_past(seen, waker()).is_none(), "already moved");
+        assert_eq!(woken.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn forgotten_wakers_never_fire_and_close_wakes_the_rest() {
+        let signal = CommitSignal::new();
+        let (woken, waker) = counter();
+        let seen = signal.generation();
+        let forgotten = signal.wake_past(seen, waker()).unwrap();
+        signal.wake_past(seen, waker()).unwrap();
+        signal.forget_waker(forgotten);
+        signal.close();
+        assert_eq!(woken.load(Ordering::SeqCst), 1);
+        assert!(signal.wake_past(signal.generation(), waker()).is_none());
+        assert_eq!(
+            woken.load(Ordering::SeqCst),
+            2,
+            "a closed signal wakes at once"
+        );
     }
 }

@@ -3,8 +3,10 @@
 //! error mapping), `args` (the store methods' arguments), `values` (value classes; their hashes
 //! `hashing`), `store`, `stream` (handler threads), `exit` (interpreter exit), `subscription`
 //! (blocking iterators), `pages` (`iter_query`), `time` (commit times), `seconds` (timeouts),
-//! `transfer` (the command line's export/import/copy paths, internal).
+//! `transfer` (the command line's export/import/copy paths, internal), `aio` (the engine side of
+//! `factstr.aio`).
 
+mod aio;
 mod args;
 mod convert;
 mod errors;
@@ -39,6 +41,7 @@ fn _factstr(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<stream::EventStream>()?;
     module.add_class::<subscription::Subscription>()?;
     module.add_class::<transfer::Restorer>()?;
+    aio::add_to(module)?;
     module.add_function(wrap_pyfunction!(stream::_exit_streams, module)?)?;
     module.add_function(wrap_pyfunction!(stream::_after_fork_in_child, module)?)?;
     module.add_function(wrap_pyfunction!(stream::_before_fork, module)?)?;

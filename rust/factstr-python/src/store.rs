@@ -333,6 +333,54 @@ pub struct SqliteStore {
     path: std::path::PathBuf,
 }
 
+/// The options of `SqliteStore(...)`; those left out (None) take the engine's defaults.
+pub(crate) fn sqlite_options(
+    synchronous: &str,
+    poll_interval: Option<&Bound<'_, PyAny>>,
+    busy_timeout: Option<&Bound<'_, PyAny>>,
+) -> PyResult<core::SqliteOptions> {
+    let defaults = core::SqliteOptions::default();
+    let synchronous = match synchronous.to_ascii_lowercase().as_str() {
+        "full" => core::Synchronous::Full,
+        "normal" => core::Synchronous::Normal,
+        other => {
+            return Err(value_error(format!(
+                "synchronous must be \"full\" or \"normal\", not {other:?}"
+            )))
+        }
+    };
+    Ok(core::SqliteOptions {
+        synchronous,
+        poll_interval: seconds_or(
+            poll_interval,
+            "poll_interval",
+            Zero::Refused,
+            defaults.poll_interval,
+        )?,
+        busy_timeout: seconds_or(
+            busy_timeout,
+            "busy_timeout",
+            Zero::Allowed,
+            defaults.busy_timeout,
+        )?,
+    })
+}
+
+impl SqliteStore {
+    /// The Python object of an opened engine store (also built by `factstr.aio`).
+    pub(crate) fn initializer(
+        path: std::path::PathBuf,
+        store: core::SqliteStore,
+    ) -> PyClassInitializer<Self> {
+        let label = format!("SqliteStore({})", python_repr(&path.display().to_string()));
+        PyClassInitializer::from(EventStore {
+            inner: Arc::new(store),
+            label,
+        })
+        .add_subclass(Self { path })
+    }
+}
+
 #[pymethods]
 impl SqliteStore {
     #[new]
@@ -349,39 +397,10 @@ impl SqliteStore {
         poll_interval: Option<&Bound<'_, PyAny>>,
         busy_timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let defaults = core::SqliteOptions::default();
-        let synchronous = match synchronous.to_ascii_lowercase().as_str() {
-            "full" => core::Synchronous::Full,
-            "normal" => core::Synchronous::Normal,
-            other => {
-                return Err(value_error(format!(
-                    "synchronous must be \"full\" or \"normal\", not {other:?}"
-                )))
-            }
-        };
-        let options = core::SqliteOptions {
-            synchronous,
-            poll_interval: seconds_or(
-                poll_interval,
-                "poll_interval",
-                Zero::Refused,
-                defaults.poll_interval,
-            )?,
-            busy_timeout: seconds_or(
-                busy_timeout,
-                "busy_timeout",
-                Zero::Allowed,
-                defaults.busy_timeout,
-            )?,
-        };
+        let options = sqlite_options(synchronous, poll_interval, busy_timeout)?;
         let opened_path = path.clone();
         let store = detached(py, move || core::SqliteStore::open(&opened_path, options))?;
-        let label = format!("SqliteStore({})", python_repr(&path.display().to_string()));
-        Ok(PyClassInitializer::from(EventStore {
-            inner: Arc::new(store),
-            label,
-        })
-        .add_subclass(Self { path }))
+        Ok(Self::initializer(path, store))
     }
 
     /// The database file.
@@ -413,7 +432,7 @@ pub struct PostgresStore {
 
 /// The options of `PostgresStore(...)` and `bootstrap(...)`; those left out (None) take the
 /// engine's defaults (`PostgresOptions::default()`), which the text signatures show.
-fn postgres_options(
+pub(crate) fn postgres_options(
     pool_size: Option<&Bound<'_, PyAny>>,
     connect_timeout: Option<&Bound<'_, PyAny>>,
     statement_timeout: Option<&Bound<'_, PyAny>>,
@@ -469,7 +488,7 @@ fn postgres_options(
 }
 
 impl PostgresStore {
-    fn initializer(store: core::PostgresStore) -> PyClassInitializer<Self> {
+    pub(crate) fn initializer(store: core::PostgresStore) -> PyClassInitializer<Self> {
         let shown_url = store.shown_url().to_owned();
         let label = format!("PostgresStore({})", python_repr(&shown_url));
         PyClassInitializer::from(EventStore {

@@ -337,3 +337,9 @@ impl Storage for PostgresStorage {
         Ok(())
     }
 }
+
+/// Checks a store URL without connecting (what `open` refuses before any I/O), for callers that
+/// must report a bad URL at once and connect later (`factstr.aio`).
+pub fn check_url(url: &str) -> Result<()> {
+    url::parse(url).map(|_| ())
+}

@@ -1,0 +1,3 @@
+"""The contract cases of ``tests/contract/test_query.py``, through ``factstr.aio``."""
+
+from tests.contract.test_query import *  # noqa: F403
