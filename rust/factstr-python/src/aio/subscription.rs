@@ -27,6 +27,10 @@ use crate::errors::{to_py_err, unwound};
 use crate::store::EventStore;
 use crate::values::records_to_python;
 
+/// What `wait` hands Python to `forget` a registered waker by: the commit signal's waker id and
+/// the completion token of its future.
+type WakerHandle = (u64, u64);
+
 struct State {
     query: core::EventQuery,
     durable: Option<String>,
@@ -185,7 +189,7 @@ impl AioSubscriptionCore {
         py: Python<'py>,
         completions: &Bound<'py, Completions>,
         seen: u64,
-    ) -> PyResult<(Bound<'py, PyAny>, Option<(u64, u64)>)> {
+    ) -> PyResult<(Bound<'py, PyAny>, Option<WakerHandle>)> {
         let Some(store) = self.state.store.lock().clone() else {
             let future = completions.get().bare_future(py)?;
             settle(py, &future, Ok(py.None().into_bound(py)))?;
@@ -205,7 +209,7 @@ impl AioSubscriptionCore {
 
     /// Drops a waker that `wait` registered (its wait timed out or was cancelled), given the
     /// handle `wait` returned.
-    fn forget(&self, completions: &Bound<'_, Completions>, handle: (u64, u64)) {
+    fn forget(&self, completions: &Bound<'_, Completions>, handle: WakerHandle) {
         let (id, token) = handle;
         if let Some(store) = self.state.store.lock().as_ref() {
             store.commit_signal().forget_waker(id);
