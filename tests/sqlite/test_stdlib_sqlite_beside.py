@@ -110,10 +110,11 @@ def test_stdlib_connections_opening_writing_and_closing_beside_appends_lose_noth
 
 def posix_locks_of_this_process(db: Path) -> list[str]:
     """The POSIX record locks this process holds on ``db`` (Python's ``sqlite3`` takes those;
-    factstr's own are open-file-description locks), from ``/proc/locks``."""
+    factstr's own are open-file-description locks), from ``/proc/locks``, without each line's
+    ordinal (which shifts when other processes take or drop locks meanwhile)."""
     inode = db.stat().st_ino
     return [
-        line
+        line.split(":", 1)[1].strip()
         for line in Path("/proc/locks").read_text().splitlines()
         if " POSIX " in line
         and f" {os.getpid()} " in line
