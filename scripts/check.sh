@@ -42,6 +42,14 @@ fi
 echo "==> benchmarks (quick mode; figures not checked)"
 "$PY" bench/run.py --quick --output "$ROOT/bench/results/ci"
 
+# What users install: the x86_64 glibc release wheel (abi3, fat LTO), installed into a fresh
+# venv of every supported CPython and tested from outside the source tree (docs/packaging.md).
+# The other targets are built by scripts/wheels.sh alone (cross builds take too long for CI).
+echo "==> release wheel (x86_64 manylinux) and its tests on CPython 3.10-3.13"
+rm -f "$ROOT"/dist/*.whl
+bash "$ROOT/scripts/wheels.sh" x86_64-manylinux
+bash "$ROOT/scripts/test-wheels.sh"
+
 # Last, so that its summary closes the output.
 echo "==> pytest"
 "$PY" -m pytest -q "$@"
