@@ -37,7 +37,10 @@ find_python() {
     local version="$1" candidate
     for candidate in "$(command -v "python$version" || true)" \
         "$HOME"/.pyenv/versions/"$version".*/bin/"python$version"; do
-        if [ -n "$candidate" ] && [ -x "$candidate" ]; then
+        # (a pyenv shim is on PATH for every version but runs only the selected ones)
+        if [ -n "$candidate" ] && [ -x "$candidate" ] && "$candidate" -c \
+            "import sys, venv; sys.exit(sys.version_info[:2] != tuple(map(int, '$version'.split('.'))))" \
+            2>/dev/null; then
             echo "$candidate"
             return
         fi
@@ -61,7 +64,7 @@ NO_RUST_BIN="$WORK/bin"
 mkdir -p "$NO_RUST_BIN"
 for folder in /usr/local/bin /usr/bin /bin; do
     for tool in "$folder"/*; do
-        name="$(basename "$tool")"
+        name="${tool##*/}"
         case "$name" in cargo* | rustc* | rustdoc* | rustup* | rust-* | maturin*) continue ;; esac
         [ -e "$NO_RUST_BIN/$name" ] || ln -s "$tool" "$NO_RUST_BIN/$name"
     done
