@@ -49,7 +49,7 @@ fi
 if [ -d "$CARGO_TARGET_DIR/release" ]; then
     cache="warm: $(du -sh "$CARGO_TARGET_DIR" 2>/dev/null | cut -f1)"
 else
-    cache="cold: the first build compiles about 150 crates, several minutes on two cores"
+    cache="cold: the first build compiles about 120 crates, several minutes on two cores"
 fi
 step 3 "building factstr (release profile; build cache $CARGO_TARGET_DIR, $cache)"
 (cd "$ROOT" && "$VENV/bin/maturin" develop --release)

@@ -59,16 +59,16 @@ fi
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/factstr-wheel-tests.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 
-# A PATH without any Rust toolchain: the system folders, less cargo, rustc, rustup and maturin.
+# A PATH without any Rust toolchain: the system folders, less cargo, rustc, rustup and maturin
+# (the sbin ones too: the PostgreSQL tests run initdb through runuser).
 NO_RUST_BIN="$WORK/bin"
 mkdir -p "$NO_RUST_BIN"
-for folder in /usr/local/bin /usr/bin /bin; do
-    for tool in "$folder"/*; do
-        name="${tool##*/}"
-        case "$name" in cargo* | rustc* | rustdoc* | rustup* | rust-* | maturin*) continue ;; esac
-        [ -e "$NO_RUST_BIN/$name" ] || ln -s "$tool" "$NO_RUST_BIN/$name"
-    done
+for folder in /usr/local/bin /usr/bin /bin /usr/local/sbin /usr/sbin /sbin; do
+    # One cp for the whole folder (symlinks; the first folder wins a name; folders are skipped).
+    [ -d "$folder" ] && cp -sn "$folder"/* "$NO_RUST_BIN"/ 2>/dev/null || true
 done
+rm -f "$NO_RUST_BIN"/cargo* "$NO_RUST_BIN"/rustc* "$NO_RUST_BIN"/rustdoc* \
+    "$NO_RUST_BIN"/rustup* "$NO_RUST_BIN"/rust-* "$NO_RUST_BIN"/maturin*
 
 # The tests, away from the source tree: `tests.*` helpers resolve here, `factstr` does not.
 mkdir -p "$WORK/suite"
