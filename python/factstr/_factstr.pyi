@@ -24,6 +24,7 @@ __all__ = [
     "QueryResult",
     "SqliteStore",
     "Subscription",
+    "_Restorer",
     "_after_fork_in_child",
     "_after_fork_in_parent",
     "_before_fork",
@@ -337,6 +338,15 @@ class EventStore:
         """Sets the cursor of an inactive durable stream (0: replay everything again)."""
     def delete_durable_stream(self, name: str | DurableStream) -> None:
         """Deletes a durable stream's cursor (refused while it is running)."""
+    # Internal, for the `factstr` command only (factstr.cli.transfer); not part of the API.
+    def _export_page(
+        self, after: int, max_events: int, lines: bool
+    ) -> tuple[bytes | None, int, int, int, int]: ...
+    def _checksum_page(self, after: int, limit: int) -> tuple[int, int, int]: ...
+    def _restorer(self, write_events: int = 20_000) -> _Restorer: ...
+    def _restore_durable_stream(
+        self, name: str | DurableStream, query: EventQuery, cursor: int
+    ) -> None: ...
     def close(self) -> None:
         """Closes the store: later calls raise `StoreClosedError`, streams and iterations end."""
     @property
@@ -399,6 +409,14 @@ class PostgresStore(EventStore):
     @property
     def url(self) -> str:
         """The URL of the database, without its password."""
+
+@final
+class _Restorer:
+    """Internal (factstr.cli.transfer): writes export lines back into a store."""
+
+    def feed(self, data: bytes) -> list[bytes]: ...
+    def facts_fed(self) -> int: ...
+    def finish(self) -> tuple[int, int, int]: ...
 
 def _exit_streams(grace: float) -> None: ...
 def _after_fork_in_child() -> None: ...

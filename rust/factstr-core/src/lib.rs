@@ -6,6 +6,7 @@
 //!   `append_unless`;
 //! - `memory`, `sqlite`, `postgres`: the stores; `search`: query planning shared by the SQL stores;
 //! - `payload_keys`, `query_json`, `clock`: storage helpers shared by the stores;
+//! - `restore`: writing an exported log back (internal, for `factstr import`);
 //! - `sql_numbers`: the largest sequence number the SQL stores hold (2**63-1);
 //! - `signal`, `subscriber`, `durable`: stream dispatch, shared by every store.
 
@@ -21,6 +22,7 @@ pub mod postgres;
 pub mod postings;
 pub mod prepared;
 pub mod query_json;
+pub mod restore;
 pub mod search;
 pub mod signal;
 pub mod sql_numbers;

@@ -13,6 +13,11 @@ use serde_json::Value;
 
 use crate::matching::{number_key, NumberKey};
 
+/// An object member with this name, and everything under it, yields no key: its contents are
+/// kept and matched but never indexed (ciphertext, compressed bytes; `factstr.eventsourcing`
+/// stores non-JSON state there). A predicate on it alone is answered by a scan or the type index.
+pub const OPAQUE: &str = "$opaque";
+
 /// Which nodes yield keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -38,6 +43,9 @@ fn collect<K: Write + Clone>(value: &Value, path: &K, containers: bool, keys: &m
     match value {
         Value::Object(map) => {
             for (name, child) in map {
+                if name == OPAQUE {
+                    continue;
+                }
                 let mut step = path.clone();
                 let _ = write!(step, "k{}:{}", name.len(), name);
                 collect(child, &step, containers, keys);
@@ -165,6 +173,19 @@ mod tests {
             })
             .collect();
         assert_eq!(selective_key_hashes(&value), texts);
+    }
+
+    #[test]
+    fn opaque_members_yield_no_keys() {
+        let value =
+            json!({"a": "x", "$opaque": {"state": "c2VjcmV0", "n": 1}, "b": {"$opaque": [1]}});
+        let with = node_keys(&value, Scope::AllNodes);
+        let without = node_keys(&json!({"a": "x", "b": {}}), Scope::AllNodes);
+        assert_eq!(with, without);
+        assert_eq!(
+            selective_key_hashes(&value),
+            selective_key_hashes(&json!({"a": "x"}))
+        );
     }
 
     #[test]

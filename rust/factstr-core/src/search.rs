@@ -18,6 +18,13 @@ const ESTIMATE_CAP: i64 = 2_000;
 /// fewer would cost more than reading them.
 const FEW_CANDIDATES: i64 = 256;
 
+/// A predicate key with this few candidates is taken without estimating the predicate's other
+/// keys: each estimate of a common key costs the SQL stores a statement or two (a round trip on
+/// PostgreSQL), more than reading a few extra candidates. (An event-sourcing predicate such as
+/// `{"originator_id": .., "originator_version": .., "recorder": ..}` has one rare key among
+/// common ones.)
+const SELECTIVE_ENOUGH: i64 = 32;
+
 /// The most candidate rows fetched at once.
 const MAX_FETCH_CHUNK: usize = 512;
 
@@ -163,6 +170,9 @@ fn payload_parts(log: &mut dyn IndexedLog, predicates: &[Value]) -> Result<Optio
                     source: Source::Key(hash),
                     estimate,
                 });
+            }
+            if estimate <= SELECTIVE_ENOUGH {
+                break;
             }
         }
         match best {

@@ -2,6 +2,7 @@
 //! built once on top of it (see `subscriber`), so each store only provides storage.
 
 use crate::error::Result;
+use crate::restore::RestoredBatch;
 use crate::signal::CommitSignal;
 use crate::types::{AppendResult, BatchPage, DurableStreamInfo, EventQuery, NewEvent, QueryResult};
 
@@ -41,6 +42,11 @@ pub trait EventStore: Send + Sync {
         query: &EventQuery,
         max_events: usize,
     ) -> Result<BatchPage>;
+
+    /// Internal (`factstr import`, see `restore`): commits `batches` (consecutive, the first one
+    /// directly after the head) with their own sequence numbers and `occurred_at`, through the
+    /// store's append path, all or nothing. Returns the range written.
+    fn restore_batches(&self, batches: Vec<RestoredBatch>) -> Result<AppendResult>;
 
     /// The last committed sequence number (0 when empty).
     fn head(&self) -> Result<u64>;

@@ -1,7 +1,8 @@
 //! The private native module `factstr._factstr`. The public API is the `factstr` package,
 //! which re-exports these classes. Layout: `convert` (Python <-> JSON), `errors` (the one
 //! error mapping), `values` (value classes), `store`, `stream` (handler threads), `exit` (interpreter exit),
-//! `subscription` (blocking iterators), `pages` (`iter_query`), `time` (commit times), `seconds` (timeouts).
+//! `subscription` (blocking iterators), `pages` (`iter_query`), `time` (commit times), `seconds` (timeouts),
+//! `transfer` (the command line's export/import/copy paths, internal).
 
 mod convert;
 mod errors;
@@ -13,6 +14,7 @@ mod store;
 mod stream;
 mod subscription;
 mod time;
+mod transfer;
 mod values;
 
 use pyo3::prelude::*;
@@ -33,6 +35,7 @@ fn _factstr(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<store::PostgresStore>()?;
     module.add_class::<stream::EventStream>()?;
     module.add_class::<subscription::Subscription>()?;
+    module.add_class::<transfer::Restorer>()?;
     module.add_function(wrap_pyfunction!(stream::_exit_streams, module)?)?;
     module.add_function(wrap_pyfunction!(stream::_after_fork_in_child, module)?)?;
     module.add_function(wrap_pyfunction!(stream::_before_fork, module)?)?;

@@ -274,6 +274,51 @@ impl EventStore {
         detached(py, || self.inner.delete_durable_stream(&name))
     }
 
+    /// Internal, for the `factstr` command (see `transfer`): the whole batches after `after` as
+    /// export lines (when `lines`), with `(lines, scanned_to, facts, batches, checksum)`.
+    fn _export_page(
+        &self,
+        py: Python<'_>,
+        after: u64,
+        max_events: usize,
+        lines: bool,
+    ) -> PyResult<crate::transfer::ExportPageTuple> {
+        crate::transfer::export_page_py(py, &self.inner, after, max_events, lines)
+    }
+
+    /// Internal, for the `factstr` command: `(last read, facts, checksum)` of a query page.
+    fn _checksum_page(
+        &self,
+        py: Python<'_>,
+        after: u64,
+        limit: usize,
+    ) -> PyResult<(u64, u64, u64)> {
+        crate::transfer::checksum_page_py(py, &self.inner, after, limit)
+    }
+
+    /// Internal, for `factstr import`: a writer of export lines into this store.
+    #[pyo3(signature = (write_events=20_000))]
+    fn _restorer(&self, write_events: usize) -> crate::transfer::Restorer {
+        crate::transfer::Restorer::new(self.inner.clone(), write_events)
+    }
+
+    /// Internal, for `factstr import`: creates a durable stream with a given query and cursor
+    /// (refused when the name exists).
+    fn _restore_durable_stream(
+        &self,
+        py: Python<'_>,
+        name: &Bound<'_, PyAny>,
+        query: &Bound<'_, PyAny>,
+        cursor: u64,
+    ) -> PyResult<()> {
+        let name = durable_name(name)?;
+        let query = query_arg(Some(query), "query")?;
+        let store = self.inner.clone();
+        detached(py, move || {
+            core::restore::restore_durable_stream(&*store, &name, &query, cursor)
+        })
+    }
+
     /// Closes the store: later calls raise `StoreClosedError`, streams and iterations end.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         detached(py, || self.inner.close())

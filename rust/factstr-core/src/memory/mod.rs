@@ -5,6 +5,7 @@
 //! cheap `Arc` clones, so the lock is held only while the matching sequence numbers are found.
 
 mod index;
+mod restore;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -19,7 +20,7 @@ use crate::signal::CommitSignal;
 use crate::store::{EventStore, LeaseId};
 use crate::types::{
     AppendResult, Batch, BatchPage, DurableStreamInfo, EventQuery, EventRecord, NewEvent,
-    QueryResult,
+    QueryResult, Timestamp,
 };
 use index::{merge_above, Candidates, Index};
 
@@ -65,10 +66,19 @@ impl MemoryStore {
     }
 
     fn commit(&self, log: &mut Log, events: Vec<NewEvent>) -> AppendResult {
+        self.commit_at(log, events, now_micros())
+    }
+
+    /// `commit` with a given `occurred_at` (a restored batch keeps its own, see `restore`).
+    fn commit_at(
+        &self,
+        log: &mut Log,
+        events: Vec<NewEvent>,
+        occurred_at: Timestamp,
+    ) -> AppendResult {
         let first = log.records.len() as u64 + 1;
         let count = events.len() as u64;
         let last = first + count - 1;
-        let occurred_at = now_micros();
         log.records.reserve(events.len());
         for (offset, event) in events.into_iter().enumerate() {
             let sequence_number = first + offset as u64;
@@ -244,6 +254,10 @@ impl EventStore for MemoryStore {
             }
         }
         Ok(page)
+    }
+
+    fn restore_batches(&self, batches: Vec<crate::restore::RestoredBatch>) -> Result<AppendResult> {
+        self.restore(batches)
     }
 
     fn head(&self) -> Result<u64> {

@@ -15,6 +15,7 @@ mod listener;
 mod literals;
 mod pool;
 mod reads;
+mod restore;
 mod schema;
 mod tls;
 mod url;
@@ -331,6 +332,10 @@ impl EventStore for PostgresStore {
                 max_events,
             )
         })
+    }
+
+    fn restore_batches(&self, batches: Vec<crate::restore::RestoredBatch>) -> Result<AppendResult> {
+        self.shared.restore(&batches)
     }
 
     fn head(&self) -> Result<u64> {

@@ -123,6 +123,12 @@ fn append_unless_at_once(
     let Some(could_match) = type_superset(context) else {
         return Ok(None);
     };
+    if could_match == "TRUE" && after.is_none() {
+        // Every row could match and there is no bound: only an empty log would pass, so on any
+        // other the attempt would cost a round trip and 64 rows for nothing (eventsourcing's
+        // duplicate check, a payload condition without `after`, is this case).
+        return Ok(None);
+    }
     let after_sql = after.map_or(0, |a| a as i64); // checked against 2**63-1 by the store
     let above =
         format!("FROM events AS e WHERE e.sequence_number > {after_sql} AND ({could_match})");
@@ -206,16 +212,16 @@ fn type_superset(query: &EventQuery) -> Option<String> {
 }
 
 /// What the first round trip of a locked append reads.
-struct Locked {
-    last_committed: u64,
-    indexed_through: u64,
+pub(super) struct Locked {
+    pub(super) last_committed: u64,
+    pub(super) indexed_through: u64,
     /// The first `READ_WHOLE_BELOW` index rows (first number, members) of each context key.
     postings: HashMap<i64, Vec<(u64, Option<Vec<u8>>)>>,
 }
 
 /// Begins, takes the append lock, and reads the head, how far the index is current and the index
 /// rows of `context_keys`: one round trip (a simple query; the keys are numbers we computed).
-fn lock_and_read(conn: &mut Conn, pool: &Pool, context_keys: &[i64]) -> Result<Locked> {
+pub(super) fn lock_and_read(conn: &mut Conn, pool: &Pool, context_keys: &[i64]) -> Result<Locked> {
     let mut sql = String::from(
         "BEGIN; LOCK TABLE events, append_batches IN EXCLUSIVE MODE; \
          SELECT COALESCE(MAX(sequence_number), 0), \
@@ -282,7 +288,7 @@ fn decode_hex(text: &str) -> Result<Vec<u8>> {
 }
 
 /// The arguments of one `factstr_append_batch` call (see `schema`) for a batch of events.
-struct BatchArgs<'a> {
+pub(super) struct BatchArgs<'a> {
     stamp: i64,
     types: Vec<&'a str>,
     payloads: Vec<&'a str>,
@@ -298,6 +304,11 @@ struct BatchArgs<'a> {
 
 impl<'a> BatchArgs<'a> {
     fn new(events: &'a [PreparedEvent]) -> Self {
+        Self::stamped(events, now_micros().max(0))
+    }
+
+    /// The arguments with a given `occurred_at` (a restored batch keeps its own, see `restore`).
+    pub(super) fn stamped(events: &'a [PreparedEvent], stamp: i64) -> Self {
         let keys = events
             .iter()
             .zip(0u64..)
@@ -305,7 +316,7 @@ impl<'a> BatchArgs<'a> {
             .collect();
         let postings = batch_postings(keys);
         Self {
-            stamp: now_micros().max(0),
+            stamp,
             types: events.iter().map(|e| e.event_type.as_str()).collect(),
             payloads: events.iter().map(|e| e.payload_text.as_str()).collect(),
             hashes: postings.iter().map(|p| p.0).collect(),
@@ -326,7 +337,7 @@ impl<'a> BatchArgs<'a> {
 
     /// Writes the exact text of the payloads `jsonb` would change, in the caller's transaction,
     /// for the batch numbered from `first`.
-    fn write_exact(&self, conn: &mut Conn, pool: &Pool, first: u64) -> Result<()> {
+    pub(super) fn write_exact(&self, conn: &mut Conn, pool: &Pool, first: u64) -> Result<()> {
         conn.execute(
             "INSERT INTO factstr_exact_payloads (sequence_number, payload) \
              SELECT $1 + u.o, u.p FROM unnest($2::bigint[], $3::text[]) AS u(o, p)",
@@ -351,7 +362,12 @@ impl<'a> BatchArgs<'a> {
     /// unless the caller has one open and `locked` (holds the append lock, taken before its
     /// snapshot). `None` when nothing was written: the index must first catch up with foreign
     /// rows, or the session's isolation level needs the explicit transaction.
-    fn call(&self, conn: &mut Conn, pool: &Pool, locked: bool) -> Result<Option<AppendResult>> {
+    pub(super) fn call(
+        &self,
+        conn: &mut Conn,
+        pool: &Pool,
+        locked: bool,
+    ) -> Result<Option<AppendResult>> {
         let occurred_at = UNIX_EPOCH + Duration::from_micros(self.stamp as u64);
         let members: Vec<Option<&[u8]>> = self.members.iter().map(Option::as_deref).collect();
         // Preparing sends nothing of the batch; the call itself commits when it runs alone.
@@ -408,11 +424,22 @@ impl<'a> BatchArgs<'a> {
     /// The SQL of `call_and_commit`, the call made only where `guard` (a `WHERE` clause, or
     /// empty) holds; `None` when a text cannot be a literal.
     fn call_and_commit_sql(&self, guard: &str) -> Option<String> {
+        Some(format!("{} {guard}; COMMIT", self.call_sql()?))
+    }
+
+    /// Whether payloads `jsonb` would change need writing beside (`write_exact`).
+    pub(super) fn has_exact(&self) -> bool {
+        !self.exact_offsets.is_empty()
+    }
+
+    /// The function call as one SQL statement (values as literals, the caller holding the lock);
+    /// `None` when a text cannot be a literal.
+    pub(super) fn call_sql(&self) -> Option<String> {
         let types = literals::text_array(self.types.iter().copied())?;
         let payloads = literals::text_array(self.payloads.iter().copied())?;
         let members: Vec<Option<&[u8]>> = self.members.iter().map(Option::as_deref).collect();
         Some(format!(
-            "SELECT factstr_append_batch(true, '{}'::timestamptz, {types}, {payloads}, {}, {}, {}) {guard}; COMMIT",
+            "SELECT factstr_append_batch(true, '{}'::timestamptz, {types}, {payloads}, {}, {}, {})",
             format_rfc3339(self.stamp),
             literals::bigint_array(&self.hashes),
             literals::bigint_array(&self.offsets),
@@ -429,7 +456,7 @@ fn number(text: Option<&str>) -> u64 {
 const CATCH_UP_PAGE: i64 = 10_000;
 
 /// Indexes the events that writers without our index (the upstream crates) appended.
-fn catch_up_index(
+pub(super) fn catch_up_index(
     conn: &mut Conn,
     pool: &Pool,
     indexed_through: u64,

@@ -16,6 +16,7 @@ pub mod fork_gate;
 mod payload_index;
 mod posting_block;
 mod reads;
+mod restore;
 mod schema;
 mod watcher;
 mod writes;
@@ -307,6 +308,10 @@ impl EventStore for SqliteStore {
         self.shared.read(|connection| {
             search::read_batches(&mut SqliteLog { connection }, position, query, max_events)
         })
+    }
+
+    fn restore_batches(&self, batches: Vec<crate::restore::RestoredBatch>) -> Result<AppendResult> {
+        self.committed(self.shared.write(|c| restore::restore(c, &batches)))
     }
 
     fn head(&self) -> Result<u64> {

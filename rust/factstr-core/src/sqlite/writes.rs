@@ -12,13 +12,23 @@ use crate::error::Result;
 use crate::payload_keys::selective_key_hashes;
 use crate::prepared::PreparedEvent;
 use crate::search;
-use crate::types::AppendResult;
+use crate::types::{AppendResult, Timestamp};
 
 /// Appends within the caller's write transaction; with a condition, only if it holds.
 pub fn append(
     connection: &Connection,
     events: &[PreparedEvent],
     condition: Option<Condition<'_>>,
+) -> Result<AppendResult> {
+    append_at(connection, events, condition, now_micros())
+}
+
+/// `append` with a given `occurred_at` (a restored batch keeps its own, see `restore`).
+pub fn append_at(
+    connection: &Connection,
+    events: &[PreparedEvent],
+    condition: Option<Condition<'_>>,
+    occurred_at: Timestamp,
 ) -> Result<AppendResult> {
     let last_committed = head(connection)?;
     catch_up_index(connection, last_committed)?;
@@ -28,7 +38,7 @@ pub fn append(
     let first = last_committed + 1;
     let count = events.len() as u64;
     let last = first + count - 1;
-    let occurred_at = format_rfc3339(now_micros());
+    let occurred_at = format_rfc3339(occurred_at);
     let numbers: Vec<i64> = (0..count).map(|offset| (first + offset) as i64).collect();
     let mut event_params: Vec<&dyn ToSql> = Vec::with_capacity(events.len() * 4);
     let mut keys: Vec<(i64, u64)> = Vec::new();
