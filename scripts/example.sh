@@ -19,7 +19,7 @@ url=""
 for argument in "$@"; do
     case "$argument" in
         --keep) keep=1 ;;
-        -h | --help) sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) echo "unknown option $argument (see --help)" >&2; exit 2 ;;
         *) url="$argument" ;;
     esac
