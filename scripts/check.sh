@@ -48,6 +48,10 @@ echo "==> benchmarks (quick mode; figures not checked)"
 # The asyncio API's figures (factstr.aio), tiny counts: proves the script runs.
 "$PY" bench/aio.py --smoke --output "$ROOT/bench/results/ci"
 
+# The release wheels and their installed-wheel tests (scripts/wheels.sh, scripts/test-wheels.sh,
+# docs/packaging.md) are not part of this command yet: they have not completed a whole run on this
+# machine (issue 13).
+
 # Last, so that its summary closes the output.
 echo "==> pytest"
 "$PY" -m pytest -q "$@"

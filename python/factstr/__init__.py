@@ -7,8 +7,6 @@ The engine is written in Rust (`factstr._factstr`); this package is its public, 
 
 from __future__ import annotations
 
-from importlib.metadata import version as _version
-
 from factstr import _streams  # noqa: F401  (stops handler threads at exit; see its docstring)
 from factstr._connect import connect
 from factstr._errors import (
@@ -41,8 +39,18 @@ from factstr._factstr import (
 )
 from factstr._json import json_default
 
-# Single-sourced: maturin writes the Cargo workspace version into the package metadata.
-__version__: str = _version("factstr")
+# Single-sourced: maturin writes the Cargo workspace version into the package metadata. Read on
+# first use (PEP 562): importing importlib.metadata was most of the time `import factstr` took.
+__version__: str
+
+
+def __getattr__(name: str) -> str:
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("factstr")
+    raise AttributeError(f"module 'factstr' has no attribute {name!r}")
+
 
 __all__ = [
     "AppendResult",

@@ -72,8 +72,10 @@ def _at_exit() -> None:
 # Registered when factstr is imported, so it runs after the application's own atexit hooks
 # (which may still close stores) and before the interpreter finalises.
 atexit.register(_at_exit)
-os.register_at_fork(
-    before=_factstr._before_fork,
-    after_in_parent=_factstr._after_fork_in_parent,
-    after_in_child=_factstr._after_fork_in_child,
-)
+# Windows has no fork (and no os.register_at_fork).
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_factstr._before_fork,
+        after_in_parent=_factstr._after_fork_in_parent,
+        after_in_child=_factstr._after_fork_in_child,
+    )

@@ -16,7 +16,10 @@ import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:  # typing.Self is 3.11+; the package supports 3.10
+    from typing_extensions import Self
 
 import factstr
 from factstr import aio

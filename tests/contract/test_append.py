@@ -116,10 +116,10 @@ def test_failed_appends_deliver_nothing(store: Store) -> None:
 
 
 def test_occurred_at_is_utc_aware_and_one_per_batch(store: Store) -> None:
-    before = dt.datetime.now(dt.UTC)
+    before = dt.datetime.now(dt.timezone.utc)
     store.append(events("a", 4))
     store.append(events("b", 2))
-    after = dt.datetime.now(dt.UTC)
+    after = dt.datetime.now(dt.timezone.utc)
     records = store.query().event_records
     for record in records:
         assert isinstance(record.occurred_at, dt.datetime)

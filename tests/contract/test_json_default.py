@@ -49,7 +49,7 @@ NAIVE = dt.datetime(2026, 1, 2, 3, 4, 5)
         (NAIVE, "2026-01-02T03:04:05"),
         (dt.date(2026, 1, 2), "2026-01-02"),
         (dt.time(3, 4, 5), "03:04:05"),
-        (dt.time(3, 4, tzinfo=dt.UTC), "03:04:00+00:00"),
+        (dt.time(3, 4, tzinfo=dt.timezone.utc), "03:04:00+00:00"),
         (UID, "12345678-1234-5678-1234-567812345678"),
         (decimal.Decimal("1.10"), "1.10"),
         (Colour.RED, "red"),

@@ -42,7 +42,7 @@ class Moved:
 counts: dict[str, int] = {"a": 1}
 names: list[str] = ["CourseOpened"]
 loose: dict[str, object] = {"a": 1}
-now = datetime.datetime.now(datetime.UTC)
+now = datetime.datetime.now(datetime.timezone.utc)
 NewEvent("CourseOpened", {"course": "c1", "tags": ["a"], "n": 3, "r": 0.5, "ok": True, "x": None})
 NewEvent("CourseOpened", counts)
 NewEvent("CourseOpened", loose)

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from tests.support import Collector, Store
 
-AT = dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC)
+AT = dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.timezone.utc)
 
 # Every value type, built from plain literals (also evaluated in a child process below).
 VALUES_SOURCE = """[

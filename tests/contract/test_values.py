@@ -75,7 +75,7 @@ def test_value_types_compare_by_value(store: Store) -> None:
     assert EventQuery([EventFilter(["a"])]) != EventQuery([EventFilter(["a"])], 0)
     assert DurableStream("d") == DurableStream("d")
     assert DurableStream("d") != DurableStream("e")
-    at = dt.datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC)
+    at = dt.datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=dt.timezone.utc)
     assert EventRecord(1, at, "t", {"a": 1}) == EventRecord(1, at, "t", {"a": 1})
     assert EventRecord(1, at, "t", {"a": 1}) != EventRecord(2, at, "t", {"a": 1})
     assert EventRecord(1, at, "t", {"a": 1}) != EventRecord(1, at, "t", {"a": 2})
@@ -88,7 +88,7 @@ def test_value_types_compare_by_value(store: Store) -> None:
 
 
 def test_event_record_can_be_constructed() -> None:
-    at = dt.datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC)
+    at = dt.datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=dt.timezone.utc)
     record = EventRecord(7, at, "t", {"a": [1, 2]})
     assert record.sequence_number == 7
     assert record.occurred_at == at

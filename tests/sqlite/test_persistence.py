@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import timezone
 from pathlib import Path
 
 import factstr
@@ -35,7 +35,9 @@ def test_facts_survive_close_and_reopen(db: Path) -> None:
             "nested": {"list": [1, 2.5, "x", None, True]},
         }
         stamps = [r.occurred_at for r in after.event_records]
-        assert all(s.tzinfo is not None and s.utcoffset() == UTC.utcoffset(None) for s in stamps)
+        assert all(
+            s.tzinfo is not None and s.utcoffset() == timezone.utc.utcoffset(None) for s in stamps
+        )
         assert stamps[0] == stamps[1] == stamps[2]
         assert stamps[4] == stamps[5]
         assert after.current_context_version == 6

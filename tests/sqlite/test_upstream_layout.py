@@ -7,7 +7,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import factstr
@@ -42,7 +42,7 @@ INSERT INTO store_metadata (key, value) VALUES ('append_batch_boundary_format', 
 # The Rust crates write nanoseconds; Python datetimes hold microseconds, so the extra digits
 # are cut off (not rounded), as datetime and chrono's subsecond accessors do.
 BATCH_TIME = "2026-11-26T13:47:05.123456789Z"
-BATCH_DATETIME = datetime(2026, 11, 26, 13, 47, 5, 123456, tzinfo=UTC)
+BATCH_DATETIME = datetime(2026, 11, 26, 13, 47, 5, 123456, tzinfo=timezone.utc)
 
 #: (sequence_number, occurred_at, event_type, payload): a 3-event batch, then two single events.
 UPSTREAM_ROWS: list[tuple[int, str, str, object]] = [
@@ -111,8 +111,8 @@ def test_upstream_database_reads_the_same_facts(upstream_db: Path) -> None:
             BATCH_DATETIME,
             BATCH_DATETIME,
             BATCH_DATETIME,
-            datetime(2026, 11, 26, 13, 47, 6, 0, tzinfo=UTC),
-            datetime(2026, 11, 27, 8, 0, 0, tzinfo=UTC),
+            datetime(2026, 11, 26, 13, 47, 6, 0, tzinfo=timezone.utc),
+            datetime(2026, 11, 27, 8, 0, 0, tzinfo=timezone.utc),
         ]
         assert result.current_context_version == 5
         assert replay_shapes(store, "shapes") == [[1, 2, 3], [4], [5]]
@@ -221,7 +221,7 @@ def test_rows_of_a_foreign_writer_after_open_are_found(upstream_db: Path) -> Non
             (7, "ForeignEvent", {"course": "foreign-only", "seat": 1})
         ]
         assert result.event_records[0].occurred_at == datetime(
-            2026, 11, 28, 10, 0, 0, 500000, tzinfo=UTC
+            2026, 11, 28, 10, 0, 0, 500000, tzinfo=timezone.utc
         )
         assert result.current_context_version == 7
         # With a type filter too, and in an append_if context.

@@ -12,7 +12,10 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from os import PathLike
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # typing.Self is 3.11+; the package supports 3.10
+    from typing_extensions import Self
 
 from factstr import _factstr
 from factstr._errors import StoreClosedError

@@ -14,13 +14,15 @@ from __future__ import annotations
 import asyncio
 import math
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 from factstr._errors import StoreClosedError
 from factstr._factstr import EventRecord, _AioSubscriptionCore
 from factstr.aio._engine import completions
 
 if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self is 3.11+; the package supports 3.10
+
     from factstr.aio._store import EventStore
 
 #: A wait for new batches reads again after this long even without a wake-up (in case one was
