@@ -22,5 +22,8 @@ if ! "$PY" -c "import maturin, pytest, hypothesis, mypy, typing_extensions" 2>/d
 fi
 
 echo "==> building the native module (release profile)"
+# The module is built for the stable ABI (`_factstr.abi3.so`); a version-specific one left by an
+# older checkout's build would shadow it on import.
+rm -f "$ROOT"/python/factstr/_factstr.cpython-*.so
 (cd "$ROOT" && "$VENV/bin/maturin" develop --release --quiet 2>&1 | grep -v "^$" | tail -n 3)
 export PATH="$VENV/bin:$PATH"
