@@ -6,10 +6,12 @@
 //!   `append_unless`;
 //! - `memory`, `sqlite`, `postgres`: the stores; `search`: query planning shared by the SQL stores;
 //! - `payload_keys`, `query_json`, `clock`: storage helpers shared by the stores;
-//! - `restore`: writing an exported log back (internal, for `factstr import`);
+//! - `restore`: writing an exported log back (internal, for `factstr import`); `canonical_json`:
+//!   whether a stored payload text can be exported as it is;
 //! - `sql_numbers`: the largest sequence number the SQL stores hold (2**63-1);
 //! - `signal`, `subscriber`, `durable`: stream dispatch, shared by every store.
 
+pub mod canonical_json;
 pub mod clock;
 pub mod condition;
 pub mod durable;

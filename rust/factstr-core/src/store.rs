@@ -48,6 +48,17 @@ pub trait EventStore: Send + Sync {
     /// store's append path, all or nothing. Returns the range written.
     fn restore_batches(&self, batches: Vec<RestoredBatch>) -> Result<AppendResult>;
 
+    /// Internal (`factstr export`, see `restore::TextPage`): every fact after `position`, paged
+    /// as `read_batches` pages them, with payloads as the JSON text the store keeps. `None` for
+    /// stores that keep no text (the caller then uses `read_batches`).
+    fn read_text_batches(
+        &self,
+        _position: u64,
+        _max_events: usize,
+    ) -> Result<Option<crate::restore::TextPage>> {
+        Ok(None)
+    }
+
     /// The last committed sequence number (0 when empty).
     fn head(&self) -> Result<u64>;
 

@@ -314,6 +314,16 @@ impl EventStore for SqliteStore {
         self.committed(self.shared.write(|c| restore::restore(c, &batches)))
     }
 
+    fn read_text_batches(
+        &self,
+        position: u64,
+        max_events: usize,
+    ) -> Result<Option<crate::restore::TextPage>> {
+        self.shared
+            .read(|connection| restore::read_text_batches(connection, position, max_events))
+            .map(Some)
+    }
+
     fn head(&self) -> Result<u64> {
         self.shared.read(reads::head)
     }
