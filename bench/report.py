@@ -129,7 +129,9 @@ def write_chart(path: Path, sizes: Sizes, results: list[Result]) -> str | None:
     columns = 3
     rows = math.ceil(len(cases) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(22, 3.6 * rows), squeeze=False)
-    for ax, (title, rows_of_case) in zip(axes.flat, cases.items()):
+    for ax, (title, rows_of_case) in zip(
+        axes.flat, cases.items(), strict=False
+    ):  # spare axes: below
         labels = [
             f"{r.subject} ({r.group})" if r.group not in r.subject else r.subject
             for r in rows_of_case

@@ -1,29 +1,23 @@
-"""The run's environment: its temporary folder, the PostgreSQL server (the test suite's throwaway
-cluster, or FACTSTR_TEST_POSTGRES_URL) and UmaDB servers (one per store, from the `umadb` wheel).
-Everything is started lazily, on first use, and stopped by `close()` at the end of the run."""
+"""The run's environment: its temporary folder, the PostgreSQL server (the throwaway cluster of
+`tests/postgres_server.py`, shared with the test suite, or FACTSTR_TEST_POSTGRES_URL) and UmaDB
+servers (one per store, from the `umadb` wheel). Everything is started lazily, on first use, and
+stopped by `close()` at the end of the run."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+
+from tests.postgres_server import PostgresServer, free_port, start_server
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class UmaServer:
@@ -91,7 +85,7 @@ class Environment:
         self.folder = Path(
             tempfile.mkdtemp(prefix="factstr-bench-", dir=os.environ.get("FACTSTR_BENCH_DIR"))
         )
-        self._postgres: Any = None
+        self._postgres: PostgresServer | None = None
         self._pg_settings: dict[str, str] = {}
         self.uma: dict[str, UmaServer] = {}
         self.uma_sync_line = ""
@@ -104,24 +98,20 @@ class Environment:
     # -- PostgreSQL ----------------------------------------------------------------------------
 
     @property
-    def postgres(self) -> Any:
+    def postgres(self) -> PostgresServer:
         if self._postgres is None:
-            if str(REPO) not in sys.path:
-                sys.path.insert(0, str(REPO))
-            from tests.postgres_server import start_server
-
             self._postgres = start_server()
         return self._postgres
 
     def pg_create(self) -> str:
-        return str(self.postgres.url_for(self.postgres.create_database("bench")))
+        return self.postgres.url_for(self.postgres.create_database("bench"))
 
     def pg_drop(self, url: str) -> None:
         self.postgres.drop_database(url.rsplit("/", 1)[1].split("?")[0])
 
     def pg_setting(self, name: str) -> str:
         if name not in self._pg_settings:
-            self._pg_settings[name] = str(self.postgres.sql(f"SHOW {name}"))
+            self._pg_settings[name] = self.postgres.sql(f"SHOW {name}")
         return self._pg_settings[name]
 
     def pg_durability(self) -> str:

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Runs every check: Rust unit tests, the Python test suite on every store, mypy --strict,
-# stubtest, and a smoke run of the benchmarks. This is the README's test command and what CI runs.
+# Runs every check: the lint layer (scripts/lint.sh), Rust unit tests, the Python test suite on
+# every store, mypy --strict, stubtest, and a smoke run of the benchmarks. This is the README's
+# test command and what CI runs. The PostgreSQL tests fail, never skip, when PostgreSQL cannot
+# start.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 cd "$ROOT"
+
+echo "==> lint (scripts/lint.sh)"
+bash "$ROOT/scripts/lint.sh"
 
 # The PostgreSQL tests start a throwaway cluster with Debian's server binaries, unless
 # FACTSTR_TEST_POSTGRES_URL names a server. Install them when missing (CI must not skip them).
@@ -16,7 +21,6 @@ if [ -z "${FACTSTR_TEST_POSTGRES_URL:-}" ] && ! ls /usr/lib/postgresql/*/bin/ini
         exit 1
     fi
 fi
-export FACTSTR_REQUIRE_POSTGRES=1
 
 echo "==> cargo test (engine)"
 cargo test --quiet --workspace --exclude factstr-python
@@ -25,7 +29,7 @@ echo "==> mypy --strict"
 "$PY" -m mypy --strict python tests examples
 
 echo "==> stubtest"
-"$PY" -m mypy.stubtest factstr._factstr --allowlist "$ROOT/stubs/stubtest-allowlist.txt"
+"$PY" -m mypy.stubtest factstr._factstr --allowlist "$ROOT/scripts/stubtest-allowlist.txt"
 
 # The benchmarks' baselines and peers (psycopg, eventsourcing, umadb, matplotlib), so that a fresh
 # machine runs the bench step below.

@@ -13,6 +13,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 if ! "$PY" -c "import maturin, pytest, hypothesis, mypy, typing_extensions" 2>/dev/null \
+   || [ ! -x "$VENV/bin/ruff" ] \
    || [ "$ROOT/requirements-dev.txt" -nt "$VENV/.dev-tools-installed" ]; then
     echo "==> installing dev tools"
     "$PY" -m pip install --quiet --upgrade pip

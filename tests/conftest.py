@@ -1,4 +1,5 @@
-"""Fixtures: every contract test runs once per store kind in ``STORE_KINDS``.
+"""Fixtures: every contract test runs once per store kind in ``STORE_KINDS`` (``tests/support.py``,
+the one list of store kinds; the multi-process tests run on its ``SHARED_KINDS``).
 
 To add a backend, add its name to ``STORE_KINDS``, a branch to ``_open_store`` that opens a store
 on one database per test (every call on the same database), and a branch to ``_open_code`` so
@@ -19,21 +20,9 @@ from pathlib import Path
 import factstr
 import pytest
 
-from tests.postgres_server import (
-    PostgresServer,
-    postgres_store,
-    require_postgres_store,
-    start_server,
-)
+from tests.postgres_server import PostgresServer, start_server
 from tests.processes import Spawn, spawner
-from tests.support import Store, StoreFactory
-
-#: The store kinds every contract test runs against.
-STORE_KINDS: list[str] = ["memory", "sqlite", "postgres"]
-
-#: Store kinds where every store object is its own world: a second object cannot see the first
-#: one's data, so tests about several store objects sharing one backend are skipped there.
-UNSHARED_KINDS: frozenset[str] = frozenset({"memory"})
+from tests.support import STORE_KINDS, UNSHARED_KINDS, Store, StoreFactory
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -54,7 +43,7 @@ def _open_store(kind: str, location: str, existing: list[Store]) -> Store:
     if kind == "sqlite":
         return factstr.SqliteStore(Path(location) / "events.db")
     if kind == "postgres":
-        return postgres_store(location)
+        return factstr.PostgresStore(location)
     raise AssertionError(f"unknown store kind {kind!r}")
 
 
@@ -103,8 +92,6 @@ def _location(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
 @pytest.fixture(params=STORE_KINDS)
 def store_kind(request: pytest.FixtureRequest) -> str:
     kind: str = request.param
-    if kind == "postgres":
-        require_postgres_store()
     return kind
 
 

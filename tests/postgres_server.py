@@ -1,4 +1,6 @@
-"""A throwaway PostgreSQL server for the test suite.
+"""A throwaway PostgreSQL server for the test suite and the benchmarks (``bench/servers.py``).
+
+It imports neither pytest nor factstr, so that every dev tool can use it.
 
 Unless ``FACTSTR_TEST_POSTGRES_URL`` names a server to use instead, :func:`start_server` builds a
 new cluster for the test session:
@@ -48,19 +50,11 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any, cast
 from urllib.parse import quote, unquote
-
-import factstr
-import pytest
 
 #: Set to a ``postgresql://`` URL (of a superuser, on any database) to test against that server
 #: instead of building a throwaway cluster. Restart and TLS tests are skipped then.
 URL_ENV = "FACTSTR_TEST_POSTGRES_URL"
-
-#: Set to ``1`` so that the PostgreSQL tests fail instead of skipping while ``factstr`` has no
-#: ``PostgresStore`` yet.
-REQUIRE_ENV = "FACTSTR_REQUIRE_POSTGRES"
 
 #: How long starting or stopping the server may take.
 SERVER_DEADLINE = 60.0
@@ -71,46 +65,6 @@ PSQL_DEADLINE = 60.0
 
 class PostgresUnavailable(RuntimeError):
     """PostgreSQL could not be found, initialised or started (the message has the details)."""
-
-
-def postgres_store_class() -> type[factstr.EventStore]:
-    """``factstr.PostgresStore`` (looked up at run time: the class is newer than some builds)."""
-    cls = getattr(factstr, "PostgresStore", None)
-    if cls is None:
-        raise AttributeError("factstr has no PostgresStore (build the PostgreSQL store first)")
-    return cast(type[factstr.EventStore], cls)
-
-
-def postgres_store(url: str, **options: Any) -> factstr.EventStore:
-    """``factstr.PostgresStore(url, **options)``."""
-    return postgres_store_class()(url, **options)  # type: ignore[call-arg]
-
-
-def bootstrap(server_url: str, database_name: str) -> factstr.EventStore:
-    """``factstr.PostgresStore.bootstrap(server_url, database_name)``."""
-    method = getattr(postgres_store_class(), "bootstrap")
-    return cast(factstr.EventStore, method(server_url, database_name))
-
-
-def postgres_store_missing_reason() -> str | None:
-    """Why PostgreSQL store tests cannot run in this build, or None when they can."""
-    if hasattr(factstr, "PostgresStore"):
-        return None
-    return "factstr.PostgresStore does not exist in this build yet"
-
-
-def require_postgres_store() -> None:
-    """Skips (or, with ``FACTSTR_REQUIRE_POSTGRES=1``, fails) while ``factstr.PostgresStore`` is
-    missing from the build.
-
-    Temporary: remove this guard once the PostgreSQL store has landed.
-    """
-    reason = postgres_store_missing_reason()
-    if reason is None:
-        return
-    if os.environ.get(REQUIRE_ENV) == "1":
-        pytest.fail(f"{reason}, and {REQUIRE_ENV}=1 requires the PostgreSQL tests to run")
-    pytest.skip(reason)
 
 
 def _version_key(path: str) -> tuple[int, ...]:

@@ -1,7 +1,13 @@
-"""Running ``tests/child.py`` in real extra processes, with a deadline on every wait.
+"""Every extra process the tests start, with a deadline on every wait and a kill at teardown.
 
-Shared by the SQLite and PostgreSQL multi-process tests: the child's second argument names the
-store, a file path (SQLite) or a ``postgresql://`` URL.
+Every child is a ``Child``, started through the ``spawn`` fixture (which kills whatever still
+runs at teardown), in one of two forms:
+
+- ``spawn(MODE, STORE, ...)``: ``tests/child.py`` (or another ``script=``) in one of its modes,
+  talking JSON lines; ``STORE`` is a file path (SQLite) or a ``postgresql://`` URL;
+- ``python_child(spawn, body, open_code)``: a few lines of Python run with ``store`` opened on
+  the test's backend, for the contract's cross-process tests (every store kind another process
+  can open).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import queue
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,14 +44,20 @@ def _pump(stream: IO[str], sink: queue.Queue[str | None]) -> None:
 
 
 class Child:
-    """One running ``child.py``: send lines to its stdin, read JSON lines from its stdout."""
+    """One running child process: send lines to its stdin, read lines from its stdout."""
 
     def __init__(
-        self, args: list[str], cwd: Path | None = None, script: Path = CHILD_SCRIPT
+        self,
+        args: list[str],
+        cwd: Path | None = None,
+        script: Path = CHILD_SCRIPT,
+        code: str | None = None,
     ) -> None:
-        self.args = args
+        #: How the child is named in failures.
+        self.args = args if code is None else ["python", "-c", "...", *args]
+        program = [str(script)] if code is None else ["-c", code]
         self.proc = subprocess.Popen(
-            [sys.executable, str(script), *args],
+            [sys.executable, *program, *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -82,6 +95,10 @@ class Child:
 
     def read(self, timeout: float = CHILD_DEADLINE) -> Any:
         """The next JSON line the child printed; fails the test on timeout or early exit."""
+        return json.loads(self.read_text(timeout))
+
+    def read_text(self, timeout: float = CHILD_DEADLINE) -> str:
+        """The next line the child printed, as text; fails the test on timeout or early exit."""
         try:
             line = self._lines.get(timeout=timeout)
         except queue.Empty:
@@ -91,7 +108,7 @@ class Child:
             raise AssertionError(
                 f"child {self.args} exited ({self.proc.returncode}) without output:\n{self.stderr_text(until_closed=True)}"
             )
-        return json.loads(line)
+        return line
 
     def expect(self, value: object, timeout: float = CHILD_DEADLINE) -> None:
         got = self.read(timeout)
@@ -104,14 +121,21 @@ class Child:
 
     def finish(self, timeout: float = CHILD_DEADLINE) -> None:
         """Waits for a clean exit (status 0)."""
-        try:
-            code = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"child {self.args} did not exit within {timeout}s") from None
+        code = self.exit_code(timeout)
         assert code == 0, (
             f"child {self.args} exited with {code}:\n{self.stderr_text(until_closed=True)}"
         )
+
+    def exit_code(self, timeout: float = CHILD_DEADLINE) -> int:
+        """Waits for the child to exit and returns its status."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"child {self.args} did not exit within {timeout}s") from None
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
 
     def sigkill(self) -> None:
         """Kills the child with SIGKILL and reaps it."""
@@ -158,9 +182,12 @@ def spawner() -> Iterator[Spawn]:
     started: list[Child] = []
 
     def start(
-        *args: str | Path | int, cwd: Path | None = None, script: Path = CHILD_SCRIPT
+        *args: str | Path | int,
+        cwd: Path | None = None,
+        script: Path = CHILD_SCRIPT,
+        code: str | None = None,
     ) -> Child:
-        child = Child([str(a) for a in args], cwd=cwd, script=script)
+        child = Child([str(a) for a in args], cwd=cwd, script=script, code=code)
         started.append(child)
         return child
 
@@ -169,3 +196,18 @@ def spawner() -> Iterator[Spawn]:
     finally:
         for child in started:
             child.kill()
+
+
+def python_child(spawn: Spawn, body: str, open_code: str) -> Child:
+    """Starts another Python process running ``body`` with ``store`` opened on the test's backend
+    (``json``, ``sys``, ``time`` and ``factstr`` imported). ``body`` is dedented; the lines it
+    prints are read with ``read_text`` (or ``read`` for JSON)."""
+    source = (
+        "import json, sys, time\nimport factstr\nstore = "
+        + open_code
+        + "\n"
+        + textwrap.dedent(body)
+    )
+    child = spawn(code=source)
+    child.args = ["python_child", textwrap.dedent(body).strip().splitlines()[0]]
+    return child

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -12,6 +9,18 @@ from typing import Any, TypeAlias
 
 import factstr
 import pytest
+
+#: The store kinds every contract test runs against (``store_kind`` in ``tests/conftest.py``,
+#: which also says how to add one).
+STORE_KINDS: list[str] = ["memory", "sqlite", "postgres"]
+
+#: Store kinds where every store object is its own world: a second object cannot see the first
+#: one's data, so tests about several store objects sharing one backend are skipped there.
+UNSHARED_KINDS: frozenset[str] = frozenset({"memory"})
+
+#: The store kinds whose database other store objects and processes share: the multi-process,
+#: crash and torture tests run on each of these.
+SHARED_KINDS: list[str] = [kind for kind in STORE_KINDS if kind not in UNSHARED_KINDS]
 
 #: The common base class of every store (MemoryStore, SqliteStore, PostgresStore).
 Store: TypeAlias = factstr.EventStore
@@ -157,47 +166,3 @@ def run_in_thread(
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread, errors, results
-
-
-def python_child(body: str, open_code: str) -> subprocess.Popen[str]:
-    """Starts another Python process running ``body`` with ``store`` opened on the test's backend.
-
-    ``body`` is dedented; it may print lines that the test reads from the child's stdout.
-    """
-    source = (
-        "import json, sys, time\nimport factstr\nstore = "
-        + open_code
-        + "\n"
-        + textwrap.dedent(body)
-    )
-    return subprocess.Popen(
-        [sys.executable, "-c", source],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def finish_child(child: subprocess.Popen[str], timeout: float = 60) -> str:
-    """Waits for a child started by ``python_child``; fails the test unless it exited with 0."""
-    try:
-        out, err = child.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        out, err = child.communicate()
-        raise AssertionError(f"child process hung\nstdout:\n{out}\nstderr:\n{err}") from None
-    assert child.returncode == 0, (
-        f"child failed ({child.returncode})\nstdout:\n{out}\nstderr:\n{err}"
-    )
-    return out
-
-
-def read_line(child: subprocess.Popen[str]) -> str:
-    """The next line the child prints (blocking; the child must print it)."""
-    assert child.stdout is not None
-    line = child.stdout.readline()
-    if not line:
-        _, err = child.communicate(timeout=10)
-        raise AssertionError(f"child ended without printing a line\nstderr:\n{err}")
-    return line.strip()

@@ -73,7 +73,7 @@ def strict_equal(a: Any, b: Any) -> bool:
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(strict_equal(a[k], b[k]) for k in a)
     if isinstance(a, list):
-        return len(a) == len(b) and all(strict_equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(strict_equal(x, y) for x, y in zip(a, b, strict=True))
     return bool(a == b)
 
 
@@ -182,7 +182,7 @@ def draw_predicate(data: st.DataObject, model: Model) -> Any:
 
 
 def draw_filter(data: st.DataObject, model: Model) -> ModelFilter:
-    types = data.draw(st.one_of(st.none(), st.lists(st.sampled_from(TYPES + ["zz"]), max_size=2)))
+    types = data.draw(st.one_of(st.none(), st.lists(st.sampled_from([*TYPES, "zz"]), max_size=2)))
     preds: list[Any] | None = None
     if data.draw(st.booleans()):
         preds = [draw_predicate(data, model) for _ in range(data.draw(st.integers(0, 2)))]
@@ -233,7 +233,7 @@ class StoreVersusModel(RuleBasedStateMachine):
         self, got: list[factstr.EventRecord], expected: list[tuple[int, str, Any]]
     ) -> None:
         assert [r.sequence_number for r in got] == [e[0] for e in expected]
-        for record, (seq, event_type, payload) in zip(got, expected):
+        for record, (seq, event_type, payload) in zip(got, expected, strict=True):
             assert record.event_type == event_type, seq
             assert strict_equal(record.payload, payload), (seq, record.payload, payload)
 

@@ -31,7 +31,7 @@ class FactstrSession(Session):
     def decide(self, course: str) -> int | None:
         result = self.store.query(context(course))
         for record in result.event_records:
-            record.payload  # materialised like every other subject's
+            _ = record.payload  # materialised like every other subject's
         return result.current_context_version
 
     def append_if(self, course: str, item: Payload, version: int | None) -> bool:

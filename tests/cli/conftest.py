@@ -17,7 +17,7 @@ from typing import TypeAlias
 import pytest
 
 from tests.parity.conftest import parity_binary, start_upstream  # noqa: F401  (the upstream view)
-from tests.postgres_server import PostgresServer, require_postgres_store
+from tests.postgres_server import PostgresServer
 
 Cli: TypeAlias = Callable[..., "subprocess.CompletedProcess[bytes]"]
 
@@ -50,7 +50,6 @@ def cli() -> Cli:
 @pytest.fixture
 def make_pg_url(postgres_server: PostgresServer) -> Iterator[Callable[[], str]]:
     """New empty PostgreSQL databases (dropped at teardown), as URLs with store options."""
-    require_postgres_store()
     if not postgres_server.running:
         postgres_server.start()
     names: list[str] = []

@@ -191,30 +191,37 @@ def test_conflict_is_a_factstr_error(store: Store) -> None:
         store.append_if([ev("order")], ORDERS, None)
 
 
+def _race_append_if(store: Store, threads: int) -> list[object]:
+    """``threads`` threads call ``append_if`` with the same expected version at once; returns
+    what each got (an ``AppendResult`` or the ``ConditionalAppendConflict`` it raised)."""
+    barrier = threading.Barrier(threads)
+    expected = store.query(ORDERS).current_context_version
+    outcomes: list[object] = []
+    lock = threading.Lock()
+
+    def attempt(index: int) -> None:
+        barrier.wait()
+        try:
+            result: object = store.append_if(
+                [factstr.NewEvent("order", {"i": index})], ORDERS, expected
+            )
+        except factstr.ConditionalAppendConflict as conflict:
+            result = conflict
+        with lock:
+            outcomes.append(result)
+
+    workers = [run_in_thread(lambda i=i: attempt(i)) for i in range(threads)]  # type: ignore[misc]
+    for thread, errors, _ in workers:
+        thread.join(30)
+        assert errors == []
+    return outcomes
+
+
 def test_append_if_is_atomic_across_threads(store: Store) -> None:
     threads = 6
     rounds = 5
     for round_ in range(rounds):
-        barrier = threading.Barrier(threads)
-        expected = store.query(ORDERS).current_context_version
-        outcomes: list[object] = []
-        lock = threading.Lock()
-
-        def attempt(index: int) -> None:
-            barrier.wait()
-            try:
-                result: object = store.append_if(
-                    [factstr.NewEvent("order", {"i": index})], ORDERS, expected
-                )
-            except factstr.ConditionalAppendConflict as conflict:
-                result = conflict
-            with lock:
-                outcomes.append(result)
-
-        workers = [run_in_thread(lambda i=i: attempt(i)) for i in range(threads)]  # type: ignore[misc]
-        for thread, errors, _ in workers:
-            thread.join(30)
-            assert errors == []
+        outcomes = _race_append_if(store, threads)
         wins = [o for o in outcomes if isinstance(o, factstr.AppendResult)]
         conflicts = [o for o in outcomes if isinstance(o, factstr.ConditionalAppendConflict)]
         assert len(wins) == 1, f"round {round_}: {outcomes!r}"

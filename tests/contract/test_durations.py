@@ -8,12 +8,11 @@ from __future__ import annotations
 import math
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import factstr
 import pytest
 
-from tests.postgres_server import postgres_store
 from tests.support import Store, ev, seqs_of
 
 #: Values no duration argument accepts, and the exception each must raise.
@@ -134,7 +133,7 @@ def test_sqlite_large_or_zero_valid_durations_work(
 def test_postgres_duration_options_refuse_bad_values(
     postgres_url: str, option: str, value: object, expected: type[Exception]
 ) -> None:
-    exc = _raises(expected, postgres_store, postgres_url, **{option: value})
+    exc = _raises(expected, factstr.PostgresStore, postgres_url, **{option: value})
     assert option in str(exc)
     database = postgres_url.rsplit("/", 1)[0]
     exc = _raises(
@@ -158,8 +157,16 @@ def test_postgres_duration_options_refuse_bad_values(
 def test_postgres_pool_size_refuses_bad_values(
     postgres_url: str, value: object, expected: type[Exception]
 ) -> None:
-    exc = _raises(expected, postgres_store, postgres_url, pool_size=value)
+    exc = _raises(expected, factstr.PostgresStore, postgres_url, pool_size=value)
     assert "pool_size" in str(exc)
+
+
+class DurationOptions(TypedDict, total=False):
+    """The duration options of ``PostgresStore(...)``."""
+
+    connect_timeout: float
+    reconnect_timeout: float
+    statement_timeout: float
 
 
 @pytest.mark.parametrize(
@@ -173,9 +180,9 @@ def test_postgres_pool_size_refuses_bad_values(
     ],
 )
 def test_postgres_large_or_zero_valid_durations_work(
-    postgres_url: str, options: dict[str, float]
+    postgres_url: str, options: DurationOptions
 ) -> None:
-    with postgres_store(postgres_url, **options) as store:
+    with factstr.PostgresStore(postgres_url, **options) as store:
         with store.subscribe() as sub:
             store.append([ev("a")])
             batch = sub.next_batch(timeout=10)

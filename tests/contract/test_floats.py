@@ -90,14 +90,14 @@ def _check_floats(store: Store, floats: list[float], conditional: bool = False) 
     mine = EventQuery(min_sequence_number=first - 1)
     records = store.query(mine).event_records
     assert [r.sequence_number for r in records] == list(range(first, first + len(floats)))
-    for x, record in zip(floats, records):
+    for x, record in zip(floats, records, strict=True):
         payload: Any = record.payload
         for got in (payload["f"], payload["l"][0], payload["l"][1]["x"]):
             assert type(got) is float, (x, got)
             assert got == x
             assert got.hex() == x.hex(), (x, got)
             assert _bits(got) == _bits(x)
-    for x, record in zip(floats, records):
+    for x, record in zip(floats, records, strict=True):
         for predicate in ({"f": x}, {"l": [x]}, {"l": [{"x": x}]}):
             query = EventQuery([EventFilter(["float"], [predicate])], first - 1)
             found = [r.sequence_number for r in store.query(query).event_records]
@@ -125,7 +125,7 @@ def test_integral_floats_and_ints_stay_apart(store: Store) -> None:
     pairs = [(float(i), i) for i in (0, 1, 10**16, 2**53, 2**63, 2**64 - 2**11)]
     store.append([NewEvent("pair", {"f": f, "i": i}) for f, i in pairs])
     records = store.query().event_records
-    for (f, i), record in zip(pairs, records):
+    for (f, i), record in zip(pairs, records, strict=True):
         payload: Any = record.payload
         assert type(payload["f"]) is float and payload["f"].hex() == f.hex()
         assert type(payload["i"]) is int and payload["i"] == i
@@ -138,7 +138,7 @@ def test_integral_floats_and_ints_stay_apart(store: Store) -> None:
 def test_ints_at_the_edges_stay_ints(store: Store) -> None:
     store.append([NewEvent("int", {"i": i, "l": [i]}) for i in EDGE_INTS])
     records = store.query().event_records
-    for i, record in zip(EDGE_INTS, records):
+    for i, record in zip(EDGE_INTS, records, strict=True):
         payload: Any = record.payload
         assert type(payload["i"]) is int and payload["i"] == i
         assert type(payload["l"][0]) is int and payload["l"][0] == i

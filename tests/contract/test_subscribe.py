@@ -124,7 +124,7 @@ def test_close_from_another_thread_ends_blocked_iteration(store: Store) -> None:
 
 def test_close_from_another_thread_ends_blocked_next_batch(store: Store) -> None:
     sub = store.subscribe()
-    thread, errors, results = run_in_thread(lambda: sub.next_batch())
+    thread, _, results = run_in_thread(lambda: sub.next_batch())
     # The consumer may or may not be waiting yet: either way it must end.
     sub.close()
     thread.join(DEADLINE)

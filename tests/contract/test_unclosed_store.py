@@ -65,7 +65,7 @@ def test_an_unclosed_postgres_store_lets_its_idle_connections_go_when_dropped(
 ) -> None:
     if store_kind != "postgres":
         pytest.skip("connections are PostgreSQL's")
-    from tests.postgres_server import PostgresServer, postgres_store
+    from tests.postgres_server import PostgresServer
 
     url: str = request.getfixturevalue("postgres_url")
     server: PostgresServer = request.getfixturevalue("postgres_server")
@@ -76,13 +76,17 @@ def test_an_unclosed_postgres_store_lets_its_idle_connections_go_when_dropped(
             server.sql(f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{database}'")
         )
 
-    store = postgres_store(url, pool_size=4)
+    store = factstr.PostgresStore(url, pool_size=4)
     seen = Collector()
     stream = store.stream_all(seen)
-    # Four threads at once open four pooled connections (plus the stream's listener).
-    threads = [
-        threading.Thread(target=lambda: [store.query() for _ in range(30)]) for _ in range(4)
-    ]
+
+    def query_repeatedly(store: factstr.EventStore) -> None:
+        for _ in range(30):
+            store.query()
+
+    # Four threads at once open four pooled connections (plus the stream's listener). The store
+    # is their argument, not a closure variable: the test deletes its own reference below.
+    threads = [threading.Thread(target=query_repeatedly, args=(store,)) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -13,8 +13,6 @@ from pathlib import Path
 import eventsourcing  # noqa: F401
 import pytest
 
-from tests.postgres_server import require_postgres_store
-
 
 @pytest.fixture(autouse=True)
 def _factstr_url(request: pytest.FixtureRequest, tmp_path: Path) -> None:
@@ -27,6 +25,5 @@ def _factstr_url(request: pytest.FixtureRequest, tmp_path: Path) -> None:
     elif kind == "sqlite":
         url = f"sqlite:///{tmp_path / 'events.db'}"
     else:
-        require_postgres_store()
         url = request.getfixturevalue("postgres_url")
     instance.factstr_url = url

@@ -294,10 +294,8 @@ def test_subscribe_receives_notifications_from_another_process(
 
 def test_opaque_members_are_never_indexed(postgres_server: Any, postgres_url: str) -> None:
     # PostgreSQL's payload index has one row per (key, batch): the opaque text adds none.
-    from tests.postgres_server import postgres_store
-
     database = postgres_url.rsplit("/", 1)[1].split("?", 1)[0]
-    with postgres_store(postgres_url) as store:
+    with factstr.PostgresStore(postgres_url) as store:
         store.append([factstr.NewEvent("t", {"a": "x", OPAQUE: {"state": "c2VjcmV0", "n": 7}})])
         rows = postgres_server.sql("SELECT count(*) FROM factstr_payload_index", database)
         assert rows == "1"

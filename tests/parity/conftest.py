@@ -18,7 +18,7 @@ from typing import Any, TypeAlias
 import pytest
 
 from tests.parity.driver import Upstream
-from tests.postgres_server import PostgresServer, require_postgres_store
+from tests.postgres_server import PostgresServer
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "rust" / "factstr-parity" / "Cargo.toml"
@@ -85,8 +85,7 @@ def start_upstream(parity_binary: Path) -> Iterator[StartUpstream]:
 
 @pytest.fixture
 def pg_server(postgres_server: PostgresServer) -> PostgresServer:
-    """The session's PostgreSQL server, running (fails, never skips, without PostgresStore)."""
-    require_postgres_store()
+    """The session's PostgreSQL server, running."""
     if not postgres_server.running:
         postgres_server.start()
     return postgres_server

@@ -17,7 +17,7 @@ from tests.parity.conftest import MakeDatabase, StartUpstream
 from tests.parity.differences import ALL_KINDS, BY_KEY, DIFFERENCES
 from tests.parity.driver import Ours, Upstream, comparable
 from tests.parity.tables import pg_cursors, sqlite_cursors
-from tests.postgres_server import PostgresServer, postgres_store
+from tests.postgres_server import PostgresServer
 from tests.support import Collector, cursor_of, wait_cursor
 
 #: (upstream, ours, reader of upstream's cursor table or None) on fresh, separate databases.
@@ -41,7 +41,7 @@ def pair(
         make: MakeDatabase = request.getfixturevalue("make_database")
         upstream_db = make()
         upstream = start_upstream({"open": "postgres", "url": server.url_for(upstream_db)})
-        ours = Ours(postgres_store(server.url_for(make())))
+        ours = Ours(factstr.PostgresStore(server.url_for(make())))
         reader = lambda: pg_cursors(server, upstream_db)  # noqa: E731
     try:
         yield upstream, ours, reader

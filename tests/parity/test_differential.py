@@ -20,7 +20,7 @@ from tests.parity.conftest import MakeDatabase, StartUpstream
 from tests.parity.driver import Ours, canonical
 from tests.parity.program import Program, Steering
 from tests.parity.tables import pg_cursors, sqlite_cursors
-from tests.postgres_server import PostgresServer, postgres_store
+from tests.postgres_server import PostgresServer
 
 #: Examples per store kind; each one starts an upstream process and opens two stores.
 #: ``FACTSTR_PARITY_EXAMPLES`` raises it for a longer local search.
@@ -105,7 +105,7 @@ def test_postgres(
     upstream_db, our_db = make_database(), make_database()
     program = Program(
         start_upstream({"open": "postgres", "url": pg_server.url_for(upstream_db)}),
-        Ours(postgres_store(pg_server.url_for(our_db))),
+        Ours(factstr.PostgresStore(pg_server.url_for(our_db))),
         Steering("postgres"),
     )
     try:

@@ -30,7 +30,7 @@ from tests.parity.tables import (
     sqlite_metadata,
     sqlite_raw_cursors,
 )
-from tests.postgres_server import PostgresServer, postgres_store
+from tests.postgres_server import PostgresServer
 from tests.support import Collector, Store
 
 QUERY_A = {"filters": [{"event_types": ["A"], "payload_predicates": None}], "min": None}
@@ -71,7 +71,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     return Backend(
         "postgres",
         {"open": "postgres", "url": url},
-        lambda: postgres_store(url),
+        lambda: factstr.PostgresStore(url),
         lambda: pg_raw_cursors(server, name),
         lambda: pg_batches(server, name),
         lambda: pg_metadata(server, name),
@@ -259,10 +259,10 @@ def test_concurrent_writers(backend: Backend, start_upstream: StartUpstream) -> 
             upstream_ranges + our_ranges, key=lambda r: r[0]
         )
         assert backend.batches() == sorted(
-            (f, l) for f, l, n in upstream_ranges + our_ranges if n > 1
+            (first, last) for first, last, n in upstream_ranges + our_ranges if n > 1
         )
         # Our live stream got every batch, with its shape, in commit order.
-        shape = sorted((f, l) for f, l, _ in upstream_ranges + our_ranges)
+        shape = sorted((first, last) for first, last, _ in upstream_ranges + our_ranges)
         assert [
             (b[0].sequence_number, b[-1].sequence_number) for b in seen_by_stream.batches
         ] == shape

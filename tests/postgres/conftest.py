@@ -13,16 +13,10 @@ from typing import TypeAlias
 
 import pytest
 
-from tests.postgres_server import PostgresServer, require_postgres_store
+from tests.postgres_server import PostgresServer
 
 #: What the ``make_database`` fixture returns: creates a database and returns its name.
 MakeDatabase: TypeAlias = Callable[[], str]
-
-
-@pytest.fixture
-def store_required() -> None:
-    """Skips (fails with FACTSTR_REQUIRE_POSTGRES=1) while factstr has no PostgresStore."""
-    require_postgres_store()
 
 
 @pytest.fixture
@@ -46,7 +40,7 @@ def restartable(server: PostgresServer) -> Iterator[PostgresServer]:
 
 
 @pytest.fixture
-def url(store_required: None, postgres_url: str) -> str:
+def url(postgres_url: str) -> str:
     """The URL of a fresh database of this test's own."""
     return postgres_url
 

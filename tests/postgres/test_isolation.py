@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import time
 
+import factstr
 import pytest
 from factstr import NewEvent
 
 from tests.postgres.conftest import MakeDatabase
-from tests.postgres_server import PostgresServer, postgres_store
+from tests.postgres_server import PostgresServer
 from tests.support import Collector, Store, cursor_of, seqs_of
 
 
@@ -44,19 +45,17 @@ def _assert_separate(a: Store, b: Store) -> None:
 
 
 def test_stores_in_different_databases_are_separate(
-    store_required: None, server: PostgresServer, make_database: MakeDatabase
+    server: PostgresServer, make_database: MakeDatabase
 ) -> None:
     with (
-        postgres_store(server.url_for(make_database())) as a,
-        postgres_store(server.url_for(make_database())) as b,
+        factstr.PostgresStore(server.url_for(make_database())) as a,
+        factstr.PostgresStore(server.url_for(make_database())) as b,
     ):
         _assert_separate(a, b)
 
 
 @pytest.fixture
-def schema_database(
-    store_required: None, server: PostgresServer, make_database: MakeDatabase
-) -> str:
+def schema_database(server: PostgresServer, make_database: MakeDatabase) -> str:
     name = make_database()
     server.sql("CREATE SCHEMA schema_a; CREATE SCHEMA schema_b", database=name)
     return name
@@ -76,7 +75,7 @@ def test_stores_in_different_schemas_of_one_database_are_separate(
 ) -> None:
     url_a = server.url_for(schema_database, query="options=-csearch_path%3Dschema_a")
     url_b = server.url_for(schema_database, query="options=-csearch_path%3Dschema_b")
-    with postgres_store(url_a) as a, postgres_store(url_b) as b:
+    with factstr.PostgresStore(url_a) as a, factstr.PostgresStore(url_b) as b:
         _assert_separate(a, b)
     # The tables went into the schemas the URLs named, none into public.
     assert _tables_in(server, schema_database, "schema_a") > 0
@@ -86,9 +85,9 @@ def test_stores_in_different_schemas_of_one_database_are_separate(
     assert _tables_in(server, schema_database, "public") == 0
     # Reopened, each schema still has its own log; the default schema is a third, empty one.
     with (
-        postgres_store(url_a) as a,
-        postgres_store(url_b) as b,
-        postgres_store(server.url_for(schema_database)) as public,
+        factstr.PostgresStore(url_a) as a,
+        factstr.PostgresStore(url_b) as b,
+        factstr.PostgresStore(server.url_for(schema_database)) as public,
     ):
         assert [r.event_type for r in a.query().event_records] == ["in_a"] * 3
         assert [r.event_type for r in b.query().event_records] == ["in_b"]
@@ -102,7 +101,11 @@ def test_schema_store_streams_see_other_processes_in_the_same_schema_only(
     """Two store objects on schema_a see each other's batches; one on schema_b sees none."""
     url_a = server.url_for(schema_database, query="options=-csearch_path%3Dschema_a")
     url_b = server.url_for(schema_database, query="options=-csearch_path%3Dschema_b")
-    with postgres_store(url_a) as a1, postgres_store(url_a) as a2, postgres_store(url_b) as b:
+    with (
+        factstr.PostgresStore(url_a) as a1,
+        factstr.PostgresStore(url_a) as a2,
+        factstr.PostgresStore(url_b) as b,
+    ):
         seen_a2 = Collector()
         seen_b = Collector()
         a2.stream_all(seen_a2)

@@ -21,7 +21,7 @@ import pytest
 from factstr import EventQuery, NewEvent
 
 from tests.postgres.conftest import MakeDatabase
-from tests.postgres_server import PostgresServer, postgres_store
+from tests.postgres_server import PostgresServer
 from tests.support import run_in_thread, wait_for
 
 #: How long a bounded call may take at most before the test calls it a hang (the bounds used
@@ -63,7 +63,7 @@ def silent_port() -> Iterator[int]:
 
 @pytest.mark.parametrize("query", ["", "?sslmode=disable"], ids=["tls-handshake", "startup"])
 def test_connect_timeout_bounds_a_server_that_accepts_and_never_answers(
-    store_required: None, silent_port: int, query: str
+    silent_port: int, query: str
 ) -> None:
     url = f"postgresql://postgres@127.0.0.1:{silent_port}/postgres{query}"
     thread, errors, results = run_in_thread(lambda: factstr.PostgresStore(url, connect_timeout=1))
@@ -75,16 +75,12 @@ def test_connect_timeout_bounds_a_server_that_accepts_and_never_answers(
 
 
 @pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf")])
-def test_statement_timeout_must_be_a_positive_number_of_seconds(
-    store_required: None, value: float
-) -> None:
+def test_statement_timeout_must_be_a_positive_number_of_seconds(value: float) -> None:
     with pytest.raises(ValueError, match="statement_timeout"):
         factstr.PostgresStore("postgresql://postgres@127.0.0.1:1/postgres", statement_timeout=value)
 
 
-def test_bootstrap_connect_timeout_bounds_a_silent_server(
-    store_required: None, silent_port: int
-) -> None:
+def test_bootstrap_connect_timeout_bounds_a_silent_server(silent_port: int) -> None:
     url = f"postgresql://postgres@127.0.0.1:{silent_port}/postgres"
     thread, errors, _ = run_in_thread(
         lambda: factstr.PostgresStore.bootstrap(url, "never", connect_timeout=1)
@@ -113,11 +109,11 @@ def local_server(server: PostgresServer) -> PostgresServer:
 
 
 def test_an_append_to_a_stopped_backend_raises_within_the_statement_timeout(
-    store_required: None, local_server: PostgresServer, make_database: MakeDatabase
+    local_server: PostgresServer, make_database: MakeDatabase
 ) -> None:
     name = f"factstr_stop_{uuid.uuid4().hex[:12]}"
     url = local_server.url_for(make_database(), query=f"application_name={name}")
-    with postgres_store(url, pool_size=1, statement_timeout=1) as store:
+    with factstr.PostgresStore(url, pool_size=1, statement_timeout=1) as store:
         store.append([NewEvent("Before", {"n": 1})])
         [pid] = _backend_pids(local_server, name)
         os.kill(pid, signal.SIGSTOP)
@@ -148,11 +144,11 @@ def test_an_append_to_a_stopped_backend_raises_within_the_statement_timeout(
 
 
 def test_a_read_on_a_stopped_backend_raises_a_plain_backend_error(
-    store_required: None, local_server: PostgresServer, make_database: MakeDatabase
+    local_server: PostgresServer, make_database: MakeDatabase
 ) -> None:
     name = f"factstr_stop_{uuid.uuid4().hex[:12]}"
     url = local_server.url_for(make_database(), query=f"application_name={name}")
-    with postgres_store(url, pool_size=1, statement_timeout=1) as store:
+    with factstr.PostgresStore(url, pool_size=1, statement_timeout=1) as store:
         store.append([NewEvent("Before", {"n": 1})])
         [pid] = _backend_pids(local_server, name)
         os.kill(pid, signal.SIGSTOP)
@@ -273,15 +269,15 @@ def proxied(
 
 
 def _count(url: str) -> int:
-    with postgres_store(url, pool_size=1) as fresh:
+    with factstr.PostgresStore(url, pool_size=1) as fresh:
         return len(fresh.query().event_records)
 
 
 def test_a_plain_append_cut_after_its_commit_was_sent_raises_commit_outcome_unknown(
-    store_required: None, proxied: tuple[CuttingProxy, Callable[[], str], str]
+    proxied: tuple[CuttingProxy, Callable[[], str], str],
 ) -> None:
     proxy, through, direct = proxied
-    with postgres_store(through(), pool_size=1) as store:
+    with factstr.PostgresStore(through(), pool_size=1) as store:
         store.append([NewEvent("Warm", {"n": 0})])  # the append statement is prepared now
         # The append's one round trip inserts and commits; the answer never comes back.
         proxy.cut_after(b"")
@@ -296,10 +292,10 @@ def test_a_plain_append_cut_after_its_commit_was_sent_raises_commit_outcome_unkn
 
 
 def test_a_conditional_append_cut_after_its_commit_was_sent_raises_commit_outcome_unknown(
-    store_required: None, proxied: tuple[CuttingProxy, Callable[[], str], str]
+    proxied: tuple[CuttingProxy, Callable[[], str], str],
 ) -> None:
     proxy, through, direct = proxied
-    with postgres_store(through(), pool_size=1) as store:
+    with factstr.PostgresStore(through(), pool_size=1) as store:
         store.append([NewEvent("Warm", {"n": 0})])
         proxy.cut_after(b"COMMIT")
         with pytest.raises(factstr.CommitOutcomeUnknown):
@@ -309,11 +305,11 @@ def test_a_conditional_append_cut_after_its_commit_was_sent_raises_commit_outcom
 
 
 def test_append_unless_cut_after_its_commit_was_sent_raises_commit_outcome_unknown(
-    store_required: None, proxied: tuple[CuttingProxy, Callable[[], str], str]
+    proxied: tuple[CuttingProxy, Callable[[], str], str],
 ) -> None:
     """``append_unless`` sends lock, check, insert and commit in one round trip (SPEC §2.7)."""
     proxy, through, direct = proxied
-    with postgres_store(through(), pool_size=1) as store:
+    with factstr.PostgresStore(through(), pool_size=1) as store:
         store.append([NewEvent("Warm", {"n": 0})])
         proxy.cut_after(b"COMMIT")
         with pytest.raises(factstr.CommitOutcomeUnknown):
@@ -329,10 +325,10 @@ def test_append_unless_cut_after_its_commit_was_sent_raises_commit_outcome_unkno
 
 
 def test_a_conditional_append_cut_before_its_commit_raises_a_plain_backend_error(
-    store_required: None, proxied: tuple[CuttingProxy, Callable[[], str], str]
+    proxied: tuple[CuttingProxy, Callable[[], str], str],
 ) -> None:
     proxy, through, direct = proxied
-    with postgres_store(through(), pool_size=1) as store:
+    with factstr.PostgresStore(through(), pool_size=1) as store:
         store.append([NewEvent("Warm", {"n": 0})])
         # Its first round trip (begin, lock, read the head) never reaches the server.
         proxy.cut_before(b"LOCK TABLE")
@@ -345,12 +341,11 @@ def test_a_conditional_append_cut_before_its_commit_raises_a_plain_backend_error
 
 
 def test_a_pooled_connection_the_server_ended_is_replaced_before_an_append(
-    store_required: None,
     server: PostgresServer,
     proxied: tuple[CuttingProxy, Callable[[], str], str],
 ) -> None:
     proxy, through, direct = proxied
-    with postgres_store(through(), pool_size=1) as store:
+    with factstr.PostgresStore(through(), pool_size=1) as store:
         store.append([NewEvent("Warm", {"n": 0})])
         # The connection idles in the pool while the server ends its session (as at a restart).
         database = direct.rsplit("/", 1)[1]

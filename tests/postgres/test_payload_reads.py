@@ -9,13 +9,13 @@ import pytest
 from factstr import EventQuery, NewEvent
 
 from tests.postgres.conftest import MakeDatabase
-from tests.postgres_server import PostgresServer, postgres_store
+from tests.postgres_server import PostgresServer
 from tests.support import seqs_of
 
 
 def test_the_largest_float_reads_back_and_the_connection_stays_usable(url: str) -> None:
     # One connection: whatever a read leaves behind, the next call gets.
-    with postgres_store(url, pool_size=1) as store:
+    with factstr.PostgresStore(url, pool_size=1) as store:
         store.append([NewEvent("f", {"x": 1.7976931348623157e308, "y": [-1.7976931348623157e308]})])
         payload = store.query().event_records[0].payload
         assert payload == {"x": 1.7976931348623157e308, "y": [-1.7976931348623157e308]}
@@ -31,7 +31,7 @@ def test_an_unreadable_foreign_payload_is_an_error_and_the_connection_stays_usab
     writer that is not factstr: reading it raises ``BackendError`` (never ``PanicException``),
     and the store goes on working on the same connection."""
     name = make_database()
-    with postgres_store(server.url_for(name), pool_size=1) as store:
+    with factstr.PostgresStore(server.url_for(name), pool_size=1) as store:
         store.append([NewEvent("ok", {})])
         # As a foreign writer, then marked as indexed so that our next append does not read it.
         server.sql(

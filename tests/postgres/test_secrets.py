@@ -14,13 +14,7 @@ import pytest
 from factstr import NewEvent
 
 from tests.postgres.conftest import MakeDatabase
-from tests.postgres_server import (
-    PostgresServer,
-    ThrowawayCluster,
-    bootstrap,
-    free_port,
-    postgres_store,
-)
+from tests.postgres_server import PostgresServer, ThrowawayCluster, free_port
 from tests.support import Store, run_in_thread
 
 PASSWORD = "s3cret-pw"
@@ -47,9 +41,9 @@ def _failure_of(action: str, url: str) -> BaseException:
 
     def attempt() -> None:
         if action == "bootstrap":
-            bootstrap(url, "never_created").close()
+            factstr.PostgresStore.bootstrap(url, "never_created").close()
             return
-        store: Store = postgres_store(url)
+        store: Store = factstr.PostgresStore(url)
         try:
             reprs.append(repr(store))
             reprs.append(str(store))
@@ -67,7 +61,7 @@ def _failure_of(action: str, url: str) -> BaseException:
 
 
 @pytest.fixture
-def role(store_required: None, server: PostgresServer) -> Iterator[str]:
+def role(server: PostgresServer) -> Iterator[str]:
     """A login role with the password (the trust-auth cluster does not check it)."""
     name = f"u_{uuid.uuid4().hex[:12]}"
     server.sql(f"CREATE ROLE {name} LOGIN PASSWORD '{PASSWORD}'")
@@ -99,7 +93,7 @@ def test_password_not_in_error_for_a_missing_database(role: str, server: Postgre
 
 def test_password_not_in_repr_of_a_working_store(url: str, server: PostgresServer) -> None:
     database = url.rsplit("/", 1)[1]
-    with postgres_store(server.url_for(database, password=PASSWORD)) as store:
+    with factstr.PostgresStore(server.url_for(database, password=PASSWORD)) as store:
         store.append([NewEvent("a", {})])
         assert PASSWORD not in repr(store)
         assert PASSWORD not in str(store)
@@ -156,9 +150,9 @@ def _attempt(action: str, url: str) -> BaseException:
 
     def attempt() -> None:
         if action == "bootstrap":
-            bootstrap(url, "never_created").close()
+            factstr.PostgresStore.bootstrap(url, "never_created").close()
             return
-        store = factstr.connect(url) if action == "connect" else postgres_store(url)
+        store = factstr.connect(url) if action == "connect" else factstr.PostgresStore(url)
         try:
             reprs.append(repr(store))
             store.query()
@@ -173,7 +167,7 @@ def _attempt(action: str, url: str) -> BaseException:
 
 
 @pytest.fixture
-def checked_role(store_required: None, server: PostgresServer) -> Iterator[str]:
+def checked_role(server: PostgresServer) -> Iterator[str]:
     """A login role with ``ODD_PASSWORD`` whose password the server checks: a ``pg_hba.conf``
     line for this role only, ahead of the cluster's trust lines (taken out again at the end)."""
     if not isinstance(server, ThrowawayCluster):
@@ -217,7 +211,7 @@ def _wait_until_checked(server: PostgresServer, role: str) -> None:
 
 @pytest.mark.parametrize("action", ["open", "connect", "bootstrap"])
 @pytest.mark.parametrize("form", FORMS)
-def test_password_not_in_error_for_a_bad_url(store_required: None, action: str, form: str) -> None:
+def test_password_not_in_error_for_a_bad_url(action: str, form: str) -> None:
     url = _forms("someone", ODD_PASSWORD, free_port(), "db", extra="sslmode=bogus")[form]
     exc = _attempt(action, url)
     assert isinstance(exc, ValueError), repr(exc)
@@ -226,9 +220,7 @@ def test_password_not_in_error_for_a_bad_url(store_required: None, action: str, 
 
 @pytest.mark.parametrize("action", ["open", "connect", "bootstrap"])
 @pytest.mark.parametrize("form", FORMS)
-def test_password_not_in_error_for_an_unreachable_server(
-    store_required: None, action: str, form: str
-) -> None:
+def test_password_not_in_error_for_an_unreachable_server(action: str, form: str) -> None:
     url = _forms("someone", ODD_PASSWORD, free_port(), "db")[form]
     exc = _attempt(action, url)
     assert isinstance(exc, (ValueError, factstr.BackendError)), repr(exc)
@@ -263,9 +255,7 @@ def test_the_right_odd_password_opens_the_store(
         assert ODD_PASSWORD not in repr(store) and quote(ODD_PASSWORD, safe="") not in repr(store)
 
 
-def test_connect_takes_no_option_from_a_url_with_an_ambiguous_password(
-    store_required: None,
-) -> None:
+def test_connect_takes_no_option_from_a_url_with_an_ambiguous_password() -> None:
     """``?`` unencoded in a password looks like the start of the parameters: nothing of it may
     be read as a store option (whose bad value would be quoted)."""
     url = f"postgresql://someone:S3cret?pool_size=Wr0ng@127.0.0.1:{free_port()}/db"

@@ -10,7 +10,7 @@ import factstr
 import pytest
 from factstr import NewEvent
 
-from tests.postgres_server import PostgresServer, postgres_store
+from tests.postgres_server import PostgresServer
 from tests.processes import Spawn
 from tests.support import Collector, Store, run_in_thread, seqs_of, wait_for
 
@@ -52,7 +52,7 @@ def _ranges(results: list[list[int]]) -> list[list[int]]:
 def test_live_stream_and_subscription_survive_a_server_restart(
     url: str, restartable: PostgresServer, spawn: Spawn
 ) -> None:
-    with postgres_store(url) as store:
+    with factstr.PostgresStore(url) as store:
         seen = Collector()
         store.stream_all(seen)
         with store.subscribe() as sub:
@@ -78,8 +78,10 @@ def test_live_stream_and_subscription_survive_a_server_restart(
             after_child = _ranges(report["results"])
             parent = _append_retrying(store, [NewEvent("parent", {"after": "restart"})])
             after = sorted(
-                after_child
-                + [list(range(parent.first_sequence_number, parent.last_sequence_number + 1))]
+                [
+                    *after_child,
+                    list(range(parent.first_sequence_number, parent.last_sequence_number + 1)),
+                ]
             )
             expected = before + after
             assert [b[0] for b in expected] == [1, 3, 4, 7, 8, 12, 14]
@@ -103,7 +105,7 @@ def test_live_stream_and_subscription_survive_a_server_restart(
 def test_streams_fail_with_backend_error_when_the_server_stays_down(
     url: str, restartable: PostgresServer
 ) -> None:
-    with postgres_store(url, reconnect_timeout=OUTAGE_RECONNECT_TIMEOUT) as store:
+    with factstr.PostgresStore(url, reconnect_timeout=OUTAGE_RECONNECT_TIMEOUT) as store:
         live = Collector()
         durable = Collector()
         live_stream = store.stream_all(live)

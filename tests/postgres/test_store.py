@@ -10,7 +10,7 @@ import factstr
 from factstr import EventFilter, EventQuery, NewEvent
 
 from tests.postgres.conftest import MakeDatabase
-from tests.postgres_server import PostgresServer, postgres_store, postgres_store_class
+from tests.postgres_server import PostgresServer
 from tests.support import Collector, cursor_of, seqs_of, wait_for
 
 
@@ -19,20 +19,20 @@ def test_connect_postgresql_and_postgres_urls(url: str) -> None:
         factstr.connect(url) as first,
         factstr.connect("postgres://" + url.split("://", 1)[1]) as second,
     ):
-        assert isinstance(first, postgres_store_class())
-        assert isinstance(second, postgres_store_class())
+        assert isinstance(first, factstr.PostgresStore)
+        assert isinstance(second, factstr.PostgresStore)
         first.append([NewEvent("a", {})])
         assert second.append([NewEvent("b", {})]).first_sequence_number == 2
         assert seqs_of(first.query().event_records) == [1, 2]
 
 
 def test_facts_and_cursors_persist_across_store_objects(url: str) -> None:
-    with postgres_store(url) as store:
+    with factstr.PostgresStore(url) as store:
         store.append([NewEvent("a", {"x": [1, 2.5, None, "é"]})])
         store.append([NewEvent("b", {}), NewEvent("c", {})])
         with store.stream_to_durable("proj", EventQuery.for_event_types(["a", "c"]), Collector()):
             pass
-    with postgres_store(url) as store:
+    with factstr.PostgresStore(url) as store:
         records = store.query().event_records
         assert [(r.sequence_number, r.event_type) for r in records] == [
             (1, "a"),
@@ -50,7 +50,7 @@ def test_facts_and_cursors_persist_across_store_objects(url: str) -> None:
 def test_a_pool_of_one_connection_still_streams_and_lets_handlers_use_the_store(url: str) -> None:
     """With ``pool_size=1``, streams, a durable stream, a subscription and a handler that queries
     and appends all work together (no connection is held for good by a stream)."""
-    with postgres_store(url, pool_size=1) as store:
+    with factstr.PostgresStore(url, pool_size=1) as store:
         reacted = threading.Event()
 
         def react(batch: list[factstr.EventRecord]) -> None:
@@ -80,7 +80,7 @@ def test_durable_subscription_replay_does_not_stall(url: str) -> None:
     """A durable subscription replays committed history as fast as it is asked for: no wait of
     seconds between batches that are already there (a handler replay of the same history takes
     a fraction of a second)."""
-    with postgres_store(url) as store:
+    with factstr.PostgresStore(url) as store:
         for i in range(1100):  # more than two pages of 512 batches
             store.append([NewEvent("a", {"i": i})])
         store.append([NewEvent("big", {"i": i}) for i in range(2000)])
@@ -103,7 +103,7 @@ def test_an_append_after_a_foreign_writer_indexes_its_rows(
     """A plain append is one statement that refuses to run past rows our index does not cover
     (written by another writer, e.g. the upstream crates): the engine then indexes them first."""
     database = make_database()
-    with postgres_store(server.url_for(database)) as store:
+    with factstr.PostgresStore(server.url_for(database)) as store:
         store.append([NewEvent("a", {"account": "x"}), NewEvent("a", {"account": "y"})])
         # A writer that keeps no index, in the upstream way.
         server.sql(
@@ -146,7 +146,7 @@ def test_appends_stay_gapless_when_the_database_defaults_to_repeatable_read(
     server.sql(
         f"ALTER DATABASE \"{database}\" SET default_transaction_isolation = 'repeatable read'"
     )
-    stores = [postgres_store(server.url_for(database)) for _ in range(4)]
+    stores = [factstr.PostgresStore(server.url_for(database)) for _ in range(4)]
     errors: list[BaseException] = []
     results: list[tuple[int, int]] = []
     lock = threading.Lock()
@@ -181,7 +181,7 @@ def test_a_role_granted_the_tables_can_use_a_store_another_role_created(
     """Opening creates nothing that exists already (creating it again would need its owner), so
     an application role with privileges on the tables works with a store its owner created."""
     database = make_database()
-    with postgres_store(server.url_for(database)) as owner:
+    with factstr.PostgresStore(server.url_for(database)) as owner:
         owner.append([NewEvent("a", {"account": "x"})])
     role = f"app_{uuid.uuid4().hex[:12]}"
     server.sql(f"CREATE ROLE {role} LOGIN")
@@ -191,7 +191,7 @@ def test_a_role_granted_the_tables_can_use_a_store_another_role_created(
             database,
         )
         app_url = server.url_for(database).replace(f"//{server.user}@", f"//{role}@")
-        with postgres_store(app_url) as app, app.subscribe() as sub:
+        with factstr.PostgresStore(app_url) as app, app.subscribe() as sub:
             context = EventQuery([EventFilter(None, [{"account": "x"}])])
             assert (
                 app.append_if([NewEvent("a", {"account": "x"})], context, 1).first_sequence_number

@@ -9,7 +9,7 @@ import factstr
 import pytest
 from factstr import NewEvent
 
-from tests.postgres_server import PostgresServer, make_self_signed_cert, postgres_store
+from tests.postgres_server import PostgresServer, make_self_signed_cert
 from tests.support import run_in_thread, seqs_of
 
 CONNECT_DEADLINE = 60.0
@@ -35,7 +35,7 @@ def _ssl_of_connections(server: PostgresServer, database: str) -> list[bool]:
 
 
 def test_sslmode_require_encrypts(url: str, server: PostgresServer, cert: Path) -> None:
-    with postgres_store(url + "?sslmode=require") as store:
+    with factstr.PostgresStore(url + "?sslmode=require") as store:
         store.append([NewEvent("a", {})])
         assert seqs_of(store.query().event_records) == [1]
         ssl = _ssl_of_connections(server, _database(url))
@@ -43,7 +43,7 @@ def test_sslmode_require_encrypts(url: str, server: PostgresServer, cert: Path) 
 
 
 def test_sslmode_disable_does_not_encrypt(url: str, server: PostgresServer, cert: Path) -> None:
-    with postgres_store(url + "?sslmode=disable") as store:
+    with factstr.PostgresStore(url + "?sslmode=disable") as store:
         store.append([NewEvent("a", {})])
         ssl = _ssl_of_connections(server, _database(url))
         assert ssl and not any(ssl), f"connections of the store (ssl flags): {ssl}"
@@ -56,7 +56,7 @@ def test_verify_full_with_the_root_certificate(
     verified = server.url_for(
         database, host="localhost", query=f"sslmode=verify-full&sslrootcert={cert}"
     )
-    with postgres_store(verified) as store:
+    with factstr.PostgresStore(verified) as store:
         store.append([NewEvent("a", {})])
         assert seqs_of(store.query().event_records) == [1]
         ssl = _ssl_of_connections(server, database)
@@ -64,7 +64,7 @@ def test_verify_full_with_the_root_certificate(
 
 
 def _open_and_use(url: str) -> None:
-    store = postgres_store(url)
+    store = factstr.PostgresStore(url)
     try:
         store.query()
     finally:

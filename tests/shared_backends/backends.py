@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 import factstr
 
-from tests.postgres_server import PostgresServer, postgres_store
+from tests.postgres_server import PostgresServer
 from tests.processes import CHILD_DEADLINE
-from tests.support import Store, wait_for
+from tests.support import SHARED_KINDS, Store, wait_for
 
 #: The store kinds of this directory, in the order their tests run.
-SQL_BACKENDS: list[str] = ["sqlite", "postgres"]
+SQL_BACKENDS: list[str] = SHARED_KINDS
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class Backend:
         """A new store object on the test's database."""
         if self.name == "sqlite":
             return factstr.SqliteStore(self.locator)
-        return postgres_store(self.locator)
+        return factstr.PostgresStore(self.locator)
 
     def settle_after_kill(self) -> None:
         """Waits until the store has finished with a writer process that was just SIGKILLed.

@@ -36,7 +36,7 @@ def _refused(path: Path, message: str) -> None:
     changes: list[str] = []
     if after != before:
         at = next(
-            (i for i, (x, y) in enumerate(zip(before, after)) if x != y),
+            (i for i, (x, y) in enumerate(zip(before, after, strict=False)) if x != y),
             min(len(before), len(after)),
         )
         changes.append(

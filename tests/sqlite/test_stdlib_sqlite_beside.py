@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ def read_until(child: Child, marker: str) -> list[list[Any]]:
         acks.append(line)
 
 
-def assert_intact(db: Path, acks: list[list[Any]], others: list[list[int]] = []) -> None:
+def assert_intact(db: Path, acks: list[list[Any]], others: Sequence[list[int]] = ()) -> None:
     """Every acknowledged batch is in the file with its own events; numbering is gapless."""
     with factstr.SqliteStore(db) as store:
         records = store.query().event_records

@@ -28,8 +28,9 @@ import factstr
 import pytest
 from factstr import NewEvent
 
-from tests.postgres_server import PostgresServer, postgres_store
+from tests.postgres_server import PostgresServer
 from tests.processes import Child, Spawn
+from tests.support import SHARED_KINDS
 from tests.torture.conftest import Tally, tally
 
 WRITER = Path(__file__).with_name("writer.py")
@@ -96,7 +97,7 @@ def settle(server: PostgresServer | None, url: str) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=SHARED_KINDS)
 def sql_store(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[tuple[str, str, PostgresServer | None]]:
@@ -115,7 +116,7 @@ def sql_store(
 
 def open_locator(locator: str) -> factstr.EventStore:
     return (
-        postgres_store(locator)
+        factstr.PostgresStore(locator)
         if locator.startswith("postgresql://")
         else factstr.SqliteStore(locator)
     )
@@ -153,7 +154,7 @@ def test_postgres_crash_restart_under_live_streams(
     name = durable_server.create_database("torture")
     url = durable_server.url_for(name)
     try:
-        with postgres_store(url, reconnect_timeout=60.0) as store:
+        with factstr.PostgresStore(url, reconnect_timeout=60.0) as store:
             delivered: list[list[factstr.EventRecord]] = []
             lock = threading.Lock()
 
@@ -199,7 +200,7 @@ def test_stdlib_sqlite3_beside_the_store(tmp_path: Path, spawn: Spawn) -> None:
     db = tmp_path / "events.db"
     factstr.SqliteStore(db).close()
     acks: list[list[Any]] = []
-    for round_ in range(4):
+    for _ in range(4):
         neighbour = spawn("random", db, "2", script=NEIGHBOUR)
         other = spawn("kill", db, 3, 0, script=WRITER)
         round_acks = read_acks(neighbour, until="done")

@@ -2,10 +2,11 @@
 //! is built; on failure each level adds its step, so the error names the offending place,
 //! e.g. `payload['items'][2]`.
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde_json::{Map, Number, Value};
+
+use crate::errors::{type_error, value_error};
 
 /// Deeper payloads are refused: they would overflow stacks and JSON parsers downstream.
 pub const MAX_DEPTH: usize = 100;
@@ -15,7 +16,11 @@ enum Step {
     Index(usize),
 }
 
-struct Invalid {
+/// Why a value is not JSON, and where. Boxed: it is the `Err` of every step of the walk, which
+/// stays a pointer wide on the success path.
+struct Invalid(Box<Problem>);
+
+struct Problem {
     type_error: bool,
     reason: String,
     /// The exception a `default` hook raised, kept as the `__cause__`.
@@ -26,43 +31,44 @@ struct Invalid {
 
 impl Invalid {
     fn type_error(reason: String) -> Self {
-        Self {
+        Self(Box::new(Problem {
             type_error: true,
             reason,
             cause: None,
             steps: Vec::new(),
-        }
+        }))
     }
 
     fn value_error(reason: String) -> Self {
-        Self {
+        Self(Box::new(Problem {
             type_error: false,
             reason,
             cause: None,
             steps: Vec::new(),
-        }
+        }))
     }
 
     fn at(mut self, step: Step) -> Self {
-        self.steps.push(step);
+        self.0.steps.push(step);
         self
     }
 
     fn into_py_err(self, root: &str) -> PyErr {
+        let problem = *self.0;
         let mut path = root.to_owned();
-        for step in self.steps.iter().rev() {
+        for step in problem.steps.iter().rev() {
             match step {
                 Step::Key(key) => path.push_str(&format!("[{key:?}]").replace('"', "'")),
                 Step::Index(index) => path.push_str(&format!("[{index}]")),
             }
         }
-        let message = format!("{path}: {}", self.reason);
-        let error = if self.type_error {
-            PyTypeError::new_err(message)
+        let message = format!("{path}: {}", problem.reason);
+        let error = if problem.type_error {
+            type_error(message)
         } else {
-            PyValueError::new_err(message)
+            value_error(message)
         };
-        if let Some(cause) = self.cause {
+        if let Some(cause) = problem.cause {
             Python::attach(|py| error.set_cause(py, Some(cause)));
         }
         error
@@ -165,7 +171,7 @@ fn converted_by_default(
     }
     let replaced = default.call1((value,)).map_err(|error| {
         let mut invalid = Invalid::type_error(format!("default could not convert {name}: {error}"));
-        invalid.cause = Some(error);
+        invalid.0.cause = Some(error);
         invalid
     })?;
     if replaced.is(value) {
@@ -256,19 +262,17 @@ pub fn to_python<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyA
 /// A non-empty `str` argument (event types, durable names).
 pub fn non_empty_str(value: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
     let Ok(s) = value.cast::<PyString>() else {
-        return Err(PyTypeError::new_err(format!(
+        return Err(type_error(format!(
             "{what} must be a str, not {}",
             type_name(value)
         )));
     };
     let text = s.to_str()?;
     if text.is_empty() {
-        return Err(PyValueError::new_err(format!("{what} must not be empty")));
+        return Err(value_error(format!("{what} must not be empty")));
     }
     if text.contains('\0') {
-        return Err(PyValueError::new_err(format!(
-            "{what} must not contain U+0000"
-        )));
+        return Err(value_error(format!("{what} must not contain U+0000")));
     }
     Ok(text.to_owned())
 }
@@ -276,14 +280,14 @@ pub fn non_empty_str(value: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
 /// A sequence number or version: an int from 0 to 2**64-1, and not a bool.
 pub fn sequence_number(value: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
     if value.is_instance_of::<PyBool>() || !value.is_instance_of::<PyInt>() {
-        return Err(PyTypeError::new_err(format!(
+        return Err(type_error(format!(
             "{what} must be an int, not {}",
             type_name(value)
         )));
     }
-    value.extract::<u64>().map_err(|_| {
-        PyValueError::new_err(format!("{what} must be between 0 and 2**64-1, got {value}"))
-    })
+    value
+        .extract::<u64>()
+        .map_err(|_| value_error(format!("{what} must be between 0 and 2**64-1, got {value}")))
 }
 
 pub fn optional_sequence_number(
@@ -306,7 +310,7 @@ pub fn list_items<'py>(value: &Bound<'py, PyAny>, what: &str) -> PyResult<Vec<Bo
     if let Ok(tuple) = value.cast::<PyTuple>() {
         return Ok(tuple.iter().collect());
     }
-    Err(PyTypeError::new_err(format!(
+    Err(type_error(format!(
         "{what} must be a list or tuple, not {}",
         type_name(value)
     )))

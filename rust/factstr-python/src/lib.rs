@@ -1,9 +1,11 @@
 //! The private native module `factstr._factstr`. The public API is the `factstr` package,
 //! which re-exports these classes. Layout: `convert` (Python <-> JSON), `errors` (the one
-//! error mapping), `values` (value classes), `store`, `stream` (handler threads), `exit` (interpreter exit),
-//! `subscription` (blocking iterators), `pages` (`iter_query`), `time` (commit times), `seconds` (timeouts),
+//! error mapping), `args` (the store methods' arguments), `values` (value classes; their hashes
+//! `hashing`), `store`, `stream` (handler threads), `exit` (interpreter exit), `subscription`
+//! (blocking iterators), `pages` (`iter_query`), `time` (commit times), `seconds` (timeouts),
 //! `transfer` (the command line's export/import/copy paths, internal).
 
+mod args;
 mod convert;
 mod errors;
 mod exit;
@@ -21,6 +23,7 @@ use pyo3::prelude::*;
 
 #[pymodule]
 fn _factstr(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    errors::import_classes(module.py())?;
     module.add_class::<values::NewEvent>()?;
     module.add_class::<values::EventFilter>()?;
     module.add_class::<values::EventQuery>()?;

@@ -1,5 +1,6 @@
 //! The store classes. `EventStore` carries every operation of SPEC §11 once, over the engine's
-//! store interface; `MemoryStore` (and later the SQLite and PostgreSQL stores) only construct it.
+//! store interface; `MemoryStore`, `SqliteStore` and `PostgresStore` only construct it (and show
+//! their location). The arguments are converted by the types of `args`.
 
 use std::sync::Arc;
 
@@ -8,14 +9,12 @@ use factstr_core::Subscriber;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use crate::convert::sequence_number;
+use crate::args::{self, DurableName, Events, Handler, Limit, Query};
 use crate::errors::{detached, type_error, value_error};
 use crate::seconds::{seconds_or, Zero};
 use crate::stream::{replay, EventStream};
 use crate::subscription::Subscription;
-use crate::values::{
-    durable_name, events_arg, query_arg, AppendResult, DurableStreamInfo, QueryResult,
-};
+use crate::values::{AppendResult, DurableStreamInfo, QueryResult};
 
 /// The operations every store offers (SPEC §11): append, query, conditional appends, live and
 /// durable streams, subscriptions, cursor management and close.
@@ -68,50 +67,37 @@ fn python_repr(text: &str) -> String {
     })
 }
 
-fn handler_arg(handler: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-    if !handler.is_callable() {
-        return Err(type_error(
-            "handler must be callable with one argument, a list of EventRecord",
-        ));
-    }
-    Ok(handler.clone().unbind())
-}
-
 impl EventStore {
     fn start_live(
         &self,
         py: Python<'_>,
         query: core::EventQuery,
-        handler: &Bound<'_, PyAny>,
+        handler: Handler,
     ) -> PyResult<EventStream> {
-        let handler = handler_arg(handler)?;
         let store = self.inner.clone();
         let subscriber = detached(py, || Subscriber::live(store, query))?;
-        EventStream::start(py, subscriber, handler)
+        EventStream::start(py, subscriber, handler.0)
     }
 
     fn start_durable(
         &self,
         py: Python<'_>,
-        durable: &Bound<'_, PyAny>,
+        durable: DurableName,
         query: core::EventQuery,
-        handler: &Bound<'_, PyAny>,
+        handler: Handler,
     ) -> PyResult<EventStream> {
-        let name = durable_name(durable)?;
-        let handler = handler_arg(handler)?;
         let store = self.inner.clone();
-        let mut subscriber = detached(py, || Subscriber::durable(store, &name, query))?;
-        replay(py, &mut subscriber, handler.bind(py))?;
-        EventStream::start(py, subscriber, handler)
+        let mut subscriber = detached(py, || Subscriber::durable(store, &durable.0, query))?;
+        replay(py, &mut subscriber, handler.0.bind(py))?;
+        EventStream::start(py, subscriber, handler.0)
     }
 }
 
 #[pymethods]
 impl EventStore {
     /// Commits `events` as one batch with consecutive sequence numbers.
-    fn append(&self, py: Python<'_>, events: &Bound<'_, PyAny>) -> PyResult<AppendResult> {
-        let events = events_arg(events)?;
-        detached(py, || self.inner.append(events)).map(AppendResult::from)
+    fn append(&self, py: Python<'_>, events: Events) -> PyResult<AppendResult> {
+        detached(py, || self.inner.append(events.0)).map(AppendResult::from)
     }
 
     /// Commits `events` only if the context version of `context_query` is
@@ -119,17 +105,17 @@ impl EventStore {
     fn append_if(
         &self,
         py: Python<'_>,
-        events: &Bound<'_, PyAny>,
-        context_query: &Bound<'_, PyAny>,
-        expected_context_version: &Bound<'_, PyAny>,
+        events: Events,
+        #[pyo3(from_py_with = args::context_query)] context_query: core::EventQuery,
+        #[pyo3(from_py_with = args::expected_context_version)] expected_context_version: Option<
+            u64,
+        >,
     ) -> PyResult<AppendResult> {
-        let events = events_arg(events)?;
-        let context = query_arg(Some(context_query), "context_query")?;
-        let expected = crate::convert::optional_sequence_number(
-            Some(expected_context_version),
-            "expected_context_version",
-        )?;
-        detached(py, || self.inner.append_if(events, &context, expected)).map(AppendResult::from)
+        detached(py, || {
+            self.inner
+                .append_if(events.0, &context_query, expected_context_version)
+        })
+        .map(AppendResult::from)
     }
 
     /// Commits `events` unless a fact matching `fail_if_events_match` has a sequence number
@@ -138,14 +124,15 @@ impl EventStore {
     fn append_unless(
         &self,
         py: Python<'_>,
-        events: &Bound<'_, PyAny>,
-        fail_if_events_match: &Bound<'_, PyAny>,
-        after: Option<&Bound<'_, PyAny>>,
+        events: Events,
+        #[pyo3(from_py_with = args::fail_if_events_match)] fail_if_events_match: core::EventQuery,
+        #[pyo3(from_py_with = args::after)] after: Option<u64>,
     ) -> PyResult<AppendResult> {
-        let events = events_arg(events)?;
-        let context = query_arg(Some(fail_if_events_match), "fail_if_events_match")?;
-        let after = crate::convert::optional_sequence_number(after, "after")?;
-        detached(py, || self.inner.append_unless(events, &context, after)).map(AppendResult::from)
+        detached(py, || {
+            self.inner
+                .append_unless(events.0, &fail_if_events_match, after)
+        })
+        .map(AppendResult::from)
     }
 
     /// The matching facts in sequence order (at most `limit`), with the context version.
@@ -153,22 +140,10 @@ impl EventStore {
     fn query(
         &self,
         py: Python<'_>,
-        query: Option<&Bound<'_, PyAny>>,
-        limit: Option<&Bound<'_, PyAny>>,
+        query: Option<Query>,
+        limit: Option<Limit>,
     ) -> PyResult<QueryResult> {
-        let query = query_arg(query, "query")?;
-        let limit = match limit {
-            Some(l) if !l.is_none() => {
-                let n = sequence_number(l, "limit").map_err(|_| {
-                    value_error(format!(
-                        "limit must be an int >= 0 or None, got {}",
-                        l.repr().map(|r| r.to_string()).unwrap_or_default()
-                    ))
-                })?;
-                Some(usize::try_from(n).unwrap_or(usize::MAX))
-            }
-            _ => None,
-        };
+        let (query, limit) = (Query::or_all(query), Limit::or_none(limit));
         let result = detached(py, || self.inner.query(&query, limit))?;
         QueryResult::from_core(py, result)
     }
@@ -179,15 +154,14 @@ impl EventStore {
     #[pyo3(signature = (query=None, *, page_size=None), text_signature = "($self, query=None, *, page_size=10000)")]
     fn iter_query(
         &self,
-        query: Option<&Bound<'_, PyAny>>,
+        query: Option<Query>,
         page_size: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<crate::pages::RecordPages> {
-        let query = query_arg(query, "query")?;
-        crate::pages::RecordPages::new(Arc::clone(&self.inner), query, page_size)
+        crate::pages::RecordPages::new(Arc::clone(&self.inner), Query::or_all(query), page_size)
     }
 
     /// Calls `handler` with every batch committed from now on.
-    fn stream_all(&self, py: Python<'_>, handler: &Bound<'_, PyAny>) -> PyResult<EventStream> {
+    fn stream_all(&self, py: Python<'_>, handler: Handler) -> PyResult<EventStream> {
         self.start_live(py, core::EventQuery::all(), handler)
     }
 
@@ -195,19 +169,18 @@ impl EventStore {
     fn stream_to(
         &self,
         py: Python<'_>,
-        query: &Bound<'_, PyAny>,
-        handler: &Bound<'_, PyAny>,
+        query: Option<Query>,
+        handler: Handler,
     ) -> PyResult<EventStream> {
-        let query = query_arg(Some(query), "query")?;
-        self.start_live(py, query, handler)
+        self.start_live(py, Query::or_all(query), handler)
     }
 
     /// Replays every batch after the stored cursor of `durable`, then goes on live.
     fn stream_all_durable(
         &self,
         py: Python<'_>,
-        durable: &Bound<'_, PyAny>,
-        handler: &Bound<'_, PyAny>,
+        durable: DurableName,
+        handler: Handler,
     ) -> PyResult<EventStream> {
         self.start_durable(py, durable, core::EventQuery::all(), handler)
     }
@@ -217,12 +190,11 @@ impl EventStore {
     fn stream_to_durable(
         &self,
         py: Python<'_>,
-        durable: &Bound<'_, PyAny>,
-        query: &Bound<'_, PyAny>,
-        handler: &Bound<'_, PyAny>,
+        durable: DurableName,
+        query: Option<Query>,
+        handler: Handler,
     ) -> PyResult<EventStream> {
-        let query = query_arg(Some(query), "query")?;
-        self.start_durable(py, durable, query, handler)
+        self.start_durable(py, durable, Query::or_all(query), handler)
     }
 
     /// An iterator of batches: live, or durable (replaying from the stored cursor) when
@@ -231,17 +203,14 @@ impl EventStore {
     fn subscribe(
         &self,
         py: Python<'_>,
-        query: Option<&Bound<'_, PyAny>>,
-        durable: Option<&Bound<'_, PyAny>>,
+        query: Option<Query>,
+        durable: Option<DurableName>,
     ) -> PyResult<Subscription> {
-        let query = query_arg(query, "query")?;
+        let query = Query::or_all(query);
         let store = self.inner.clone();
         let subscriber = match durable {
-            Some(d) if !d.is_none() => {
-                let name = durable_name(d)?;
-                detached(py, || Subscriber::durable(store, &name, query))?
-            }
-            _ => detached(py, || Subscriber::live(store, query))?,
+            Some(name) => detached(py, || Subscriber::durable(store, &name.0, query))?,
+            None => detached(py, || Subscriber::live(store, query))?,
         };
         Ok(Subscription::new(subscriber))
     }
@@ -257,21 +226,16 @@ impl EventStore {
     fn reset_durable_stream(
         &self,
         py: Python<'_>,
-        name: &Bound<'_, PyAny>,
-        sequence_number: Option<&Bound<'_, PyAny>>,
+        name: DurableName,
+        #[pyo3(from_py_with = args::cursor_position)] sequence_number: Option<u64>,
     ) -> PyResult<()> {
-        let name = durable_name(name)?;
-        let position = match sequence_number {
-            Some(number) => crate::convert::sequence_number(number, "sequence_number")?,
-            None => 0,
-        };
-        detached(py, || self.inner.reset_durable_stream(&name, position))
+        let position = sequence_number.unwrap_or(0);
+        detached(py, || self.inner.reset_durable_stream(&name.0, position))
     }
 
     /// Deletes a durable stream's cursor (refused while it is running).
-    fn delete_durable_stream(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<()> {
-        let name = durable_name(name)?;
-        detached(py, || self.inner.delete_durable_stream(&name))
+    fn delete_durable_stream(&self, py: Python<'_>, name: DurableName) -> PyResult<()> {
+        detached(py, || self.inner.delete_durable_stream(&name.0))
     }
 
     /// Internal, for the `factstr` command (see `transfer`): the whole batches after `after` as
@@ -307,15 +271,14 @@ impl EventStore {
     fn _restore_durable_stream(
         &self,
         py: Python<'_>,
-        name: &Bound<'_, PyAny>,
-        query: &Bound<'_, PyAny>,
+        name: DurableName,
+        query: Option<Query>,
         cursor: u64,
     ) -> PyResult<()> {
-        let name = durable_name(name)?;
-        let query = query_arg(Some(query), "query")?;
+        let query = Query::or_all(query);
         let store = self.inner.clone();
         detached(py, move || {
-            core::restore::restore_durable_stream(&*store, &name, &query, cursor)
+            core::restore::restore_durable_stream(&*store, &name.0, &query, cursor)
         })
     }
 

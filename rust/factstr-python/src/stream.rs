@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use crate::errors::{detached, error_class, to_py_err, unwound};
+use crate::errors::{classes::DurableReplayError, detached, to_py_err, unwound};
 use crate::exit;
 use crate::values::records_to_python;
 
@@ -333,11 +333,11 @@ pub fn replay(
             exit::detach(py, || {
                 let _ = unwound(|| subscriber.close());
             });
-            let error = error_class(py, "DurableReplayError")?.call1((format!(
+            let error = DurableReplayError::new_err(format!(
                 "the handler of durable stream {name:?} raised during replay; the cursor stays after the last batch it handled"
-            ),))?;
-            error.setattr("__cause__", cause.value(py))?;
-            return Err(PyErr::from_value(error));
+            ));
+            error.set_cause(py, Some(cause));
+            return Err(error);
         }
         detached(py, || subscriber.ack())?;
     }

@@ -4,12 +4,12 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use factstr_core::{Batch, Subscriber};
+use factstr_core::{Batch, Error, Subscriber};
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
 
-use crate::errors::{detached, to_py_err, unwound};
+use crate::errors::{detached, detached_engine, to_py_err, unwound};
 use crate::seconds::{optional_seconds, Zero};
 use crate::values::records_to_python;
 
@@ -44,30 +44,36 @@ impl Subscription {
         }
     }
 
-    /// In a forked child: ends like a closed subscription, or raises `StoreClosedError` when
+    /// In a forked child: ends like a closed subscription, or fails with `StoreClosed` when
     /// the store is one that is closed in the child (SPEC §7).
-    fn inherited(&self, py: Python<'_>) -> PyResult<bool> {
+    fn inherited(&self) -> Result<bool, Error> {
         if self.owner == std::process::id() {
             return Ok(false);
         }
         self.closed.store(true, Ordering::Release);
         if self.store.is_closed() {
-            return Err(to_py_err(py, factstr_core::Error::StoreClosed));
+            return Err(Error::StoreClosed);
         }
         Ok(true)
     }
 
     /// Acknowledges the previous batch (the ack rule of SPEC §6), then waits for the next one.
-    fn wait(&self, py: Python<'_>, timeout: Option<Duration>) -> PyResult<Waited> {
-        if self.inherited(py)? || self.closed.load(Ordering::Acquire) {
-            return Ok(Waited::Closed);
+    /// The outer error is Python's (Ctrl-C); the inner one the engine's, for the caller to map
+    /// (`__next__` ends the iteration on a closed store instead of raising).
+    fn wait(&self, py: Python<'_>, timeout: Option<Duration>) -> PyResult<Result<Waited, Error>> {
+        match self.inherited() {
+            Ok(false) if !self.closed.load(Ordering::Acquire) => {}
+            Ok(_) => return Ok(Ok(Waited::Closed)),
+            Err(error) => return Ok(Err(error)),
         }
-        detached(py, || self.subscriber.lock().ack())?;
+        if let Err(error) = detached_engine(py, || self.subscriber.lock().ack()) {
+            return Ok(Err(error));
+        }
         // A timeout beyond the clock's range waits like no timeout at all.
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
             if self.closed.load(Ordering::Acquire) {
-                return Ok(Waited::Closed);
+                return Ok(Ok(Waited::Closed));
             }
             let slice = match deadline {
                 Some(deadline) => deadline
@@ -85,13 +91,13 @@ impl Subscription {
                 })
             });
             match next {
-                Ok(Some(batch)) => return Ok(Waited::Batch(batch)),
+                Ok(Some(batch)) => return Ok(Ok(Waited::Batch(batch))),
                 Ok(None) if deadline.is_some_and(|d| Instant::now() >= d) => {
-                    return Ok(Waited::TimedOut)
+                    return Ok(Ok(Waited::TimedOut))
                 }
                 Ok(None) => {}
-                Err(_) if self.closed.load(Ordering::Acquire) => return Ok(Waited::Closed),
-                Err(error) => return Err(to_py_err(py, error)),
+                Err(_) if self.closed.load(Ordering::Acquire) => return Ok(Ok(Waited::Closed)),
+                Err(error) => return Ok(Err(error)),
             }
             py.check_signals()?;
         }
@@ -115,9 +121,10 @@ impl Subscription {
     }
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
-        let waited = match self.wait(py, None) {
-            Err(error) if is_store_closed(py, &error) => Waited::Closed,
-            other => other?,
+        let waited = match self.wait(py, None)? {
+            Ok(waited) => waited,
+            Err(Error::StoreClosed) => Waited::Closed,
+            Err(error) => return Err(to_py_err(py, error)),
         };
         match waited {
             Waited::Batch(batch) => records_to_python(py, &batch.records).map(Some),
@@ -135,7 +142,10 @@ impl Subscription {
         timeout: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Option<Bound<'py, PyList>>> {
         let timeout = optional_seconds(timeout, "timeout", Zero::Allowed)?;
-        match self.wait(py, timeout)? {
+        match self
+            .wait(py, timeout)?
+            .map_err(|error| to_py_err(py, error))?
+        {
             Waited::Batch(batch) => records_to_python(py, &batch.records).map(Some),
             Waited::TimedOut | Waited::Closed => Ok(None),
         }
@@ -143,7 +153,7 @@ impl Subscription {
 
     /// Marks the last batch handed out as processed: a durable cursor moves past it.
     fn ack(&self, py: Python<'_>) -> PyResult<()> {
-        if self.inherited(py)? {
+        if self.inherited().map_err(|error| to_py_err(py, error))? {
             return Ok(());
         }
         detached(py, || self.subscriber.lock().ack())
@@ -182,9 +192,4 @@ impl Subscription {
         let closed = if self.closed() { "True" } else { "False" };
         Ok(format!("Subscription(closed={closed}{durable})"))
     }
-}
-
-fn is_store_closed(py: Python<'_>, error: &PyErr) -> bool {
-    crate::errors::error_class(py, "StoreClosedError")
-        .is_ok_and(|class| error.is_instance(py, &class))
 }

@@ -11,6 +11,7 @@ use pyo3::types::{PyDateTime, PyIterator, PyList, PyString, PyTuple, PyTzInfo};
 use pyo3::IntoPyObjectExt;
 
 use crate::convert::{list_items, non_empty_str, optional_sequence_number, to_json, to_python};
+use crate::errors::type_error;
 use crate::hashing::{combine, filter_hash, json_hash, query_hash, text_hash};
 use crate::time::datetime_from_micros;
 
@@ -246,11 +247,7 @@ fn filters_from_python(
                 .map(|(i, f)| {
                     f.cast::<EventFilter>()
                         .map(|f| f.get().inner.clone())
-                        .map_err(|_| {
-                            crate::errors::type_error(format!(
-                                "filters[{i}] must be an EventFilter"
-                            ))
-                        })
+                        .map_err(|_| type_error(format!("filters[{i}] must be an EventFilter")))
                 })
                 .collect::<PyResult<Vec<_>>>(),
         )
@@ -383,20 +380,6 @@ impl EventQuery {
             "EventQuery(filters={filters}, min_sequence_number={})",
             repr_of(py, self.inner.min_sequence_number)
         ))
-    }
-}
-
-/// A query argument: an `EventQuery`, or `None` for "everything".
-pub fn query_arg(query: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<core::EventQuery> {
-    match query {
-        None => Ok(core::EventQuery::all()),
-        Some(q) if q.is_none() => Ok(core::EventQuery::all()),
-        Some(q) => q
-            .cast::<EventQuery>()
-            .map(|q| q.get().inner.clone())
-            .map_err(|_| {
-                crate::errors::type_error(format!("{what} must be an EventQuery or None"))
-            }),
     }
 }
 
@@ -591,7 +574,7 @@ impl QueryResult {
         let records = list_items(event_records, "event_records")?;
         for (i, record) in records.iter().enumerate() {
             if record.cast::<EventRecord>().is_err() {
-                return Err(crate::errors::type_error(format!(
+                return Err(type_error(format!(
                     "event_records[{i}] must be an EventRecord"
                 )));
             }
@@ -803,7 +786,7 @@ impl AppendResult {
 pub struct DurableStream {
     /// The durable stream's name (its cursor's key in the store).
     #[pyo3(get)]
-    name: String,
+    pub(crate) name: String,
 }
 
 #[pymethods]
@@ -836,19 +819,6 @@ impl DurableStream {
     fn __repr__(&self, py: Python<'_>) -> String {
         format!("DurableStream({})", repr_of(py, &self.name))
     }
-}
-
-/// A durable name argument: a `str` or a `DurableStream`.
-pub fn durable_name(value: &Bound<'_, PyAny>) -> PyResult<String> {
-    if let Ok(stream) = value.cast::<DurableStream>() {
-        return Ok(stream.get().name.clone());
-    }
-    if value.cast::<PyString>().is_err() {
-        return Err(crate::errors::type_error(
-            "a durable stream must be named by a str or a DurableStream",
-        ));
-    }
-    non_empty_str(value, "durable stream name")
 }
 
 /// A durable stream's stored cursor: its name, its query and the last sequence number it processed.
@@ -886,7 +856,7 @@ impl DurableStreamInfo {
             query: query
                 .cast::<EventQuery>()
                 .map(|q| q.get().inner.clone())
-                .map_err(|_| crate::errors::type_error("query must be an EventQuery"))?,
+                .map_err(|_| type_error("query must be an EventQuery"))?,
             last_processed_sequence_number: crate::convert::sequence_number(
                 last_processed_sequence_number,
                 "last_processed_sequence_number",
@@ -953,23 +923,4 @@ impl DurableStreamInfo {
             self.last_processed_sequence_number
         ))
     }
-}
-
-/// The `NewEvent`s of an `events` argument (a list or tuple of them).
-pub fn events_arg(events: &Bound<'_, PyAny>) -> PyResult<Vec<core::NewEvent>> {
-    if events.cast::<NewEvent>().is_ok() {
-        return Err(crate::errors::type_error(
-            "events must be a list of NewEvent, not a single NewEvent",
-        ));
-    }
-    let items = list_items(events, "events")?;
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            e.cast::<NewEvent>()
-                .map(|e| e.get().inner.clone())
-                .map_err(|_| crate::errors::type_error(format!("events[{i}] must be a NewEvent")))
-        })
-        .collect()
 }

@@ -4,21 +4,18 @@ the same backend. Skipped for the memory store, which no other process can open.
 from __future__ import annotations
 
 import json
-import signal
 import threading
 
 import factstr
 import pytest
 
+from tests.processes import Spawn, python_child
 from tests.support import (
     Collector,
     Store,
     assert_name_held,
     cursor_of,
     ev,
-    finish_child,
-    python_child,
-    read_line,
     seqs_of,
     wait_for,
 )
@@ -27,7 +24,7 @@ CHILD_TIMEOUT = 60.0
 
 
 def test_other_process_commits_are_streamed_with_their_batch_shape(
-    open_code: str, store: Store
+    open_code: str, store: Store, spawn: Spawn
 ) -> None:
     seen = Collector()
     filtered = Collector()
@@ -35,6 +32,7 @@ def test_other_process_commits_are_streamed_with_their_batch_shape(
     store.stream_to(factstr.EventQuery.for_event_types(["keep"]), filtered)
     sub = store.subscribe()
     child = python_child(
+        spawn,
         """
         for size in (1, 3, 2):
             store.append([factstr.NewEvent("keep" if i % 2 == 0 else "drop", {"i": i}) for i in range(size)])
@@ -42,7 +40,7 @@ def test_other_process_commits_are_streamed_with_their_batch_shape(
         """,
         open_code,
     )
-    finish_child(child, CHILD_TIMEOUT)
+    child.finish(CHILD_TIMEOUT)
     seen.wait_records(6)
     assert seen.batch_seqs() == [[1], [2, 3, 4], [5, 6]]
     filtered.wait_records(4)
@@ -54,11 +52,12 @@ def test_other_process_commits_are_streamed_with_their_batch_shape(
 
 
 def test_appends_from_two_processes_are_gapless_and_contiguous(
-    open_code: str, store: Store
+    open_code: str, store: Store, spawn: Spawn
 ) -> None:
     seen = Collector()
     store.stream_all(seen)
     child = python_child(
+        spawn,
         """
         sys.stdin.readline()
         results = []
@@ -81,23 +80,23 @@ def test_appends_from_two_processes_are_gapless_and_contiguous(
                 (r.first_sequence_number, r.last_sequence_number, r.committed_count, j)
             )
 
-    assert child.stdin is not None
-    child.stdin.write("go\n")
-    child.stdin.flush()
+    child.send("go")
     thread = threading.Thread(target=parent, daemon=True)
     thread.start()
-    out = finish_child(child, CHILD_TIMEOUT)
+    child_results = [tuple(x) for x in child.read(CHILD_TIMEOUT)]
+    child.finish(CHILD_TIMEOUT)
     thread.join(CHILD_TIMEOUT)
-    child_results = [tuple(x) for x in json.loads(out.strip().splitlines()[-1])]
-    ranges = [(int(f), int(l)) for f, l, _, _ in child_results] + [
-        (f, l) for f, l, _, _ in parent_results
+    ranges = [(int(first), int(last)) for first, last, _, _ in child_results] + [
+        (first, last) for first, last, _, _ in parent_results
     ]
     for first, last, count, j in child_results:
         assert last - first + 1 == count == 1 + int(j) % 3
     for first, last, count, j in parent_results:
         assert last - first + 1 == count == 1 + j % 2
     total = sum(last - first + 1 for first, last in ranges)
-    assert sorted(n for f, l in ranges for n in range(f, l + 1)) == list(range(1, total + 1))
+    assert sorted(n for first, last in ranges for n in range(first, last + 1)) == list(
+        range(1, total + 1)
+    )
     records = store.query().event_records
     assert seqs_of(records) == list(range(1, total + 1))
     by_seq = {r.sequence_number: r for r in records}
@@ -111,7 +110,9 @@ def test_appends_from_two_processes_are_gapless_and_contiguous(
     assert [(b[0], b[-1]) for b in seen.batch_seqs()] == sorted(ranges)
 
 
-def test_durable_name_is_exclusive_across_processes(open_code: str, store: Store) -> None:
+def test_durable_name_is_exclusive_across_processes(
+    open_code: str, store: Store, spawn: Spawn
+) -> None:
     probe = """
         try:
             stream = store.stream_all_durable("d", lambda batch: None)
@@ -123,13 +124,17 @@ def test_durable_name_is_exclusive_across_processes(open_code: str, store: Store
         store.close()
         """
     with store.stream_all_durable("d", Collector()):
-        out = finish_child(python_child(probe, open_code), CHILD_TIMEOUT)
-        assert out.strip() == "active"
-    out = finish_child(python_child(probe, open_code), CHILD_TIMEOUT)
-    assert out.strip() == "registered"
+        prober = python_child(spawn, probe, open_code)
+        assert prober.read_text(CHILD_TIMEOUT) == "active"
+        prober.finish(CHILD_TIMEOUT)
+    prober = python_child(spawn, probe, open_code)
+    assert prober.read_text(CHILD_TIMEOUT) == "registered"
+    prober.finish(CHILD_TIMEOUT)
 
 
-def test_subscription_name_is_exclusive_across_processes(open_code: str, store: Store) -> None:
+def test_subscription_name_is_exclusive_across_processes(
+    open_code: str, store: Store, spawn: Spawn
+) -> None:
     probe = """
         try:
             with store.subscribe(durable="d") as sub:
@@ -142,14 +147,17 @@ def test_subscription_name_is_exclusive_across_processes(open_code: str, store: 
         """
     with store.subscribe(durable="d") as sub:
         sub.next_batch(timeout=0.05)
-        out = finish_child(python_child(probe, open_code), CHILD_TIMEOUT)
-        assert out.strip() == "active"
-    out = finish_child(python_child(probe, open_code), CHILD_TIMEOUT)
-    assert out.strip() == "registered"
+        prober = python_child(spawn, probe, open_code)
+        assert prober.read_text(CHILD_TIMEOUT) == "active"
+        prober.finish(CHILD_TIMEOUT)
+    prober = python_child(spawn, probe, open_code)
+    assert prober.read_text(CHILD_TIMEOUT) == "registered"
+    prober.finish(CHILD_TIMEOUT)
 
 
-def test_parent_sees_name_held_by_child(open_code: str, store: Store) -> None:
+def test_parent_sees_name_held_by_child(open_code: str, store: Store, spawn: Spawn) -> None:
     child = python_child(
+        spawn,
         """
         stream = store.stream_all_durable("d", lambda batch: None)
         print("holding", flush=True)
@@ -161,20 +169,21 @@ def test_parent_sees_name_held_by_child(open_code: str, store: Store) -> None:
         open_code,
     )
     try:
-        assert read_line(child) == "holding"
+        assert child.read_text() == "holding"
         assert_name_held(store, "d")
-        assert child.stdin is not None
-        child.stdin.write("go\n")
-        child.stdin.flush()
-        assert read_line(child) == "released"
+        child.send("go")
+        assert child.read_text() == "released"
         with store.stream_all_durable("d", Collector()):
             pass
     finally:
-        finish_child(child, CHILD_TIMEOUT)
+        child.finish(CHILD_TIMEOUT)
 
 
-def test_name_is_freed_after_holder_process_dies(open_code: str, store: Store) -> None:
+def test_name_is_freed_after_holder_process_dies(
+    open_code: str, store: Store, spawn: Spawn
+) -> None:
     child = python_child(
+        spawn,
         """
         stream = store.stream_all_durable("d", lambda batch: None)
         print("holding", flush=True)
@@ -183,12 +192,11 @@ def test_name_is_freed_after_holder_process_dies(open_code: str, store: Store) -
         open_code,
     )
     try:
-        assert read_line(child) == "holding"
+        assert child.read_text() == "holding"
         with pytest.raises(factstr.DurableStreamActive):
             store.stream_all_durable("d", Collector())
     finally:
-        child.send_signal(signal.SIGKILL)
-        child.communicate(timeout=CHILD_TIMEOUT)
+        child.sigkill()
 
     def free() -> bool:
         try:
@@ -201,10 +209,11 @@ def test_name_is_freed_after_holder_process_dies(open_code: str, store: Store) -
     wait_for(free, timeout=35, what="the dead process's durable name to be freed")
 
 
-def test_cursor_written_by_another_process(open_code: str, store: Store) -> None:
+def test_cursor_written_by_another_process(open_code: str, store: Store, spawn: Spawn) -> None:
     store.append([ev("a"), ev("a")])
     store.append([ev("b")])
     child = python_child(
+        spawn,
         """
         got = []
         stream = store.stream_all_durable("d", lambda batch: got.append([r.sequence_number for r in batch]))
@@ -214,8 +223,8 @@ def test_cursor_written_by_another_process(open_code: str, store: Store) -> None
         """,
         open_code,
     )
-    out = finish_child(child, CHILD_TIMEOUT)
-    assert json.loads(out.strip()) == [[1, 2], [3]]
+    assert child.read(CHILD_TIMEOUT) == [[1, 2], [3]]
+    child.finish(CHILD_TIMEOUT)
     assert cursor_of(store, "d") == 3
     store.append([ev("c")])
     seen = Collector()
@@ -223,10 +232,13 @@ def test_cursor_written_by_another_process(open_code: str, store: Store) -> None
         assert seen.batch_seqs() == [[4]]
 
 
-def test_durable_live_stream_gets_other_process_batches(open_code: str, store: Store) -> None:
+def test_durable_live_stream_gets_other_process_batches(
+    open_code: str, store: Store, spawn: Spawn
+) -> None:
     seen = Collector()
     store.stream_all_durable("d", seen)
     child = python_child(
+        spawn,
         """
         for size in (2, 1):
             store.append([factstr.NewEvent("x", {}) for _ in range(size)])
@@ -234,15 +246,16 @@ def test_durable_live_stream_gets_other_process_batches(open_code: str, store: S
         """,
         open_code,
     )
-    finish_child(child, CHILD_TIMEOUT)
+    child.finish(CHILD_TIMEOUT)
     seen.wait_records(3)
     assert seen.batch_seqs() == [[1, 2], [3]]
     wait_for(lambda: cursor_of(store, "d") == 3, what="the cursor to follow")
 
 
-def test_append_if_is_atomic_across_processes(open_code: str, store: Store) -> None:
+def test_append_if_is_atomic_across_processes(open_code: str, store: Store, spawn: Spawn) -> None:
     """Two processes race on append_if with the same expected version: one wins each round."""
     child = python_child(
+        spawn,
         """
         q = factstr.EventQuery.for_event_types(["slot"])
         wins = 0
@@ -262,31 +275,31 @@ def test_append_if_is_atomic_across_processes(open_code: str, store: Store) -> N
         """,
         open_code,
     )
-    assert child.stdin is not None
     query = factstr.EventQuery.for_event_types(["slot"])
     parent_wins = 0
     rounds = 30
     for _ in range(rounds):
         expected = store.query(query).current_context_version
-        child.stdin.write(json.dumps(expected) + "\n")
-        child.stdin.flush()
+        child.send(json.dumps(expected))
         try:
             store.append_if([factstr.NewEvent("slot", {"by": "parent"})], query, expected)
             parent_wins += 1
         except factstr.ConditionalAppendConflict:
             pass
-        assert read_line(child) == "done"
-    child.stdin.write('"stop"\n')
-    child.stdin.flush()
-    out = finish_child(child, CHILD_TIMEOUT)
-    child_wins, _ = json.loads(out.strip().splitlines()[-1])
+        assert child.read_text() == "done"
+    child.send('"stop"')
+    child_wins, _ = child.read(CHILD_TIMEOUT)
+    child.finish(CHILD_TIMEOUT)
     assert parent_wins + child_wins == rounds
     assert seqs_of(store.query().event_records) == list(range(1, rounds + 1))
 
 
-def test_readers_see_prefixes_while_another_process_appends(open_code: str, store: Store) -> None:
+def test_readers_see_prefixes_while_another_process_appends(
+    open_code: str, store: Store, spawn: Spawn
+) -> None:
     """SPEC §2.6: a reader that has seen n has seen every fact below n, across processes."""
     child = python_child(
+        spawn,
         """
         for j in range(200):
             store.append([factstr.NewEvent("w", {"j": j, "k": k}) for k in range(1 + j % 3)])
@@ -295,7 +308,7 @@ def test_readers_see_prefixes_while_another_process_appends(open_code: str, stor
         open_code,
     )
     try:
-        while child.poll() is None:
+        while child.running():
             records = store.query().event_records
             assert seqs_of(records) == list(range(1, len(records) + 1))
             limited = store.query(factstr.EventQuery.for_event_types(["w"]), limit=7)
@@ -303,7 +316,7 @@ def test_readers_see_prefixes_while_another_process_appends(open_code: str, stor
                 assert limited.current_context_version is not None
                 assert limited.last_returned_sequence_number <= limited.current_context_version
     finally:
-        finish_child(child, CHILD_TIMEOUT)
+        child.finish(CHILD_TIMEOUT)
     total = sum(1 + j % 3 for j in range(200))
     assert seqs_of(store.query().event_records) == list(range(1, total + 1))
 
@@ -322,12 +335,15 @@ def _register_when_free(store: Store, name: str, seen: Collector) -> factstr.Eve
     return streams[0]
 
 
-def test_crash_inside_handler_redelivers_the_batch(open_code: str, store: Store) -> None:
+def test_crash_inside_handler_redelivers_the_batch(
+    open_code: str, store: Store, spawn: Spawn
+) -> None:
     """SPEC §6: at-least-once; a crash before the handler returns re-delivers that batch."""
     store.append([ev("a")])  # 1
     store.append([ev("crash"), ev("b")])  # 2..3
     store.append([ev("c")])  # 4
     child = python_child(
+        spawn,
         """
         import os
         def handler(batch):
@@ -338,8 +354,7 @@ def test_crash_inside_handler_redelivers_the_batch(open_code: str, store: Store)
         """,
         open_code,
     )
-    child.communicate(timeout=CHILD_TIMEOUT)
-    assert child.returncode == 3
+    assert child.exit_code(CHILD_TIMEOUT) == 3
     assert cursor_of(store, "d") == 1
     seen = Collector()
     with _register_when_free(store, "d", seen):
@@ -347,10 +362,13 @@ def test_crash_inside_handler_redelivers_the_batch(open_code: str, store: Store)
         assert cursor_of(store, "d") == 4
 
 
-def test_crash_of_subscriber_redelivers_unacknowledged_batch(open_code: str, store: Store) -> None:
+def test_crash_of_subscriber_redelivers_unacknowledged_batch(
+    open_code: str, store: Store, spawn: Spawn
+) -> None:
     store.append([ev("a")])  # 1
     store.append([ev("b")])  # 2
     child = python_child(
+        spawn,
         """
         import os
         sub = store.subscribe(durable="s")
@@ -361,8 +379,8 @@ def test_crash_of_subscriber_redelivers_unacknowledged_batch(open_code: str, sto
         """,
         open_code,
     )
-    out, _ = child.communicate(timeout=CHILD_TIMEOUT)
-    assert out.strip() == "[1] [2]"
+    assert child.read_text(CHILD_TIMEOUT) == "[1] [2]"
+    child.finish(CHILD_TIMEOUT)
     assert cursor_of(store, "s") == 1
 
     received: list[list[int]] = []
