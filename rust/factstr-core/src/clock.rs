@@ -1,17 +1,33 @@
 //! Commit times (SPEC §2.5): UTC, microsecond precision, and their RFC 3339 text form as the
 //! SQLite layout stores them (`2026-11-26T13:47:05.123456Z`, trailing fraction zeros trimmed).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::types::Timestamp;
 
 const MICROS_PER_SECOND: i64 = 1_000_000;
 const SECONDS_PER_DAY: i64 = 86_400;
 
+/// The commit time of a batch committed now.
 pub fn now_micros() -> Timestamp {
-    match SystemTime::now().duration_since(UNIX_EPOCH) {
+    from_system_time(SystemTime::now())
+}
+
+/// A clock reading (or a time a database returned) as microseconds since 1970, UTC.
+pub fn from_system_time(time: SystemTime) -> Timestamp {
+    match time.duration_since(UNIX_EPOCH) {
         Ok(since) => since.as_micros() as Timestamp,
         Err(before) => -(before.duration().as_micros() as Timestamp),
+    }
+}
+
+/// The inverse of `from_system_time`, for a database driver that takes a `SystemTime`.
+pub fn to_system_time(micros: Timestamp) -> SystemTime {
+    let offset = Duration::from_micros(micros.unsigned_abs());
+    if micros >= 0 {
+        UNIX_EPOCH + offset
+    } else {
+        UNIX_EPOCH - offset
     }
 }
 
@@ -158,6 +174,13 @@ fn days_from_civil(year: i64, month: u8, day: u8) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn system_times_round_trip_on_both_sides_of_1970() {
+        for micros in [0, 1, -1, 1_764_000_000_123_456, -86_400_000_001] {
+            assert_eq!(from_system_time(to_system_time(micros)), micros);
+        }
+    }
 
     #[test]
     fn known_dates() {

@@ -36,6 +36,14 @@ impl<'a> Condition<'a> {
         }
     }
 
+    /// The name of the version argument, for an error about its value.
+    pub fn argument_name(&self) -> &'static str {
+        match self {
+            Condition::VersionIs { .. } => "expected_context_version",
+            Condition::NoneAfter { .. } => "after",
+        }
+    }
+
     /// Whether a context whose version is `actual` lets the append go ahead.
     pub fn holds(&self, actual: Option<u64>) -> bool {
         match *self {

@@ -2,43 +2,42 @@
 //!
 //! - `types`, `error`: the contract's values and its one error type;
 //! - `matching`: which facts a query selects (SPEC §3), used by every store;
-//! - `store`: the interface every store implements; `condition`: the tests of `append_if` and
-//!   `append_unless`;
-//! - `memory`, `sqlite`, `postgres`: the stores; `search`: query planning shared by the SQL stores;
-//! - `payload_keys`, `query_json`, `clock`: storage helpers shared by the stores;
+//! - `store`: the one generic store (`Store`), the rules every store shares, and the `Storage`
+//!   interface each kind implements; `condition`: the tests of `append_if` and `append_unless`;
+//!   `lifecycle`: closed and forked-off stores;
+//! - `memory`, `sqlite`, `postgres`: the storages; `sql`: what only the SQL ones share (query
+//!   planning, number bounds, the shared layout, serialised events);
+//! - `payload_keys`: index keys of payloads (the Memory and SQL indexes); `clock`: commit times;
+//! - `signal`, `subscriber`: stream dispatch, shared by every store;
 //! - `restore`: writing an exported log back (internal, for `factstr import`); `canonical_json`:
-//!   whether a stored payload text can be exported as it is;
-//! - `sql_numbers`: the largest sequence number the SQL stores hold (2**63-1);
-//! - `signal`, `subscriber`, `durable`: stream dispatch, shared by every store.
+//!   whether a stored payload text can be exported as it is.
+//!
+//! The public modules and re-exports are what the binding (`rust/factstr-python`) uses.
 
 pub mod canonical_json;
 pub mod clock;
-pub mod condition;
-pub mod durable;
+mod condition;
 pub mod error;
-pub mod lifecycle;
+mod lifecycle;
 pub mod matching;
-pub mod memory;
-pub mod payload_keys;
-pub mod postgres;
-pub mod postings;
-pub mod prepared;
-pub mod query_json;
+mod memory;
+mod payload_keys;
+mod postgres;
 pub mod restore;
-pub mod search;
-pub mod signal;
-pub mod sql_numbers;
-pub mod sqlite;
-pub mod store;
-pub mod subscriber;
+mod signal;
+mod sql;
+mod sqlite;
+mod store;
+mod subscriber;
 pub mod types;
 
 pub use condition::Condition;
 pub use error::{Error, Result};
-pub use memory::MemoryStore;
-pub use postgres::{PostgresOptions, PostgresStore};
+pub use memory::{MemoryStorage, MemoryStore};
+pub use postgres::{redact_url, PostgresOptions, PostgresStorage, PostgresStore};
+pub use signal::CommitSignal;
 pub use sqlite::fork_gate as sqlite_fork_gate;
-pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
-pub use store::EventStore;
+pub use sqlite::{SqliteOptions, SqliteStorage, SqliteStore, Synchronous, MAX_BUSY_TIMEOUT};
+pub use store::{AppendRequest, EventStore, LeaseId, Storage, Store};
 pub use subscriber::Subscriber;
 pub use types::*;

@@ -1,12 +1,13 @@
-//! Whether a store is open. Every store checks it first in each call, so that calls after
-//! `close()` fail with `StoreClosed` (SPEC §11).
+//! Whether a store is open. `Store` checks it first in each call (before its storage sees the
+//! call), so that calls after `close()` fail with `StoreClosed` (SPEC §11).
 //!
 //! A store on a database (SQLite, PostgreSQL) also belongs to the process that opened it
 //! (SPEC §7): after `fork()` the child has a copy of the store but shares its sockets, files and
 //! locks with the parent, and its background threads are gone. So in the child the store is
 //! closed: every call fails with `StoreClosed`, and closing or dropping it there must leave
-//! those sockets and files alone (no TLS close_notify, no Terminate message, no unlock): the
-//! stores leak their state in the child instead (see `inherited`).
+//! those sockets and files alone (no TLS close_notify, no Terminate message, no unlock): `Store`
+//! leaks its storage in the child instead (see `inherited`, and `Storage::BOUND_TO_PROCESS` for
+//! the kinds this applies to).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -3,34 +3,48 @@
 //! One `RwLock` guards the log and its indexes: appends serialise on the write lock (which is
 //! what makes commit order equal sequence order), queries share the read lock. Records are
 //! cheap `Arc` clones, so the lock is held only while the matching sequence numbers are found.
+//! Durable cursors live as long as the store object (SPEC §6); a durable name is held by being
+//! in the set of held names.
 
 mod index;
 mod restore;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
 use crate::clock::now_micros;
-use crate::condition::Condition;
-use crate::durable::DurableRegistry;
 use crate::error::{Error, Result};
-use crate::lifecycle::Lifecycle;
-use crate::signal::CommitSignal;
-use crate::store::{EventStore, LeaseId};
+use crate::restore::RestoredBatch;
+use crate::store::{AppendRequest, Storage, Store};
 use crate::types::{
     AppendResult, Batch, BatchPage, DurableStreamInfo, EventQuery, EventRecord, NewEvent,
     QueryResult, Timestamp,
 };
 use index::{merge_above, Candidates, Index};
 
+/// The Memory store (see `store` for what every store shares).
+pub type MemoryStore = Store<MemoryStorage>;
+
 #[derive(Default)]
-pub struct MemoryStore {
+pub struct MemoryStorage {
     log: RwLock<Log>,
-    durable: Mutex<DurableRegistry>,
-    signal: CommitSignal,
-    lifecycle: Lifecycle,
-    next_lease: AtomicU64,
+    /// Per durable name: its query and cursor.
+    cursors: Mutex<BTreeMap<String, (EventQuery, u64)>>,
+    held: Arc<Mutex<HashSet<String>>>,
+}
+
+/// A held durable name: in the set of held names until dropped.
+pub struct HeldName {
+    name: String,
+    held: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Drop for HeldName {
+    fn drop(&mut self) {
+        self.held.lock().remove(&self.name);
+    }
 }
 
 #[derive(Default)]
@@ -44,53 +58,38 @@ struct Log {
 
 impl MemoryStore {
     pub fn new() -> Self {
-        Self::default()
+        Store::from_storage(MemoryStorage::default())
     }
+}
 
-    fn check_open(&self) -> Result<()> {
-        self.lifecycle.check_open()
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
     }
+}
 
-    /// A conditional append: the check and the commit under one write lock.
-    fn append_on(&self, events: Vec<NewEvent>, condition: Condition<'_>) -> Result<AppendResult> {
-        if events.is_empty() {
-            return Err(Error::EmptyAppend);
-        }
-        self.check_open()?;
-        let mut log = self.log.write();
-        condition.check(log.context_version(condition.context()))?;
-        let result = self.commit(&mut log, events);
-        drop(log);
-        self.signal.notify();
-        Ok(result)
-    }
-
-    fn commit(&self, log: &mut Log, events: Vec<NewEvent>) -> AppendResult {
-        self.commit_at(log, events, now_micros())
+impl Log {
+    fn commit(&mut self, events: Vec<NewEvent>) -> AppendResult {
+        self.commit_at(events, now_micros())
     }
 
     /// `commit` with a given `occurred_at` (a restored batch keeps its own, see `restore`).
-    fn commit_at(
-        &self,
-        log: &mut Log,
-        events: Vec<NewEvent>,
-        occurred_at: Timestamp,
-    ) -> AppendResult {
-        let first = log.records.len() as u64 + 1;
+    fn commit_at(&mut self, events: Vec<NewEvent>, occurred_at: Timestamp) -> AppendResult {
+        let first = self.records.len() as u64 + 1;
         let count = events.len() as u64;
         let last = first + count - 1;
-        log.records.reserve(events.len());
+        self.records.reserve(events.len());
         for (offset, event) in events.into_iter().enumerate() {
             let sequence_number = first + offset as u64;
-            log.index
+            self.index
                 .insert(sequence_number, &event.event_type, &event.payload);
-            log.records.push(EventRecord {
+            self.records.push(EventRecord {
                 sequence_number,
                 occurred_at,
                 event_type: event.event_type,
                 payload: event.payload,
             });
-            log.batch_ends.push(last);
+            self.batch_ends.push(last);
         }
         AppendResult {
             first_sequence_number: first,
@@ -98,9 +97,7 @@ impl MemoryStore {
             committed_count: count,
         }
     }
-}
 
-impl Log {
     fn head(&self) -> u64 {
         self.records.len() as u64
     }
@@ -161,37 +158,20 @@ impl Log {
     }
 }
 
-impl EventStore for MemoryStore {
-    fn append(&self, events: Vec<NewEvent>) -> Result<AppendResult> {
-        if events.is_empty() {
-            return Err(Error::EmptyAppend);
+impl Storage for MemoryStorage {
+    type NameLock = HeldName;
+    const BOUND_TO_PROCESS: bool = false;
+    const LARGEST_NUMBER: u64 = u64::MAX;
+
+    fn append(&self, request: AppendRequest<'_>) -> Result<AppendResult> {
+        let mut log = self.log.write();
+        if let Some(condition) = request.condition {
+            condition.check(log.context_version(condition.context()))?;
         }
-        self.check_open()?;
-        let result = self.commit(&mut self.log.write(), events);
-        self.signal.notify();
-        Ok(result)
-    }
-
-    fn append_if(
-        &self,
-        events: Vec<NewEvent>,
-        context: &EventQuery,
-        expected: Option<u64>,
-    ) -> Result<AppendResult> {
-        self.append_on(events, Condition::VersionIs { context, expected })
-    }
-
-    fn append_unless(
-        &self,
-        events: Vec<NewEvent>,
-        context: &EventQuery,
-        after: Option<u64>,
-    ) -> Result<AppendResult> {
-        self.append_on(events, Condition::NoneAfter { context, after })
+        Ok(log.commit(request.events))
     }
 
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {
-        self.check_open()?;
         let log = self.log.read();
         let limit = limit.unwrap_or(usize::MAX);
         let mut event_records = Vec::new();
@@ -210,20 +190,14 @@ impl EventStore for MemoryStore {
         })
     }
 
-    fn read_batches(
-        &self,
-        position: u64,
-        query: &EventQuery,
-        max_events: usize,
-    ) -> Result<BatchPage> {
-        self.check_open()?;
+    fn read_batches(&self, after: u64, query: &EventQuery, max_events: usize) -> Result<BatchPage> {
         let log = self.log.read();
         let mut page = BatchPage {
             batches: Vec::new(),
             scanned_to: log.head(),
         };
         let mut taken = 0usize;
-        log.for_each_match(query, position, |sequence_number| {
+        log.for_each_match(query, after, |sequence_number| {
             let batch_end = log.batch_ends[(sequence_number - 1) as usize];
             match page.batches.last_mut() {
                 Some(batch) if batch.last_sequence_number == batch_end => {}
@@ -256,65 +230,76 @@ impl EventStore for MemoryStore {
         Ok(page)
     }
 
-    fn restore_batches(&self, batches: Vec<crate::restore::RestoredBatch>) -> Result<AppendResult> {
-        self.restore(batches)
+    fn restore(&self, batches: Vec<RestoredBatch>, written: AppendResult) -> Result<AppendResult> {
+        self.restore_after_head(batches, written)
     }
 
     fn head(&self) -> Result<u64> {
-        self.check_open()?;
         Ok(self.log.read().head())
     }
 
-    fn commit_signal(&self) -> &CommitSignal {
-        &self.signal
+    fn stored_query(&self, name: &str) -> Result<Option<EventQuery>> {
+        Ok(self
+            .cursors
+            .lock()
+            .get(name)
+            .map(|(query, _)| query.clone()))
     }
 
-    fn acquire_durable(&self, name: &str, query: &EventQuery) -> Result<(LeaseId, u64)> {
-        self.check_open()?;
-        let lease = self.next_lease.fetch_add(1, Ordering::Relaxed) + 1;
-        let cursor = self.durable.lock().acquire(name, query, lease)?;
-        Ok((lease, cursor))
+    fn lock_name(&self, name: &str) -> Result<HeldName> {
+        if !self.held.lock().insert(name.to_owned()) {
+            return Err(Error::DurableStreamActive(name.to_owned()));
+        }
+        Ok(HeldName {
+            name: name.to_owned(),
+            held: Arc::clone(&self.held),
+        })
     }
 
-    fn save_durable_cursor(&self, name: &str, lease: LeaseId, position: u64) -> Result<()> {
-        self.check_open()?;
-        self.durable.lock().save_cursor(name, lease, position);
-        Ok(())
+    fn create_cursor(&self, name: &str, query: &EventQuery) -> Result<(EventQuery, u64)> {
+        let mut cursors = self.cursors.lock();
+        let (stored, cursor) = cursors
+            .entry(name.to_owned())
+            .or_insert_with(|| (query.clone(), 0));
+        Ok((stored.clone(), *cursor))
     }
 
-    fn release_durable(&self, name: &str, lease: LeaseId) -> Result<()> {
-        self.durable.lock().release(name, lease);
+    fn advance_cursor(&self, name: &str, position: u64) -> Result<()> {
+        if let Some((_, cursor)) = self.cursors.lock().get_mut(name) {
+            *cursor = (*cursor).max(position);
+        }
         Ok(())
     }
 
     fn durable_streams(&self) -> Result<Vec<DurableStreamInfo>> {
-        self.check_open()?;
-        Ok(self.durable.lock().list())
+        Ok(self
+            .cursors
+            .lock()
+            .iter()
+            .map(|(name, (query, cursor))| DurableStreamInfo {
+                name: name.clone(),
+                query: query.clone(),
+                last_processed_sequence_number: *cursor,
+            })
+            .collect())
     }
 
-    fn reset_durable_stream(&self, name: &str, sequence_number: u64) -> Result<()> {
-        self.check_open()?;
-        self.durable.lock().reset(name, sequence_number)
+    fn reset_cursor(&self, name: &str, position: u64) -> Result<bool> {
+        Ok(match self.cursors.lock().get_mut(name) {
+            Some((_, cursor)) => {
+                *cursor = position;
+                true
+            }
+            None => false,
+        })
     }
 
-    fn delete_durable_stream(&self, name: &str) -> Result<()> {
-        self.check_open()?;
-        self.durable.lock().delete(name)
-    }
-
-    fn close(&self) -> Result<()> {
-        self.lifecycle.close();
-        self.signal.close();
+    fn delete_cursor(&self, name: &str) -> Result<()> {
+        self.cursors.lock().remove(name);
         Ok(())
     }
 
-    fn is_closed(&self) -> bool {
-        self.lifecycle.is_closed()
+    fn close(&self) -> Result<()> {
+        Ok(())
     }
 }
-
-// Keep the type-level promise explicit: stores are shared across threads.
-const _: fn() = || {
-    fn assert_send_sync<T: Send + Sync>() {}
-    assert_send_sync::<MemoryStore>();
-};

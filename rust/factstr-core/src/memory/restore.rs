@@ -1,24 +1,25 @@
 //! Restoring batches into the Memory store (see `crate::restore`): the ordinary commit, with
 //! the batch's own `occurred_at`, under the write lock that checks the head.
 
-use super::MemoryStore;
+use super::MemoryStorage;
 use crate::error::Result;
-use crate::restore::{check_batches, not_after_head, RestoredBatch};
+use crate::restore::{not_after_head, RestoredBatch};
 use crate::types::AppendResult;
 
-impl MemoryStore {
-    pub(super) fn restore(&self, batches: Vec<RestoredBatch>) -> Result<AppendResult> {
-        let written = check_batches(&batches)?;
-        self.check_open()?;
+impl MemoryStorage {
+    /// `batches` were checked by `Store` (`restore::check_batches`), which reported `written`.
+    pub(super) fn restore_after_head(
+        &self,
+        batches: Vec<RestoredBatch>,
+        written: AppendResult,
+    ) -> Result<AppendResult> {
         let mut log = self.log.write();
         if log.head() + 1 != written.first_sequence_number {
             return Err(not_after_head(written.first_sequence_number, log.head()));
         }
         for batch in batches {
-            self.commit_at(&mut log, batch.events, batch.occurred_at);
+            log.commit_at(batch.events, batch.occurred_at);
         }
-        drop(log);
-        self.signal.notify();
         Ok(written)
     }
 }

@@ -6,11 +6,10 @@
 use super::client::Client;
 
 use super::pool::{Conn, Pool};
-use super::schema::{BATCH_FORMAT_KEY, BATCH_FORMAT_SPARSE};
 use crate::error::{Error, Result};
-use crate::matching::queries_equal;
-use crate::query_json::{query_from_json, query_to_json};
-use crate::sql_numbers::to_sql;
+use crate::sql::layout::{self, BATCH_FORMAT_KEY};
+use crate::sql::numbers::{from_sql, to_sql};
+use crate::sql::query_json::{query_from_json, query_to_json};
 use crate::types::{DurableStreamInfo, EventQuery};
 
 const LOCK_KEY: &str = "hashtextextended('factstr-durable:' || current_schema() || ':' || $1, 0)";
@@ -38,139 +37,99 @@ pub fn unlock_name(mut client: Client, name: &str) {
     let _ = client.query_one(&format!("SELECT pg_advisory_unlock({LOCK_KEY})"), &[&name]);
 }
 
-/// Runs `work` while holding the lock of `name` briefly (reset and delete of an inactive name).
-pub fn with_name_locked<T>(
-    pool: &Pool,
-    name: &str,
-    work: impl FnOnce(&mut Conn) -> Result<T>,
-) -> Result<T> {
-    let mut conn = pool.get()?;
-    let taken: bool = conn
-        .query_one(
-            &format!("SELECT pg_try_advisory_lock({LOCK_KEY})"),
-            &[&name],
-        )
-        .map_err(|e| pool.error(e))?
-        .get(0);
-    if !taken {
-        return Err(Error::DurableStreamActive(name.to_owned()));
-    }
-    let out = work(&mut conn);
-    if conn
-        .query_one(&format!("SELECT pg_advisory_unlock({LOCK_KEY})"), &[&name])
-        .is_err()
-    {
-        // A connection that may still hold the lock must not be reused.
-        conn.discard();
-    }
-    out
-}
-
-/// Fails with `DurableStreamQueryMismatch` when `name` is stored with another query (checked
-/// before exclusivity, so that a wrong query is reported as such even while the name is held).
-pub fn check_query(conn: &mut Conn, pool: &Pool, name: &str, query: &EventQuery) -> Result<()> {
-    let stored = conn
-        .query_opt(
-            "SELECT event_query FROM durable_stream_cursors WHERE durable_stream_id = $1",
-            &[&name],
-        )
-        .map_err(|e| pool.error(e))?;
-    match stored {
-        Some(row) if !queries_equal(&query_from_json(row.get(0))?, query) => {
-            Err(Error::DurableStreamQueryMismatch(name.to_owned()))
-        }
-        _ => Ok(()),
-    }
+/// The stored query of `name`, if it has a cursor row.
+pub fn stored_query(conn: &mut Conn, name: &str) -> Result<Option<EventQuery>> {
+    conn.query_opt(
+        "SELECT event_query FROM durable_stream_cursors WHERE durable_stream_id = $1",
+        &[&name],
+    )
+    .map_err(|e| conn.error(e))?
+    .map(|row| query_from_json(row.get(0)))
+    .transpose()
 }
 
 /// Fails with a backend error naming the marker unless `store_metadata` records the sparse
 /// batch boundaries that replay reads (SPEC §9): `factstr-postgres` 0.5.2 refuses every durable
 /// replay without it, and so do we (before the cursor is created). Plain appends and queries
 /// need no boundaries and go on working.
-pub fn check_batch_format(conn: &mut Conn, pool: &Pool) -> Result<()> {
+pub fn check_batch_format(conn: &mut Conn) -> Result<()> {
     let format: Option<String> = conn
         .query_opt(
             "SELECT value FROM store_metadata WHERE key = $1",
             &[&BATCH_FORMAT_KEY],
         )
-        .map_err(|e| pool.error(e))?
+        .map_err(|e| conn.error(e))?
         .map(|row| row.get(0));
-    if format.as_deref() == Some(BATCH_FORMAT_SPARSE) {
-        return Ok(());
-    }
-    Err(Error::Backend(format!(
-        "durable replay requires store_metadata {BATCH_FORMAT_KEY}={BATCH_FORMAT_SPARSE}, which this database {}",
-        if format.is_some() { "records otherwise" } else { "lacks" }
-    )))
+    layout::check_batch_format(format.as_deref())
 }
 
-/// Creates the cursor row (at 0) or checks the stored query; returns the cursor.
-pub fn load_or_create(conn: &mut Conn, pool: &Pool, name: &str, query: &EventQuery) -> Result<u64> {
+/// Creates the cursor row (at 0) unless it exists; returns the stored query and cursor.
+pub fn load_or_create(
+    conn: &mut Conn,
+    name: &str,
+    query: &EventQuery,
+) -> Result<(EventQuery, u64)> {
     conn.execute(
         "INSERT INTO durable_stream_cursors (durable_stream_id, event_query, last_processed_sequence_number) \
          VALUES ($1, $2, 0) ON CONFLICT (durable_stream_id) DO NOTHING",
         &[&name, &query_to_json(query)],
     )
-    .map_err(|e| pool.error(e))?;
+    .map_err(|e| conn.error(e))?;
     let row = conn
         .query_one(
             "SELECT event_query, last_processed_sequence_number FROM durable_stream_cursors WHERE durable_stream_id = $1",
             &[&name],
         )
-        .map_err(|e| pool.error(e))?;
-    let stored: String = row.get(0);
-    if !queries_equal(&query_from_json(&stored)?, query) {
-        return Err(Error::DurableStreamQueryMismatch(name.to_owned()));
-    }
-    Ok(row.get::<_, i64>(1).max(0) as u64)
+        .map_err(|e| conn.error(e))?;
+    Ok((query_from_json(row.get(0))?, from_sql(row.get(1))))
 }
 
 /// Moves a cursor forward (never backwards).
-pub fn advance(conn: &mut Conn, pool: &Pool, name: &str, position: u64) -> Result<()> {
+pub fn advance(conn: &mut Conn, name: &str, position: u64) -> Result<()> {
     conn.execute(
         "UPDATE durable_stream_cursors SET last_processed_sequence_number = $2 \
          WHERE durable_stream_id = $1 AND last_processed_sequence_number < $2",
         &[&name, &to_sql(position, "sequence_number")?],
     )
-    .map_err(|e| pool.error(e))?;
+    .map_err(|e| conn.error(e))?;
     Ok(())
 }
 
-pub fn list(conn: &mut Conn, pool: &Pool) -> Result<Vec<DurableStreamInfo>> {
+pub fn list(conn: &mut Conn) -> Result<Vec<DurableStreamInfo>> {
     let rows = conn
         .query(
             "SELECT durable_stream_id, event_query, last_processed_sequence_number FROM durable_stream_cursors \
              ORDER BY durable_stream_id",
             &[],
         )
-        .map_err(|e| pool.error(e))?;
+        .map_err(|e| conn.error(e))?;
     rows.iter()
         .map(|row| {
             Ok(DurableStreamInfo {
                 name: row.get(0),
                 query: query_from_json(row.get(1))?,
-                last_processed_sequence_number: row.get::<_, i64>(2).max(0) as u64,
+                last_processed_sequence_number: from_sql(row.get(2)),
             })
         })
         .collect()
 }
 
 /// Sets a cursor; `false` when the name is unknown.
-pub fn reset(conn: &mut Conn, pool: &Pool, name: &str, position: u64) -> Result<bool> {
+pub fn reset(conn: &mut Conn, name: &str, position: u64) -> Result<bool> {
     let changed = conn
         .execute(
             "UPDATE durable_stream_cursors SET last_processed_sequence_number = $2 WHERE durable_stream_id = $1",
             &[&name, &to_sql(position, "sequence_number")?],
         )
-        .map_err(|e| pool.error(e))?;
+        .map_err(|e| conn.error(e))?;
     Ok(changed > 0)
 }
 
-pub fn delete(conn: &mut Conn, pool: &Pool, name: &str) -> Result<()> {
+pub fn delete(conn: &mut Conn, name: &str) -> Result<()> {
     conn.execute(
         "DELETE FROM durable_stream_cursors WHERE durable_stream_id = $1",
         &[&name],
     )
-    .map_err(|e| pool.error(e))?;
+    .map_err(|e| conn.error(e))?;
     Ok(())
 }

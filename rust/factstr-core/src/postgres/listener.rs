@@ -8,8 +8,9 @@ use std::sync::Weak;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::pool::Pool;
 use super::schema::NOTIFY_CHANNEL;
-use super::Shared;
+use crate::signal::CommitSignal;
 
 const WAIT: Duration = Duration::from_millis(250);
 const RETRY: Duration = Duration::from_millis(500);
@@ -18,23 +19,26 @@ const RETRY: Duration = Duration::from_millis(500);
 /// otherwise wait for notifications that never come, until TCP keepalive (hours).
 const CHECK_AFTER: Duration = Duration::from_secs(15);
 
-pub fn spawn(shared: Weak<Shared>) {
+/// Starts the listener: it connects through `pool` and raises `signal`, and ends when either is
+/// gone (the store dropped) or the signal is closed (the store closed).
+pub fn spawn(pool: Weak<Pool>, signal: Weak<CommitSignal>) {
+    let live = move || {
+        let signal = signal.upgrade().filter(|signal| !signal.is_closed())?;
+        Some((pool.upgrade()?, signal))
+    };
     let spawned = thread::Builder::new()
         .name("factstr-postgres-listener".to_owned())
         .spawn(move || loop {
-            let Some(strong) = shared.upgrade() else {
+            let Some((pool, _)) = live() else {
                 return;
             };
-            if strong.is_closed() {
-                return;
-            }
-            let connected = strong.pool.connect().and_then(|mut client| {
+            let connected = pool.connect().and_then(|mut client| {
                 client
                     .batch_execute(&format!("LISTEN {NOTIFY_CHANNEL}"))
-                    .map_err(|e| strong.pool.error(e))?;
+                    .map_err(|e| pool.error(e))?;
                 Ok(client)
             });
-            drop(strong);
+            drop(pool);
             let mut client = match connected {
                 Ok(client) => client,
                 Err(_) => {
@@ -43,18 +47,14 @@ pub fn spawn(shared: Weak<Shared>) {
                 }
             };
             // Commits made while we were not listening: look once.
-            if let Some(strong) = shared.upgrade() {
-                strong.signal.notify();
+            if let Some((_, signal)) = live() {
+                signal.notify();
             }
             let mut heard = Instant::now();
             loop {
-                let Some(strong) = shared.upgrade() else {
-                    return;
-                };
-                if strong.is_closed() {
+                if live().is_none() {
                     return;
                 }
-                drop(strong);
                 let mut next = client.next_notification(WAIT);
                 if matches!(next, Ok(None)) && heard.elapsed() >= CHECK_AFTER {
                     next = client.batch_execute("").map(|()| None);
@@ -63,15 +63,15 @@ pub fn spawn(shared: Weak<Shared>) {
                 match next {
                     Ok(Some(_)) => {
                         heard = Instant::now();
-                        if let Some(strong) = shared.upgrade() {
-                            strong.signal.notify();
+                        if let Some((_, signal)) = live() {
+                            signal.notify();
                         }
                     }
                     Ok(None) if !client.is_closed() => {}
                     // The connection broke: wake streams (they retry or report) and reconnect.
                     _ => {
-                        if let Some(strong) = shared.upgrade() {
-                            strong.signal.notify();
+                        if let Some((_, signal)) = live() {
+                            signal.notify();
                         }
                         break;
                     }

@@ -5,7 +5,8 @@
 //!   has a deadline (`client`), TLS by rustls (`tls`), URLs with libpq's TLS modes and without
 //!   passwords in any message (`url`).
 //! - Writes: serialised by the upstream table lock (`writes`).
-//! - Reads: the shared `search` over this database's indexes (`reads`), one snapshot per call.
+//! - Reads: the shared `sql::search` over this database's indexes (`reads`), one snapshot per
+//!   call.
 //! - Streams: a LISTEN connection wakes them at every commit, anyone's (`listener`).
 //! - Durable streams: cursors in the upstream table, exclusivity by advisory lock (`durable`).
 
@@ -14,6 +15,7 @@ mod durable;
 mod listener;
 mod literals;
 mod pool;
+mod postings;
 mod reads;
 mod restore;
 mod schema;
@@ -22,23 +24,19 @@ mod url;
 mod writes;
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use parking_lot::Mutex;
-
-use crate::condition::Condition;
 use crate::error::{Error, Result};
-use crate::lifecycle::Lifecycle;
-use crate::prepared::{prepare_events, FloatText};
-use crate::search;
+use crate::restore::RestoredBatch;
 use crate::signal::CommitSignal;
-use crate::sql_numbers;
-use crate::store::{EventStore, LeaseId};
-use crate::types::{AppendResult, BatchPage, DurableStreamInfo, EventQuery, NewEvent, QueryResult};
+use crate::sql::numbers;
+use crate::sql::prepared::{prepare_events, FloatText};
+use crate::sql::search;
+use crate::store::{AppendRequest, Storage, Store};
+use crate::types::{AppendResult, BatchPage, DurableStreamInfo, EventQuery, QueryResult};
 use client::Client;
 use pool::{Conn, Deadlines, Pool};
 use reads::PgLog;
@@ -72,30 +70,18 @@ impl Default for PostgresOptions {
     }
 }
 
-pub struct PostgresStore {
-    shared: Arc<Shared>,
-}
+/// The PostgreSQL store (see `store` for what every store shares).
+pub type PostgresStore = Store<PostgresStorage>;
 
-pub(crate) struct Shared {
-    pool: Pool,
+pub struct PostgresStorage {
+    /// Shared with the listener, which holds it weakly (it ends when the store is gone).
+    pool: Arc<Pool>,
     options: PostgresOptions,
     shown_url: String,
-    signal: CommitSignal,
-    lifecycle: Lifecycle,
     listening: AtomicBool,
-    leases: Mutex<HashMap<LeaseId, (String, Client)>>,
-    next_lease: AtomicU64,
 }
 
-impl Shared {
-    fn is_closed(&self) -> bool {
-        self.lifecycle.is_closed()
-    }
-
-    fn check_open(&self) -> Result<()> {
-        self.lifecycle.check_open()
-    }
-
+impl PostgresStorage {
     /// Runs `work` in a read-only REPEATABLE READ transaction: one snapshot for the whole call.
     fn read<T>(&self, work: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
         self.read_begun(false, |conn, _| work(conn))
@@ -110,7 +96,6 @@ impl Shared {
         work: impl FnOnce(&mut Conn, Option<(u64, u64)>) -> Result<T>,
     ) -> Result<T> {
         const BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
-        self.check_open()?;
         let mut conn = self.pool.get()?;
         let known = if with_head {
             let messages = conn
@@ -122,7 +107,7 @@ impl Shared {
                 .map_err(|e| {
                     // The transaction may have begun: never pool a connection inside one.
                     conn.discard();
-                    self.pool.error(e)
+                    conn.error(e)
                 })?;
             let number = |text: Option<&str>| text.and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
             messages.iter().find_map(|m| match m {
@@ -134,7 +119,7 @@ impl Shared {
         } else {
             conn.client
                 .batch_execute(BEGIN)
-                .map_err(|e| self.pool.error(e))?;
+                .map_err(|e| conn.error(e))?;
             None
         };
         // A panic (a bug) must not reach the caller as one, nor leave this connection in its
@@ -156,37 +141,14 @@ impl Shared {
             conn.discard();
         }
         let out = out?;
-        ended.map_err(|e| self.pool.error(e))?;
+        ended.map_err(|e| conn.error(e))?;
         Ok(out)
     }
 
     /// Runs `work` on a pooled connection (a statement of its own, or a transaction it manages).
     fn with_conn<T>(&self, work: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
-        self.check_open()?;
         let mut conn = self.pool.get()?;
         work(&mut conn)
-    }
-
-    fn append(
-        &self,
-        events: Vec<NewEvent>,
-        condition: Option<Condition<'_>>,
-    ) -> Result<AppendResult> {
-        if events.is_empty() {
-            return Err(Error::EmptyAppend);
-        }
-        let prepared = prepare_events(&events, FloatText::Fraction);
-        self.check_open()?;
-        let mut conn = self.pool.get()?;
-        let result = writes::append(&mut conn, &self.pool, &prepared, condition);
-        if result.is_err() && conn.client.batch_execute("ROLLBACK").is_err() {
-            // Never hand a connection with an open transaction back to the pool.
-            conn.discard();
-        }
-        if result.is_ok() {
-            self.signal.notify();
-        }
-        result
     }
 }
 
@@ -236,18 +198,12 @@ impl PostgresStore {
     pub fn open(url: &str, options: PostgresOptions) -> Result<Self> {
         let (pool, parsed) = connection_pool(url, &options, options.pool_size)?;
         schema::prepare(&pool, &parsed.redacted)?;
-        Ok(Self {
-            shared: Arc::new(Shared {
-                pool,
-                options,
-                shown_url: parsed.redacted,
-                signal: CommitSignal::new(),
-                lifecycle: Lifecycle::process_bound(),
-                listening: AtomicBool::new(false),
-                leases: Mutex::new(HashMap::new()),
-                next_lease: AtomicU64::new(1),
-            }),
-        })
+        Ok(Store::from_storage(PostgresStorage {
+            pool: Arc::new(pool),
+            options,
+            shown_url: parsed.redacted,
+            listening: AtomicBool::new(false),
+        }))
     }
 
     /// Creates the database `database_name` on the server `server_url` names (unless it
@@ -264,208 +220,109 @@ impl PostgresStore {
 
     /// The URL without its password.
     pub fn shown_url(&self) -> &str {
-        &self.shared.shown_url
+        &self.storage().shown_url
     }
 }
 
-impl Drop for PostgresStore {
-    fn drop(&mut self) {
-        if self.shared.lifecycle.inherited() {
-            // In a forked child, dropping would close the parent's connections (SPEC §7).
-            std::mem::forget(Arc::clone(&self.shared));
-        }
-    }
-}
+impl Storage for PostgresStorage {
+    /// A connection of its own holding the name's session advisory lock (see `durable`).
+    type NameLock = Client;
+    const BOUND_TO_PROCESS: bool = true;
+    const LARGEST_NUMBER: u64 = numbers::LARGEST;
 
-impl EventStore for PostgresStore {
-    fn append(&self, events: Vec<NewEvent>) -> Result<AppendResult> {
-        self.shared.append(events, None)
-    }
-
-    fn append_if(
-        &self,
-        events: Vec<NewEvent>,
-        context: &EventQuery,
-        expected: Option<u64>,
-    ) -> Result<AppendResult> {
-        if !events.is_empty() {
-            sql_numbers::check(expected, "expected_context_version")?;
+    fn append(&self, request: AppendRequest<'_>) -> Result<AppendResult> {
+        let prepared = prepare_events(&request.events, FloatText::Fraction);
+        let mut conn = self.pool.get()?;
+        let result = writes::append(&mut conn, &prepared, request.condition);
+        if result.is_err() && conn.client.batch_execute("ROLLBACK").is_err() {
+            // Never hand a connection with an open transaction back to the pool.
+            conn.discard();
         }
-        self.shared
-            .append(events, Some(Condition::VersionIs { context, expected }))
-    }
-
-    fn append_unless(
-        &self,
-        events: Vec<NewEvent>,
-        context: &EventQuery,
-        after: Option<u64>,
-    ) -> Result<AppendResult> {
-        if !events.is_empty() {
-            sql_numbers::check(after, "after")?;
-        }
-        self.shared
-            .append(events, Some(Condition::NoneAfter { context, after }))
+        result
     }
 
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {
-        sql_numbers::check_query(query)?;
-        let pool = &self.shared.pool;
-        self.shared.read_begun(true, |conn, known| {
-            search::query(&mut PgLog::new(conn, pool, known), query, limit)
+        self.read_begun(true, |conn, known| {
+            search::query(&mut PgLog::new(conn, known), query, limit)
         })
     }
 
-    fn read_batches(
-        &self,
-        position: u64,
-        query: &EventQuery,
-        max_events: usize,
-    ) -> Result<BatchPage> {
-        sql_numbers::check_query(query)?;
-        let pool = &self.shared.pool;
-        self.shared.read(|conn| {
-            search::read_batches(
-                &mut PgLog::new(conn, pool, None),
-                position,
-                query,
-                max_events,
-            )
+    fn read_batches(&self, after: u64, query: &EventQuery, max_events: usize) -> Result<BatchPage> {
+        self.read(|conn| {
+            search::read_batches(&mut PgLog::new(conn, None), after, query, max_events)
         })
     }
 
-    fn restore_batches(&self, batches: Vec<crate::restore::RestoredBatch>) -> Result<AppendResult> {
-        self.shared.restore(&batches)
+    fn restore(&self, batches: Vec<RestoredBatch>, written: AppendResult) -> Result<AppendResult> {
+        self.restore_after_head(&batches, written)
     }
 
     fn head(&self) -> Result<u64> {
-        let pool = &self.shared.pool;
-        self.shared.with_conn(|conn| reads::head(conn, pool))
+        self.with_conn(reads::head)
     }
 
-    fn commit_signal(&self) -> &CommitSignal {
-        &self.shared.signal
+    fn check_replayable(&self) -> Result<()> {
+        self.with_conn(durable::check_batch_format)
     }
 
-    fn watch_commits(&self) {
-        if self.shared.is_closed() {
-            return;
+    fn stored_query(&self, name: &str) -> Result<Option<EventQuery>> {
+        self.with_conn(|conn| durable::stored_query(conn, name))
+    }
+
+    fn lock_name(&self, name: &str) -> Result<Client> {
+        durable::lock_name(&self.pool, name)
+    }
+
+    fn renew_lock(&self, name: &str, lock: &mut Client) -> Result<()> {
+        // The lock lives as long as its connection: after a server restart, take it again (or
+        // learn that someone else has it now).
+        if lock.is_closed() {
+            *lock = durable::lock_name(&self.pool, name)?;
         }
-        if !self.shared.listening.swap(true, Ordering::AcqRel) {
-            listener::spawn(Arc::downgrade(&self.shared));
+        Ok(())
+    }
+
+    fn release_lock(&self, name: &str, lock: Client) {
+        durable::unlock_name(lock, name);
+    }
+
+    fn create_cursor(&self, name: &str, query: &EventQuery) -> Result<(EventQuery, u64)> {
+        self.with_conn(|conn| durable::load_or_create(conn, name, query))
+    }
+
+    fn advance_cursor(&self, name: &str, position: u64) -> Result<()> {
+        self.with_conn(|conn| durable::advance(conn, name, position))
+    }
+
+    fn durable_streams(&self) -> Result<Vec<DurableStreamInfo>> {
+        self.with_conn(durable::list)
+    }
+
+    fn reset_cursor(&self, name: &str, position: u64) -> Result<bool> {
+        self.with_conn(|conn| durable::reset(conn, name, position))
+    }
+
+    fn delete_cursor(&self, name: &str) -> Result<()> {
+        self.with_conn(|conn| durable::delete(conn, name))
+    }
+
+    fn watch_commits(&self, signal: Weak<CommitSignal>) {
+        if !self.listening.swap(true, Ordering::AcqRel) {
+            listener::spawn(Arc::downgrade(&self.pool), signal);
         }
     }
 
     fn release_idle(&self) {
         // Streams take a connection from the pool again when they read.
-        self.shared.pool.clear();
+        self.pool.clear();
     }
 
     fn reconnect_window(&self) -> Duration {
-        self.shared.options.reconnect_timeout
-    }
-
-    fn acquire_durable(&self, name: &str, query: &EventQuery) -> Result<(LeaseId, u64)> {
-        self.shared.check_open()?;
-        let pool = &self.shared.pool;
-        self.shared.with_conn(|conn| {
-            durable::check_query(conn, pool, name, query)?;
-            durable::check_batch_format(conn, pool)
-        })?;
-        let lock = durable::lock_name(pool, name)?;
-        let cursor = self
-            .shared
-            .with_conn(|conn| durable::load_or_create(conn, pool, name, query))?;
-        let lease = self.shared.next_lease.fetch_add(1, Ordering::Relaxed);
-        self.shared
-            .leases
-            .lock()
-            .insert(lease, (name.to_owned(), lock));
-        Ok((lease, cursor))
-    }
-
-    fn save_durable_cursor(&self, name: &str, lease: LeaseId, position: u64) -> Result<()> {
-        if self.shared.lifecycle.inherited() {
-            return Err(Error::StoreClosed);
-        }
-        {
-            let mut leases = self.shared.leases.lock();
-            let Some((held, lock)) = leases.get_mut(&lease) else {
-                return Ok(());
-            };
-            if held != name {
-                return Ok(());
-            }
-            // The lock lives as long as its connection: after a server restart, take it again
-            // (or learn that someone else has it now).
-            if lock.is_closed() {
-                *lock = durable::lock_name(&self.shared.pool, name)?;
-            }
-        }
-        let pool = &self.shared.pool;
-        self.shared
-            .with_conn(|conn| durable::advance(conn, pool, name, position))
-    }
-
-    fn release_durable(&self, _name: &str, lease: LeaseId) -> Result<()> {
-        if self.shared.lifecycle.inherited() {
-            return Ok(()); // the parent holds the name
-        }
-        let released = self.shared.leases.lock().remove(&lease);
-        if let Some((name, client)) = released {
-            durable::unlock_name(client, &name);
-        }
-        Ok(())
-    }
-
-    fn durable_streams(&self) -> Result<Vec<DurableStreamInfo>> {
-        let pool = &self.shared.pool;
-        self.shared.with_conn(|conn| durable::list(conn, pool))
-    }
-
-    fn reset_durable_stream(&self, name: &str, sequence_number: u64) -> Result<()> {
-        self.shared.check_open()?;
-        sql_numbers::to_sql(sequence_number, "sequence_number")?;
-        let pool = &self.shared.pool;
-        if durable::with_name_locked(pool, name, |conn| {
-            durable::reset(conn, pool, name, sequence_number)
-        })? {
-            Ok(())
-        } else {
-            Err(Error::DurableStream(format!(
-                "unknown durable stream {name:?}"
-            )))
-        }
-    }
-
-    fn delete_durable_stream(&self, name: &str) -> Result<()> {
-        self.shared.check_open()?;
-        let pool = &self.shared.pool;
-        durable::with_name_locked(pool, name, |conn| durable::delete(conn, pool, name))
+        self.options.reconnect_timeout
     }
 
     fn close(&self) -> Result<()> {
-        self.shared.lifecycle.close();
-        if self.shared.lifecycle.inherited() {
-            // A forked child's copy: the connections and locks are the parent's (SPEC §7).
-            return Ok(());
-        }
-        self.shared.signal.close();
-        let leases: Vec<(String, Client)> = self
-            .shared
-            .leases
-            .lock()
-            .drain()
-            .map(|(_, held)| held)
-            .collect();
-        for (name, client) in leases {
-            durable::unlock_name(client, &name);
-        }
-        self.shared.pool.clear();
+        self.pool.clear();
         Ok(())
-    }
-
-    fn is_closed(&self) -> bool {
-        self.shared.is_closed()
     }
 }

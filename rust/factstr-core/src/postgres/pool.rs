@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
@@ -24,11 +25,36 @@ pub struct Deadlines {
     pub round_trip: Duration,
 }
 
+/// Turns driver errors into backend errors that never show the password (SPEC §7). The pool and
+/// every connection it hands out carry one, so that code on a connection needs nothing else to
+/// report an error.
+#[derive(Clone)]
+pub struct Redactor {
+    password: Option<Arc<str>>,
+}
+
+impl Redactor {
+    /// Maps a driver error to a backend error that never shows the password.
+    pub fn error(&self, error: DbError) -> Error {
+        Error::Backend(scrub(&describe(&error), self.password.as_deref()))
+    }
+
+    /// Maps an error of the round trip that carried a commit (SPEC §2.7): unless the server
+    /// answered that the statement failed, the commit may have happened.
+    pub fn commit_error(&self, error: DbError) -> Error {
+        if error.statement_failed() {
+            self.error(error)
+        } else {
+            Error::CommitOutcomeUnknown(scrub(&describe(&error), self.password.as_deref()))
+        }
+    }
+}
+
 pub struct Pool {
     config: Config,
     tls: MakeRustlsConnect,
     deadlines: Deadlines,
-    password: Option<String>,
+    redactor: Redactor,
     size: usize,
     state: Mutex<PoolState>,
     freed: Condvar,
@@ -39,16 +65,28 @@ pub struct Pool {
 pub struct Conn {
     pub client: Client,
     statements: HashMap<String, Statement>,
+    redactor: Redactor,
 }
 
 pub use super::client::Params;
 
 impl Conn {
-    fn new(client: Client) -> Self {
+    fn new(client: Client, redactor: Redactor) -> Self {
         Self {
             client,
             statements: HashMap::new(),
+            redactor,
         }
+    }
+
+    /// See `Redactor::error`.
+    pub fn error(&self, error: DbError) -> Error {
+        self.redactor.error(error)
+    }
+
+    /// See `Redactor::commit_error`.
+    pub fn commit_error(&self, error: DbError) -> Error {
+        self.redactor.commit_error(error)
     }
 
     pub fn statement(&mut self, sql: &str) -> std::result::Result<Statement, DbError> {
@@ -111,7 +149,9 @@ impl Pool {
             config,
             tls,
             deadlines,
-            password,
+            redactor: Redactor {
+                password: password.map(Arc::from),
+            },
             size: size.max(1),
             state: Mutex::new(PoolState {
                 idle: Vec::new(),
@@ -121,19 +161,9 @@ impl Pool {
         }
     }
 
-    /// Maps a driver error to a backend error that never shows the password.
+    /// See `Redactor::error` (for connections outside the pool: listeners, durable leases).
     pub fn error(&self, error: DbError) -> Error {
-        Error::Backend(scrub(&describe(&error), self.password.as_deref()))
-    }
-
-    /// Maps an error of the round trip that carried a commit (SPEC §2.7): unless the server
-    /// answered that the statement failed, the commit may have happened.
-    pub fn commit_error(&self, error: DbError) -> Error {
-        if error.statement_failed() {
-            self.error(error)
-        } else {
-            Error::CommitOutcomeUnknown(scrub(&describe(&error), self.password.as_deref()))
-        }
+        self.redactor.error(error)
     }
 
     /// A new connection outside the pool (listeners, durable leases).
@@ -166,7 +196,7 @@ impl Pool {
                 return match self.connect() {
                     Ok(client) => Ok(Pooled {
                         pool: self,
-                        conn: Some(Conn::new(client)),
+                        conn: Some(Conn::new(client, self.redactor.clone())),
                         broken: false,
                     }),
                     Err(error) => {

@@ -1,22 +1,22 @@
-//! The PostgreSQL log's look-ups for `search` (which plans and checks): the type index, the
+//! The PostgreSQL log's look-ups for `sql::search` (which plans and checks): the type index, the
 //! payload index, rows by sequence number, and batch boundaries. A search runs inside one
 //! transaction (REPEATABLE READ for reads, or the append's own), so it sees one snapshot.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde_json::Value;
 
 use super::client::DbError;
-use super::pool::{describe, Conn, Params, Pool};
+use super::pool::{describe, Conn, Params};
+use crate::clock::from_system_time;
 use crate::error::{Error, Result};
-use crate::postings::decode_members;
-use crate::search::{IndexedLog, Row};
-use crate::sql_numbers::to_sql;
+use crate::sql::members::decode_members;
+use crate::sql::numbers::{from_sql, to_sql};
+use crate::sql::search::{IndexedLog, Row, Visit};
 
 pub struct PgLog<'a> {
     conn: &'a mut Conn,
-    pool: &'a Pool,
     /// The head and how far the payload index is current, when the caller already read them
     /// under its lock (an append) or with the statement that began its snapshot (a query):
     /// saves two round trips.
@@ -25,6 +25,9 @@ pub struct PgLog<'a> {
     /// append): their row count and sequence numbers, so no further round trip needs them.
     key_numbers: HashMap<i64, (i64, Vec<u64>)>,
 }
+
+/// Payload index rows of one key, read whole: (first sequence number, members) per row.
+pub type IndexRows = Vec<(u64, Option<Vec<u8>>)>;
 
 /// A key with fewer postings than this is read whole when counted: one round trip for both.
 pub const READ_WHOLE_BELOW: i64 = 256;
@@ -37,23 +40,16 @@ const ROWS: &str =
 /// The largest page of a scan, in rows.
 const MAX_SCAN_PAGE: i64 = 8_192;
 
-/// A sequence number as the column type (see `sql_numbers`).
+/// A sequence number as the column type (see `sql::numbers`).
 fn as_i64(number: u64) -> Result<i64> {
     to_sql(number, "sequence number")
 }
 
-pub fn micros(time: SystemTime) -> i64 {
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(since) => since.as_micros() as i64,
-        Err(before) => -(before.duration().as_micros() as i64),
-    }
-}
-
 fn read_row(row: &tokio_postgres::Row) -> Result<Row> {
-    let sequence_number = row.get::<_, i64>(0) as u64;
+    let sequence_number = from_sql(row.get(0));
     Ok(Row {
         sequence_number,
-        occurred_at: micros(row.get::<_, SystemTime>(1)),
+        occurred_at: from_system_time(row.get::<_, SystemTime>(1)),
         event_type: row.get(2),
         payload: match row.get::<_, Option<&str>>(4) {
             Some(exact) => serde_json::from_str(exact).map_err(|e| {
@@ -83,10 +79,9 @@ pub fn read_payload(
 }
 
 impl<'a> PgLog<'a> {
-    pub fn new(conn: &'a mut Conn, pool: &'a Pool, known: Option<(u64, u64)>) -> Self {
+    pub fn new(conn: &'a mut Conn, known: Option<(u64, u64)>) -> Self {
         Self {
             conn,
-            pool,
             known,
             key_numbers: HashMap::new(),
         }
@@ -106,8 +101,8 @@ impl<'a> PgLog<'a> {
         let rows = self
             .conn
             .query(sql, params)
-            .map_err(|e| self.pool.error(e))?;
-        out.extend(rows.iter().map(|row| row.get::<_, i64>(0) as u64));
+            .map_err(|e| self.conn.error(e))?;
+        out.extend(rows.iter().map(|row| from_sql(row.get(0))));
         Ok(())
     }
 
@@ -115,7 +110,7 @@ impl<'a> PgLog<'a> {
         self.conn
             .query_one(sql, params)
             .map(|row| row.get(0))
-            .map_err(|e| self.pool.error(e))
+            .map_err(|e| self.conn.error(e))
     }
 }
 
@@ -123,21 +118,21 @@ impl<'a> PgLog<'a> {
 fn decode_rows(rows: &[tokio_postgres::Row], out: &mut Vec<u64>) {
     for row in rows {
         let members: Option<&[u8]> = row.get(1);
-        decode_members(row.get::<_, i64>(0) as u64, members, out);
+        decode_members(from_sql(row.get(0)), members, out);
     }
 }
 
-pub fn head(conn: &mut Conn, pool: &Pool) -> Result<u64> {
+pub fn head(conn: &mut Conn) -> Result<u64> {
     conn.query_one("SELECT COALESCE(MAX(sequence_number), 0) FROM events", &[])
-        .map(|row| row.get::<_, i64>(0) as u64)
-        .map_err(|e| pool.error(e))
+        .map(|row| from_sql(row.get(0)))
+        .map_err(|e| conn.error(e))
 }
 
 impl IndexedLog for PgLog<'_> {
     fn head(&mut self) -> Result<u64> {
         match self.known {
             Some((head, _)) => Ok(head),
-            None => head(self.conn, self.pool),
+            None => head(self.conn),
         }
     }
 
@@ -149,7 +144,7 @@ impl IndexedLog for PgLog<'_> {
                     "SELECT indexed_through FROM factstr_payload_index_state WHERE id = 1",
                     &[],
                 )
-                .map(|n| n as u64),
+                .map(from_sql),
         }
     }
 
@@ -173,7 +168,7 @@ impl IndexedLog for PgLog<'_> {
                 "SELECT first_sequence_number, members FROM factstr_payload_index WHERE key_hash = $1 LIMIT $2",
                 &[&hash, &READ_WHOLE_BELOW],
             )
-            .map_err(|e| self.pool.error(e))?;
+            .map_err(|e| self.conn.error(e))?;
         if (few.len() as i64) < READ_WHOLE_BELOW {
             let mut numbers = Vec::new();
             decode_rows(&few, &mut numbers);
@@ -202,7 +197,7 @@ impl IndexedLog for PgLog<'_> {
         let rows = self
             .conn
             .query("SELECT first_sequence_number, members FROM factstr_payload_index WHERE key_hash = $1", &[&hash])
-            .map_err(|e| self.pool.error(e))?;
+            .map_err(|e| self.conn.error(e))?;
         decode_rows(&rows, out);
         Ok(())
     }
@@ -226,7 +221,7 @@ impl IndexedLog for PgLog<'_> {
                 &format!("SELECT {COLUMNS} FROM {ROWS} WHERE e.sequence_number = ANY($1)"),
                 &[&wanted],
             )
-            .map_err(|e| self.pool.error(e))?;
+            .map_err(|e| self.conn.error(e))?;
         let mut by_number = HashMap::with_capacity(rows.len());
         for row in &rows {
             let row = read_row(row)?;
@@ -240,7 +235,7 @@ impl IndexedLog for PgLog<'_> {
         after: u64,
         descending: bool,
         expected: usize,
-        visit: &mut dyn FnMut(Row) -> Result<bool>,
+        visit: Visit<'_>,
     ) -> Result<()> {
         // In pages: a result set read only in part would still be sent whole by the server (and
         // drained by the driver), so an early stop must not leave an unbounded query behind.
@@ -256,12 +251,12 @@ impl IndexedLog for PgLog<'_> {
             let rows = self
                 .conn
                 .query(&sql, &[&low, &high, &page])
-                .map_err(|e| self.pool.error(e))?;
+                .map_err(|e| self.conn.error(e))?;
             let full = rows.len() as i64 == page;
             page = (page * 2).min(MAX_SCAN_PAGE);
             for row in &rows {
                 let row = read_row(row)?;
-                let number = row.sequence_number as i64;
+                let number = as_i64(row.sequence_number)?;
                 if descending {
                     high = number;
                 } else {
@@ -286,10 +281,10 @@ impl IndexedLog for PgLog<'_> {
                  WHERE first_sequence_number <= $1 ORDER BY first_sequence_number DESC LIMIT 1",
                 &[&as_i64(number)?],
             )
-            .map_err(|e| self.pool.error(e))?;
+            .map_err(|e| self.conn.error(e))?;
         Ok(match found {
             Some(row) => {
-                let (first, last) = (row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64);
+                let (first, last) = (from_sql(row.get(0)), from_sql(row.get(1)));
                 if first <= number && number <= last {
                     (first, last)
                 } else {

@@ -6,33 +6,33 @@
 
 use tokio_postgres::SimpleQueryMessage;
 
-use super::pool::{Conn, Pool};
+use super::pool::Conn;
 use super::writes::{catch_up_index, lock_and_read, BatchArgs, Locked};
-use super::Shared;
+use super::PostgresStorage;
 use crate::error::{Error, Result};
-use crate::prepared::{prepare_events, FloatText, PreparedEvent};
-use crate::restore::{check_batches, not_after_head, RestoredBatch};
+use crate::restore::{not_after_head, RestoredBatch};
+use crate::sql::prepared::{prepare_events, FloatText, PreparedEvent};
 use crate::types::AppendResult;
 
 /// SQL text sent per round trip (about).
 const ROUND_TRIP_BYTES: usize = 1 << 20;
 
-impl Shared {
-    pub(super) fn restore(&self, batches: &[RestoredBatch]) -> Result<AppendResult> {
-        let written = check_batches(batches)?;
-        self.check_open()?;
+impl PostgresStorage {
+    /// `batches` were checked by `Store` (`restore::check_batches`), which reported `written`.
+    pub(super) fn restore_after_head(
+        &self,
+        batches: &[RestoredBatch],
+        written: AppendResult,
+    ) -> Result<AppendResult> {
         let prepared: Vec<Vec<PreparedEvent>> = batches
             .iter()
             .map(|b| prepare_events(&b.events, FloatText::Fraction))
             .collect();
         let mut conn = self.pool.get()?;
-        let result = restore_locked(&mut conn, &self.pool, batches, &prepared, written);
+        let result = restore_locked(&mut conn, batches, &prepared, written);
         if result.is_err() && conn.client.batch_execute("ROLLBACK").is_err() {
             // Never hand a connection with an open transaction back to the pool.
             conn.discard();
-        }
-        if result.is_ok() {
-            self.signal.notify();
         }
         result
     }
@@ -40,7 +40,6 @@ impl Shared {
 
 fn restore_locked(
     conn: &mut Conn,
-    pool: &Pool,
     batches: &[RestoredBatch],
     prepared: &[Vec<PreparedEvent>],
     written: AppendResult,
@@ -49,7 +48,7 @@ fn restore_locked(
         last_committed,
         indexed_through,
         ..
-    } = lock_and_read(conn, pool, &[])?;
+    } = lock_and_read(conn, &[])?;
     if last_committed + 1 != written.first_sequence_number {
         return Err(not_after_head(
             written.first_sequence_number,
@@ -57,7 +56,7 @@ fn restore_locked(
         ));
     }
     if indexed_through < last_committed {
-        catch_up_index(conn, pool, indexed_through, last_committed)?;
+        catch_up_index(conn, indexed_through, last_committed)?;
     }
     let mut pending = Pending::default();
     for (batch, events) in batches.iter().zip(prepared) {
@@ -68,21 +67,21 @@ fn restore_locked(
                 pending.sql.push(';');
                 pending.firsts.push(batch.first_sequence_number);
                 if pending.sql.len() >= ROUND_TRIP_BYTES {
-                    pending.send(conn, pool)?;
+                    pending.send(conn)?;
                 }
             }
             None => {
-                pending.send(conn, pool)?;
-                let result = args.call(conn, pool, true)?;
+                pending.send(conn)?;
+                let result = args.call(conn, true)?;
                 expect_first(result.map(|r| r.first_sequence_number), batch)?;
-                args.write_exact(conn, pool, batch.first_sequence_number)?;
+                args.write_exact(conn, batch.first_sequence_number)?;
             }
         }
     }
-    pending.send(conn, pool)?;
+    pending.send(conn)?;
     conn.client
         .batch_execute("COMMIT")
-        .map_err(|e| pool.commit_error(e))?;
+        .map_err(|e| conn.commit_error(e))?;
     Ok(written)
 }
 
@@ -94,14 +93,14 @@ struct Pending {
 }
 
 impl Pending {
-    fn send(&mut self, conn: &mut Conn, pool: &Pool) -> Result<()> {
+    fn send(&mut self, conn: &mut Conn) -> Result<()> {
         if self.firsts.is_empty() {
             return Ok(());
         }
         let messages = conn
             .client
             .simple_query(&self.sql)
-            .map_err(|e| pool.error(e))?;
+            .map_err(|e| conn.error(e))?;
         let returned: Vec<u64> = messages
             .iter()
             .filter_map(|m| match m {

@@ -8,11 +8,10 @@ use std::time::Duration;
 use super::client::{Client, DbError};
 use super::pool::Pool;
 use crate::error::{Error, Result};
+use crate::sql::layout::{self, BATCH_FORMAT_KEY, BATCH_FORMAT_SPARSE};
 
 pub const NOTIFY_CHANNEL: &str = "factstr_commits";
 /// The `store_metadata` marker of sparse batch boundaries (see `durable::check_batch_format`).
-pub const BATCH_FORMAT_KEY: &str = "append_batch_boundary_format";
-pub const BATCH_FORMAT_SPARSE: &str = "sparse_v1";
 /// Bumped when the payload key encoding changes; the index is then rebuilt.
 pub const PAYLOAD_KEY_FORMAT: i32 = 1;
 
@@ -43,7 +42,7 @@ const CREATE: &str = "
     CREATE INDEX IF NOT EXISTS factstr_events_type_sequence ON events (event_type, sequence_number);
 
     -- Which events have a given string or number at a given path: one row per (key, batch),
-    -- see the SQLite store's `postings`. Keys are 32-bit hashes computed by the engine.
+    -- see `sql::members` and `postgres::postings`. Keys are 32-bit hashes computed by the engine.
     CREATE TABLE IF NOT EXISTS factstr_payload_index (
         key_hash BIGINT NOT NULL,
         first_sequence_number BIGINT NOT NULL,
@@ -126,25 +125,15 @@ const ALL_PRESENT: &str = "
 /// calls, and the indexes built on first opening an existing log grow with it.
 const CREATE_BOUND: Duration = Duration::from_secs(600);
 
-const EXPECTED_COLUMNS: &[(&str, &[&str])] = &[
-    (
-        "events",
-        &["sequence_number", "occurred_at", "event_type", "payload"],
-    ),
-    (
-        "append_batches",
-        &["first_sequence_number", "last_sequence_number"],
-    ),
-    ("store_metadata", &["key", "value"]),
-    (
-        "durable_stream_cursors",
-        &[
-            "durable_stream_id",
-            "event_query",
-            "last_processed_sequence_number",
-        ],
-    ),
-];
+/// The upstream cursor table of this layout; the other upstream tables are `sql::layout`'s.
+const CURSOR_TABLE: (&str, &[&str]) = (
+    "durable_stream_cursors",
+    &[
+        "durable_stream_id",
+        "event_query",
+        "last_processed_sequence_number",
+    ],
+);
 
 pub fn prepare(pool: &Pool, shown_url: &str) -> Result<()> {
     let mut conn = pool.get()?;
@@ -191,7 +180,7 @@ fn prepare_in(client: &mut Client, shown_url: &str) -> std::result::Result<(), P
         .map(|row| row.get(0))
         .collect();
     let is_new = !existing.iter().any(|t| t == "events");
-    for (table, columns) in EXPECTED_COLUMNS {
+    for (table, columns) in layout::expected_tables(CURSOR_TABLE) {
         if !existing.iter().any(|t| t == table) {
             continue;
         }
@@ -199,7 +188,7 @@ fn prepare_in(client: &mut Client, shown_url: &str) -> std::result::Result<(), P
             .query(
                 "SELECT column_name::text FROM information_schema.columns \
                  WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
-                &[table],
+                &[&table],
             )?
             .iter()
             .map(|row| row.get(0))

@@ -131,8 +131,7 @@ fn password_of(url: &str) -> Option<String> {
         query
             .split('&')
             .filter_map(|p| p.split_once('='))
-            .filter(|(k, _)| percent_decode(k) == "password")
-            .last()
+            .rfind(|(k, _)| percent_decode(k) == "password")
     });
     if let Some((_, value)) = from_params {
         return Some(percent_decode(value));

@@ -10,33 +10,32 @@
 //! the few rows above `after` that could match and appends only when there are none.
 
 use std::collections::HashMap;
-use std::time::{Duration, UNIX_EPOCH};
 
 use tokio_postgres::SimpleQueryMessage;
 
 use super::literals;
-use super::pool::{Conn, Pool};
-use super::reads::{read_payload, PgLog, READ_WHOLE_BELOW};
-use crate::clock::{format_rfc3339, now_micros};
+use super::pool::Conn;
+use super::postings::batch_postings;
+use super::reads::{read_payload, IndexRows, PgLog, READ_WHOLE_BELOW};
+use crate::clock::{format_rfc3339, now_micros, to_system_time};
 use crate::condition::Condition;
 use crate::error::{Error, Result};
 use crate::payload_keys::selective_key_hashes;
-use crate::postings::batch_postings;
-use crate::prepared::PreparedEvent;
-use crate::search;
+use crate::sql::numbers::{from_sql, to_sql};
+use crate::sql::prepared::PreparedEvent;
+use crate::sql::search;
 use crate::types::{AppendResult, EventQuery};
 
 /// Appends in a transaction of its own; with a condition, only if it holds.
 /// On any error the caller rolls back.
 pub fn append(
     conn: &mut Conn,
-    pool: &Pool,
     events: &[PreparedEvent],
     condition: Option<Condition<'_>>,
 ) -> Result<AppendResult> {
     let args = BatchArgs::new(events);
     if let Some(Condition::NoneAfter { context, after }) = condition {
-        if let Some(outcome) = append_unless_at_once(conn, pool, &args, context, after)? {
+        if let AtOnce::Decided(outcome) = append_unless_at_once(conn, &args, context, after)? {
             return outcome;
         }
     }
@@ -44,7 +43,7 @@ pub fn append(
     // payloads to write beside; then, like a conditional one, it runs in an explicit transaction
     // that takes the lock first.
     if condition.is_none() && args.exact_offsets.is_empty() {
-        if let Some(result) = args.call(conn, pool, false)? {
+        if let Some(result) = args.call(conn, false)? {
             return Ok(result);
         }
     }
@@ -55,14 +54,14 @@ pub fn append(
         last_committed,
         indexed_through,
         mut postings,
-    } = lock_and_read(conn, pool, &context_keys)?;
+    } = lock_and_read(conn, &context_keys)?;
     if indexed_through < last_committed {
-        catch_up_index(conn, pool, indexed_through, last_committed)?;
+        catch_up_index(conn, indexed_through, last_committed)?;
         postings.clear(); // read before the catch-up: incomplete
     }
     if let Some(condition) = condition {
         // The index is current now: the head read under the lock is all a search needs.
-        let log = &mut PgLog::new(&mut *conn, pool, Some((last_committed, last_committed)));
+        let log = &mut PgLog::new(&mut *conn, Some((last_committed, last_committed)));
         for (key, rows) in &postings {
             if (rows.len() as i64) < READ_WHOLE_BELOW {
                 log.read_whole(*key, rows);
@@ -73,20 +72,21 @@ pub fn append(
     // Inside this transaction, under the lock already held: the function numbers after the same
     // head, and the index is current. Insert and commit go in one round trip when they can.
     let committed = if args.exact_offsets.is_empty() {
-        args.call_and_commit(conn, pool)?
+        args.call_and_commit(conn)?
     } else {
-        None
+        Sent::Skipped
     };
     let result = match committed {
-        Some(result) => result,
-        None => {
-            let result = args.call(conn, pool, true)?;
+        Sent::Appended(result) => Some(result),
+        Sent::Declined => None,
+        Sent::Skipped => {
+            let result = args.call(conn, true)?;
             if let Some(written) = &result {
-                args.write_exact(conn, pool, written.first_sequence_number)?;
+                args.write_exact(conn, written.first_sequence_number)?;
             }
             conn.client
                 .batch_execute("COMMIT")
-                .map_err(|e| pool.commit_error(e))?;
+                .map_err(|e| conn.commit_error(e))?;
             result
         }
     };
@@ -107,34 +107,33 @@ const UNLESS_ROWS: usize = 64;
 /// `after` that could match (by type only: a superset of the matching rows, so the server needs
 /// no payload matching), append and commit only when there are none. The client then checks the
 /// rows read with the one matcher: a match is the conflict (its number the context version,
-/// since the rows come newest first). `None` (nothing written) when this could not decide: rows
+/// since the rows come newest first). `Undecided` (nothing written) when this could not decide: rows
 /// that looked like a match but are not one, an index that must first catch up with foreign
 /// rows, or values that cannot be literals; then the caller takes the general locked path.
 fn append_unless_at_once(
     conn: &mut Conn,
-    pool: &Pool,
     args: &BatchArgs<'_>,
     context: &EventQuery,
     after: Option<u64>,
-) -> Result<Option<Result<AppendResult>>> {
+) -> Result<AtOnce> {
     if !args.exact_offsets.is_empty() {
-        return Ok(None);
+        return Ok(AtOnce::Undecided);
     }
     let Some(could_match) = type_superset(context) else {
-        return Ok(None);
+        return Ok(AtOnce::Undecided);
     };
     if could_match == "TRUE" && after.is_none() {
         // Every row could match and there is no bound: only an empty log would pass, so on any
         // other the attempt would cost a round trip and 64 rows for nothing (eventsourcing's
         // duplicate check, a payload condition without `after`, is this case).
-        return Ok(None);
+        return Ok(AtOnce::Undecided);
     }
-    let after_sql = after.map_or(0, |a| a as i64); // checked against 2**63-1 by the store
+    let after_sql = after.map_or(Ok(0), |a| to_sql(a, "after"))?;
     let above =
         format!("FROM events AS e WHERE e.sequence_number > {after_sql} AND ({could_match})");
     let guard = format!("WHERE NOT EXISTS (SELECT 1 {above})");
     let Some(append) = args.call_and_commit_sql(&guard) else {
-        return Ok(None);
+        return Ok(AtOnce::Undecided);
     };
     let sql = format!(
         "BEGIN; LOCK TABLE events, append_batches IN EXCLUSIVE MODE; \
@@ -149,7 +148,7 @@ fn append_unless_at_once(
     let messages = conn
         .client
         .simple_query(&sql)
-        .map_err(|e| pool.commit_error(e))?;
+        .map_err(|e| conn.commit_error(e))?;
     let mut appended = None;
     let mut newest_match = None;
     for row in messages.iter().filter_map(|m| match m {
@@ -175,16 +174,16 @@ fn append_unless_at_once(
         }
     }
     if let Some(result) = appended {
-        return Ok(Some(Ok(result)));
+        return Ok(AtOnce::Decided(Ok(result)));
     }
     if let Some(actual) = newest_match {
         // Every row read is above `after`: a match is the conflict.
-        return Ok(Some(Err(Error::ConditionalAppendConflict {
+        return Ok(AtOnce::Decided(Err(Error::ConditionalAppendConflict {
             expected: after,
             actual: Some(actual),
         })));
     }
-    Ok(None)
+    Ok(AtOnce::Undecided)
 }
 
 /// A SQL condition on `e.event_type` that every fact matching `query` meets (types only, payload
@@ -216,12 +215,12 @@ pub(super) struct Locked {
     pub(super) last_committed: u64,
     pub(super) indexed_through: u64,
     /// The first `READ_WHOLE_BELOW` index rows (first number, members) of each context key.
-    postings: HashMap<i64, Vec<(u64, Option<Vec<u8>>)>>,
+    postings: HashMap<i64, IndexRows>,
 }
 
 /// Begins, takes the append lock, and reads the head, how far the index is current and the index
 /// rows of `context_keys`: one round trip (a simple query; the keys are numbers we computed).
-pub(super) fn lock_and_read(conn: &mut Conn, pool: &Pool, context_keys: &[i64]) -> Result<Locked> {
+pub(super) fn lock_and_read(conn: &mut Conn, context_keys: &[i64]) -> Result<Locked> {
     let mut sql = String::from(
         "BEGIN; LOCK TABLE events, append_batches IN EXCLUSIVE MODE; \
          SELECT COALESCE(MAX(sequence_number), 0), \
@@ -235,7 +234,7 @@ pub(super) fn lock_and_read(conn: &mut Conn, pool: &Pool, context_keys: &[i64]) 
             READ_WHOLE_BELOW
         ));
     }
-    let messages = conn.client.simple_query(&sql).map_err(|e| pool.error(e))?;
+    let messages = conn.client.simple_query(&sql).map_err(|e| conn.error(e))?;
     let mut rows = messages.iter().filter_map(|m| match m {
         SimpleQueryMessage::Row(row) => Some(row),
         _ => None,
@@ -244,7 +243,7 @@ pub(super) fn lock_and_read(conn: &mut Conn, pool: &Pool, context_keys: &[i64]) 
         .next()
         .map(|row| (number(row.get(0)), number(row.get(1))))
         .ok_or_else(|| Error::Backend("the head of the log could not be read".to_owned()))?;
-    let mut postings: HashMap<i64, Vec<(u64, Option<Vec<u8>>)>> =
+    let mut postings: HashMap<i64, IndexRows> =
         context_keys.iter().map(|k| (*k, Vec::new())).collect();
     for row in rows {
         let key = row.get(0).and_then(|t| t.parse::<i64>().ok());
@@ -287,6 +286,24 @@ fn decode_hex(text: &str) -> Result<Vec<u8>> {
         .ok_or_else(|| Error::Backend("a payload index row did not decode (members)".to_owned()))
 }
 
+/// What `BatchArgs::call_and_commit` did.
+enum Sent {
+    /// The batch was written and committed.
+    Appended(AppendResult),
+    /// The function wrote nothing (see `BatchArgs::call`); the transaction is still open.
+    Declined,
+    /// Nothing was sent: a text cannot be a literal.
+    Skipped,
+}
+
+/// What the one-round-trip `append_unless` found out.
+enum AtOnce {
+    /// It decided: the batch committed, or the conflict.
+    Decided(Result<AppendResult>),
+    /// Nothing was written and nothing decided: take the general locked path.
+    Undecided,
+}
+
 /// The arguments of one `factstr_append_batch` call (see `schema`) for a batch of events.
 pub(super) struct BatchArgs<'a> {
     stamp: i64,
@@ -319,9 +336,9 @@ impl<'a> BatchArgs<'a> {
             stamp,
             types: events.iter().map(|e| e.event_type.as_str()).collect(),
             payloads: events.iter().map(|e| e.payload_text.as_str()).collect(),
-            hashes: postings.iter().map(|p| p.0).collect(),
-            offsets: postings.iter().map(|p| p.1).collect(),
-            members: postings.into_iter().map(|p| p.2).collect(),
+            hashes: postings.iter().map(|p| p.key_hash).collect(),
+            offsets: postings.iter().map(|p| p.first).collect(),
+            members: postings.into_iter().map(|p| p.members).collect(),
             exact_offsets: (0..)
                 .zip(events)
                 .filter(|(_, e)| e.negative_zero)
@@ -337,13 +354,17 @@ impl<'a> BatchArgs<'a> {
 
     /// Writes the exact text of the payloads `jsonb` would change, in the caller's transaction,
     /// for the batch numbered from `first`.
-    pub(super) fn write_exact(&self, conn: &mut Conn, pool: &Pool, first: u64) -> Result<()> {
+    pub(super) fn write_exact(&self, conn: &mut Conn, first: u64) -> Result<()> {
         conn.execute(
             "INSERT INTO factstr_exact_payloads (sequence_number, payload) \
              SELECT $1 + u.o, u.p FROM unnest($2::bigint[], $3::text[]) AS u(o, p)",
-            &[&(first as i64), &self.exact_offsets, &self.exact_texts],
+            &[
+                &to_sql(first, "sequence number")?,
+                &self.exact_offsets,
+                &self.exact_texts,
+            ],
         )
-        .map_err(|e| pool.error(e))?;
+        .map_err(|e| conn.error(e))?;
         Ok(())
     }
 
@@ -362,18 +383,13 @@ impl<'a> BatchArgs<'a> {
     /// unless the caller has one open and `locked` (holds the append lock, taken before its
     /// snapshot). `None` when nothing was written: the index must first catch up with foreign
     /// rows, or the session's isolation level needs the explicit transaction.
-    pub(super) fn call(
-        &self,
-        conn: &mut Conn,
-        pool: &Pool,
-        locked: bool,
-    ) -> Result<Option<AppendResult>> {
-        let occurred_at = UNIX_EPOCH + Duration::from_micros(self.stamp as u64);
+    pub(super) fn call(&self, conn: &mut Conn, locked: bool) -> Result<Option<AppendResult>> {
+        let occurred_at = to_system_time(self.stamp);
         let members: Vec<Option<&[u8]>> = self.members.iter().map(Option::as_deref).collect();
         // Preparing sends nothing of the batch; the call itself commits when it runs alone.
         let statement = conn
             .statement("SELECT factstr_append_batch($1, $2, $3, $4, $5, $6, $7)")
-            .map_err(|e| pool.error(e))?;
+            .map_err(|e| conn.error(e))?;
         let first: i64 = conn
             .client
             .query_one(
@@ -390,9 +406,9 @@ impl<'a> BatchArgs<'a> {
             )
             .map_err(|e| {
                 if locked {
-                    pool.error(e)
+                    conn.error(e)
                 } else {
-                    pool.commit_error(e)
+                    conn.commit_error(e)
                 }
             })?
             .get(0);
@@ -400,25 +416,23 @@ impl<'a> BatchArgs<'a> {
     }
 
     /// Calls the function and commits the caller's transaction (which holds the append lock) in
-    /// one round trip, the values written as literals (see `literals`). `Ok(None)` when a text
-    /// cannot be a literal: nothing was sent.
-    fn call_and_commit(
-        &self,
-        conn: &mut Conn,
-        pool: &Pool,
-    ) -> Result<Option<Option<AppendResult>>> {
+    /// one round trip, the values written as literals (see `literals`).
+    fn call_and_commit(&self, conn: &mut Conn) -> Result<Sent> {
         let Some(sql) = self.call_and_commit_sql("") else {
-            return Ok(None);
+            return Ok(Sent::Skipped);
         };
         let messages = conn
             .client
             .simple_query(&sql)
-            .map_err(|e| pool.commit_error(e))?;
+            .map_err(|e| conn.commit_error(e))?;
         let first = messages.iter().find_map(|m| match m {
             SimpleQueryMessage::Row(row) => row.get(0).and_then(|t| t.parse::<i64>().ok()),
             _ => None,
         });
-        Ok(Some(first.and_then(|first| self.result(first))))
+        Ok(match first.and_then(|first| self.result(first)) {
+            Some(result) => Sent::Appended(result),
+            None => Sent::Declined,
+        })
     }
 
     /// The SQL of `call_and_commit`, the call made only where `guard` (a `WHERE` clause, or
@@ -458,23 +472,22 @@ const CATCH_UP_PAGE: i64 = 10_000;
 /// Indexes the events that writers without our index (the upstream crates) appended.
 pub(super) fn catch_up_index(
     conn: &mut Conn,
-    pool: &Pool,
     indexed_through: u64,
     last_committed: u64,
 ) -> Result<()> {
-    let mut after = indexed_through as i64;
+    let mut after = to_sql(indexed_through, "sequence number")?;
     loop {
         let rows = conn
             .query(
                 "SELECT sequence_number, payload FROM events WHERE sequence_number > $1 ORDER BY sequence_number LIMIT $2",
                 &[&after, &CATCH_UP_PAGE],
             )
-            .map_err(|e| pool.error(e))?;
+            .map_err(|e| conn.error(e))?;
         let Some(last) = rows.last() else { break };
         after = last.get(0);
         let mut keys = Vec::new();
         for row in &rows {
-            let number = row.get::<_, i64>(0) as u64;
+            let number = from_sql(row.get(0));
             let payload = read_payload(row, 1, number)?;
             keys.extend(
                 selective_key_hashes(&payload)
@@ -483,24 +496,24 @@ pub(super) fn catch_up_index(
             );
         }
         let postings = batch_postings(keys);
-        let hashes: Vec<i64> = postings.iter().map(|p| p.0).collect();
-        let firsts: Vec<i64> = postings.iter().map(|p| p.1).collect();
-        let members: Vec<Option<&[u8]>> = postings.iter().map(|p| p.2.as_deref()).collect();
+        let hashes: Vec<i64> = postings.iter().map(|p| p.key_hash).collect();
+        let firsts: Vec<i64> = postings.iter().map(|p| p.first).collect();
+        let members: Vec<Option<&[u8]>> = postings.iter().map(|p| p.members.as_deref()).collect();
         conn.execute(
             "INSERT INTO factstr_payload_index (key_hash, first_sequence_number, members) \
              SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[]) ON CONFLICT DO NOTHING",
             &[&hashes, &firsts, &members],
         )
-        .map_err(|e| pool.error(e))?;
+        .map_err(|e| conn.error(e))?;
         if (rows.len() as i64) < CATCH_UP_PAGE {
             break;
         }
     }
     conn.execute(
         "UPDATE factstr_payload_index_state SET indexed_through = $1 WHERE id = 1",
-        &[&(last_committed as i64)],
+        &[&to_sql(last_committed, "sequence number")?],
     )
-    .map_err(|e| pool.error(e))?;
+    .map_err(|e| conn.error(e))?;
     Ok(())
 }
 

@@ -9,12 +9,11 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension};
 
 use super::backend;
-use super::schema::{BATCH_FORMAT_KEY, BATCH_FORMAT_SPARSE};
 use crate::error::{Error, Result};
-use crate::matching::queries_equal;
 use crate::payload_keys::key_hash;
-use crate::query_json::{query_from_json, query_to_json};
-use crate::sql_numbers::to_sql;
+use crate::sql::layout::{self, BATCH_FORMAT_KEY};
+use crate::sql::numbers::{from_sql, to_sql};
+use crate::sql::query_json::{query_from_json, query_to_json};
 use crate::types::{DurableStreamInfo, EventQuery};
 
 /// The folder of lock files for a database file: `<database>-factstr-locks`.
@@ -49,9 +48,8 @@ pub fn lock_name(folder: &Path, name: &str) -> Result<File> {
     }
 }
 
-/// Fails with `DurableStreamQueryMismatch` when `name` is stored with another query (checked
-/// before exclusivity, so that a wrong query is reported as such even while the name is held).
-pub fn check_query(connection: &Connection, name: &str, query: &EventQuery) -> Result<()> {
+/// The stored query of `name`, if it has a cursor row.
+pub fn stored_query(connection: &Connection, name: &str) -> Result<Option<EventQuery>> {
     let stored: Option<String> = connection
         .query_row(
             "SELECT event_query FROM subscriber_cursors WHERE subscriber_id = ?1",
@@ -60,12 +58,7 @@ pub fn check_query(connection: &Connection, name: &str, query: &EventQuery) -> R
         )
         .optional()
         .map_err(backend)?;
-    match stored {
-        Some(text) if !queries_equal(&query_from_json(&text)?, query) => {
-            Err(Error::DurableStreamQueryMismatch(name.to_owned()))
-        }
-        _ => Ok(()),
-    }
+    stored.map(|text| query_from_json(&text)).transpose()
 }
 
 /// Fails with a backend error naming the marker unless `store_metadata` records the sparse
@@ -82,17 +75,15 @@ pub fn check_batch_format(connection: &Connection) -> Result<()> {
         )
         .optional()
         .map_err(backend)?;
-    if format.as_deref() == Some(BATCH_FORMAT_SPARSE) {
-        return Ok(());
-    }
-    Err(Error::Backend(format!(
-        "durable replay requires store_metadata {BATCH_FORMAT_KEY}={BATCH_FORMAT_SPARSE}, which this database {}",
-        if format.is_some() { "records otherwise" } else { "lacks" }
-    )))
+    layout::check_batch_format(format.as_deref())
 }
 
-/// Creates the cursor row (at 0) or checks the stored query; returns the cursor.
-pub fn load_or_create(connection: &Connection, name: &str, query: &EventQuery) -> Result<u64> {
+/// Creates the cursor row (at 0) unless it exists; returns the stored query and cursor.
+pub fn load_or_create(
+    connection: &Connection,
+    name: &str,
+    query: &EventQuery,
+) -> Result<(EventQuery, u64)> {
     let stored: Option<(String, i64)> = connection
         .query_row(
             "SELECT event_query, last_processed_sequence_number FROM subscriber_cursors WHERE subscriber_id = ?1",
@@ -102,12 +93,7 @@ pub fn load_or_create(connection: &Connection, name: &str, query: &EventQuery) -
         .optional()
         .map_err(backend)?;
     match stored {
-        Some((text, cursor)) => {
-            if !queries_equal(&query_from_json(&text)?, query) {
-                return Err(Error::DurableStreamQueryMismatch(name.to_owned()));
-            }
-            Ok(cursor.max(0) as u64)
-        }
+        Some((text, cursor)) => Ok((query_from_json(&text)?, from_sql(cursor))),
         None => {
             connection
                 .execute(
@@ -115,7 +101,7 @@ pub fn load_or_create(connection: &Connection, name: &str, query: &EventQuery) -
                     (name, query_to_json(query)),
                 )
                 .map_err(backend)?;
-            Ok(0)
+            Ok((query.clone(), 0))
         }
     }
 }
@@ -152,7 +138,7 @@ pub fn list(connection: &Connection) -> Result<Vec<DurableStreamInfo>> {
         out.push(DurableStreamInfo {
             name,
             query: query_from_json(&text)?,
-            last_processed_sequence_number: cursor.max(0) as u64,
+            last_processed_sequence_number: from_sql(cursor),
         });
     }
     Ok(out)

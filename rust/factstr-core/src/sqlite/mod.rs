@@ -21,11 +21,10 @@ mod schema;
 mod watcher;
 mod writes;
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Weak;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -33,15 +32,14 @@ use rusqlite::{Connection, TransactionBehavior};
 
 pub use schema::Synchronous;
 
-use crate::condition::Condition;
 use crate::error::{Error, Result};
-use crate::lifecycle::Lifecycle;
-use crate::prepared::{prepare_events, FloatText};
-use crate::search;
+use crate::restore::RestoredBatch;
 use crate::signal::CommitSignal;
-use crate::sql_numbers;
-use crate::store::{EventStore, LeaseId};
-use crate::types::{AppendResult, BatchPage, DurableStreamInfo, EventQuery, NewEvent, QueryResult};
+use crate::sql::numbers;
+use crate::sql::prepared::{prepare_events, FloatText};
+use crate::sql::search;
+use crate::store::{AppendRequest, Storage, Store};
+use crate::types::{AppendResult, BatchPage, DurableStreamInfo, EventQuery, QueryResult};
 use reads::SqliteLog;
 
 #[derive(Debug, Clone)]
@@ -108,22 +106,19 @@ fn check_folder(path: &Path) -> Result<()> {
     }
 }
 
-pub struct SqliteStore {
-    shared: Arc<Shared>,
-}
+/// The SQLite store (see `store` for what every store shares).
+pub type SqliteStore = Store<SqliteStorage>;
 
-pub(crate) struct Shared {
+pub struct SqliteStorage {
     path: PathBuf,
     options: SqliteOptions,
     writer: Mutex<Option<Connection>>,
     readers: Mutex<Vec<Connection>>,
-    signal: CommitSignal,
-    lifecycle: Lifecycle,
+    /// Set by `close`, so that a read still running then does not pool its connection again.
+    closed: AtomicBool,
     /// Whether the watcher runs; held while it starts, so that every caller of `watch_commits`
     /// returns only after the watcher's first reading.
     watching: Mutex<bool>,
-    leases: Mutex<HashMap<LeaseId, (String, File)>>,
-    next_lease: AtomicU64,
     beacon: Mutex<beacon::Ringer>,
 }
 
@@ -142,19 +137,10 @@ pub(crate) fn backend(error: rusqlite::Error) -> Error {
     }
 }
 
-impl Shared {
-    fn is_closed(&self) -> bool {
-        self.lifecycle.is_closed()
-    }
-
-    fn check_open(&self) -> Result<()> {
-        self.lifecycle.check_open()
-    }
-
+impl SqliteStorage {
     /// Runs `work` in one `BEGIN IMMEDIATE` transaction on the writer connection; any error
     /// rolls everything back, so nothing of a failed call is left behind.
     fn write<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        self.check_open()?;
         let _inside = fork_gate::enter();
         let mut writer = self.writer.lock();
         let connection = writer.as_mut().ok_or(Error::StoreClosed)?;
@@ -168,7 +154,10 @@ impl Shared {
 
     /// Runs `work` in one read transaction (one snapshot) on a pooled reader connection.
     fn read<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        self.check_open()?;
+        if self.closed.load(Ordering::Acquire) {
+            // Closed while this call was on its way (`Store` checked before): open nothing new.
+            return Err(Error::StoreClosed);
+        }
         let _inside = fork_gate::enter();
         let pooled = self.readers.lock().pop();
         let mut connection = match pooled {
@@ -187,7 +176,7 @@ impl Shared {
             transaction.finish().map_err(backend)?;
             Ok(out)
         })();
-        if !self.is_closed() {
+        if !self.closed.load(Ordering::Acquire) {
             self.readers.lock().push(connection);
         }
         out
@@ -205,113 +194,49 @@ impl SqliteStore {
         schema::check_tables(&writer, &path)?;
         schema::configure(&writer, &path, options.synchronous)?;
         schema::prepare(&mut writer, &path)?;
-        Ok(Self {
-            shared: Arc::new(Shared {
-                options,
-                writer: Mutex::new(Some(writer)),
-                readers: Mutex::new(Vec::new()),
-                signal: CommitSignal::new(),
-                lifecycle: Lifecycle::process_bound(),
-                watching: Mutex::new(false),
-                leases: Mutex::new(HashMap::new()),
-                next_lease: AtomicU64::new(1),
-                beacon: Mutex::new(beacon::Ringer::new(&path)),
-                path,
-            }),
-        })
+        Ok(Store::from_storage(SqliteStorage {
+            options,
+            writer: Mutex::new(Some(writer)),
+            readers: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+            watching: Mutex::new(false),
+            beacon: Mutex::new(beacon::Ringer::new(&path)),
+            path,
+        }))
     }
 
     pub fn path(&self) -> &Path {
-        &self.shared.path
-    }
-
-    /// A conditional append (`what` names the version argument, for a too large one).
-    fn append_on(
-        &self,
-        events: Vec<NewEvent>,
-        condition: Condition<'_>,
-        what: &str,
-    ) -> Result<AppendResult> {
-        if events.is_empty() {
-            return Err(Error::EmptyAppend);
-        }
-        sql_numbers::check(condition.named_version(), what)?;
-        let prepared = prepare_events(&events, FloatText::Shortest);
-        self.committed(
-            self.shared
-                .write(|c| writes::append(c, &prepared, Some(condition))),
-        )
-    }
-
-    fn committed(&self, result: Result<AppendResult>) -> Result<AppendResult> {
-        if result.is_ok() {
-            self.shared.signal.notify();
-            self.shared.beacon.lock().ring();
-        }
-        result
+        &self.storage().path
     }
 }
 
-impl Drop for SqliteStore {
-    fn drop(&mut self) {
-        if self.shared.lifecycle.inherited() {
-            // In a forked child, dropping would close the parent's connections (SPEC §7).
-            std::mem::forget(Arc::clone(&self.shared));
-        }
-    }
-}
+impl Storage for SqliteStorage {
+    /// An advisory lock on a file of the name's own (see `durable`).
+    type NameLock = File;
+    const BOUND_TO_PROCESS: bool = true;
+    const LARGEST_NUMBER: u64 = numbers::LARGEST;
 
-impl EventStore for SqliteStore {
-    fn append(&self, events: Vec<NewEvent>) -> Result<AppendResult> {
-        if events.is_empty() {
-            return Err(Error::EmptyAppend);
-        }
-        let prepared = prepare_events(&events, FloatText::Shortest);
-        self.committed(self.shared.write(|c| writes::append(c, &prepared, None)))
-    }
-
-    fn append_if(
-        &self,
-        events: Vec<NewEvent>,
-        context: &EventQuery,
-        expected: Option<u64>,
-    ) -> Result<AppendResult> {
-        self.append_on(
-            events,
-            Condition::VersionIs { context, expected },
-            "expected_context_version",
-        )
-    }
-
-    fn append_unless(
-        &self,
-        events: Vec<NewEvent>,
-        context: &EventQuery,
-        after: Option<u64>,
-    ) -> Result<AppendResult> {
-        self.append_on(events, Condition::NoneAfter { context, after }, "after")
+    fn append(&self, request: AppendRequest<'_>) -> Result<AppendResult> {
+        let prepared = prepare_events(&request.events, FloatText::Shortest);
+        let result = self.write(|c| writes::append(c, &prepared, request.condition))?;
+        self.beacon.lock().ring();
+        Ok(result)
     }
 
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {
-        sql_numbers::check_query(query)?;
-        self.shared
-            .read(|connection| search::query(&mut SqliteLog { connection }, query, limit))
+        self.read(|connection| search::query(&mut SqliteLog { connection }, query, limit))
     }
 
-    fn read_batches(
-        &self,
-        position: u64,
-        query: &EventQuery,
-        max_events: usize,
-    ) -> Result<BatchPage> {
-        sql_numbers::check_query(query)?;
-        self.shared.read(|connection| {
-            search::read_batches(&mut SqliteLog { connection }, position, query, max_events)
+    fn read_batches(&self, after: u64, query: &EventQuery, max_events: usize) -> Result<BatchPage> {
+        self.read(|connection| {
+            search::read_batches(&mut SqliteLog { connection }, after, query, max_events)
         })
     }
 
-    fn restore_batches(&self, batches: Vec<crate::restore::RestoredBatch>) -> Result<AppendResult> {
-        self.committed(self.shared.write(|c| restore::restore(c, &batches)))
+    fn restore(&self, batches: Vec<RestoredBatch>, written: AppendResult) -> Result<AppendResult> {
+        let result = self.write(|c| restore::restore(c, &batches, written))?;
+        self.beacon.lock().ring();
+        Ok(result)
     }
 
     fn read_text_batches(
@@ -319,126 +244,73 @@ impl EventStore for SqliteStore {
         position: u64,
         max_events: usize,
     ) -> Result<Option<crate::restore::TextPage>> {
-        self.shared
-            .read(|connection| restore::read_text_batches(connection, position, max_events))
+        self.read(|connection| restore::read_text_batches(connection, position, max_events))
             .map(Some)
     }
 
     fn head(&self) -> Result<u64> {
-        self.shared.read(reads::head)
+        self.read(reads::head)
     }
 
-    fn commit_signal(&self) -> &CommitSignal {
-        &self.shared.signal
+    fn check_replayable(&self) -> Result<()> {
+        self.read(durable::check_batch_format)
     }
 
-    fn watch_commits(&self) {
-        if self.shared.is_closed() {
-            return;
-        }
-        let mut watching = self.shared.watching.lock();
+    fn stored_query(&self, name: &str) -> Result<Option<EventQuery>> {
+        self.read(|c| durable::stored_query(c, name))
+    }
+
+    fn lock_name(&self, name: &str) -> Result<File> {
+        durable::lock_name(&durable::lock_folder(&self.path), name)
+    }
+
+    fn create_cursor(&self, name: &str, query: &EventQuery) -> Result<(EventQuery, u64)> {
+        self.write(|c| durable::load_or_create(c, name, query))
+    }
+
+    fn advance_cursor(&self, name: &str, position: u64) -> Result<()> {
+        self.write(|c| durable::advance(c, name, position))
+    }
+
+    fn durable_streams(&self) -> Result<Vec<DurableStreamInfo>> {
+        self.read(durable::list)
+    }
+
+    fn reset_cursor(&self, name: &str, position: u64) -> Result<bool> {
+        self.write(|c| durable::reset(c, name, position))
+    }
+
+    fn delete_cursor(&self, name: &str) -> Result<()> {
+        self.write(|c| durable::delete(c, name))
+    }
+
+    fn watch_commits(&self, signal: Weak<CommitSignal>) {
+        let mut watching = self.watching.lock();
         if !*watching {
-            *watching = watcher::spawn(Arc::downgrade(&self.shared));
+            *watching = watcher::spawn(self, signal);
         }
     }
 
     fn release_idle(&self) {
         // Streams open a reader connection again when they read.
-        self.shared.readers.lock().clear();
-    }
-
-    fn acquire_durable(&self, name: &str, query: &EventQuery) -> Result<(LeaseId, u64)> {
-        self.shared.check_open()?;
-        self.shared.read(|c| {
-            durable::check_query(c, name, query)?;
-            durable::check_batch_format(c)
-        })?;
-        let lock = durable::lock_name(&durable::lock_folder(&self.shared.path), name)?;
-        let cursor = self
-            .shared
-            .write(|c| durable::load_or_create(c, name, query))?;
-        let lease = self.shared.next_lease.fetch_add(1, Ordering::Relaxed);
-        self.shared
-            .leases
-            .lock()
-            .insert(lease, (name.to_owned(), lock));
-        Ok((lease, cursor))
-    }
-
-    fn save_durable_cursor(&self, name: &str, lease: LeaseId, position: u64) -> Result<()> {
-        if self.shared.lifecycle.inherited() {
-            return Err(Error::StoreClosed);
-        }
-        if self
-            .shared
-            .leases
-            .lock()
-            .get(&lease)
-            .is_none_or(|(held, _)| held != name)
-        {
-            return Ok(());
-        }
-        self.shared.write(|c| durable::advance(c, name, position))
-    }
-
-    fn release_durable(&self, _name: &str, lease: LeaseId) -> Result<()> {
-        if self.shared.lifecycle.inherited() {
-            return Ok(()); // the parent holds the name
-        }
-        // Dropping the file releases the lock.
-        self.shared.leases.lock().remove(&lease);
-        Ok(())
-    }
-
-    fn durable_streams(&self) -> Result<Vec<DurableStreamInfo>> {
-        self.shared.read(durable::list)
-    }
-
-    fn reset_durable_stream(&self, name: &str, sequence_number: u64) -> Result<()> {
-        self.shared.check_open()?;
-        sql_numbers::to_sql(sequence_number, "sequence_number")?;
-        let _held = durable::lock_name(&durable::lock_folder(&self.shared.path), name)?;
-        if self
-            .shared
-            .write(|c| durable::reset(c, name, sequence_number))?
-        {
-            Ok(())
-        } else {
-            Err(Error::DurableStream(format!(
-                "unknown durable stream {name:?}"
-            )))
-        }
-    }
-
-    fn delete_durable_stream(&self, name: &str) -> Result<()> {
-        self.shared.check_open()?;
-        let _held = durable::lock_name(&durable::lock_folder(&self.shared.path), name)?;
-        self.shared.write(|c| durable::delete(c, name))
+        self.readers.lock().clear();
     }
 
     fn close(&self) -> Result<()> {
-        self.shared.lifecycle.close();
-        if self.shared.lifecycle.inherited() {
-            // A forked child's copy: the connections and locks are the parent's (SPEC §7).
-            return Ok(());
-        }
-        self.shared.signal.close();
-        self.shared.leases.lock().clear();
-        self.shared.readers.lock().clear();
-        if let Some(writer) = self.shared.writer.lock().take() {
+        self.closed.store(true, Ordering::Release);
+        self.readers.lock().clear();
+        if let Some(writer) = self.writer.lock().take() {
             writer.close().map_err(|(_, e)| backend(e))?;
         }
         Ok(())
-    }
-
-    fn is_closed(&self) -> bool {
-        self.shared.is_closed()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::EventStore;
+    use crate::types::NewEvent;
     use serde_json::json;
 
     fn temporary_database(name: &str) -> PathBuf {

@@ -23,6 +23,7 @@ use rusqlite::{Connection, OptionalExtension};
 
 use super::{backend, posting_block};
 use crate::error::{Error, Result};
+use crate::sql::numbers::{from_sql, to_sql};
 
 pub const CREATE: &str = "
     CREATE TABLE IF NOT EXISTS factstr_payload_level_0 (
@@ -103,7 +104,7 @@ pub fn add(connection: &Connection, mut pairs: Vec<(i64, u64)>) -> Result<()> {
         connection
             .prepare_cached("INSERT INTO factstr_payload_level_0 (first_sequence_number, number_count, postings) VALUES (?1, ?2, ?3)")
             .map_err(backend)?
-            .execute((base as i64, count, block))
+            .execute((to_sql(base, "sequence number")?, count, block))
             .map_err(backend)?;
         return Ok(());
     }
@@ -268,7 +269,7 @@ fn for_level0(
         .map_err(backend)?;
     let mut rows = statement.query([]).map_err(backend)?;
     while let Some(row) = rows.next().map_err(backend)? {
-        let base = row.get::<_, i64>(0).map_err(backend)? as u64;
+        let base = from_sql(row.get(0).map_err(backend)?);
         visit(base, blob(row, 1)?)?;
     }
     Ok(())
@@ -319,9 +320,9 @@ fn for_run_blocks(
             continue;
         }
         match row.get_ref(2).map_err(backend)? {
-            rusqlite::types::ValueRef::Null => visit(RunHit::OnlyKey(
-                row.get::<_, i64>(1).map_err(backend)? as u64,
-            ))?,
+            rusqlite::types::ValueRef::Null => {
+                visit(RunHit::OnlyKey(from_sql(row.get(1).map_err(backend)?)))?
+            }
             _ => visit(RunHit::Block(blob(row, 2)?))?,
         }
     }

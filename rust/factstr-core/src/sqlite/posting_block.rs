@@ -7,7 +7,7 @@
 //! (`u32`, offsets into the entries), then the entries. Entry `i` holds key `i`'s sequence
 //! numbers as LEB128 varints: their count, the first minus the block's base, then the gaps.
 
-use crate::postings::{push_varint, read_varint};
+use crate::sql::members::{push_varint, read_varint};
 
 /// A block that does not decode: the row was damaged outside of us.
 #[derive(Debug)]

@@ -1,4 +1,4 @@
-//! The SQLite log's look-ups for `search` (which plans and checks): the type index, the payload
+//! The SQLite log's look-ups for `sql::search` (which plans and checks): the type index, the payload
 //! index, rows by sequence number, and batch boundaries. Everything runs on one connection
 //! inside one transaction, so a search sees one snapshot.
 
@@ -9,8 +9,8 @@ use serde_json::Value;
 use super::{backend, payload_index};
 use crate::clock::parse_rfc3339;
 use crate::error::{Error, Result};
-use crate::search::{IndexedLog, Row};
-use crate::sql_numbers::to_sql;
+use crate::sql::numbers::{from_sql, to_sql};
+use crate::sql::search::{IndexedLog, Row, Visit};
 
 pub struct SqliteLog<'c> {
     pub connection: &'c Connection,
@@ -32,7 +32,7 @@ impl SqliteLog<'_> {
             .query_map(params_from_iter(params), |row| row.get::<_, i64>(0))
             .map_err(backend)?;
         for row in rows {
-            out.push(row.map_err(backend)? as u64);
+            out.push(from_sql(row.map_err(backend)?));
         }
         Ok(())
     }
@@ -51,7 +51,7 @@ pub fn parse_payload(sequence_number: u64, text: &str) -> Result<Value> {
 }
 
 fn read_row(row: &rusqlite::Row<'_>) -> Result<Row> {
-    let sequence_number = row.get::<_, i64>(0).map_err(backend)? as u64;
+    let sequence_number = from_sql(row.get(0).map_err(backend)?);
     let occurred_at: String = row.get(1).map_err(backend)?;
     let payload: String = row.get(3).map_err(backend)?;
     Ok(Row {
@@ -72,7 +72,7 @@ pub fn head(connection: &Connection) -> Result<u64> {
         .map_err(backend)?
         .query_row([], |row| row.get(0))
         .map_err(backend)?;
-    Ok(head as u64)
+    Ok(from_sql(head))
 }
 
 impl IndexedLog for SqliteLog<'_> {
@@ -87,7 +87,7 @@ impl IndexedLog for SqliteLog<'_> {
             .map_err(backend)?
             .query_row([], |row| row.get(0))
             .map_err(backend)?;
-        Ok(through as u64)
+        Ok(from_sql(through))
     }
 
     fn count_types(&mut self, types: &[String], cap: i64) -> Result<i64> {
@@ -142,13 +142,7 @@ impl IndexedLog for SqliteLog<'_> {
         Ok(rows)
     }
 
-    fn scan(
-        &mut self,
-        after: u64,
-        descending: bool,
-        _expected: usize,
-        visit: &mut dyn FnMut(Row) -> Result<bool>,
-    ) -> Result<()> {
+    fn scan(&mut self, after: u64, descending: bool, _: usize, visit: Visit<'_>) -> Result<()> {
         // SQLite steps lazily: stopping early reads nothing more.
         let order = if descending { "DESC" } else { "ASC" };
         let sql = format!("SELECT {COLUMNS} FROM events WHERE sequence_number > ? ORDER BY sequence_number {order}");
@@ -178,11 +172,11 @@ impl IndexedLog for SqliteLog<'_> {
             })
             .optional()
             .map_err(backend)?;
-        Ok(match found {
-            Some((first, last)) if (first as u64) <= number && number <= last as u64 => {
-                (first as u64, last as u64)
-            }
-            _ => (number, number),
-        })
+        Ok(
+            match found.map(|(first, last)| (from_sql(first), from_sql(last))) {
+                Some((first, last)) if first <= number && number <= last => (first, last),
+                _ => (number, number),
+            },
+        )
     }
 }

@@ -13,16 +13,18 @@ use super::reads::{head, SqliteLog};
 use super::writes::append_at;
 use crate::clock::parse_rfc3339;
 use crate::error::{Error, Result};
-use crate::prepared::{prepare_events, FloatText};
-use crate::restore::{
-    check_batches, not_after_head, RestoredBatch, TextBatch, TextPage, TextRecord,
-};
-use crate::search::IndexedLog;
-use crate::sql_numbers::to_sql;
+use crate::restore::{not_after_head, RestoredBatch, TextBatch, TextPage, TextRecord};
+use crate::sql::numbers::to_sql;
+use crate::sql::prepared::{prepare_events, FloatText};
+use crate::sql::search::IndexedLog;
 use crate::types::AppendResult;
 
-pub fn restore(connection: &Connection, batches: &[RestoredBatch]) -> Result<AppendResult> {
-    let written = check_batches(batches)?;
+/// `batches` were checked by `Store` (`restore::check_batches`), which reported `written`.
+pub fn restore(
+    connection: &Connection,
+    batches: &[RestoredBatch],
+    written: AppendResult,
+) -> Result<AppendResult> {
     let last_committed = head(connection)?;
     if last_committed + 1 != written.first_sequence_number {
         return Err(not_after_head(

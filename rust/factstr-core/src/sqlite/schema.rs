@@ -12,10 +12,9 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use super::{backend, payload_index};
 use crate::error::{Error, Result};
+use crate::sql::layout::{self, BATCH_FORMAT_KEY, BATCH_FORMAT_SPARSE};
 
 pub const STORE_FORMAT_VERSION: &str = "1";
-pub const BATCH_FORMAT_KEY: &str = "append_batch_boundary_format";
-pub const BATCH_FORMAT_SPARSE: &str = "sparse_v1";
 /// Bumped when the key encoding of `payload_keys` changes; the index is then rebuilt.
 pub const PAYLOAD_KEY_FORMAT: i64 = 8;
 
@@ -96,25 +95,15 @@ fn describe_open_error(path: &std::path::Path, error: rusqlite::Error) -> Error 
     }
 }
 
-const EXPECTED_COLUMNS: &[(&str, &[&str])] = &[
-    (
-        "events",
-        &["sequence_number", "occurred_at", "event_type", "payload"],
-    ),
-    (
-        "append_batches",
-        &["first_sequence_number", "last_sequence_number"],
-    ),
-    ("store_metadata", &["key", "value"]),
-    (
-        "subscriber_cursors",
-        &[
-            "subscriber_id",
-            "event_query",
-            "last_processed_sequence_number",
-        ],
-    ),
-];
+/// The upstream cursor table of this layout; the other upstream tables are `sql::layout`'s.
+const CURSOR_TABLE: (&str, &[&str]) = (
+    "subscriber_cursors",
+    &[
+        "subscriber_id",
+        "event_query",
+        "last_processed_sequence_number",
+    ],
+);
 
 const CREATE_UPSTREAM: &str = "
     CREATE TABLE IF NOT EXISTS events (
@@ -167,7 +156,7 @@ fn check_columns(connection: &Connection, path: &std::path::Path, tables: &[Stri
             path.display()
         )));
     }
-    for (table, columns) in EXPECTED_COLUMNS {
+    for (table, columns) in layout::expected_tables(CURSOR_TABLE) {
         if !tables.iter().any(|t| t == table) {
             continue;
         }

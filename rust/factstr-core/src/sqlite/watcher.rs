@@ -9,17 +9,16 @@ use std::sync::Weak;
 use std::thread;
 
 use super::beacon;
-use super::Shared;
+use super::SqliteStorage;
+use crate::signal::CommitSignal;
 
-/// Starts the watcher; false when it could not (a later call tries again).
-pub fn spawn(shared: Weak<Shared>) -> bool {
-    let Some(strong) = shared.upgrade() else {
-        return false;
-    };
+/// Starts the watcher of `storage`, raising `signal`; false when it could not (a later call
+/// tries again). It ends when the signal is gone (the store dropped) or closed.
+pub fn spawn(storage: &SqliteStorage, signal: Weak<CommitSignal>) -> bool {
     let connection = match super::schema::open_connection(
-        &strong.path,
-        strong.options.synchronous,
-        strong.options.busy_timeout,
+        &storage.path,
+        storage.options.synchronous,
+        storage.options.busy_timeout,
     ) {
         Ok(connection) => connection,
         // Without a watcher, streams still see this store's own commits; others' are seen on
@@ -33,18 +32,17 @@ pub fn spawn(shared: Weak<Shared>) -> bool {
     };
     // Watching and the first reading happen before the caller takes its stream's position, so
     // a commit right after that position is seen as a change.
-    let watch = beacon::Watch::new(&strong.path);
+    let watch = beacon::Watch::new(&storage.path);
     let mut last = data_version();
-    let interval = strong.options.poll_interval;
-    drop(strong);
+    let interval = storage.options.poll_interval;
     let spawned = thread::Builder::new()
         .name("factstr-sqlite-watcher".to_owned())
         .spawn(move || loop {
             watch.wait(interval);
-            let Some(shared) = shared.upgrade() else {
+            let Some(signal) = signal.upgrade() else {
                 return;
             };
-            if shared.is_closed() {
+            if signal.is_closed() {
                 return;
             }
             let version = {
@@ -53,7 +51,7 @@ pub fn spawn(shared: Weak<Shared>) -> bool {
             };
             if let Some(version) = version {
                 if last.is_some_and(|l| l != version) {
-                    shared.signal.notify();
+                    signal.notify();
                 }
                 last = Some(version);
             }

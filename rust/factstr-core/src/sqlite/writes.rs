@@ -10,8 +10,9 @@ use crate::clock::{format_rfc3339, now_micros};
 use crate::condition::Condition;
 use crate::error::Result;
 use crate::payload_keys::selective_key_hashes;
-use crate::prepared::PreparedEvent;
-use crate::search;
+use crate::sql::numbers::{from_sql, to_sql};
+use crate::sql::prepared::PreparedEvent;
+use crate::sql::search;
 use crate::types::{AppendResult, Timestamp};
 
 /// Appends within the caller's write transaction; with a condition, only if it holds.
@@ -39,7 +40,9 @@ pub fn append_at(
     let count = events.len() as u64;
     let last = first + count - 1;
     let occurred_at = format_rfc3339(occurred_at);
-    let numbers: Vec<i64> = (0..count).map(|offset| (first + offset) as i64).collect();
+    let numbers = (first..=last)
+        .map(|number| to_sql(number, "sequence number"))
+        .collect::<Result<Vec<i64>>>()?;
     let mut event_params: Vec<&dyn ToSql> = Vec::with_capacity(events.len() * 4);
     let mut keys: Vec<(i64, u64)> = Vec::new();
     for (event, number) in events.iter().zip(&numbers) {
@@ -49,7 +52,12 @@ pub fn append_at(
             &event.event_type,
             &event.payload_text,
         ]);
-        keys.extend(event.key_hashes.iter().map(|hash| (*hash, *number as u64)));
+        keys.extend(
+            event
+                .key_hashes
+                .iter()
+                .map(|hash| (*hash, from_sql(*number))),
+        );
     }
     insert_rows(
         connection,
@@ -63,7 +71,10 @@ pub fn append_at(
         connection
             .prepare_cached("INSERT INTO append_batches (first_sequence_number, last_sequence_number) VALUES (?1, ?2)")
             .map_err(backend)?
-            .execute((first as i64, last as i64))
+            .execute((
+                to_sql(first, "sequence number")?,
+                to_sql(last, "sequence number")?,
+            ))
             .map_err(backend)?;
     }
     set_indexed_through(connection, last)?;
@@ -108,7 +119,7 @@ fn catch_up_index(connection: &Connection, last_committed: u64) -> Result<()> {
         .map_err(backend)?
         .query_row([], |row| row.get(0))
         .map_err(backend)?;
-    if indexed_through as u64 >= last_committed {
+    if from_sql(indexed_through) >= last_committed {
         return Ok(());
     }
     let mut select = connection
@@ -117,13 +128,13 @@ fn catch_up_index(connection: &Connection, last_committed: u64) -> Result<()> {
     let mut rows = select.query([indexed_through]).map_err(backend)?;
     let mut keys = Vec::new();
     while let Some(row) = rows.next().map_err(backend)? {
-        let sequence_number: i64 = row.get(0).map_err(backend)?;
+        let sequence_number = from_sql(row.get(0).map_err(backend)?);
         let text: String = row.get(1).map_err(backend)?;
-        let payload = parse_payload(sequence_number as u64, &text)?;
+        let payload = parse_payload(sequence_number, &text)?;
         keys.extend(
             selective_key_hashes(&payload)
                 .into_iter()
-                .map(|hash| (hash, sequence_number as u64)),
+                .map(|hash| (hash, sequence_number)),
         );
         // In parts, so that indexing a long foreign history (or rebuilding) holds little memory.
         if keys.len() >= CATCH_UP_PART {
@@ -138,7 +149,7 @@ fn set_indexed_through(connection: &Connection, through: u64) -> Result<()> {
     connection
         .prepare_cached("UPDATE factstr_payload_index_state SET indexed_through = ?1 WHERE id = 1")
         .map_err(backend)?
-        .execute([through as i64])
+        .execute([to_sql(through, "sequence number")?])
         .map_err(backend)?;
     Ok(())
 }

@@ -1,12 +1,12 @@
 //! Sequence numbers in the SQL stores. Their columns are signed 64-bit (`INTEGER` in SQLite,
 //! `BIGINT` in PostgreSQL, as in the upstream crates), so the largest number they hold is
 //! 2**63-1, while the contract's numbers range up to 2**64-1 (SPEC §7). A larger number given to
-//! a SQL store is refused with `InvalidInput` (a `ValueError` in Python) before anything is read
-//! or written, never changed into another number: a cursor reset to 2**64-1 must not quietly
-//! become 2**63-1. Every conversion to the column type goes through `to_sql`, so none saturates.
+//! a SQL store is refused with `InvalidInput` (a `ValueError` in Python) by `Store` (against the
+//! storage's `LARGEST_NUMBER`) before anything is read or written, never changed into another
+//! number: a cursor reset to 2**64-1 must not quietly become 2**63-1. Every conversion to the column type goes through `to_sql`, so none saturates,
+//! and every conversion back through `from_sql`.
 
 use crate::error::{Error, Result};
-use crate::types::EventQuery;
 
 /// The largest sequence number, cursor or version a SQL store holds.
 pub const LARGEST: u64 = i64::MAX as u64;
@@ -20,14 +20,11 @@ pub fn to_sql(number: u64, what: &str) -> Result<i64> {
     })
 }
 
-/// Checks an optional number given to a SQL store (`what` names the argument).
-pub fn check(number: Option<u64>, what: &str) -> Result<()> {
-    number.map_or(Ok(()), |n| to_sql(n, what).map(drop))
-}
-
-/// Checks the lower bound of a query given to a SQL store.
-pub fn check_query(query: &EventQuery) -> Result<()> {
-    check(query.min_sequence_number, "min_sequence_number")
+/// A number read from a column of sequence numbers or cursors. The stores never write a negative
+/// one; should another writer have, it reads as 0 (before the first fact) instead of wrapping
+/// around to a huge number.
+pub fn from_sql(number: i64) -> u64 {
+    u64::try_from(number).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -47,14 +44,7 @@ mod tests {
                 "{message}"
             );
         }
-        assert!(check(None, "expected_context_version").is_ok());
-        assert!(check(Some(u64::MAX), "expected_context_version").is_err());
-        let query = EventQuery {
-            filters: None,
-            min_sequence_number: Some(LARGEST + 1),
-        };
-        assert!(
-            matches!(check_query(&query), Err(Error::InvalidInput(m)) if m.contains("min_sequence_number"))
-        );
+        assert_eq!(from_sql(i64::MAX), LARGEST);
+        assert_eq!(from_sql(-1), 0);
     }
 }

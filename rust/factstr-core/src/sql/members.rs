@@ -1,7 +1,9 @@
-//! The rows of the SQL stores' payload indexes. One row per (key, batch): the first sequence number in the
-//! batch whose payload has the key, and, when more events of the batch have it, the others as
-//! a list of gaps. A key shared by a whole batch (a tag, a source) costs one row, not one per
-//! event, which is most of what keeping the index costs an append.
+//! The members of a payload index row, as both SQL stores write them: one row per (key, batch)
+//! holds the first sequence number in the batch whose payload has the key and, when more events
+//! of the batch have it, the others as LEB128 gaps (`members`). A key shared by a whole batch (a
+//! tag, a source) costs one row, not one per event, which is most of what keeping the index
+//! costs an append. PostgreSQL writes these rows as they are (`postgres/postings.rs`); SQLite
+//! folds them into blocks (`sqlite/posting_block.rs`).
 
 /// `members` for the sequence numbers after `first` (ascending): LEB128 gaps, or `None` when
 /// there are none.
@@ -79,25 +81,4 @@ mod tests {
             assert_eq!(out, expected);
         }
     }
-}
-
-/// One posting: a key (hash), the first sequence number of a batch that has it, and the batch's
-/// other sequence numbers that have it (`encode_members`).
-pub type Posting = (i64, i64, Option<Vec<u8>>);
-
-/// The postings of a batch: for each key (hash) that any of its events has, the first sequence
-/// number that has it and the others (encoded). `keys` pairs a key with a sequence number.
-pub fn batch_postings(mut keys: Vec<(i64, u64)>) -> Vec<Posting> {
-    keys.sort_unstable();
-    keys.dedup();
-    keys.chunk_by(|a, b| a.0 == b.0)
-        .map(|group| {
-            let numbers: Vec<u64> = group.iter().map(|(_, number)| *number).collect();
-            (
-                group[0].0,
-                numbers[0] as i64,
-                encode_members(numbers[0], &numbers[1..]),
-            )
-        })
-        .collect()
 }

@@ -47,6 +47,9 @@ impl Row {
     }
 }
 
+/// Called with each row a scan reads; returns whether to go on.
+pub type Visit<'v> = &'v mut dyn FnMut(Row) -> Result<bool>;
+
 /// The look-ups a SQL store offers, all within one snapshot of its log.
 pub trait IndexedLog {
     /// The last committed sequence number (0 when empty).
@@ -72,13 +75,14 @@ pub trait IndexedLog {
         after: u64,
         descending: bool,
         expected: usize,
-        visit: &mut dyn FnMut(Row) -> Result<bool>,
+        visit: Visit<'_>,
     ) -> Result<()>;
     /// The committed batch (first, last) that holds `number`.
     fn batch_of(&mut self, number: u64) -> Result<(u64, u64)>;
 }
 
 /// Which rows may match a query.
+#[derive(Debug, PartialEq)]
 pub enum Plan {
     /// Every row matches (a filter without conditions).
     Everything,
@@ -91,6 +95,7 @@ pub enum Plan {
 }
 
 /// Where candidate sequence numbers come from.
+#[derive(Debug, PartialEq)]
 pub enum Source {
     Types(Vec<String>),
     Key(i64),
@@ -384,4 +389,217 @@ pub fn read_batches(
         batches,
         scanned_to,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The planner against a fake index: which sources it picks for what estimates.
+
+    use std::collections::HashMap;
+
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::types::EventFilter;
+
+    /// An index with made-up sizes; it records what the planner counted.
+    #[derive(Default)]
+    struct FakeIndex {
+        head: u64,
+        indexed_through: u64,
+        per_type: HashMap<String, i64>,
+        per_key: HashMap<i64, i64>,
+        counted_types: usize,
+    }
+
+    impl FakeIndex {
+        fn new(head: u64) -> Self {
+            Self {
+                head,
+                indexed_through: head,
+                ..Self::default()
+            }
+        }
+
+        fn with_type(mut self, event_type: &str, rows: i64) -> Self {
+            self.per_type.insert(event_type.to_owned(), rows);
+            self
+        }
+
+        /// Gives every key of `predicate` `rows` index rows.
+        fn with_keys(mut self, predicate: Value, rows: i64) -> Self {
+            for hash in selective_key_hashes(&predicate) {
+                self.per_key.insert(hash, rows);
+            }
+            self
+        }
+    }
+
+    impl IndexedLog for FakeIndex {
+        fn head(&mut self) -> Result<u64> {
+            Ok(self.head)
+        }
+        fn indexed_through(&mut self) -> Result<u64> {
+            Ok(self.indexed_through)
+        }
+        fn count_types(&mut self, types: &[String], cap: i64) -> Result<i64> {
+            self.counted_types += 1;
+            let all: i64 = types.iter().filter_map(|t| self.per_type.get(t)).sum();
+            Ok(all.min(cap))
+        }
+        fn count_key(&mut self, hash: i64, cap: i64) -> Result<i64> {
+            Ok(self.per_key.get(&hash).copied().unwrap_or(0).min(cap))
+        }
+        fn numbers_by_types(&mut self, _: &[String], _: u64, _: &mut Vec<u64>) -> Result<()> {
+            unreachable!("planning reads no rows")
+        }
+        fn numbers_by_key(&mut self, _: i64, _: &mut Vec<u64>) -> Result<()> {
+            unreachable!("planning reads no rows")
+        }
+        fn numbers_after(&mut self, _: u64, _: &mut Vec<u64>) -> Result<()> {
+            unreachable!("planning reads no rows")
+        }
+        fn fetch(&mut self, _: &[u64]) -> Result<Vec<Row>> {
+            unreachable!("planning reads no rows")
+        }
+        fn scan(&mut self, _: u64, _: bool, _: usize, _: Visit<'_>) -> Result<()> {
+            unreachable!("planning reads no rows")
+        }
+        fn batch_of(&mut self, _: u64) -> Result<(u64, u64)> {
+            unreachable!("planning reads no rows")
+        }
+    }
+
+    fn filter(types: Option<&[&str]>, predicates: Option<Vec<Value>>) -> EventFilter {
+        EventFilter {
+            event_types: types.map(|t| t.iter().map(|s| (*s).to_owned()).collect()),
+            payload_predicates: predicates,
+        }
+    }
+
+    fn query(filters: Vec<EventFilter>) -> EventQuery {
+        EventQuery {
+            filters: Some(filters),
+            min_sequence_number: None,
+        }
+    }
+
+    fn key_of(predicate: Value) -> i64 {
+        let hashes = selective_key_hashes(&predicate);
+        assert_eq!(hashes.len(), 1, "one key in {predicate}");
+        hashes[0]
+    }
+
+    fn plan_of(index: &mut FakeIndex, query: &EventQuery) -> Plan {
+        plan(index, query).expect("plans")
+    }
+
+    #[test]
+    fn everything_nothing_and_scan() {
+        let mut index = FakeIndex::new(100);
+        assert_eq!(plan_of(&mut index, &EventQuery::all()), Plan::Everything);
+        assert_eq!(
+            plan_of(&mut index, &query(vec![filter(Some(&[]), None)])),
+            Plan::Nothing,
+            "an explicit empty type list matches nothing"
+        );
+        assert_eq!(
+            plan_of(&mut index, &query(vec![filter(None, Some(vec![]))])),
+            Plan::Nothing
+        );
+        // `{}` has no indexed key: the index cannot narrow it.
+        assert_eq!(
+            plan_of(
+                &mut index,
+                &query(vec![filter(None, Some(vec![json!({})]))])
+            ),
+            Plan::Scan
+        );
+    }
+
+    #[test]
+    fn a_selective_payload_key_wins_over_a_common_type_without_counting_the_type() {
+        let mut index = FakeIndex::new(10_000)
+            .with_type("common", 9_000)
+            .with_keys(json!({"order": "o-1"}), 3);
+        let plan = plan_of(
+            &mut index,
+            &query(vec![filter(
+                Some(&["common"]),
+                Some(vec![json!({"order": "o-1"})]),
+            )]),
+        );
+        assert_eq!(
+            plan,
+            Plan::Candidates(vec![Source::Key(key_of(json!({"order": "o-1"})))])
+        );
+        assert_eq!(
+            index.counted_types, 0,
+            "few payload candidates: no type count"
+        );
+    }
+
+    #[test]
+    fn a_rare_type_wins_over_a_common_payload_key() {
+        let mut index = FakeIndex::new(100_000)
+            .with_type("rare", 5)
+            .with_keys(json!({"tenant": "t"}), 50_000);
+        let plan = plan_of(
+            &mut index,
+            &query(vec![filter(
+                Some(&["rare"]),
+                Some(vec![json!({"tenant": "t"})]),
+            )]),
+        );
+        assert_eq!(
+            plan,
+            Plan::Candidates(vec![Source::Types(vec!["rare".to_owned()])])
+        );
+    }
+
+    #[test]
+    fn each_predicate_uses_its_rarest_key_and_filters_add_up() {
+        let mut index = FakeIndex::new(100_000)
+            .with_keys(json!({"tenant": "t"}), 50_000)
+            .with_keys(json!({"order": "o-7"}), 2)
+            .with_type("Refund", 40);
+        let plan = plan_of(
+            &mut index,
+            &query(vec![
+                filter(None, Some(vec![json!({"tenant": "t", "order": "o-7"})])),
+                filter(Some(&["Refund"]), None),
+            ]),
+        );
+        assert_eq!(
+            plan,
+            Plan::Candidates(vec![
+                Source::Key(key_of(json!({"order": "o-7"}))),
+                Source::Types(vec!["Refund".to_owned()]),
+            ])
+        );
+    }
+
+    #[test]
+    fn rows_the_payload_index_does_not_cover_yet_are_candidates_too() {
+        let mut index = FakeIndex::new(120).with_keys(json!({"k": 1}), 4);
+        index.indexed_through = 100;
+        let plan = plan_of(
+            &mut index,
+            &query(vec![filter(None, Some(vec![json!({"k": 1})]))]),
+        );
+        assert_eq!(
+            plan,
+            Plan::Candidates(vec![
+                Source::Key(key_of(json!({"k": 1}))),
+                Source::After(100)
+            ])
+        );
+        // A plan on the type index alone needs no such rows.
+        let mut index = FakeIndex::new(120).with_type("a", 3);
+        index.indexed_through = 100;
+        assert_eq!(
+            plan_of(&mut index, &query(vec![filter(Some(&["a"]), None)])),
+            Plan::Candidates(vec![Source::Types(vec!["a".to_owned()])])
+        );
+    }
 }
