@@ -87,17 +87,22 @@ def main() -> None:
     parser.add_argument("--facts", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=100, help="events per batch of the source")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--source", type=Path, help="reuse this source.db of an earlier run (--facts must match)"
+    )
+    parser.add_argument("--python", default=sys.executable, help="the Python that runs factstr")
     options = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="factstr-cli-bench-"))
-    source = folder / "source.db"
+    source = options.source or folder / "source.db"
     started = time.perf_counter()
-    fill(source, options.facts, options.batch)
+    if options.source is None:
+        fill(source, options.facts, options.batch)
     print(
         f"source: {options.facts:,} facts in batches of {options.batch} "
         f"({time.perf_counter() - started:.0f} s to write)",
         flush=True,
     )
-    python = sys.executable
+    python = options.python
     results: dict[str, list[tuple[float, float]]] = {}
     server = ThrowawayCluster(durable=True)
     try:

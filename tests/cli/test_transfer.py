@@ -65,6 +65,33 @@ def snapshot(url: str) -> dict[str, Any]:
     return {"facts": facts, "batches": batches, "cursors": cursors}
 
 
+def _reversed_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _reversed_keys(v) for k, v in reversed(list(value.items()))}
+    if isinstance(value, list):
+        return [_reversed_keys(v) for v in value]
+    return value
+
+
+def test_export_is_the_same_whatever_payload_text_sqlite_keeps(
+    cli: Cli, make_sqlite_url: Callable[[], str]
+) -> None:
+    """An export copies a stored payload text that is already canonical and rewrites any other:
+    the same values written as other text (spaces, key order, escapes, exponents, as another
+    writer might) export to the very same bytes and checksum."""
+    source = make_sqlite_url()
+    fill(source)
+    before = cli("export", source)
+    assert before.returncode == 0, before.stderr
+    with sqlite3.connect(sqlite_path(source)) as db:
+        for number, text in db.execute("SELECT sequence_number, payload FROM events").fetchall():
+            other = json.dumps(_reversed_keys(json.loads(text)), indent=1, ensure_ascii=True)
+            db.execute("UPDATE events SET payload = ? WHERE sequence_number = ?", (other, number))
+    after = cli("export", source)
+    assert after.returncode == 0, after.stderr
+    assert after.stdout == before.stdout
+
+
 def test_export_import_keeps_everything(
     cli: Cli, make_url: Callable[[], str], make_sqlite_url: Callable[[], str], tmp_path: Path
 ) -> None:

@@ -28,9 +28,11 @@ the prefix equals the source's (count and checksum) and continues after it.
 from __future__ import annotations
 
 import json
+import queue
 import sys
+import threading
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from factstr import EventStore
 from factstr.cli.output import query_from_object, query_object
@@ -45,6 +47,49 @@ WRITE_FACTS = 20_000
 READ_BYTES = 1 << 20
 
 _MASK = (1 << 64) - 1
+
+_Item = TypeVar("_Item")
+
+
+def _read_ahead(pages: Iterator[_Item], depth: int = 2) -> Iterator[_Item]:
+    """``pages``, produced by a thread of their own up to ``depth`` pages ahead of the consumer.
+
+    The engine's page reads and writes release the GIL, so reading the source overlaps with
+    writing the target (a ``copy`` otherwise waits for one while doing the other); at most
+    ``depth + 1`` pages are held, so memory stays bounded. An error of the reader is raised to
+    the consumer; a consumer that stops early stops the reader (a daemon thread: it never holds
+    the process open).
+    """
+    slots: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for page in pages:
+                while not stop.is_set():
+                    try:
+                        slots.put((True, page), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put((False, None))
+        except BaseException as error:  # handed to the consumer, raised there
+            slots.put((False, error))
+
+    reader = threading.Thread(target=produce, name="factstr-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while True:
+            more, item = slots.get()
+            if not more:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        stop.set()
 
 
 class TransferError(Exception):
@@ -206,6 +251,57 @@ def log_checksum(store: EventStore, through: int, what: str) -> tuple[int, int]:
     return facts, checksum
 
 
+class _TargetChecksum:
+    """``(facts, checksum)`` of the target's log, read back in a thread of its own while the copy
+    goes on: each page of committed facts is read once it is committed (facts are only ever
+    appended, so a committed page never changes), overlapping the reading back with the writing.
+    ``result()`` reads what is left once the copy has finished."""
+
+    #: Seconds between looks at the target's head while the reader has caught up.
+    POLL = 0.05
+
+    def __init__(self, target: EventStore) -> None:
+        self.target = target
+        self.finished = threading.Event()
+        self.facts = self.checksum = self.position = 0
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="factstr-verify", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                # Looked at before the head is read: once set, that head is the final one.
+                last_round = self.finished.is_set()
+                head = _head(self.target)
+                while self.position < head:
+                    last, count, page = self.target._checksum_page(
+                        self.position, min(PAGE_FACTS, head - self.position)
+                    )
+                    if count == 0:
+                        break
+                    self.position, self.facts = last, self.facts + count
+                    self.checksum = (self.checksum + page) & _MASK
+                if last_round:
+                    return
+                self.finished.wait(self.POLL)
+        except BaseException as error:  # raised by result()
+            self.error = error
+
+    def result(self) -> tuple[int, int]:
+        self.finished.set()
+        progress = Progress("verify target", None)
+        try:
+            while self.thread.is_alive():
+                self.thread.join(0.2)
+                progress.update(self.facts)
+        finally:
+            progress.close()
+        if self.error is not None:
+            raise self.error
+        return self.facts, self.checksum
+
+
 def copy(source: EventStore, target: EventStore, resume: bool) -> dict[str, Any]:
     """Copies the log and its cursors, then verifies the target against the source."""
     head = _head(source)
@@ -228,26 +324,29 @@ def copy(source: EventStore, target: EventStore, resume: bool) -> dict[str, Any]
     else:
         refuse_unless_empty(target, "target")
     restorer = target._restorer(WRITE_FACTS)
+    target_checksum = _TargetChecksum(target)
     progress = Progress("copy", head)
     try:
         progress.update(start)
-        for lines, _facts, page_checksum in _export_lines(source, start, head):
+        for lines, _facts, page_checksum in _read_ahead(_export_lines(source, start, head)):
             restorer.feed(lines)
             checksum = (checksum + page_checksum) & _MASK
             progress.update(start + restorer.facts_fed())
         copied = start + restorer.finish()[0]
     finally:
+        # Every fact is written (or the copy failed): the reader's next look is its last.
+        target_checksum.finished.set()
         progress.close()
     durables = _durable_lines(source)
     _restore_durables(target, durables, copied)
     # Against what was copied: facts a writer added to the source meanwhile may be in the last
     # page read (stop the source's writers for a move).
-    facts, target_checksum = log_checksum(target, _head(target), "target")
-    if facts != copied or target_checksum != checksum:
+    facts, read_back = target_checksum.result()
+    if facts != copied or read_back != checksum:
         raise TransferError(
             f"verification failed: the source has {copied:,} facts (checksum "
             f"{checksum_text(checksum)}), the target {facts:,} (checksum "
-            f"{checksum_text(target_checksum)})"
+            f"{checksum_text(read_back)})"
         )
     return {
         "facts": facts,

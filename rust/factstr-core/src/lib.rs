@@ -9,10 +9,12 @@
 //!   planning, number bounds, the shared layout, serialised events);
 //! - `payload_keys`: index keys of payloads (the Memory and SQL indexes); `clock`: commit times;
 //! - `signal`, `subscriber`: stream dispatch, shared by every store;
-//! - `restore`: writing an exported log back (internal, for `factstr import`).
+//! - `restore`: writing an exported log back (internal, for `factstr import`); `canonical_json`:
+//!   whether a stored payload text can be exported as it is.
 //!
 //! The public modules and re-exports are what the binding (`rust/factstr-python`) uses.
 
+pub mod canonical_json;
 pub mod clock;
 mod condition;
 pub mod error;

@@ -26,6 +26,32 @@ impl RestoredBatch {
     }
 }
 
+/// One fact as the store keeps it, its payload as stored JSON text (for `factstr export`, which
+/// can then copy the text instead of parsing and writing it again: see
+/// `EventStore::read_text_batches`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextRecord {
+    pub sequence_number: u64,
+    pub occurred_at: Timestamp,
+    pub event_type: String,
+    pub payload_text: String,
+}
+
+/// A committed batch of `TextRecord`s and its last sequence number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextBatch {
+    pub last_sequence_number: u64,
+    pub records: Vec<TextRecord>,
+}
+
+/// Whole batches after a position, as `read_batches` pages them (`scanned_to`: every fact up to
+/// it is in this or an earlier page).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextPage {
+    pub batches: Vec<TextBatch>,
+    pub scanned_to: u64,
+}
+
 /// Checks that `batches` are non-empty, numbered consecutively from the first one, with times
 /// the stores can hold; returns what writing all of them will report.
 pub fn check_batches(batches: &[RestoredBatch]) -> Result<AppendResult> {

@@ -90,6 +90,17 @@ pub trait EventStore: Send + Sync {
     /// store's append path, all or nothing. Returns the range written.
     fn restore_batches(&self, batches: Vec<RestoredBatch>) -> Result<AppendResult>;
 
+    /// Internal (`factstr export`, see `restore::TextPage`): every fact after `position`, paged
+    /// as `read_batches` pages them, with payloads as the JSON text the store keeps. `None` for
+    /// stores that keep no text (the caller then uses `read_batches`).
+    fn read_text_batches(
+        &self,
+        _position: u64,
+        _max_events: usize,
+    ) -> Result<Option<crate::restore::TextPage>> {
+        Ok(None)
+    }
+
     /// The last committed sequence number (0 when empty).
     fn head(&self) -> Result<u64>;
 
@@ -181,6 +192,15 @@ pub trait Storage: Send + Sync + 'static {
     /// directly after the head (`restore::not_after_head` otherwise) and writes them all in one
     /// transaction through its append path, with their own `occurred_at`.
     fn restore(&self, batches: Vec<RestoredBatch>, written: AppendResult) -> Result<AppendResult>;
+
+    /// See `EventStore::read_text_batches` (`None`: this storage keeps no payload text).
+    fn read_text_batches(
+        &self,
+        _position: u64,
+        _max_events: usize,
+    ) -> Result<Option<crate::restore::TextPage>> {
+        Ok(None)
+    }
 
     /// The last committed sequence number (0 when empty).
     fn head(&self) -> Result<u64>;
@@ -420,6 +440,15 @@ impl<S: Storage> EventStore for Store<S> {
         Self::check_number(query.min_sequence_number, "min_sequence_number")?;
         self.inner.lifecycle.check_open()?;
         self.inner.storage.read_batches(after, query, max_events)
+    }
+
+    fn read_text_batches(
+        &self,
+        position: u64,
+        max_events: usize,
+    ) -> Result<Option<crate::restore::TextPage>> {
+        self.inner.lifecycle.check_open()?;
+        self.inner.storage.read_text_batches(position, max_events)
     }
 
     fn restore_batches(&self, batches: Vec<RestoredBatch>) -> Result<AppendResult> {

@@ -17,6 +17,7 @@
 use std::sync::Arc;
 
 use factstr_core as core;
+use factstr_core::canonical_json::is_canonical;
 use factstr_core::clock::{parse_rfc3339, to_civil};
 use factstr_core::restore::RestoredBatch;
 use pyo3::prelude::*;
@@ -73,36 +74,81 @@ pub struct ExportPage {
 }
 
 /// The whole batches after `after` (about `max_events` facts), as export lines when `lines`.
+///
+/// A store that keeps payloads as text (SQLite) hands them over unparsed: a text that is already
+/// what serde_json writes for it (`is_canonical`, the common case) goes into the line and the
+/// checksum as it is; any other is parsed and written again, as every payload of the other
+/// stores is.
 pub fn export_page(
     store: &Arc<dyn core::EventStore>,
     after: u64,
     max_events: usize,
     lines: bool,
 ) -> core::Result<ExportPage> {
-    let page = store.read_batches(after, &core::EventQuery::all(), max_events.max(1))?;
     let mut out = ExportPage {
         lines: Vec::new(),
-        scanned_to: page.scanned_to,
+        scanned_to: 0,
         facts: 0,
-        batches: page.batches.len() as u64,
+        batches: 0,
         checksum: 0,
     };
+    let take = |out: &mut ExportPage, record: &core::EventRecord, canonical: &[u8], batch_last| {
+        out.facts += 1;
+        out.checksum = out.checksum.wrapping_add(checksum_of(
+            record.sequence_number,
+            &record.event_type,
+            canonical,
+        ));
+        if lines {
+            write_line(&mut out.lines, record, canonical, batch_last);
+        }
+    };
     let mut payload = Vec::new();
+    if let Some(page) = store.read_text_batches(after, max_events.max(1))? {
+        out.scanned_to = page.scanned_to;
+        out.batches = page.batches.len() as u64;
+        for batch in page.batches {
+            for text in batch.records {
+                let record = core::EventRecord {
+                    sequence_number: text.sequence_number,
+                    occurred_at: text.occurred_at,
+                    event_type: text.event_type.into(),
+                    payload: Arc::new(Value::Null),
+                };
+                if is_canonical(text.payload_text.as_bytes()) {
+                    take(
+                        &mut out,
+                        &record,
+                        text.payload_text.as_bytes(),
+                        batch.last_sequence_number,
+                    );
+                } else {
+                    let value: Value = serde_json::from_str(&text.payload_text).map_err(|e| {
+                        core::Error::Backend(format!(
+                            "event {} has a payload that is not JSON: {e}",
+                            text.sequence_number
+                        ))
+                    })?;
+                    payload.clear();
+                    serde_json::to_writer(&mut payload, &value).map_err(|e| {
+                        core::Error::Backend(format!("cannot write a payload: {e}"))
+                    })?;
+                    take(&mut out, &record, &payload, batch.last_sequence_number);
+                }
+            }
+        }
+        return Ok(out);
+    }
+    let page = store.read_batches(after, &core::EventQuery::all(), max_events.max(1))?;
+    out.scanned_to = page.scanned_to;
+    out.batches = page.batches.len() as u64;
     for batch in &page.batches {
         for record in &batch.records {
             // The payload is written once: the checksum reads the same bytes the line holds.
             payload.clear();
             serde_json::to_writer(&mut payload, &*record.payload)
                 .map_err(|e| core::Error::Backend(format!("cannot write a payload: {e}")))?;
-            out.facts += 1;
-            out.checksum = out.checksum.wrapping_add(checksum_of(
-                record.sequence_number,
-                &record.event_type,
-                &payload,
-            ));
-            if lines {
-                write_line(&mut out.lines, record, &payload, batch.last_sequence_number);
-            }
+            take(&mut out, record, &payload, batch.last_sequence_number);
         }
     }
     Ok(out)

@@ -250,6 +250,15 @@ impl Storage for SqliteStorage {
         Ok(result)
     }
 
+    fn read_text_batches(
+        &self,
+        position: u64,
+        max_events: usize,
+    ) -> Result<Option<crate::restore::TextPage>> {
+        self.read(|connection| restore::read_text_batches(connection, position, max_events))
+            .map(Some)
+    }
+
     fn head(&self) -> Result<u64> {
         self.read(reads::head)
     }
