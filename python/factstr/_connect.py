@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import unquote
 
 from factstr._factstr import EventStore, MemoryStore, PostgresStore, SqliteStore
+
+StoreT = TypeVar("StoreT")
 
 
 def _text(name: str, value: str) -> str:
@@ -145,9 +147,20 @@ def connect(url: str) -> EventStore:
     ``postgresql://host/db?pool_size=8&connect_timeout=3``. An unknown parameter raises
     ``ValueError``.
     """
+    return open_url(url, MemoryStore, SqliteStore, PostgresStore)
+
+
+def open_url(
+    url: str,
+    memory: Callable[[], StoreT],
+    sqlite: Callable[..., StoreT],
+    postgres: Callable[..., StoreT],
+) -> StoreT:
+    """The store ``url`` names, made by the matching one of the three constructors (the sync
+    ones for ``connect``, ``factstr.aio``'s for ``aio.connect``) with the URL's options."""
     parsed = parse_url(url)
     if parsed.kind == "memory":
-        return MemoryStore()
+        return memory()
     if parsed.kind == "sqlite":
-        return SqliteStore(parsed.target, **parsed.options)
-    return PostgresStore(parsed.target, **parsed.options)
+        return sqlite(parsed.target, **parsed.options)
+    return postgres(parsed.target, **parsed.options)

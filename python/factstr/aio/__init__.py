@@ -10,7 +10,7 @@ loop only converts results to Python objects. Value types and errors are the syn
 
 from __future__ import annotations
 
-from factstr._connect import parse_url
+from factstr._connect import open_url
 from factstr._factstr import EventStream
 from factstr.aio._store import EventStore, MemoryStore, PostgresStore, SqliteStore
 from factstr.aio._subscription import Subscription
@@ -21,12 +21,7 @@ def connect(url: str) -> EventStore:
     ``sqlite:///relative.db``, ``sqlite:////absolute/path.db``, ``postgresql://...``; query
     parameters are the store's options). A plain call: bad URLs raise at once, the store opens
     at its first awaited call."""
-    parsed = parse_url(url)
-    if parsed.kind == "memory":
-        return MemoryStore()
-    if parsed.kind == "sqlite":
-        return SqliteStore(parsed.target, **parsed.options)
-    return PostgresStore(parsed.target, **parsed.options)
+    return open_url(url, MemoryStore, SqliteStore, PostgresStore)
 
 
 __all__ = [

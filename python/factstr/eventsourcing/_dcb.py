@@ -32,6 +32,7 @@ from factstr import (
     NewEvent,
 )
 from factstr.eventsourcing._facts import pack_bytes, unpack_bytes
+from factstr.eventsourcing._waking import start_waking
 
 
 class FactstrDCBRecorder(DCBRecorder):
@@ -135,15 +136,7 @@ class FactstrDCBSubscription(DCBListenNotifySubscription[FactstrDCBRecorder]):
         super().__init__(recorder=recorder, query=query, after=after)
         wake = EventQuery(recorder._filters(query))
         self._stream: EventStream | None = None
-        try:
-            self._stream = recorder.store.stream_to(
-                wake, lambda _batch: self._has_been_notified.set()
-            )
-        except BaseException:
-            self.stop()  # ends the puller thread the base class started
-            raise
-        # A batch committed between the first pull and the stream's start woke nobody.
-        self._has_been_notified.set()
+        self._stream = start_waking(recorder.store, wake, self._has_been_notified, self.stop)
 
     def stop(self) -> None:
         stream, self._stream = getattr(self, "_stream", None), None

@@ -48,6 +48,7 @@ from factstr.eventsourcing._facts import (
     tracking_filter,
     unpack_bytes,
 )
+from factstr.eventsourcing._waking import start_waking
 
 OriginatorIdType = Literal["uuid", "text"]
 
@@ -226,15 +227,7 @@ class FactstrSubscription(ListenNotifySubscription[FactstrApplicationRecorder]):
         super().__init__(recorder=recorder, gt=gt, topics=topics)
         query = EventQuery.for_event_types(list(topics)) if topics else EventQuery.all()
         self._stream: EventStream | None = None
-        try:
-            self._stream = recorder.store.stream_to(
-                query, lambda _batch: self._has_been_notified.set()
-            )
-        except BaseException:
-            self.stop()  # ends the puller thread the base class started
-            raise
-        # A batch committed between the first pull and the stream's start woke nobody.
-        self._has_been_notified.set()
+        self._stream = start_waking(recorder.store, query, self._has_been_notified, self.stop)
 
     def stop(self) -> None:
         stream, self._stream = getattr(self, "_stream", None), None
