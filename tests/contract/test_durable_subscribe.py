@@ -172,6 +172,9 @@ def test_close_from_another_thread_ends_blocked_durable_iteration(store: Store) 
     thread, errors, _ = run_in_thread(consume)
     store.append([ev("a")])
     wait_for(lambda: received == [[1]], what="the first batch")
+    # Asking for the next batch acknowledges batch 1: once the cursor shows it, the consumer is
+    # (about to be) blocked in the iteration that close() must end.
+    wait_for(lambda: cursor_of(store, "s") == 1, what="the consumer asking for the next batch")
     sub.close()
     thread.join(DEADLINE)
     assert not thread.is_alive()
