@@ -1,6 +1,7 @@
 //! The SQLite log's look-ups for `sql::search` (which plans and checks): the type index, the payload
 //! index, rows by sequence number, and batch boundaries. Everything runs on one connection
-//! inside one transaction, so a search sees one snapshot.
+//! inside one transaction, so a search sees one snapshot; within it, what does not change (the
+//! head, how far the index is current, a key's postings) is read once.
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params_from_iter, Connection, OptionalExtension};
@@ -12,8 +13,25 @@ use crate::error::{Error, Result};
 use crate::sql::numbers::{from_sql, to_sql};
 use crate::sql::search::{IndexedLog, Row, Visit};
 
+/// The log as one transaction sees it; lives no longer than that transaction (it keeps what it
+/// read).
 pub struct SqliteLog<'c> {
-    pub connection: &'c Connection,
+    connection: &'c Connection,
+    head: Option<u64>,
+    indexed_through: Option<u64>,
+    index: payload_index::IndexReader,
+}
+
+impl<'c> SqliteLog<'c> {
+    /// `connection` must be inside a transaction for as long as the log is used.
+    pub fn new(connection: &'c Connection) -> Self {
+        Self {
+            connection,
+            head: None,
+            indexed_through: None,
+            index: payload_index::IndexReader::default(),
+        }
+    }
 }
 
 const COLUMNS: &str = "sequence_number, occurred_at, event_type, payload";
@@ -77,17 +95,25 @@ pub fn head(connection: &Connection) -> Result<u64> {
 
 impl IndexedLog for SqliteLog<'_> {
     fn head(&mut self) -> Result<u64> {
-        head(self.connection)
+        if self.head.is_none() {
+            self.head = Some(head(self.connection)?);
+        }
+        Ok(self.head.unwrap_or_default())
     }
 
     fn indexed_through(&mut self) -> Result<u64> {
-        let through: i64 = self
-            .connection
-            .prepare_cached("SELECT indexed_through FROM factstr_payload_index_state WHERE id = 1")
-            .map_err(backend)?
-            .query_row([], |row| row.get(0))
-            .map_err(backend)?;
-        Ok(from_sql(through))
+        if self.indexed_through.is_none() {
+            let through: i64 = self
+                .connection
+                .prepare_cached(
+                    "SELECT indexed_through FROM factstr_payload_index_state WHERE id = 1",
+                )
+                .map_err(backend)?
+                .query_row([], |row| row.get(0))
+                .map_err(backend)?;
+            self.indexed_through = Some(from_sql(through));
+        }
+        Ok(self.indexed_through.unwrap_or_default())
     }
 
     fn count_types(&mut self, types: &[String], cap: i64) -> Result<i64> {
@@ -101,7 +127,7 @@ impl IndexedLog for SqliteLog<'_> {
     }
 
     fn count_key(&mut self, hash: i64, cap: i64) -> Result<i64> {
-        payload_index::estimate(self.connection, hash, cap)
+        self.index.estimate(self.connection, hash, cap)
     }
 
     fn numbers_by_types(&mut self, types: &[String], after: u64, out: &mut Vec<u64>) -> Result<()> {
@@ -112,7 +138,7 @@ impl IndexedLog for SqliteLog<'_> {
     }
 
     fn numbers_by_key(&mut self, hash: i64, out: &mut Vec<u64>) -> Result<()> {
-        payload_index::lookup(self.connection, hash, out)
+        self.index.lookup(self.connection, hash, out)
     }
 
     fn numbers_after(&mut self, after: u64, out: &mut Vec<u64>) -> Result<()> {

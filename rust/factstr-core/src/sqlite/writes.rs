@@ -34,7 +34,7 @@ pub fn append_at(
     let last_committed = head(connection)?;
     catch_up_index(connection, last_committed)?;
     if let Some(condition) = condition {
-        search::check_context(&mut SqliteLog { connection }, condition)?;
+        search::check_context(&mut SqliteLog::new(connection), condition)?;
     }
     let first = last_committed + 1;
     let count = events.len() as u64;
