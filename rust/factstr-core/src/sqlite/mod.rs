@@ -3,8 +3,9 @@
 //!
 //! - Writes: one writer connection per store; every append is one `BEGIN IMMEDIATE`
 //!   transaction, which SQLite serialises across processes (see `writes`).
-//! - Reads: a small pool of reader connections; WAL lets them run beside the writer, and each
-//!   read runs in one transaction, so it sees one snapshot (see `reads`).
+//! - Reads: on the writer connection when no write is using it (its page cache stays warm across
+//!   appends), else on a small pool of reader connections that WAL lets run beside the writer;
+//!   each read runs in one transaction, so it sees one snapshot (see `reads`).
 //! - Streams: the store's commit signal is raised by its own appends and, while streams exist,
 //!   by a watcher that notices other processes' commits (see `watcher`, `beacon`).
 //! - Durable streams: cursors in `subscriber_cursors`, exclusivity by lock files (see `durable`).
@@ -154,13 +155,27 @@ impl SqliteStorage {
         Ok(out)
     }
 
-    /// Runs `work` in one read transaction (one snapshot) on a pooled reader connection.
+    /// Runs `work` in one read transaction (one snapshot): on the writer connection when no
+    /// write is using it, else on a pooled reader connection, so that a read never waits for a
+    /// write. The writer comes first because its page cache stays warm: in WAL mode a
+    /// connection throws its page cache away whenever another connection has committed, so a
+    /// reader connection re-reads every page it needs after each append (a context read took
+    /// 0.38 ms on a warm cache, 0.63 ms right after an append). A write waits for a read running
+    /// on the writer connection; reads are short next to a commit's fsync.
     fn read<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         if self.closed.load(Ordering::Acquire) {
             // Closed while this call was on its way (`Store` checked before): open nothing new.
             return Err(Error::StoreClosed);
         }
+        // Entered before the writer's mutex is taken, as `write` does: a fork waits for both.
         let _inside = fork_gate::enter();
+        if let Some(mut writer) = self.writer.try_lock() {
+            // Outside any transaction (a caller's write transaction still open is no snapshot
+            // of committed facts to read from).
+            if let Some(connection) = writer.as_mut().filter(|c| c.is_autocommit()) {
+                return read_snapshot(connection, work);
+            }
+        }
         let pooled = self.readers.lock().pop();
         let mut connection = match pooled {
             Some(connection) => connection,
@@ -170,19 +185,35 @@ impl SqliteStorage {
                 self.options.busy_timeout,
             )?,
         };
-        let out = (|| {
-            let transaction = connection
-                .transaction_with_behavior(TransactionBehavior::Deferred)
-                .map_err(backend)?;
-            let out = work(&transaction)?;
-            transaction.finish().map_err(backend)?;
-            Ok(out)
-        })();
-        if !self.closed.load(Ordering::Acquire) {
+        let out = read_snapshot(&mut connection, work);
+        if !self.closed.load(Ordering::Acquire) && connection.is_autocommit() {
             self.readers.lock().push(connection);
         }
         out
     }
+}
+
+/// Runs `work` in one deferred (read) transaction on `connection`: it sees one snapshot, the
+/// last commit (of any process) when it first reads. Leaves the connection outside any
+/// transaction, even when ending the transaction failed.
+fn read_snapshot<T>(
+    connection: &mut Connection,
+    work: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
+    let out = (|| {
+        let transaction = connection
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .map_err(backend)?;
+        let out = work(&transaction)?;
+        transaction.finish().map_err(backend)?;
+        Ok(out)
+    })();
+    if !connection.is_autocommit() {
+        // A failed ROLLBACK left the transaction open; the connection's next user (a write's
+        // BEGIN IMMEDIATE) needs it closed.
+        let _ = connection.execute_batch("ROLLBACK");
+    }
+    out
 }
 
 impl SqliteStore {
@@ -226,12 +257,12 @@ impl Storage for SqliteStorage {
     }
 
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {
-        self.read(|connection| search::query(&mut SqliteLog { connection }, query, limit))
+        self.read(|connection| search::query(&mut SqliteLog::new(connection), query, limit))
     }
 
     fn query_page(&self, query: &EventQuery, limit: usize) -> Result<Vec<EventRecord>> {
         self.read(|connection| {
-            let log = &mut SqliteLog { connection };
+            let log = &mut SqliteLog::new(connection);
             let plan = search::plan(log, query)?;
             let after = query.min_sequence_number.unwrap_or(0);
             search::matching_records(log, query, &plan, after, limit)
@@ -240,7 +271,7 @@ impl Storage for SqliteStorage {
 
     fn read_batches(&self, after: u64, query: &EventQuery, max_events: usize) -> Result<BatchPage> {
         self.read(|connection| {
-            search::read_batches(&mut SqliteLog { connection }, after, query, max_events)
+            search::read_batches(&mut SqliteLog::new(connection), after, query, max_events)
         })
     }
 

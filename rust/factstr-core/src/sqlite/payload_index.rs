@@ -12,7 +12,8 @@
 //! Each posting is so written once per level, always into fresh pages. (Keeping postings one per
 //! row in key-ordered B-trees, as this index first did, dirtied a page per key range at every
 //! commit or merge: measured, the index then cost more WAL bytes than the events themselves.)
-//! A lookup reads level 0's few rows, then seeks one block per run.
+//! A lookup reads level 0's few rows, then seeks one block per run (`IndexReader`: once per key
+//! and snapshot, for the estimate and the lookup together).
 //!
 //! Tables: `factstr_payload_level_0` (level 0), `factstr_payload_runs` (which runs exist) and
 //! `factstr_payload_blocks` (their blocks; the rowid is the run in the high 32 bits and the
@@ -275,87 +276,139 @@ fn for_level0(
     Ok(())
 }
 
-/// What a run holds for a key: a block to search, or (when only counting) the number of
-/// sequence numbers of a block that holds this key alone, which is then not read.
+/// What a run holds for a key: a block to search, or (when only counting) a block that holds
+/// this key alone (a common key, whose block can be large), not read: its id and how many
+/// sequence numbers it holds.
 enum RunHit<'a> {
     Block(&'a [u8]),
-    OnlyKey(u64),
+    OnlyKey { block: i64, numbers: u64 },
 }
 
-/// Calls `visit` with what each run that may hold `hash` has for it. With `counting`, a block
-/// of one key (a common key, whose block can be large) is not read.
+/// Calls `visit` with what each of `runs` holds for `hash`: one seek per run, reading a block
+/// only when it holds other keys too (a block of one key is only counted).
 fn for_run_blocks(
     connection: &Connection,
+    runs: &[i64],
     hash: i64,
-    counting: bool,
     mut visit: impl FnMut(RunHit<'_>) -> Result<()>,
 ) -> Result<()> {
     if u32::try_from(hash).is_err() {
         return Ok(()); // every indexed key is a 32-bit hash
     }
-    let runs: Vec<i64> = {
-        let mut statement = connection
-            .prepare_cached("SELECT run FROM factstr_payload_runs")
-            .map_err(backend)?;
-        let rows = statement.query_map([], |row| row.get(0)).map_err(backend)?;
-        rows.collect::<rusqlite::Result<_>>().map_err(backend)?
-    };
     // The first block whose largest key is at least `hash`; SQLite reads `postings` only when
     // the CASE asks for it.
     let mut statement = connection
         .prepare_cached(
-            "SELECT first_key, number_count, \
-             CASE WHEN ?3 AND first_key = (id & 4294967295) THEN NULL ELSE postings END \
+            "SELECT id, first_key, number_count, \
+             CASE WHEN first_key = (id & 4294967295) THEN NULL ELSE postings END \
              FROM factstr_payload_blocks WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT 1",
         )
         .map_err(backend)?;
-    for run in runs {
+    for &run in runs {
         let mut rows = statement
-            .query((block_id(run, hash), block_id(run + 1, 0), counting))
+            .query((block_id(run, hash), block_id(run + 1, 0)))
             .map_err(backend)?;
         let Some(row) = rows.next().map_err(backend)? else {
             continue;
         };
-        if row.get::<_, i64>(0).map_err(backend)? > hash {
+        if row.get::<_, i64>(1).map_err(backend)? > hash {
             continue;
         }
-        match row.get_ref(2).map_err(backend)? {
-            rusqlite::types::ValueRef::Null => {
-                visit(RunHit::OnlyKey(from_sql(row.get(1).map_err(backend)?)))?
-            }
-            _ => visit(RunHit::Block(blob(row, 2)?))?,
+        match row.get_ref(3).map_err(backend)? {
+            rusqlite::types::ValueRef::Null => visit(RunHit::OnlyKey {
+                block: row.get(0).map_err(backend)?,
+                numbers: from_sql(row.get(2).map_err(backend)?),
+            })?,
+            _ => visit(RunHit::Block(blob(row, 3)?))?,
         }
     }
     Ok(())
 }
 
-/// How many events have the key, counted up to `cap` (at least).
-pub fn estimate(connection: &Connection, hash: i64, cap: i64) -> Result<i64> {
-    let mut total = 0u64;
-    for_level0(connection, |_, block| {
-        total = total.saturating_add(posting_block::count(block, hash).map_err(damaged)?);
-        Ok(())
-    })?;
-    for_run_blocks(connection, hash, true, |hit| {
-        // Saturating: a damaged count must not overflow (it only misleads the plan).
-        total = total.saturating_add(match hit {
-            RunHit::Block(block) => posting_block::count(block, hash).map_err(damaged)?,
-            RunHit::OnlyKey(numbers) => numbers,
-        });
-        Ok(())
-    })?;
-    Ok(i64::try_from(total).unwrap_or(i64::MAX).min(cap))
+/// What one snapshot has read of one key.
+#[derive(Default)]
+struct KeyPostings {
+    /// The sequence numbers read so far (unordered).
+    numbers: Vec<u64>,
+    /// Blocks that hold this key alone, counted but not read yet (see `RunHit::OnlyKey`).
+    unread: Vec<i64>,
+    /// How many sequence numbers those unread blocks hold.
+    unread_count: u64,
 }
 
-/// Appends every sequence number indexed under `hash` to `out` (unordered).
-pub fn lookup(connection: &Connection, hash: i64, out: &mut Vec<u64>) -> Result<()> {
-    for_level0(connection, |base, block| {
-        posting_block::lookup(block, base, hash, out).map_err(damaged)
-    })?;
-    for_run_blocks(connection, hash, false, |hit| match hit {
-        RunHit::Block(block) => posting_block::lookup(block, 0, hash, out).map_err(damaged),
-        RunHit::OnlyKey(_) => unreachable!("a lookup reads every block"),
-    })
+/// Reads the payload index within one snapshot (one transaction), each key once: estimating a
+/// key reads the blocks a lookup needs (except a common key's blocks of its own), so the lookup
+/// that usually follows (planning, then reading the candidates; an `append_if` check) seeks no
+/// run a second time. Must not outlive its transaction: it keeps what it read.
+#[derive(Default)]
+pub struct IndexReader {
+    runs: Option<Vec<i64>>,
+    keys: std::collections::HashMap<i64, KeyPostings>,
+}
+
+impl IndexReader {
+    fn runs(&mut self, connection: &Connection) -> Result<&[i64]> {
+        if self.runs.is_none() {
+            let mut statement = connection
+                .prepare_cached("SELECT run FROM factstr_payload_runs")
+                .map_err(backend)?;
+            let rows = statement.query_map([], |row| row.get(0)).map_err(backend)?;
+            self.runs = Some(rows.collect::<rusqlite::Result<_>>().map_err(backend)?);
+        }
+        Ok(self.runs.as_deref().unwrap_or_default())
+    }
+
+    /// The key's postings: level 0, then one seek per run (read once per reader).
+    fn key(&mut self, connection: &Connection, hash: i64) -> Result<&mut KeyPostings> {
+        if !self.keys.contains_key(&hash) {
+            let mut key = KeyPostings::default();
+            for_level0(connection, |base, block| {
+                posting_block::lookup(block, base, hash, &mut key.numbers).map_err(damaged)
+            })?;
+            let runs = self.runs(connection)?;
+            for_run_blocks(connection, runs, hash, |hit| match hit {
+                RunHit::Block(block) => {
+                    posting_block::lookup(block, 0, hash, &mut key.numbers).map_err(damaged)
+                }
+                RunHit::OnlyKey { block, numbers } => {
+                    key.unread.push(block);
+                    // Saturating: a damaged count must not overflow (it only misleads the plan).
+                    key.unread_count = key.unread_count.saturating_add(numbers);
+                    Ok(())
+                }
+            })?;
+            self.keys.insert(hash, key);
+        }
+        Ok(self.keys.get_mut(&hash).expect("inserted above"))
+    }
+
+    /// How many events have the key, counted up to `cap` (at least).
+    pub fn estimate(&mut self, connection: &Connection, hash: i64, cap: i64) -> Result<i64> {
+        let key = self.key(connection, hash)?;
+        let total = key.unread_count.saturating_add(key.numbers.len() as u64);
+        Ok(i64::try_from(total).unwrap_or(i64::MAX).min(cap))
+    }
+
+    /// Appends every sequence number indexed under `hash` to `out` (unordered).
+    pub fn lookup(&mut self, connection: &Connection, hash: i64, out: &mut Vec<u64>) -> Result<()> {
+        let key = self.key(connection, hash)?;
+        if !key.unread.is_empty() {
+            let mut statement = connection
+                .prepare_cached("SELECT postings FROM factstr_payload_blocks WHERE id = ?1")
+                .map_err(backend)?;
+            for block in std::mem::take(&mut key.unread) {
+                let mut rows = statement.query([block]).map_err(backend)?;
+                let row = rows.next().map_err(backend)?.ok_or_else(|| {
+                    // Counted in this snapshot a moment ago: it cannot be gone.
+                    damaged(posting_block::Damaged)
+                })?;
+                posting_block::lookup(blob(row, 0)?, 0, hash, &mut key.numbers).map_err(damaged)?;
+            }
+            key.unread_count = 0;
+        }
+        out.extend_from_slice(&key.numbers);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -369,6 +422,36 @@ mod tests {
         lookup(connection, hash, &mut out).expect("lookup");
         out.sort_unstable();
         out
+    }
+
+    fn lookup(connection: &Connection, hash: i64, out: &mut Vec<u64>) -> Result<()> {
+        IndexReader::default().lookup(connection, hash, out)
+    }
+
+    fn estimate(connection: &Connection, hash: i64, cap: i64) -> Result<i64> {
+        IndexReader::default().estimate(connection, hash, cap)
+    }
+
+    /// Estimating, then looking up with the same reader (what a search does): the lookup reads
+    /// what the estimate left unread, and a second lookup gives the same numbers again.
+    fn estimate_then_numbers(connection: &Connection, hash: i64) -> (i64, Vec<u64>) {
+        let mut reader = IndexReader::default();
+        let estimate = reader
+            .estimate(connection, hash, i64::MAX)
+            .expect("estimates");
+        let mut out = Vec::new();
+        reader.lookup(connection, hash, &mut out).expect("lookup");
+        let mut again = Vec::new();
+        reader.lookup(connection, hash, &mut again).expect("lookup");
+        assert_eq!(out, again);
+        assert_eq!(
+            reader
+                .estimate(connection, hash, i64::MAX)
+                .expect("estimates"),
+            estimate
+        );
+        out.sort_unstable();
+        (estimate, out)
     }
 
     /// Appends of varied sizes through every level: each lookup and estimate agrees with a
@@ -416,6 +499,11 @@ mod tests {
                     assert_eq!(
                         estimate(&connection, *key, cap).expect("estimates"),
                         expected.len() as i64
+                    );
+                    assert_eq!(
+                        estimate_then_numbers(&connection, *key),
+                        (expected.len() as i64, expected.clone()),
+                        "key {key} after append {append}, one reader"
                     );
                 }
                 assert!(numbers(&connection, 1_000_000 + 700).is_empty());

@@ -1,6 +1,7 @@
 //! The SQLite log's look-ups for `sql::search` (which plans and checks): the type index, the payload
 //! index, rows by sequence number, and batch boundaries. Everything runs on one connection
-//! inside one transaction, so a search sees one snapshot.
+//! inside one transaction, so a search sees one snapshot; within it, what does not change (the
+//! head, how far the index is current, a key's postings) is read once.
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params_from_iter, Connection, OptionalExtension};
@@ -12,11 +13,63 @@ use crate::error::{Error, Result};
 use crate::sql::numbers::{from_sql, to_sql};
 use crate::sql::search::{IndexedLog, Row, Visit};
 
+/// The log as one transaction sees it; lives no longer than that transaction (it keeps what it
+/// read).
 pub struct SqliteLog<'c> {
-    pub connection: &'c Connection,
+    connection: &'c Connection,
+    head: Option<u64>,
+    indexed_through: Option<u64>,
+    index: payload_index::IndexReader,
+}
+
+impl<'c> SqliteLog<'c> {
+    /// `connection` must be inside a transaction for as long as the log is used.
+    pub fn new(connection: &'c Connection) -> Self {
+        Self {
+            connection,
+            head: None,
+            indexed_through: None,
+            index: payload_index::IndexReader::default(),
+        }
+    }
+
+    /// A log whose head and `indexed_through` its transaction has read already.
+    pub fn knowing(mut self, head: u64, indexed_through: u64) -> Self {
+        self.head = Some(head);
+        self.indexed_through = Some(indexed_through);
+        self
+    }
 }
 
 const COLUMNS: &str = "sequence_number, occurred_at, event_type, payload";
+
+/// `COLUMNS` of the table aliased `e`.
+const EVENT_COLUMNS: &str = "e.sequence_number, e.occurred_at, e.event_type, e.payload";
+
+/// `rows` (distinct) in the order of `numbers` (distinct), missing ones left out: `fetch`'s
+/// statement yields them in that order already (its plan walks the list); should a plan ever
+/// not, they are put in order here.
+fn in_given_order(numbers: &[u64], mut rows: Vec<Row>) -> Vec<Row> {
+    let mut given = numbers.iter();
+    if rows
+        .iter()
+        .all(|row| given.any(|&number| number == row.sequence_number))
+    {
+        return rows;
+    }
+    rows.sort_unstable_by_key(|row| row.sequence_number);
+    let mut slots: Vec<(u64, Option<Row>)> = rows
+        .into_iter()
+        .map(|r| (r.sequence_number, Some(r)))
+        .collect();
+    numbers
+        .iter()
+        .filter_map(|n| {
+            let at = slots.binary_search_by_key(n, |(number, _)| *number).ok()?;
+            slots[at].1.take()
+        })
+        .collect()
+}
 
 impl SqliteLog<'_> {
     fn types_sql(types: &[String]) -> String {
@@ -77,17 +130,25 @@ pub fn head(connection: &Connection) -> Result<u64> {
 
 impl IndexedLog for SqliteLog<'_> {
     fn head(&mut self) -> Result<u64> {
-        head(self.connection)
+        if self.head.is_none() {
+            self.head = Some(head(self.connection)?);
+        }
+        Ok(self.head.unwrap_or_default())
     }
 
     fn indexed_through(&mut self) -> Result<u64> {
-        let through: i64 = self
-            .connection
-            .prepare_cached("SELECT indexed_through FROM factstr_payload_index_state WHERE id = 1")
-            .map_err(backend)?
-            .query_row([], |row| row.get(0))
-            .map_err(backend)?;
-        Ok(from_sql(through))
+        if self.indexed_through.is_none() {
+            let through: i64 = self
+                .connection
+                .prepare_cached(
+                    "SELECT indexed_through FROM factstr_payload_index_state WHERE id = 1",
+                )
+                .map_err(backend)?
+                .query_row([], |row| row.get(0))
+                .map_err(backend)?;
+            self.indexed_through = Some(from_sql(through));
+        }
+        Ok(self.indexed_through.unwrap_or_default())
     }
 
     fn count_types(&mut self, types: &[String], cap: i64) -> Result<i64> {
@@ -101,7 +162,7 @@ impl IndexedLog for SqliteLog<'_> {
     }
 
     fn count_key(&mut self, hash: i64, cap: i64) -> Result<i64> {
-        payload_index::estimate(self.connection, hash, cap)
+        self.index.estimate(self.connection, hash, cap)
     }
 
     fn numbers_by_types(&mut self, types: &[String], after: u64, out: &mut Vec<u64>) -> Result<()> {
@@ -112,7 +173,7 @@ impl IndexedLog for SqliteLog<'_> {
     }
 
     fn numbers_by_key(&mut self, hash: i64, out: &mut Vec<u64>) -> Result<()> {
-        payload_index::lookup(self.connection, hash, out)
+        self.index.lookup(self.connection, hash, out)
     }
 
     fn numbers_after(&mut self, after: u64, out: &mut Vec<u64>) -> Result<()> {
@@ -124,22 +185,34 @@ impl IndexedLog for SqliteLog<'_> {
     }
 
     fn fetch(&mut self, numbers: &[u64]) -> Result<Vec<Row>> {
+        if numbers.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One statement for all of them, not one per row (running a statement costs about as
+        // much as reading its row): the numbers go in as one JSON array, and SQLite seeks each
+        // one's row as it walks the array.
+        let mut list = String::with_capacity(numbers.len() * 8 + 2);
+        list.push('[');
+        for (i, &number) in numbers.iter().enumerate() {
+            if i > 0 {
+                list.push(',');
+            }
+            list.push_str(&to_sql(number, "sequence number")?.to_string());
+        }
+        list.push(']');
         let mut statement = self
             .connection
             .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM events WHERE sequence_number = ?"
+                "SELECT {EVENT_COLUMNS} FROM json_each(?1) AS wanted \
+                 JOIN events AS e ON e.sequence_number = wanted.value"
             ))
             .map_err(backend)?;
-        let mut rows = Vec::with_capacity(numbers.len());
-        for &number in numbers {
-            let mut found = statement
-                .query([to_sql(number, "sequence number")?])
-                .map_err(backend)?;
-            if let Some(row) = found.next().map_err(backend)? {
-                rows.push(read_row(row)?);
-            }
+        let mut rows = statement.query([list]).map_err(backend)?;
+        let mut found = Vec::with_capacity(numbers.len());
+        while let Some(row) = rows.next().map_err(backend)? {
+            found.push(read_row(row)?);
         }
-        Ok(rows)
+        Ok(in_given_order(numbers, found))
     }
 
     fn scan(&mut self, after: u64, descending: bool, _: usize, visit: Visit<'_>) -> Result<()> {
@@ -178,5 +251,72 @@ impl IndexedLog for SqliteLog<'_> {
                 _ => (number, number),
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log_of(count: u64) -> Connection {
+        let connection = Connection::open_in_memory().expect("opens");
+        connection
+            .execute_batch(
+                "CREATE TABLE events (sequence_number INTEGER PRIMARY KEY, occurred_at TEXT NOT NULL, \
+                 event_type TEXT NOT NULL, payload TEXT NOT NULL)",
+            )
+            .expect("creates");
+        for n in 1..=count {
+            connection
+                .execute(
+                    "INSERT INTO events VALUES (?1, '2026-01-01T00:00:00.000000Z', 'a', ?2)",
+                    (n as i64, format!("{{\"n\":{n}}}")),
+                )
+                .expect("inserts");
+        }
+        connection
+    }
+
+    fn fetched(connection: &Connection, numbers: &[u64]) -> Vec<u64> {
+        let rows = SqliteLog::new(connection).fetch(numbers).expect("fetches");
+        for row in &rows {
+            assert_eq!(
+                row.payload["n"], row.sequence_number,
+                "each row's own payload"
+            );
+        }
+        rows.iter().map(|r| r.sequence_number).collect()
+    }
+
+    /// Rows come back in the order asked for, whatever the statement size, missing ones left
+    /// out.
+    #[test]
+    fn fetch_keeps_the_order_given_and_leaves_out_missing_rows() {
+        let connection = log_of(1_200);
+        assert_eq!(fetched(&connection, &[7]), vec![7]);
+        assert_eq!(fetched(&connection, &[3, 9, 2_000, 11]), vec![3, 9, 11]);
+        assert_eq!(fetched(&connection, &[11, 9, 3]), vec![11, 9, 3]);
+        assert_eq!(
+            fetched(&connection, &[9, 3, 11, 5000, 1]),
+            vec![9, 3, 11, 1]
+        );
+        let ascending: Vec<u64> = (1..=1_100).collect();
+        assert_eq!(fetched(&connection, &ascending), ascending);
+        let descending: Vec<u64> = (1..=1_150).rev().collect();
+        assert_eq!(fetched(&connection, &descending), descending);
+        let sizes: Vec<u64> = (1..=64).collect();
+        assert_eq!(fetched(&connection, &sizes), sizes);
+        assert!(fetched(&connection, &[]).is_empty());
+    }
+
+    #[test]
+    fn rows_in_another_order_are_put_in_the_order_given() {
+        let connection = log_of(10);
+        let rows = SqliteLog::new(&connection)
+            .fetch(&[2, 4, 6])
+            .expect("fetches");
+        let numbers = |rows: &[Row]| rows.iter().map(|r| r.sequence_number).collect::<Vec<_>>();
+        let reordered = in_given_order(&[6, 9, 2, 4], rows);
+        assert_eq!(numbers(&reordered), vec![6, 2, 4]);
     }
 }

@@ -57,7 +57,7 @@ pub fn read_text_batches(
     let max_events = max_events.max(1);
     let mut records = text_rows(connection, position, head, Some(max_events + 1))?;
     let mut scanned_to = head;
-    let mut log = SqliteLog { connection };
+    let mut log = SqliteLog::new(connection);
     if records.len() > max_events {
         // The last batch may be cut short: leave it for the next page, unless it is the only
         // one (then complete it, however large).

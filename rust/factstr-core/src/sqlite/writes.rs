@@ -34,7 +34,9 @@ pub fn append_at(
     let last_committed = head(connection)?;
     catch_up_index(connection, last_committed)?;
     if let Some(condition) = condition {
-        search::check_context(&mut SqliteLog { connection }, condition)?;
+        // The index is current now (`catch_up_index`): the log need not read either again.
+        let log = &mut SqliteLog::new(connection).knowing(last_committed, last_committed);
+        search::check_context(log, condition)?;
     }
     let first = last_committed + 1;
     let count = events.len() as u64;
