@@ -135,15 +135,9 @@ impl GroupCommit {
         Self::default()
     }
 
-    /// Commits `events` under `condition` through `commit`: alone at once when no commit is
-    /// running, else in a group with the other requests queued meanwhile. Returns this
-    /// request's own result.
-    pub fn append(
-        &self,
-        events: Vec<NewEvent>,
-        condition: Option<Condition<'_>>,
-        commit: &Commit<'_>,
-    ) -> Result<AppendResult> {
+    /// Commits `request` through `commit`: alone at once when no commit is running, else in a
+    /// group with the other requests queued meanwhile. Returns this request's own result.
+    pub fn append(&self, request: AppendRequest<'_>, commit: &Commit<'_>) -> Result<AppendResult> {
         let mut queue = self.queue.lock();
         if !queue.running {
             queue.running = true;
@@ -151,7 +145,7 @@ impl GroupCommit {
             // A panic in the storage must not leave `running` set: every later append would
             // queue behind a commit that never ends.
             let result = catch_panic(|| {
-                commit(vec![AppendRequest { events, condition }])
+                commit(vec![request])
                     .pop()
                     .unwrap_or_else(|| Err(missing_result()))
             });
@@ -159,6 +153,8 @@ impl GroupCommit {
             return result;
         }
         let slot = Arc::new(Slot::default());
+        // (Every field of the request travels: a new one must be added here and in `lead`.)
+        let AppendRequest { events, condition } = request;
         queue.waiting.push_back(Queued {
             events,
             condition: condition.map(OwnedCondition::from_borrowed),
@@ -345,7 +341,13 @@ mod tests {
         let recorder = Recorder::new(0);
         for caller in 1..=3 {
             let result = group
-                .append(batch(caller, 2), None, &|r| recorder.commit(&group, r))
+                .append(
+                    AppendRequest {
+                        events: batch(caller, 2),
+                        condition: None,
+                    },
+                    &|r| recorder.commit(&group, r),
+                )
                 .unwrap();
             assert_eq!(result.first_sequence_number, caller);
         }
@@ -372,8 +374,13 @@ mod tests {
                             context: query,
                             expected: Some(caller),
                         });
-                        let result = group
-                            .append(batch(caller, 1), condition, &|r| recorder.commit(group, r));
+                        let result = group.append(
+                            AppendRequest {
+                                events: batch(caller, 1),
+                                condition,
+                            },
+                            &|r| recorder.commit(group, r),
+                        );
                         (caller, result)
                     })
                 })
@@ -393,7 +400,13 @@ mod tests {
         );
         // The queue is free again: the next caller commits alone.
         group
-            .append(batch(99, 1), None, &|r| recorder.commit(&group, r))
+            .append(
+                AppendRequest {
+                    events: batch(99, 1),
+                    condition: None,
+                },
+                &|r| recorder.commit(&group, r),
+            )
             .unwrap();
         assert_eq!(recorder.sizes.lock().last(), Some(&1));
     }
@@ -415,14 +428,27 @@ mod tests {
         let recorder = Recorder::new(3);
         let half = MAX_GROUP_EVENTS / 2;
         std::thread::scope(|scope| {
-            let first =
-                scope.spawn(|| group.append(batch(1, 1), None, &|r| recorder.commit(&group, r)));
+            let first = scope.spawn(|| {
+                group.append(
+                    AppendRequest {
+                        events: batch(1, 1),
+                        condition: None,
+                    },
+                    &|r| recorder.commit(&group, r),
+                )
+            });
             until_queued_or_running(&group);
             let mut others = Vec::new();
             for caller in 2..=4 {
                 let (group, recorder) = (&group, &recorder);
                 others.push(scope.spawn(move || {
-                    group.append(batch(caller, half), None, &|r| recorder.commit(group, r))
+                    group.append(
+                        AppendRequest {
+                            events: batch(caller, half),
+                            condition: None,
+                        },
+                        &|r| recorder.commit(group, r),
+                    )
                 }));
                 if caller < 4 {
                     // (Not after the last: the held commit may end and the queue empty at once.)
@@ -445,7 +471,15 @@ mod tests {
             calls.store(true, Ordering::SeqCst);
             panic!("storage bug")
         };
-        let error = group.append(batch(1, 1), None, &panicking).unwrap_err();
+        let error = group
+            .append(
+                AppendRequest {
+                    events: batch(1, 1),
+                    condition: None,
+                },
+                &panicking,
+            )
+            .unwrap_err();
         assert!(
             matches!(&error, Error::Backend(m) if m.contains("storage bug")),
             "{error:?}"
@@ -453,7 +487,13 @@ mod tests {
         assert!(calls.load(Ordering::SeqCst));
         let recorder = Recorder::new(0);
         group
-            .append(batch(2, 1), None, &|r| recorder.commit(&group, r))
+            .append(
+                AppendRequest {
+                    events: batch(2, 1),
+                    condition: None,
+                },
+                &|r| recorder.commit(&group, r),
+            )
             .unwrap();
     }
 }

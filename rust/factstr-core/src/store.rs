@@ -343,7 +343,9 @@ impl<S: Storage> Store<S> {
         self.inner.lifecycle.check_open()?;
         self.inner
             .group
-            .append(events, condition, &|requests| self.commit(requests))
+            .append(AppendRequest { events, condition }, &|requests| {
+                self.commit(requests)
+            })
     }
 
     /// Commits one request alone or a group of queued ones (see `group_commit`); raises the

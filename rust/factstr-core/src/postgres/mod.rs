@@ -4,7 +4,8 @@
 //! - Connections: a pool shared by the store's threads (`pool`) of connections whose every wait
 //!   has a deadline (`client`), TLS by rustls (`tls`), URLs with libpq's TLS modes and without
 //!   passwords in any message (`url`).
-//! - Writes: serialised by the upstream table lock (`writes`).
+//! - Writes: serialised by the upstream table lock (`writes`); concurrent appends of the store's
+//!   threads share one transaction (`group`).
 //! - Reads: the shared `sql::search` over this database's indexes (`reads`), one snapshot per
 //!   call.
 //! - Streams: a LISTEN connection wakes them at every commit, anyone's (`listener`).
@@ -12,6 +13,7 @@
 
 mod client;
 mod durable;
+mod group;
 mod listener;
 mod literals;
 mod pool;
@@ -241,6 +243,11 @@ impl Storage for PostgresStorage {
             conn.discard();
         }
         result
+    }
+
+    /// One transaction and one append lock for the whole group (see `group`).
+    fn append_group(&self, requests: Vec<AppendRequest<'_>>) -> Vec<Result<AppendResult>> {
+        self.append_in_one_transaction(requests)
     }
 
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {

@@ -2,7 +2,8 @@
 //! 0.5.2, shared safely by several store objects and processes.
 //!
 //! - Writes: one writer connection per store; every append is one `BEGIN IMMEDIATE`
-//!   transaction, which SQLite serialises across processes (see `writes`).
+//!   transaction, which SQLite serialises across processes (see `writes`); concurrent appends of
+//!   the store's threads share one (see `group`).
 //! - Reads: a small pool of reader connections; WAL lets them run beside the writer, and each
 //!   read runs in one transaction, so it sees one snapshot (see `reads`).
 //! - Streams: the store's commit signal is raised by its own appends and, while streams exist,
