@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import Result
+from bench.scenarios import group_commit_hook
 from bench.servers import env
 from bench.sizes import Sizes
 
@@ -174,9 +175,12 @@ def goals(sizes: Sizes, results: list[Result]) -> list[Goal]:
                     "x",
                 )
             )
-    group_rows = [r for r in results if r.scenario.lower().startswith("g") and r.role == "floor"]
+    group_rows = [r for r in results if group_commit_hook.is_goal_row(r)]
     for r in group_rows:
-        found.append(Goal(f"{r.scenario} {r.case} ({r.group}): vs {r.subject}", 5.0, r.ratio, "x"))
+        store = "SQLite" if r.group == "SQLite" else "PostgreSQL"
+        found.append(
+            Goal(f"group commit {store}, {r.subject}: vs 1-writer floor", 5.0, r.ratio, "x")
+        )
     if not group_rows:
         found.append(Goal("group commit: 16 threads vs the single-writer floor", 5.0, None, "x"))
     for r in results:
@@ -417,8 +421,6 @@ def write(
     seconds: float,
     note: str,
 ) -> list[Path]:
-    from bench.scenarios import group_commit_hook
-
     found = goals(sizes, results)
     document: dict[str, Any] = {
         "command": COMMAND,
