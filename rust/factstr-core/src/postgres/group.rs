@@ -1,9 +1,11 @@
 //! Group commit on PostgreSQL (see `group_commit`): several callers' appends in one transaction
-//! on one connection, so they share one commit (one WAL flush). The append lock is taken once,
-//! then each request is checked and numbered after the ones before it, as `writes::append` would
-//! alone. Round trips are saved where nothing needs an answer in between: the inserts of
-//! requests without a condition (and of conditional ones once checked) go together in one round
-//! trip, and the last of them carries the COMMIT.
+//! on one connection, so they share one commit (one WAL flush). The append lock is taken once
+//! (`writes::lock_and_read`), then each request is checked and numbered after the ones before it,
+//! as `writes::append` would alone. Round trips are saved where nothing needs an answer in
+//! between: the batches of requests without a condition (and of conditional ones once checked)
+//! are written together, in four statements for all of them (`write_run`: what
+//! `factstr_append_batch_v2` writes for one batch; keep the two in step), and the last round trip
+//! carries the COMMIT.
 //!
 //! Failures:
 //! - A conflict fails its own request only (it is found before anything of it is written).
@@ -15,13 +17,13 @@
 //! - Anything else that loses the transaction (the connection breaks earlier, the COMMIT is
 //!   refused) fails every request with that error: nothing of the group was written.
 
-use tokio_postgres::SimpleQueryMessage;
-
+use super::literals;
 use super::pool::Conn;
+use super::postings::{batch_postings, Posting};
 use super::reads::PgLog;
 use super::writes::{catch_up_index, lock_and_read, BatchArgs, Locked};
 use super::PostgresStorage;
-use crate::clock::now_micros;
+use crate::clock::{format_rfc3339, now_micros};
 use crate::condition::Condition;
 use crate::error::{Error, Result};
 use crate::sql::prepared::{prepare_events, FloatText, PreparedEvent};
@@ -36,13 +38,18 @@ const MEMBER: &str = "factstr_group_member";
 
 /// One request of the group, ready to send.
 struct Member<'a> {
+    events: &'a [PreparedEvent],
+    /// `occurred_at` of its events.
+    stamp: i64,
+    /// The batch as `factstr_append_batch_v2` takes it, for a request sent alone.
     args: BatchArgs<'a>,
-    /// How many events the batch holds.
-    count: u64,
     condition: Option<Condition<'a>>,
-    /// The call as SQL text, when it can be pipelined (see `BatchArgs::call_sql`; not with
-    /// payloads written beside, which need the batch's number first).
-    sql: Option<String>,
+}
+
+impl Member<'_> {
+    fn count(&self) -> u64 {
+        self.events.len() as u64
+    }
 }
 
 impl PostgresStorage {
@@ -60,17 +67,12 @@ impl PostgresStorage {
             .iter()
             .zip(&requests)
             .map(|(events, request)| {
-                let args = BatchArgs::stamped(events, now_micros().max(0));
-                let sql = if args.has_exact() {
-                    None
-                } else {
-                    args.call_sql()
-                };
+                let stamp = now_micros().max(0);
                 Member {
-                    args,
-                    count: events.len() as u64,
+                    events,
+                    stamp,
+                    args: BatchArgs::stamped(events, stamp),
                     condition: request.condition,
-                    sql,
                 }
             })
             .collect();
@@ -121,11 +123,12 @@ fn run(conn: &mut Conn, members: &[Member<'_>]) -> Result<Vec<Result<AppendResul
                 Err(error) => return Err(error),
             }
         }
-        if member.sql.is_some() {
-            group.pending.push(index);
-        } else {
+        if member.args.has_exact() {
+            // Payloads written beside need the batch's number first (see `BatchArgs`).
             group.flush(conn, members, false)?;
             group.insert_alone(conn, members, index)?;
+        } else {
+            group.pending.push(index);
         }
     }
     group.flush(conn, members, true)?;
@@ -145,45 +148,45 @@ struct Group {
 }
 
 impl Group {
-    /// Sends the pending inserts in one round trip, in a savepoint, and with `commit` the
-    /// COMMIT after them.
+    /// Writes the pending requests' batches in one round trip, in a savepoint, and with `commit`
+    /// the COMMIT after them (see `write_run`).
     fn flush(&mut self, conn: &mut Conn, members: &[Member<'_>], commit: bool) -> Result<()> {
         if self.pending.is_empty() && !commit {
             return Ok(());
         }
-        let mut sql = String::new();
-        if !self.pending.is_empty() {
-            sql.push_str(&format!("SAVEPOINT {ROUND}; "));
-            for index in &self.pending {
-                sql.push_str(members[*index].sql.as_deref().unwrap_or_default());
-                sql.push_str("; ");
+        let pending = std::mem::take(&mut self.pending);
+        let run = if pending.is_empty() {
+            Some((String::new(), self.head))
+        } else {
+            write_run(members, &pending, self.head)
+        };
+        let Some((writes, last)) = run else {
+            // A text that cannot be a literal: each with bound parameters instead.
+            for index in pending {
+                self.insert_alone(conn, members, index)?;
             }
-            sql.push_str(&format!("RELEASE {ROUND}; "));
+            return if commit { self.commit(conn) } else { Ok(()) };
+        };
+        let mut sql = String::new();
+        if !pending.is_empty() {
+            sql.push_str(&format!("SAVEPOINT {ROUND}; {writes} RELEASE {ROUND}; "));
         }
         if commit {
             sql.push_str("COMMIT");
         }
-        let pending = std::mem::take(&mut self.pending);
         match conn.client.simple_query(&sql) {
-            Ok(messages) => {
-                let firsts = messages.iter().filter_map(|m| match m {
-                    SimpleQueryMessage::Row(row) => Some(row.get(0).and_then(|t| t.parse().ok())),
-                    _ => None,
-                });
-                let mut answered = 0;
-                let mut numbered = Ok(());
-                for (index, first) in pending.iter().zip(firsts) {
-                    answered += 1;
-                    numbered = numbered.and(self.numbered(members, *index, first.unwrap_or(0)));
+            Ok(_) => {
+                for index in pending {
+                    let count = members[index].count();
+                    self.results[index] = Some(Ok(AppendResult {
+                        first_sequence_number: self.head + 1,
+                        last_sequence_number: self.head + count,
+                        committed_count: count,
+                    }));
+                    self.head += count;
                 }
-                if answered != pending.len() {
-                    numbered = Err(unnumbered());
-                }
-                match numbered {
-                    // Committed already: what was written is not known (never claim nothing was).
-                    Err(error) if commit => Err(Error::CommitOutcomeUnknown(error.to_string())),
-                    other => other,
-                }
+                debug_assert_eq!(self.head, last);
+                Ok(())
             }
             Err(error) => {
                 let error = if commit {
@@ -195,20 +198,25 @@ impl Group {
                 if matches!(error, Error::CommitOutcomeUnknown(_)) || pending.is_empty() {
                     return Err(error);
                 }
-                // An insert was refused (or the COMMIT, which then ended the transaction: undoing
-                // the savepoint fails and the group fails with the error).
+                // A write was refused (or the COMMIT, which then ended the transaction: undoing
+                // the savepoint fails and the group fails with the error). Each request again,
+                // alone, so that only the refused one fails.
                 undo(conn, ROUND).map_err(|_| error)?;
                 for index in pending {
                     self.insert_alone(conn, members, index)?;
                 }
                 if commit {
-                    conn.client
-                        .batch_execute("COMMIT")
-                        .map_err(|e| conn.commit_error(e))?;
+                    self.commit(conn)?;
                 }
                 Ok(())
             }
         }
+    }
+
+    fn commit(&self, conn: &mut Conn) -> Result<()> {
+        conn.client
+            .batch_execute("COMMIT")
+            .map_err(|e| conn.commit_error(e))
     }
 
     /// Inserts one request in a savepoint of its own: refused, it fails alone.
@@ -247,7 +255,7 @@ impl Group {
 
     /// Records that request `index` was written from `first` on (which must follow the head).
     fn numbered(&mut self, members: &[Member<'_>], index: usize, first: i64) -> Result<()> {
-        let count = members[index].count;
+        let count = members[index].count();
         let first = u64::try_from(first).unwrap_or(0);
         if first != self.head + 1 {
             return Err(unnumbered());
@@ -260,6 +268,73 @@ impl Group {
         }));
         Ok(())
     }
+}
+
+/// The statements that write the batches of the requests `run`, numbered one after another from
+/// `head + 1`, and the last number: what `factstr_append_batch_v2` (see `schema`) writes for one
+/// batch (events, payload index postings, the batch row of a batch of several, the index state),
+/// for all of them in four statements instead of a function call each (the calls' server time
+/// was most of a group's). The numbers are known: the group's transaction holds the append lock
+/// and has written everything after the head it read. `None` when a text cannot be a literal.
+fn write_run(members: &[Member<'_>], run: &[usize], head: u64) -> Option<(String, u64)> {
+    let mut numbers: Vec<i64> = Vec::new();
+    let mut stamps: Vec<String> = Vec::new();
+    let mut types: Vec<&str> = Vec::new();
+    let mut payloads: Vec<&str> = Vec::new();
+    let mut postings: Vec<Posting> = Vec::new();
+    let mut batch_rows: (Vec<i64>, Vec<i64>) = (Vec::new(), Vec::new());
+    let mut last = head;
+    for member in run.iter().map(|index| &members[*index]) {
+        let first = last + 1;
+        let stamp = format_rfc3339(member.stamp);
+        let mut keys = Vec::new();
+        for (event, number) in member.events.iter().zip(first..) {
+            numbers.push(i64::try_from(number).ok()?);
+            stamps.push(stamp.clone());
+            types.push(&event.event_type);
+            payloads.push(&event.payload_text);
+            keys.extend(event.key_hashes.iter().map(|hash| (*hash, number)));
+        }
+        // One posting row per key and batch, as a lone append writes them.
+        postings.extend(batch_postings(keys));
+        last += member.count();
+        if member.count() > 1 {
+            batch_rows.0.push(i64::try_from(first).ok()?);
+            batch_rows.1.push(i64::try_from(last).ok()?);
+        }
+    }
+    let mut sql = format!(
+        "INSERT INTO events (sequence_number, occurred_at, event_type, payload) \
+         SELECT u.n, u.s::timestamptz, u.t, u.p::jsonb FROM unnest({}, {}, {}, {}) AS u(n, s, t, p); ",
+        literals::bigint_array(&numbers),
+        literals::text_array(stamps.iter().map(String::as_str))?,
+        literals::text_array(types)?,
+        literals::text_array(payloads)?,
+    );
+    if !postings.is_empty() {
+        let hashes: Vec<i64> = postings.iter().map(|p| p.key_hash).collect();
+        let firsts: Vec<i64> = postings.iter().map(|p| p.first).collect();
+        let encoded: Vec<Option<&[u8]>> = postings.iter().map(|p| p.members.as_deref()).collect();
+        sql.push_str(&format!(
+            "INSERT INTO factstr_payload_index (key_hash, first_sequence_number, members) \
+             SELECT * FROM unnest({}, {}, {}); ",
+            literals::bigint_array(&hashes),
+            literals::bigint_array(&firsts),
+            literals::bytea_array(&encoded),
+        ));
+    }
+    if !batch_rows.0.is_empty() {
+        sql.push_str(&format!(
+            "INSERT INTO append_batches (first_sequence_number, last_sequence_number) \
+             SELECT * FROM unnest({}, {}); ",
+            literals::bigint_array(&batch_rows.0),
+            literals::bigint_array(&batch_rows.1),
+        ));
+    }
+    sql.push_str(&format!(
+        "UPDATE factstr_payload_index_state SET indexed_through = {last} WHERE id = 1; "
+    ));
+    Some((sql, last))
 }
 
 /// Undoes what was written since the savepoint `name` (and drops it).
