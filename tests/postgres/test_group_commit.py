@@ -111,3 +111,44 @@ def test_a_group_killed_at_its_commit_gets_commit_outcome_unknown_in_every_call(
         # Nothing was committed (each transaction died waiting), and the store goes on.
         assert store.query().event_records == []
         assert store.append([NewEvent("t", {"n": 9})]).first_sequence_number == 1
+
+
+def test_a_batch_the_server_refuses_fails_alone_in_its_group(
+    server: PostgresServer, url: str, row_lock: RowLock
+) -> None:
+    """The group's batches are written together; when the server refuses one (here a trigger),
+    they are written again one at a time, and only the refused call fails."""
+    database = url.rsplit("/", 1)[1].split("?")[0]
+    server.sql(
+        "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.event_type = 'poison' THEN RAISE EXCEPTION 'poisoned'; END IF; RETURN NEW; END $$; "
+        "CREATE TRIGGER refuse_poison BEFORE INSERT ON events FOR EACH ROW "
+        "EXECUTE FUNCTION refuse_poison()",
+        database,
+    )
+    with factstr.PostgresStore(f"{url}?application_name={APP}") as store:
+        # The first append waits for the row lock; the others queue behind it as one group.
+        first = run_in_thread(lambda: store.append([NewEvent("t", {"n": 0})]))
+        wait_for(lambda: len(_waiting_backends(server)) == 1, what="the first append to wait")
+        batches = [
+            [NewEvent("t", {"n": 1})],
+            [NewEvent("t", {"n": 2}), NewEvent("poison", {"n": 2})],
+            [NewEvent("t", {"n": 3}), NewEvent("t", {"n": 3})],
+        ]
+        queued = [run_in_thread(lambda b=b: store.append(b)) for b in batches]  # type: ignore[misc]
+        time.sleep(1.0)  # let them queue behind the first
+        row_lock.release()
+        for thread, _, _ in [first, *queued]:
+            thread.join(60)
+            assert not thread.is_alive()
+        assert first[1] == []
+        assert queued[0][1] == [] and queued[2][1] == []
+        assert len(queued[1][1]) == 1
+        assert isinstance(queued[1][1][0], factstr.BackendError)
+        assert "poisoned" in str(queued[1][1][0])
+        records = store.query().event_records
+        assert [r.payload["n"] for r in records] == [0, 1, 3, 3]
+        assert [r.sequence_number for r in records] == [1, 2, 3, 4]
+        three = queued[2][2][0]
+        assert isinstance(three, factstr.AppendResult)
+        assert (three.first_sequence_number, three.last_sequence_number) == (3, 4)

@@ -181,6 +181,47 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_batch_fails_alone_and_the_others_commit() {
+        let store = open("refused");
+        store
+            .storage()
+            .write(|c| {
+                c.execute_batch(
+                    "CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.event_type = 'poison' \
+                     BEGIN SELECT RAISE(ABORT, 'poisoned'); END;",
+                )
+                .map_err(super::backend)
+            })
+            .unwrap();
+        let results = store.storage().append_group(vec![
+            AppendRequest {
+                events: one("a", 1),
+                condition: None,
+            },
+            AppendRequest {
+                events: vec![
+                    NewEvent::new("a", json!({})),
+                    NewEvent::new("poison", json!({})),
+                ],
+                condition: None,
+            },
+            AppendRequest {
+                events: one("a", 3),
+                condition: None,
+            },
+        ]);
+        assert_eq!(results[0], Ok(range(1, 1)));
+        assert!(
+            matches!(&results[1], Err(Error::Backend(m)) if m.contains("poisoned")),
+            "{results:?}"
+        );
+        assert_eq!(results[2], Ok(range(2, 2)));
+        let log = store.query(&EventQuery::all(), None).unwrap().event_records;
+        let ids: Vec<_> = log.iter().map(|r| r.payload["id"].clone()).collect();
+        assert_eq!(ids, vec![json!(1), json!(3)]);
+    }
+
+    #[test]
     fn a_failed_commit_fails_every_request_and_writes_nothing() {
         let store = open("commit");
         store.append(one("a", 0)).unwrap();
