@@ -119,11 +119,12 @@ pub fn read_state(
             &mut entry.1,
         );
     }
-    found.retain(|_, (count, _)| *count < READ_WHOLE_BELOW);
-    // A key without index rows has none at all: read whole too.
+    // A key without index rows has none at all: read whole too. One with as many rows as were
+    // read may have more: counted and read when the search needs them.
     for key in keys {
         found.entry(*key).or_default();
     }
+    found.retain(|_, (count, _)| *count < READ_WHOLE_BELOW);
     let newest = match results.get(1) {
         Some(rows) => rows.iter().map(read_row).collect::<Result<Vec<Row>>>()?,
         None => Vec::new(),
