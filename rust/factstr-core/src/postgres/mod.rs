@@ -233,6 +233,11 @@ impl Storage for PostgresStorage {
     const LARGEST_NUMBER: u64 = numbers::LARGEST;
 
     fn append(&self, request: AppendRequest<'_>) -> Result<AppendResult> {
+        if request.idempotency_key.is_some() {
+            return Err(Error::Backend(
+                "idempotency keys are not supported on PostgreSQL yet".to_owned(),
+            ));
+        }
         let prepared = prepare_events(&request.events, FloatText::Fraction);
         let mut conn = self.pool.get()?;
         let result = writes::append(&mut conn, &prepared, request.condition);

@@ -13,6 +13,7 @@ mod beacon;
 mod durable;
 mod file_locks;
 pub mod fork_gate;
+mod idempotency;
 mod payload_index;
 mod posting_block;
 mod reads;
@@ -220,7 +221,14 @@ impl Storage for SqliteStorage {
 
     fn append(&self, request: AppendRequest<'_>) -> Result<AppendResult> {
         let prepared = prepare_events(&request.events, FloatText::Shortest);
-        let result = self.write(|c| writes::append(c, &prepared, request.condition))?;
+        let result = self.write(|c| {
+            writes::append(
+                c,
+                &prepared,
+                request.condition,
+                request.idempotency_key.as_ref(),
+            )
+        })?;
         self.beacon.lock().ring();
         Ok(result)
     }
