@@ -4,7 +4,8 @@
 //! - Connections: a pool shared by the store's threads (`pool`) of connections whose every wait
 //!   has a deadline (`client`), TLS by rustls (`tls`), URLs with libpq's TLS modes and without
 //!   passwords in any message (`url`).
-//! - Writes: serialised by the append lock, which also keeps upstream writers out (`writes`).
+//! - Writes: serialised by the append lock, which also keeps upstream writers out (`writes`); an
+//!   append with an idempotency key takes the locked path with its key (`idempotency`).
 //! - Reads: the shared `sql::search` over this database's indexes (`reads`), one snapshot per
 //!   call: queries read the log's state in one statement and ignore rows above its head, streams
 //!   read in a REPEATABLE READ transaction.
@@ -13,6 +14,7 @@
 
 mod client;
 mod durable;
+mod idempotency;
 mod listener;
 mod literals;
 mod pool;
@@ -217,14 +219,12 @@ impl Storage for PostgresStorage {
     const LARGEST_NUMBER: u64 = numbers::LARGEST;
 
     fn append(&self, request: AppendRequest<'_>) -> Result<AppendResult> {
-        if request.idempotency_key.is_some() {
-            return Err(Error::Backend(
-                "idempotency keys are not supported on PostgreSQL yet".to_owned(),
-            ));
-        }
         let prepared = prepare_events(&request.events, FloatText::Fraction);
         let mut conn = self.pool.get()?;
-        let result = writes::append(&mut conn, &prepared, request.condition);
+        let result = match &request.idempotency_key {
+            Some(key) => idempotency::append(&mut conn, &prepared, request.condition, key),
+            None => writes::append(&mut conn, &prepared, request.condition),
+        };
         if result.is_err() && conn.client.batch_execute("ROLLBACK").is_err() {
             // Never hand a connection with an open transaction back to the pool.
             conn.discard();

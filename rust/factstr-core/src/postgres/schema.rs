@@ -1,11 +1,13 @@
 //! The PostgreSQL schema: the tables of `factstr-postgres` 0.5.2, exactly, in the connection's
-//! `current_schema()`, plus our payload index, its state, and a trigger that wakes listeners on
+//! `current_schema()`, plus our payload index, its state, the idempotency keys (`idempotency`),
+//! and a trigger that wakes listeners on
 //! every insert into `events` (also by writers that are not ours). Creation runs in one
 //! transaction under an advisory lock, so processes starting at once do not race.
 
 use std::time::Duration;
 
 use super::client::{Client, DbError};
+use super::idempotency;
 use super::pool::Pool;
 use crate::error::{Error, Result};
 use crate::sql::layout::{self, BATCH_FORMAT_KEY, BATCH_FORMAT_SPARSE};
@@ -152,7 +154,7 @@ const ALL_PRESENT: &str = "
     FROM unnest(ARRAY['events', 'append_batches', 'store_metadata', 'durable_stream_cursors',
         'idx_events_type', 'idx_events_occurred_at', 'idx_events_payload_gin',
         'factstr_events_type_sequence', 'factstr_payload_index', 'factstr_payload_index_state',
-        'factstr_exact_payloads']) AS name";
+        'factstr_exact_payloads', 'factstr_idempotency_keys']) AS name";
 
 /// How long creating the schema may take: the store's `statement_timeout` is meant for its
 /// calls, and the indexes built on first opening an existing log grow with it.
@@ -239,6 +241,7 @@ fn prepare_in(client: &mut Client, shown_url: &str) -> std::result::Result<(), P
     if !complete {
         // Indexing an existing log (written by the upstream crates) takes time in proportion to it.
         client.batch_execute_within(CREATE, CREATE_BOUND)?;
+        client.batch_execute(idempotency::CREATE)?;
     }
     let has_trigger = client
         .query_opt(

@@ -56,7 +56,7 @@ use crate::sql::search;
 use crate::types::{AppendResult, EventQuery};
 
 /// Begins an append's transaction (see the module header for why READ COMMITTED).
-const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
+pub(super) const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 
 /// The append lock, in its order (see the module header). The same two locks are in
 /// `factstr_append_batch_v2` (see `schema`).
