@@ -85,10 +85,12 @@ def test_a_keyed_append_terminated_while_its_commit_waits_on_a_lock_is_retried_o
             lambda: store.append(batch, idempotency_key="order-1")
         )
         wait_for(
-            lambda: server.sql(
-                f"SELECT wait_event_type FROM pg_stat_activity WHERE pid = {pid}"
-            ).strip()
-            == "Lock",
+            lambda: (
+                server.sql(
+                    f"SELECT wait_event_type FROM pg_stat_activity WHERE pid = {pid}"
+                ).strip()
+                == "Lock"
+            ),
             timeout=HANG,
             what="the append waiting on the held lock",
         )
@@ -169,4 +171,33 @@ def test_the_key_table_is_beside_the_upstream_layout(
             database,
         )
         == "k|1|1|2"
+    )
+
+
+def test_a_keyed_append_after_a_foreign_writer_indexes_its_rows_first(
+    server: PostgresServer, make_database: MakeDatabase
+) -> None:
+    """The one-round-trip keyed append declines past rows our index does not cover (written by
+    another writer, e.g. the upstream crates), writing nothing; the general path indexes them
+    and appends, with the key."""
+    database = make_database()
+    with factstr.PostgresStore(server.url_for(database)) as store:
+        store.append([NewEvent("a", {"account": "x"})], idempotency_key="first")
+        server.sql(
+            "BEGIN; LOCK TABLE events, append_batches IN EXCLUSIVE MODE; "
+            "INSERT INTO events VALUES (2, now(), 'a', '{\"account\": \"x\"}'); COMMIT;",
+            database,
+        )
+        result = store.append([NewEvent("a", {"account": "x"})], idempotency_key="second")
+        assert (result.first_sequence_number, result.committed_count) == (3, 1)
+        assert store.append([NewEvent("b", {})], idempotency_key="second") == result
+        by_account = EventQuery([factstr.EventFilter(["a"], [{"account": "x"}])])
+        assert [r.sequence_number for r in store.query(by_account).event_records] == [1, 2, 3]
+    assert (
+        server.sql(
+            "SELECT idempotency_key, key_number, first_sequence_number FROM "
+            "factstr_idempotency_keys ORDER BY key_number",
+            database,
+        )
+        == "first|1|1\nsecond|2|3"
     )
