@@ -120,6 +120,12 @@ static MIN_KEYS: AtomicU64 = AtomicU64::new(1_000_000);
 pub const PRUNE_EVERY: u64 = 64;
 pub const PRUNE_AT_MOST: u64 = 4 * PRUNE_EVERY;
 
+/// Whether writing key number `key_number` is the occasion to prune (see `PRUNE_EVERY`).
+#[allow(clippy::manual_is_multiple_of)] // `is_multiple_of` needs Rust 1.87; rust-version is 1.85
+pub fn prunes_at(key_number: u64) -> bool {
+    key_number % PRUNE_EVERY == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@ pub struct KeyTable {
 impl KeyTable {
     /// The result the key committed with, if it did.
     pub fn find(&self, key: &IdempotencyKey) -> Option<AppendResult> {
-        self.results.get(key.as_str()).cloned()
+        self.results.get(key.as_str()).copied()
     }
 
     /// Records `key` for a batch committed at `committed_at`, then forgets the keys the
@@ -31,7 +31,7 @@ impl KeyTable {
         retention: Retention,
     ) {
         self.newest += 1;
-        self.results.insert(key.as_str().to_owned(), result.clone());
+        self.results.insert(key.as_str().to_owned(), *result);
         self.order
             .push_back((key.as_str().to_owned(), self.newest, committed_at));
         while let Some((oldest, number, at)) = self.order.front() {

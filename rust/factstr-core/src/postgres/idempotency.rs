@@ -18,7 +18,7 @@ use super::writes::{self, BatchArgs, BEGIN, LOCK_APPENDS};
 use crate::clock::now_micros;
 use crate::condition::Condition;
 use crate::error::{Error, Result};
-use crate::idempotency::{IdempotencyKey, Retention, PRUNE_AT_MOST, PRUNE_EVERY};
+use crate::idempotency::{prunes_at, IdempotencyKey, Retention, PRUNE_AT_MOST};
 use crate::sql::numbers::to_sql;
 use crate::sql::prepared::PreparedEvent;
 use crate::types::{AppendResult, Timestamp};
@@ -115,7 +115,7 @@ fn append_at_once(
     let Some((first, key_number)) = written else {
         return Ok(AtOnce::Undecided);
     };
-    if key_number % PRUNE_EVERY == 0 {
+    if prunes_at(key_number) {
         let prune = prune_sql(key_number, stamp, Retention::current())?;
         // Committed already: a prune that fails is tried again at the next multiple.
         let _ = conn.client.batch_execute(&prune);
@@ -247,7 +247,7 @@ fn record_sql(
         to_sql(key_number, "key number")?,
         to_sql(result.first_sequence_number, "sequence number")?,
     );
-    if key_number % PRUNE_EVERY == 0 {
+    if prunes_at(key_number) {
         sql.push_str(&prune_sql(key_number, committed_at, retention)?);
     }
     Ok(sql)

@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension};
 
 use super::backend;
 use crate::error::Result;
-use crate::idempotency::{IdempotencyKey, Retention, PRUNE_AT_MOST, PRUNE_EVERY};
+use crate::idempotency::{prunes_at, IdempotencyKey, Retention, PRUNE_AT_MOST};
 use crate::sql::numbers::{from_sql, to_sql};
 use crate::types::{AppendResult, Timestamp};
 
@@ -73,7 +73,7 @@ pub fn record(
         )
         .map_err(backend)?;
     let newest = from_sql(key_number);
-    if newest % PRUNE_EVERY == 0 {
+    if prunes_at(newest) {
         prune(connection, newest, retention, committed_at)?;
     }
     Ok(())
@@ -98,6 +98,7 @@ fn prune(connection: &Connection, newest: u64, retention: Retention, now: Timest
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::idempotency::PRUNE_EVERY;
     use std::time::Duration;
 
     fn result(n: u64) -> AppendResult {
