@@ -106,15 +106,17 @@ impl PostgresStorage {
     }
 
     /// Runs `work` on the log as one statement found it (`reads::read_state` for the payload
-    /// keys of `query`), without a transaction: rows above that head are ignored, so the whole
-    /// call reads one snapshot (see `reads`). A query is two round trips: the state, the rows.
+    /// keys of `query`, with up to `QUERY_CANDIDATES` of their rows), without a transaction: rows above
+    /// that head are ignored, so the whole call reads one snapshot (see `reads`). A query on a
+    /// rare key is one round trip; otherwise two or more (the state, then the rows).
     fn read_at_head<T>(
         &self,
         query: &EventQuery,
         work: impl FnOnce(&mut PgLog<'_>) -> Result<T>,
     ) -> Result<T> {
         let mut conn = self.pool.get()?;
-        let state = reads::read_state(&mut conn, None, &reads::predicate_keys(query), false)?;
+        let keys = reads::predicate_keys(query);
+        let state = reads::read_state(&mut conn, None, &keys, reads::QUERY_CANDIDATES)?;
         guarded(&mut conn, |conn| work(&mut PgLog::at(conn, state, true)))
     }
 
