@@ -194,3 +194,21 @@ def test_a_stream_sees_each_grouped_batch_once_in_order(store: Store, writers: i
     with lock:
         assert [n for batch in delivered for n in batch] == list(range(1, total + 1))
         assert all(len(batch) == 2 for batch in delivered)
+
+
+def test_racing_appends_with_one_idempotency_key_write_once(store: Store) -> None:
+    """Calls with the same key that share a group: the first writes, the later ones find its key
+    (written earlier in the same transaction) and return its result."""
+    calls: list[Callable[[], object]] = [
+        lambda: store.append([factstr.NewEvent("once", {})], idempotency_key="k-1")
+        for _ in range(8)
+    ]
+    outcomes = _run_together(calls)
+    results = {
+        (result.first_sequence_number, result.last_sequence_number)
+        for result, _ in outcomes
+        if isinstance(result, factstr.AppendResult)
+    }
+    assert all(error is None for _, error in outcomes)
+    assert len(results) == 1
+    assert [r.event_type for r in store.query().event_records] == ["once"]

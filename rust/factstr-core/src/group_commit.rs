@@ -22,6 +22,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::condition::Condition;
 use crate::error::{catch_panic, Error, Result};
+use crate::idempotency::IdempotencyKey;
 use crate::store::AppendRequest;
 use crate::types::{AppendResult, EventQuery, NewEvent};
 
@@ -54,6 +55,7 @@ struct Queue {
 struct Queued {
     events: Vec<NewEvent>,
     condition: Option<OwnedCondition>,
+    idempotency_key: Option<IdempotencyKey>,
     slot: Arc<Slot>,
 }
 
@@ -154,10 +156,15 @@ impl GroupCommit {
         }
         let slot = Arc::new(Slot::default());
         // (Every field of the request travels: a new one must be added here and in `lead`.)
-        let AppendRequest { events, condition } = request;
+        let AppendRequest {
+            events,
+            condition,
+            idempotency_key,
+        } = request;
         queue.waiting.push_back(Queued {
             events,
             condition: condition.map(OwnedCondition::from_borrowed),
+            idempotency_key,
             slot: Arc::clone(&slot),
         });
         drop(queue);
@@ -185,14 +192,15 @@ impl GroupCommit {
         for queued in group {
             slots.push(queued.slot);
             conditions.push(queued.condition);
-            batches.push(queued.events);
+            batches.push((queued.events, queued.idempotency_key));
         }
         let requests: Vec<AppendRequest<'_>> = batches
             .into_iter()
             .zip(&conditions)
-            .map(|(events, condition)| AppendRequest {
+            .map(|((events, idempotency_key), condition)| AppendRequest {
                 events,
                 condition: condition.as_ref().map(OwnedCondition::borrow),
+                idempotency_key,
             })
             .collect();
         // A panic in the storage fails the group's calls instead of leaving them asleep.
@@ -343,6 +351,7 @@ mod tests {
             let result = group
                 .append(
                     AppendRequest {
+                        idempotency_key: None,
                         events: batch(caller, 2),
                         condition: None,
                     },
@@ -376,6 +385,7 @@ mod tests {
                         });
                         let result = group.append(
                             AppendRequest {
+                                idempotency_key: None,
                                 events: batch(caller, 1),
                                 condition,
                             },
@@ -402,6 +412,7 @@ mod tests {
         group
             .append(
                 AppendRequest {
+                    idempotency_key: None,
                     events: batch(99, 1),
                     condition: None,
                 },
@@ -431,6 +442,7 @@ mod tests {
             let first = scope.spawn(|| {
                 group.append(
                     AppendRequest {
+                        idempotency_key: None,
                         events: batch(1, 1),
                         condition: None,
                     },
@@ -444,6 +456,7 @@ mod tests {
                 others.push(scope.spawn(move || {
                     group.append(
                         AppendRequest {
+                            idempotency_key: None,
                             events: batch(caller, half),
                             condition: None,
                         },
@@ -474,6 +487,7 @@ mod tests {
         let error = group
             .append(
                 AppendRequest {
+                    idempotency_key: None,
                     events: batch(1, 1),
                     condition: None,
                 },
@@ -489,6 +503,7 @@ mod tests {
         group
             .append(
                 AppendRequest {
+                    idempotency_key: None,
                     events: batch(2, 1),
                     condition: None,
                 },

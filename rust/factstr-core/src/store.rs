@@ -23,6 +23,7 @@ use parking_lot::Mutex;
 use crate::condition::Condition;
 use crate::error::{Error, Result};
 use crate::group_commit::GroupCommit;
+use crate::idempotency::IdempotencyKey;
 use crate::lifecycle::Lifecycle;
 use crate::matching::queries_equal;
 use crate::restore::{self, RestoredBatch};
@@ -58,6 +59,16 @@ pub trait EventStore: Send + Sync {
         events: Vec<NewEvent>,
         context: &EventQuery,
         after: Option<u64>,
+    ) -> Result<AppendResult>;
+
+    /// `append` (no condition), `append_if` (`Condition::VersionIs`) or `append_unless`
+    /// (`Condition::NoneAfter`) with an idempotency key (SPEC §2.8, checked here: see
+    /// `IdempotencyKey::new`): a key that committed already returns that commit's result.
+    fn append_keyed(
+        &self,
+        events: Vec<NewEvent>,
+        condition: Option<Condition<'_>>,
+        idempotency_key: Option<&str>,
     ) -> Result<AppendResult>;
 
     /// The matching facts after `query.min_sequence_number`, at most `limit` of them (SPEC §3).
@@ -135,15 +146,15 @@ pub trait EventStore: Send + Sync {
 
 /// One append as the storage receives it: the events and, for `append_if`/`append_unless`, the
 /// condition to check in the same atomic step.
-///
-/// Planned, and the reason this is a struct: an idempotency key (SPEC §2.8) becomes a field here.
-/// The storage then looks the key up in a key table inside the append's own transaction (under
-/// the same lock that numbers the batch), returns the stored `AppendResult` when it is there,
-/// and otherwise writes the key with the batch, so that both commit or neither does.
 pub struct AppendRequest<'a> {
     /// Never empty: `Store` refuses an empty append before the storage sees it.
     pub events: Vec<NewEvent>,
     pub condition: Option<Condition<'a>>,
+    /// SPEC §2.8 (see `idempotency`): the storage looks the key up in its key table inside the
+    /// append's own transaction (under the same lock that numbers the batch) and returns the
+    /// stored `AppendResult` when it is there, writing nothing and checking no condition;
+    /// otherwise it writes the key with the batch, so that both commit or neither does.
+    pub idempotency_key: Option<IdempotencyKey>,
 }
 
 /// What each store kind implements: where its facts and cursors live and how they are read and
@@ -333,19 +344,24 @@ impl<S: Storage> Store<S> {
         &self,
         events: Vec<NewEvent>,
         condition: Option<Condition<'_>>,
+        idempotency_key: Option<&str>,
     ) -> Result<AppendResult> {
         if events.is_empty() {
             return Err(Error::EmptyAppend);
         }
+        let idempotency_key = idempotency_key.map(IdempotencyKey::new).transpose()?;
         if let Some(condition) = condition {
             Self::check_number(condition.named_version(), condition.argument_name())?;
         }
         self.inner.lifecycle.check_open()?;
-        self.inner
-            .group
-            .append(AppendRequest { events, condition }, &|requests| {
-                self.commit(requests)
-            })
+        self.inner.group.append(
+            AppendRequest {
+                events,
+                condition,
+                idempotency_key,
+            },
+            &|requests| self.commit(requests),
+        )
     }
 
     /// Commits one request alone or a group of queued ones (see `group_commit`); raises the
@@ -392,7 +408,7 @@ impl<S: Storage> Drop for Store<S> {
 
 impl<S: Storage> EventStore for Store<S> {
     fn append(&self, events: Vec<NewEvent>) -> Result<AppendResult> {
-        self.append_on(events, None)
+        self.append_on(events, None, None)
     }
 
     fn append_if(
@@ -401,7 +417,11 @@ impl<S: Storage> EventStore for Store<S> {
         context: &EventQuery,
         expected: Option<u64>,
     ) -> Result<AppendResult> {
-        self.append_on(events, Some(Condition::VersionIs { context, expected }))
+        self.append_on(
+            events,
+            Some(Condition::VersionIs { context, expected }),
+            None,
+        )
     }
 
     fn append_unless(
@@ -410,7 +430,16 @@ impl<S: Storage> EventStore for Store<S> {
         context: &EventQuery,
         after: Option<u64>,
     ) -> Result<AppendResult> {
-        self.append_on(events, Some(Condition::NoneAfter { context, after }))
+        self.append_on(events, Some(Condition::NoneAfter { context, after }), None)
+    }
+
+    fn append_keyed(
+        &self,
+        events: Vec<NewEvent>,
+        condition: Option<Condition<'_>>,
+        idempotency_key: Option<&str>,
+    ) -> Result<AppendResult> {
+        self.append_on(events, condition, idempotency_key)
     }
 
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {

@@ -17,6 +17,7 @@
 //! - Anything else that loses the transaction (the connection breaks earlier, the COMMIT is
 //!   refused) fails every request with that error: nothing of the group was written.
 
+use super::idempotency;
 use super::literals;
 use super::pool::Conn;
 use super::postings::{batch_postings, Posting};
@@ -26,6 +27,7 @@ use super::PostgresStorage;
 use crate::clock::{format_rfc3339, now_micros};
 use crate::condition::Condition;
 use crate::error::{Error, Result};
+use crate::idempotency::IdempotencyKey;
 use crate::sql::prepared::{prepare_events, FloatText, PreparedEvent};
 use crate::sql::search;
 use crate::store::AppendRequest;
@@ -44,6 +46,8 @@ struct Member<'a> {
     /// The batch as `factstr_append_batch_v2` takes it, for a request sent alone.
     args: BatchArgs<'a>,
     condition: Option<Condition<'a>>,
+    /// With a key, the request takes the keyed path alone (see `Group::keyed_alone`).
+    key: Option<&'a IdempotencyKey>,
 }
 
 impl Member<'_> {
@@ -73,6 +77,7 @@ impl PostgresStorage {
                     stamp,
                     args: BatchArgs::stamped(events, stamp),
                     condition: request.condition,
+                    key: request.idempotency_key.as_ref(),
                 }
             })
             .collect();
@@ -109,6 +114,11 @@ fn run(conn: &mut Conn, members: &[Member<'_>]) -> Result<Vec<Result<AppendResul
         pending: Vec::new(),
     };
     for (index, member) in members.iter().enumerate() {
+        if let Some(key) = member.key {
+            group.flush(conn, members, false)?;
+            group.keyed_alone(conn, members, index, key)?;
+            continue;
+        }
         if let Some(condition) = member.condition {
             // The check reads the log as the inserts before it left it.
             group.flush(conn, members, false)?;
@@ -246,6 +256,41 @@ impl Group {
             }
             Err(error) => {
                 // When the savepoint cannot be undone, the transaction is lost.
+                undo(conn, MEMBER)?;
+                self.results[index] = Some(Err(error));
+                Ok(())
+            }
+        }
+    }
+
+    /// A request with an idempotency key, in a savepoint of its own, through the keyed locked
+    /// append (`idempotency::append_locked`: the key looked up, also among the group's earlier
+    /// keys, the condition checked, the key written with the batch).
+    fn keyed_alone(
+        &mut self,
+        conn: &mut Conn,
+        members: &[Member<'_>],
+        index: usize,
+        key: &IdempotencyKey,
+    ) -> Result<()> {
+        let member = &members[index];
+        conn.client
+            .batch_execute(&format!("SAVEPOINT {MEMBER}"))
+            .map_err(|e| conn.error(e))?;
+        match idempotency::append_locked(conn, member.events, member.condition, key) {
+            Ok(result) => {
+                conn.client
+                    .batch_execute(&format!("RELEASE {MEMBER}"))
+                    .map_err(|e| conn.error(e))?;
+                if result.first_sequence_number > self.head {
+                    // Written now (a key committed before returns an older range).
+                    self.numbered(members, index, result.first_sequence_number as i64)
+                } else {
+                    self.results[index] = Some(Ok(result));
+                    Ok(())
+                }
+            }
+            Err(error) => {
                 undo(conn, MEMBER)?;
                 self.results[index] = Some(Err(error));
                 Ok(())

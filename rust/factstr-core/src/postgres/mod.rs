@@ -4,7 +4,8 @@
 //! - Connections: a pool shared by the store's threads (`pool`) of connections whose every wait
 //!   has a deadline (`client`), TLS by rustls (`tls`), URLs with libpq's TLS modes and without
 //!   passwords in any message (`url`).
-//! - Writes: serialised by the append lock, which also keeps upstream writers out (`writes`);
+//! - Writes: serialised by the append lock, which also keeps upstream writers out (`writes`); an
+//!   append with an idempotency key takes the locked path with its key (`idempotency`);
 //!   concurrent appends of the store's threads share one transaction (`group`).
 //! - Reads: the shared `sql::search` over this database's indexes (`reads`), one snapshot per
 //!   call: queries read the log's state in one statement and ignore rows above its head, streams
@@ -15,6 +16,7 @@
 mod client;
 mod durable;
 mod group;
+mod idempotency;
 mod listener;
 mod literals;
 mod pool;
@@ -106,15 +108,17 @@ impl PostgresStorage {
     }
 
     /// Runs `work` on the log as one statement found it (`reads::read_state` for the payload
-    /// keys of `query`), without a transaction: rows above that head are ignored, so the whole
-    /// call reads one snapshot (see `reads`). A query is two round trips: the state, the rows.
+    /// keys of `query`, with up to `QUERY_CANDIDATES` of their rows), without a transaction: rows above
+    /// that head are ignored, so the whole call reads one snapshot (see `reads`). A query on a
+    /// rare key is one round trip; otherwise two or more (the state, then the rows).
     fn read_at_head<T>(
         &self,
         query: &EventQuery,
         work: impl FnOnce(&mut PgLog<'_>) -> Result<T>,
     ) -> Result<T> {
         let mut conn = self.pool.get()?;
-        let state = reads::read_state(&mut conn, None, &reads::predicate_keys(query), false)?;
+        let keys = reads::predicate_keys(query);
+        let state = reads::read_state(&mut conn, None, &keys, reads::QUERY_CANDIDATES)?;
         guarded(&mut conn, |conn| work(&mut PgLog::at(conn, state, true)))
     }
 
@@ -221,7 +225,10 @@ impl Storage for PostgresStorage {
     fn append(&self, request: AppendRequest<'_>) -> Result<AppendResult> {
         let prepared = prepare_events(&request.events, FloatText::Fraction);
         let mut conn = self.pool.get()?;
-        let result = writes::append(&mut conn, &prepared, request.condition);
+        let result = match &request.idempotency_key {
+            Some(key) => idempotency::append(&mut conn, &prepared, request.condition, key),
+            None => writes::append(&mut conn, &prepared, request.condition),
+        };
         if result.is_err() && conn.client.batch_execute("ROLLBACK").is_err() {
             // Never hand a connection with an open transaction back to the pool.
             conn.discard();

@@ -34,7 +34,7 @@ pub struct PgLog<'a> {
     /// Keys whose postings were read whole (few of them, by `count_key` or with the log's state):
     /// their row count and sequence numbers, so no further round trip needs them.
     key_numbers: HashMap<i64, (i64, Vec<u64>)>,
-    /// Rows read in advance (an append's newest candidates, see `read_state`).
+    /// Candidate rows read with the log's state (see `read_state`).
     prefetched: HashMap<u64, Row>,
     /// Rows above this number are not part of this read (a query without a transaction).
     ceiling: Option<u64>,
@@ -43,26 +43,37 @@ pub struct PgLog<'a> {
 /// A key with fewer postings than this is read whole with the log's state (or when counted).
 pub const READ_WHOLE_BELOW: i64 = 256;
 
-/// The head, how far the payload index is current, and the newest `$2` index rows of each key of
-/// `$1` (a row of nulls for the key columns when there are none): one statement, one snapshot.
-const STATE: &str = "SELECT h.head, \
+/// The log's state in one statement (so one snapshot), one row per thing read, the first column
+/// telling which (see `read_state`):
+/// - `0`: the head and how far the payload index is current;
+/// - `1`: an index row (key, first sequence number, members) among the newest `$2` of each key
+///   of `$1`;
+/// - `2`: an event row (number, occurred_at, type, payload, exact payload): the newest `$3`
+///   candidates of the keys read whole (fewer than `$2` rows), so that a search on them usually
+///   needs no round trip of its own to fetch them.
+/// The index rows are read once (`r`, materialised since it is used more than once).
+const STATE: &str = "WITH r AS (SELECT k.key_hash, p.first_sequence_number, p.members \
+        FROM unnest($1::bigint[]) AS k(key_hash), \
+        LATERAL (SELECT first_sequence_number, members FROM factstr_payload_index \
+            WHERE key_hash = k.key_hash ORDER BY first_sequence_number DESC LIMIT $2) AS p), \
+    whole AS (SELECT key_hash FROM r GROUP BY key_hash HAVING count(*) < $2), \
+    c AS (SELECT n FROM ( \
+            SELECT r.first_sequence_number AS n FROM r JOIN whole USING (key_hash) \
+            UNION ALL SELECT m.n FROM r JOIN whole USING (key_hash), \
+                LATERAL factstr_members_after(r.first_sequence_number, r.members) AS m(n) \
+            WHERE r.members IS NOT NULL) AS numbers \
+        ORDER BY n DESC LIMIT $3) \
+    SELECT 0, (SELECT COALESCE(MAX(sequence_number), 0) FROM events), \
         (SELECT indexed_through FROM factstr_payload_index_state WHERE id = 1), \
-        p.key_hash, p.first_sequence_number, p.members \
-    FROM (SELECT COALESCE(MAX(sequence_number), 0) AS head FROM events) AS h \
-    LEFT JOIN LATERAL (SELECT k.key_hash, r.first_sequence_number, r.members \
-        FROM unnest($1::bigint[]) AS k(key_hash), \
-        LATERAL (SELECT first_sequence_number, members FROM factstr_payload_index \
-            WHERE key_hash = k.key_hash ORDER BY first_sequence_number DESC LIMIT $2) AS r) AS p ON TRUE";
+        NULL::bytea, NULL::timestamptz, NULL::text, NULL::jsonb, NULL::text \
+    UNION ALL SELECT 1, r.key_hash, r.first_sequence_number, r.members, NULL, NULL, NULL, NULL FROM r \
+    UNION ALL SELECT 2, e.sequence_number, NULL, NULL, e.occurred_at, e.event_type, e.payload, x.payload \
+        FROM events AS e LEFT JOIN factstr_exact_payloads AS x ON x.sequence_number = e.sequence_number \
+        WHERE e.sequence_number IN (SELECT n FROM c)";
 
-/// The event rows of the newest posting of each key of `$1` (its last member): the candidate a
-/// conditional append's context version most likely is, read with the state so that the
-/// check usually needs no round trip of its own.
-const NEWEST_CANDIDATES: &str = "SELECT e.sequence_number, e.occurred_at, e.event_type, e.payload, x.payload \
-    FROM events AS e LEFT JOIN factstr_exact_payloads AS x ON x.sequence_number = e.sequence_number \
-    WHERE e.sequence_number IN (SELECT factstr_last_member(r.first_sequence_number, r.members) \
-        FROM unnest($1::bigint[]) AS k(key_hash), \
-        LATERAL (SELECT first_sequence_number, members FROM factstr_payload_index \
-            WHERE key_hash = k.key_hash ORDER BY first_sequence_number DESC LIMIT 1) AS r)";
+/// Candidate rows a query reads with the log's state (see `STATE`): a context of a few hundred
+/// facts is then read in one round trip.
+pub const QUERY_CANDIDATES: i64 = 1_024;
 
 /// What a search starts from, read in one snapshot (see `read_state`).
 pub struct LogState {
@@ -71,69 +82,66 @@ pub struct LogState {
     /// The sequence numbers of each key read whole (fewer than `READ_WHOLE_BELOW` index rows),
     /// with its row count.
     key_numbers: HashMap<i64, (i64, Vec<u64>)>,
-    /// The newest candidate rows of the keys, when asked for.
-    newest: Vec<Row>,
+    /// The newest candidate rows of the keys read whole, as many as asked for.
+    candidates: Vec<Row>,
 }
 
 impl LogState {
     /// Forgets what was read of the payload index (after a catch-up indexed more rows).
     pub fn forget_postings(&mut self) {
         self.key_numbers.clear();
-        self.newest.clear();
+        self.candidates.clear();
     }
 }
 
-/// Reads the log's state for a search on `keys`, and with `newest` the newest candidate rows of
-/// each key; after `batch` (e.g. `BEGIN; LOCK ...`), all in one round trip.
+/// Reads the log's state for a search on `keys`, with the newest `candidates` candidate rows of
+/// the keys read whole; after `batch` (e.g. `BEGIN; LOCK ...`), all in one round trip.
 pub fn read_state(
     conn: &mut Conn,
     batch: Option<&str>,
     keys: &[i64],
-    newest: bool,
+    candidates: i64,
 ) -> Result<LogState> {
-    let state_params: [&(dyn ToSql + Sync); 2] = [&keys, &READ_WHOLE_BELOW];
-    let newest_params: [&(dyn ToSql + Sync); 1] = [&keys];
-    let mut statements: Vec<(&str, Params<'_>)> = vec![(STATE, &state_params)];
-    if newest && !keys.is_empty() {
-        statements.push((NEWEST_CANDIDATES, &newest_params));
-    }
+    let candidates = if keys.is_empty() { 0 } else { candidates };
+    let params: [&(dyn ToSql + Sync); 3] = [&keys, &READ_WHOLE_BELOW, &candidates];
     let results = conn
-        .pipelined(batch, &statements)
+        .pipelined(batch, &[(STATE, &params)])
         .map_err(|e| conn.error(e))?;
-    let rows = &results[0];
-    let first = rows
-        .first()
-        .ok_or_else(|| Error::Backend("the head of the log could not be read".to_owned()))?;
-    let head = from_sql(first.get(0));
-    let indexed_through = first.get::<_, Option<i64>>(1).map_or(0, from_sql);
+    let mut head = None;
+    let mut indexed_through = 0;
     let mut found: HashMap<i64, (i64, Vec<u64>)> = HashMap::new();
-    for row in rows {
-        let Some(key) = row.get::<_, Option<i64>>(2) else {
-            continue;
-        };
-        let entry = found.entry(key).or_default();
-        entry.0 += 1;
-        decode_members(
-            from_sql(row.get(3)),
-            row.get::<_, Option<&[u8]>>(4),
-            &mut entry.1,
-        );
+    let mut rows = Vec::new();
+    for row in &results[0] {
+        match row.get::<_, i32>(0) {
+            0 => {
+                head = Some(from_sql(row.get(1)));
+                indexed_through = row.get::<_, Option<i64>>(2).map_or(0, from_sql);
+            }
+            1 => {
+                let entry = found.entry(row.get(1)).or_default();
+                entry.0 += 1;
+                decode_members(
+                    from_sql(row.get(2)),
+                    row.get::<_, Option<&[u8]>>(3),
+                    &mut entry.1,
+                );
+            }
+            _ => rows.push(read_row_at(row, [1, 4, 5, 6, 7])?),
+        }
     }
+    let head =
+        head.ok_or_else(|| Error::Backend("the head of the log could not be read".to_owned()))?;
     // A key without index rows has none at all: read whole too. One with as many rows as were
     // read may have more: counted and read when the search needs them.
     for key in keys {
         found.entry(*key).or_default();
     }
     found.retain(|_, (count, _)| *count < READ_WHOLE_BELOW);
-    let newest = match results.get(1) {
-        Some(rows) => rows.iter().map(read_row).collect::<Result<Vec<Row>>>()?,
-        None => Vec::new(),
-    };
     Ok(LogState {
         head,
         indexed_through,
         key_numbers: found,
-        newest,
+        candidates: rows,
     })
 }
 
@@ -166,18 +174,23 @@ fn as_i64(number: u64) -> Result<i64> {
 }
 
 fn read_row(row: &tokio_postgres::Row) -> Result<Row> {
-    let sequence_number = from_sql(row.get(0));
+    read_row_at(row, [0, 1, 2, 3, 4])
+}
+
+/// An event from the columns at `at`: sequence number, occurred_at, type, payload, exact payload.
+fn read_row_at(row: &tokio_postgres::Row, at: [usize; 5]) -> Result<Row> {
+    let sequence_number = from_sql(row.get(at[0]));
     Ok(Row {
         sequence_number,
-        occurred_at: from_system_time(row.get::<_, SystemTime>(1)),
-        event_type: row.get(2),
-        payload: match row.get::<_, Option<&str>>(4) {
+        occurred_at: from_system_time(row.get::<_, SystemTime>(at[1])),
+        event_type: row.get(at[2]),
+        payload: match row.get::<_, Option<&str>>(at[4]) {
             Some(exact) => serde_json::from_str(exact).map_err(|e| {
                 Error::Backend(format!(
                     "event {sequence_number} has an exact payload that is not JSON: {e}"
                 ))
             })?,
-            None => read_payload(row, 3, sequence_number)?,
+            None => read_payload(row, at[3], sequence_number)?,
         },
     })
 }
@@ -224,7 +237,7 @@ impl<'a> PgLog<'a> {
             known: Some((state.head, through)),
             key_numbers: state.key_numbers,
             prefetched: state
-                .newest
+                .candidates
                 .into_iter()
                 .map(|row| (row.sequence_number, row))
                 .collect(),

@@ -1,11 +1,13 @@
 //! The PostgreSQL schema: the tables of `factstr-postgres` 0.5.2, exactly, in the connection's
-//! `current_schema()`, plus our payload index, its state, and a trigger that wakes listeners on
+//! `current_schema()`, plus our payload index, its state, the idempotency keys (`idempotency`),
+//! and a trigger that wakes listeners on
 //! every insert into `events` (also by writers that are not ours). Creation runs in one
 //! transaction under an advisory lock, so processes starting at once do not race.
 
 use std::time::Duration;
 
 use super::client::{Client, DbError};
+use super::idempotency;
 use super::pool::Pool;
 use crate::error::{Error, Result};
 use crate::sql::layout::{self, BATCH_FORMAT_KEY, BATCH_FORMAT_SPARSE};
@@ -106,10 +108,10 @@ const CREATE: &str = "
         RETURN v_head + 1;
     END
     $$;
-    -- The last sequence number of a payload index row: `first` plus every LEB128 gap of
-    -- `members` (see `sql::members`), for reading the newest candidate of a key with its rows.
-    CREATE OR REPLACE FUNCTION factstr_last_member(p_first BIGINT, p_members BYTEA)
-    RETURNS BIGINT LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+    -- The sequence numbers after `first` of a payload index row: its LEB128 gaps (see
+    -- `sql::members`), for reading a key's candidate rows with its index rows.
+    CREATE OR REPLACE FUNCTION factstr_members_after(p_first BIGINT, p_members BYTEA)
+    RETURNS SETOF BIGINT LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
     DECLARE
         v_number BIGINT := p_first;
         v_gap BIGINT := 0;
@@ -117,20 +119,20 @@ const CREATE: &str = "
         v_byte INTEGER;
     BEGIN
         IF p_members IS NULL THEN
-            RETURN p_first;
+            RETURN;
         END IF;
         FOR i IN 0 .. length(p_members) - 1 LOOP
             v_byte := get_byte(p_members, i);
             v_gap := v_gap | ((v_byte & 127)::BIGINT << v_shift);
             IF v_byte < 128 THEN
                 v_number := v_number + v_gap;
+                RETURN NEXT v_number;
                 v_gap := 0;
                 v_shift := 0;
             ELSE
                 v_shift := v_shift + 7;
             END IF;
         END LOOP;
-        RETURN v_number;
     END
     $$;
     CREATE OR REPLACE FUNCTION factstr_notify_commit() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -148,11 +150,11 @@ const ALL_PRESENT: &str = "
         AND to_regprocedure(format(
             '%I.factstr_append_batch_v2(boolean, timestamptz, text[], text[], bigint[], bigint[], bytea[])',
             current_schema())) IS NOT NULL
-        AND to_regprocedure(format('%I.factstr_last_member(bigint, bytea)', current_schema())) IS NOT NULL
+        AND to_regprocedure(format('%I.factstr_members_after(bigint, bytea)', current_schema())) IS NOT NULL
     FROM unnest(ARRAY['events', 'append_batches', 'store_metadata', 'durable_stream_cursors',
         'idx_events_type', 'idx_events_occurred_at', 'idx_events_payload_gin',
         'factstr_events_type_sequence', 'factstr_payload_index', 'factstr_payload_index_state',
-        'factstr_exact_payloads']) AS name";
+        'factstr_exact_payloads', 'factstr_idempotency_keys']) AS name";
 
 /// How long creating the schema may take: the store's `statement_timeout` is meant for its
 /// calls, and the indexes built on first opening an existing log grow with it.
@@ -239,6 +241,7 @@ fn prepare_in(client: &mut Client, shown_url: &str) -> std::result::Result<(), P
     if !complete {
         // Indexing an existing log (written by the upstream crates) takes time in proportion to it.
         client.batch_execute_within(CREATE, CREATE_BOUND)?;
+        client.batch_execute(idempotency::CREATE)?;
     }
     let has_trigger = client
         .query_opt(

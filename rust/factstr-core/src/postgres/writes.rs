@@ -56,7 +56,7 @@ use crate::sql::search;
 use crate::types::{AppendResult, EventQuery};
 
 /// Begins an append's transaction (see the module header for why READ COMMITTED).
-const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
+pub(super) const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 
 /// The append lock, in its order (see the module header). The same two locks are in
 /// `factstr_append_batch_v2` (see `schema`).
@@ -108,7 +108,8 @@ pub fn append_locked(
     condition: Option<Condition<'_>>,
 ) -> Result<AppendResult> {
     let args = BatchArgs::new(events);
-    let state = read_state(conn, None, &context_keys(condition), condition.is_some())?;
+    let keys = context_keys(condition);
+    let state = read_state(conn, None, &keys, keys.len() as i64)?;
     write_locked(conn, &args, Locked::from(state), condition, false)
 }
 
@@ -305,7 +306,8 @@ impl From<LogState> for Locked {
 /// their newest candidate rows): one round trip.
 pub(super) fn lock_and_read(conn: &mut Conn, context_keys: &[i64]) -> Result<Locked> {
     let begin = format!("{BEGIN}; {LOCK_APPENDS}");
-    let state = read_state(conn, Some(&begin), context_keys, !context_keys.is_empty())?;
+    // The newest candidate (of each key, at most): usually the context version.
+    let state = read_state(conn, Some(&begin), context_keys, context_keys.len() as i64)?;
     Ok(Locked::from(state))
 }
 

@@ -11,6 +11,7 @@ use super::backend;
 use super::writes;
 use crate::condition::Condition;
 use crate::error::{Error, Result};
+use crate::idempotency::IdempotencyKey;
 use crate::sql::prepared::PreparedEvent;
 use crate::types::AppendResult;
 
@@ -20,12 +21,16 @@ use crate::types::AppendResult;
 /// request fails with it.
 pub fn append_each(
     connection: &Connection,
-    requests: &[(Vec<PreparedEvent>, Option<Condition<'_>>)],
+    requests: &[(
+        Vec<PreparedEvent>,
+        Option<Condition<'_>>,
+        Option<&IdempotencyKey>,
+    )],
 ) -> Result<Vec<Result<AppendResult>>> {
     let mut results = Vec::with_capacity(requests.len());
-    for (events, condition) in requests {
+    for (events, condition, key) in requests {
         run(connection, "SAVEPOINT factstr_group_member")?;
-        match writes::append(connection, events, *condition) {
+        match writes::append(connection, events, *condition, *key) {
             Ok(result) => {
                 run(connection, "RELEASE factstr_group_member")?;
                 results.push(Ok(result));
@@ -106,11 +111,13 @@ mod tests {
         let a = of_type("a");
         let results = store.storage().append_group(vec![
             AppendRequest {
+                idempotency_key: None,
                 events: vec![NewEvent::new("a", json!({"id": 1})); 3],
                 condition: None,
             },
             // Expects the version before the group: the batch before it in the group moved it.
             AppendRequest {
+                idempotency_key: None,
                 events: one("a", 2),
                 condition: Some(Condition::VersionIs {
                     context: &a,
@@ -119,6 +126,7 @@ mod tests {
             },
             // Expects the version the first request made: it holds.
             AppendRequest {
+                idempotency_key: None,
                 events: one("a", 3),
                 condition: Some(Condition::VersionIs {
                     context: &a,
@@ -126,6 +134,7 @@ mod tests {
                 }),
             },
             AppendRequest {
+                idempotency_key: None,
                 events: one("b", 4),
                 condition: Some(Condition::NoneAfter {
                     context: &a,
@@ -133,6 +142,7 @@ mod tests {
                 }),
             },
             AppendRequest {
+                idempotency_key: None,
                 events: one("b", 5),
                 condition: None,
             },
@@ -195,10 +205,12 @@ mod tests {
             .unwrap();
         let results = store.storage().append_group(vec![
             AppendRequest {
+                idempotency_key: None,
                 events: one("a", 1),
                 condition: None,
             },
             AppendRequest {
+                idempotency_key: None,
                 events: vec![
                     NewEvent::new("a", json!({})),
                     NewEvent::new("poison", json!({})),
@@ -206,6 +218,7 @@ mod tests {
                 condition: None,
             },
             AppendRequest {
+                idempotency_key: None,
                 events: one("a", 3),
                 condition: None,
             },
@@ -241,14 +254,17 @@ mod tests {
             .unwrap();
         let results = store.storage().append_group(vec![
             AppendRequest {
+                idempotency_key: None,
                 events: one("a", 1),
                 condition: None,
             },
             AppendRequest {
+                idempotency_key: None,
                 events: one("poison", 2),
                 condition: None,
             },
             AppendRequest {
+                idempotency_key: None,
                 events: one("a", 3),
                 condition: None,
             },

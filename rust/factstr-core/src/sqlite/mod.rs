@@ -15,6 +15,7 @@ mod durable;
 mod file_locks;
 pub mod fork_gate;
 mod group;
+mod idempotency;
 mod payload_index;
 mod posting_block;
 mod reads;
@@ -222,7 +223,14 @@ impl Storage for SqliteStorage {
 
     fn append(&self, request: AppendRequest<'_>) -> Result<AppendResult> {
         let prepared = prepare_events(&request.events, FloatText::Shortest);
-        let result = self.write(|c| writes::append(c, &prepared, request.condition))?;
+        let result = self.write(|c| {
+            writes::append(
+                c,
+                &prepared,
+                request.condition,
+                request.idempotency_key.as_ref(),
+            )
+        })?;
         self.beacon.lock().ring();
         Ok(result)
     }
@@ -232,7 +240,13 @@ impl Storage for SqliteStorage {
     fn append_group(&self, requests: Vec<AppendRequest<'_>>) -> Vec<Result<AppendResult>> {
         let prepared: Vec<_> = requests
             .iter()
-            .map(|r| (prepare_events(&r.events, FloatText::Shortest), r.condition))
+            .map(|r| {
+                (
+                    prepare_events(&r.events, FloatText::Shortest),
+                    r.condition,
+                    r.idempotency_key.as_ref(),
+                )
+            })
             .collect();
         let results = self
             .write(|c| group::append_each(c, &prepared))
