@@ -32,8 +32,11 @@ class Result:
 
 
 def fill_ratios(results: list[Result]) -> None:
-    """ratio = how many times faster factstr is than the row's subject, same case and group."""
+    """ratio = how many times faster factstr is than the row's subject, same case and group.
+    Rows that come with a ratio of their own (the group-commit script's) keep it."""
     for r in results:
+        if r.ratio is not None:
+            continue
         ours = next(
             (
                 o

@@ -5,9 +5,10 @@ measured in the same run, results as ratios (these machines are shared and noisy
     python bench/run.py --full          # 1,000,000-fact stores, more repetitions
     python bench/run.py --smoke         # tiny sizes: proves the harness runs (CI)
     python bench/run.py --only s3 --only s4 --groups sqlite,server
+    python bench/run.py --reference     # the reference run: docs/benchmarks.{md,json,svg}
 
 Prints a table, writes bench/results/results.json and bench/results/results.png (--smoke:
-smoke.json/smoke.png). See bench/README.md for how to read it.
+smoke.json/smoke.png; --reference: docs/). See bench/README.md for how to read it.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: import the harness as the `bench` package
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench import fixtures
+from bench import fixtures, reference
 from bench.report import Result, fill_ratios, table, write_chart, write_json
-from bench.scenarios import SCENARIOS
+from bench.scenarios import REFERENCE_SCENARIOS, SCENARIOS, group_commit_hook
 from bench.servers import close_env
-from bench.sizes import FULL, QUICK, SMOKE, Sizes
+from bench.sizes import FULL, QUICK, REFERENCE, SMOKE, Sizes
+from bench.subjects import REFERENCE as REFERENCE_SUBJECTS
 from bench.subjects import all_subjects
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -41,6 +43,15 @@ def parse() -> argparse.Namespace:
     mode.add_argument(
         "--smoke", action="store_true", help="tiny sizes; only proves that every part runs"
     )
+    mode.add_argument(
+        "--reference",
+        action="store_true",
+        help="the reference run: S1, S2, S3 (10k and 1M), S9 and group commit on SQLite and "
+        "PostgreSQL; writes docs/benchmarks.md, .json and .svg",
+    )
+    parser.add_argument(
+        "--note", default="", help="--reference: a line shown at the top of docs/benchmarks.md"
+    )
     parser.add_argument(
         "--only", action="append", choices=sorted(SCENARIOS), help="run only these scenarios"
     )
@@ -49,24 +60,43 @@ def parse() -> argparse.Namespace:
         default="memory,sqlite,server",
         help="comma-separated store groups: memory, sqlite, server (PostgreSQL and UmaDB)",
     )
-    parser.add_argument("--output", type=Path, default=RESULTS, help="folder for the JSON and PNG")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="folder for the JSON and chart (default: bench/results, or docs/ with --reference)",
+    )
     return parser.parse_args()
 
 
 def main() -> int:
     args = parse()
-    sizes: Sizes = FULL if args.full else SMOKE if args.smoke else QUICK
-    groups = {GROUPS[g.strip().lower()] for g in args.groups.split(",") if g.strip()}
+    if args.reference:
+        sizes: Sizes = REFERENCE
+        groups = {"SQLite", "Server"}
+        chosen = args.only or list(REFERENCE_SCENARIOS)
+        output = args.output or reference.DOCS
+    else:
+        sizes = FULL if args.full else SMOKE if args.smoke else QUICK
+        groups = {GROUPS[g.strip().lower()] for g in args.groups.split(",") if g.strip()}
+        chosen = args.only or list(SCENARIOS)
+        output = args.output or RESULTS
     stem = "smoke" if args.smoke else "results"
     started = time.perf_counter()
     results: list[Result] = []
+    load = reference.LoadSampler()
     try:
-        subjects, notes = all_subjects(groups)
-        for name in args.only or list(SCENARIOS):
+        subjects, notes = all_subjects(groups, rust=not args.reference)
+        if args.reference:
+            subjects = [s for s in subjects if s.name in REFERENCE_SUBJECTS]
+        for name in chosen:
             began = time.perf_counter()
             results += SCENARIOS[name](subjects, sizes)
             print(f"[{name} took {time.perf_counter() - began:.1f} s]", file=sys.stderr, flush=True)
+        notes += group_commit_hook.notes
+        settings = reference.settings() if args.reference else {}
     finally:
+        load.stop()
         fixtures.drop_all()
         close_env()
     if sizes.large_store < FULL.large_store:
@@ -89,11 +119,18 @@ def main() -> int:
     print("\nNotes:")
     for note in notes:
         print(f"  - {note}")
-    write_json(args.output / f"{stem}.json", sizes, results, durability, notes)
-    chart_note = write_chart(args.output / f"{stem}.png", sizes, results)
-    if chart_note:
-        print(f"  - {chart_note}")
-    print(f"\nWrote {args.output / (stem + '.json')} and {args.output / (stem + '.png')}")
+    seconds = time.perf_counter() - started
+    if args.reference:
+        written = reference.write(
+            output, sizes, results, durability, notes, settings, load, seconds, args.note
+        )
+        print("\nWrote " + ", ".join(str(p) for p in written))
+    else:
+        write_json(output / f"{stem}.json", sizes, results, durability, notes)
+        chart_note = write_chart(output / f"{stem}.png", sizes, results)
+        if chart_note:
+            print(f"  - {chart_note}")
+        print(f"\nWrote {output / (stem + '.json')} and {output / (stem + '.png')}")
 
     failed = [r for r in results if r.failed]
     for r in failed:

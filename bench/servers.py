@@ -15,7 +15,13 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.postgres_server import PostgresServer, free_port, start_server
+from tests.postgres_server import (
+    URL_ENV,
+    ExternalServer,
+    PostgresServer,
+    ThrowawayCluster,
+    free_port,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -99,9 +105,24 @@ class Environment:
 
     @property
     def postgres(self) -> PostgresServer:
+        """The server named by FACTSTR_TEST_POSTGRES_URL, else a throwaway cluster of our own
+        that is *durable* (fsync, synchronous_commit and full_page_writes on, as users run
+        PostgreSQL): the test suite's fast, non-durable cluster would flatter every commit."""
         if self._postgres is None:
-            self._postgres = start_server()
+            url = os.environ.get(URL_ENV)
+            server: PostgresServer = ExternalServer(url) if url else ThrowawayCluster(durable=True)
+            try:
+                server.sql("SELECT 1")
+            except Exception:
+                server.close()
+                raise
+            self._postgres = server
         return self._postgres
+
+    @property
+    def pg_throwaway(self) -> bool:
+        """True when the server is the run's own cluster (its settings may be changed)."""
+        return isinstance(self.postgres, ThrowawayCluster)
 
     def pg_create(self) -> str:
         return self.postgres.url_for(self.postgres.create_database("bench"))
@@ -116,9 +137,13 @@ class Environment:
 
     def pg_durability(self) -> str:
         note = ""
-        if self.pg_setting("fsync") == "off":
-            note = " (the throwaway test cluster: not crash-safe, figures flatter every PostgreSQL subject alike)"
-        return f"PostgreSQL synchronous_commit={self.pg_setting('synchronous_commit')}, fsync={self.pg_setting('fsync')}{note}"
+        if "off" in (self.pg_setting("fsync"), self.pg_setting("synchronous_commit")):
+            note = " (NOT crash-safe: figures flatter every PostgreSQL subject alike)"
+        return (
+            f"PostgreSQL fsync={self.pg_setting('fsync')}, "
+            f"synchronous_commit={self.pg_setting('synchronous_commit')}, "
+            f"full_page_writes={self.pg_setting('full_page_writes')}{note}"
+        )
 
     # -- UmaDB ---------------------------------------------------------------------------------
 

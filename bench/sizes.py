@@ -8,50 +8,72 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Sizes:
     mode: str
-    repeats: int  # S1/S2: fresh stores per subject; the best run counts (the least disturbed one)
-    batches: int  # S1: batches of 100 per run
-    singles: int  # S2: single-event appends per run
+    repeats: int  # rounds of turns (A, B, A, B) in S1, S2, S3
+    append_budget: float  # S1/S2: seconds of appends per subject, over all its turns
+    history: int  # S1/S2: facts already in the store they append to
     small_store: int  # S3: facts in the small store (~100 per context)
-    large_store: int  # S3 large store, and S6's replay size (the same filled stores serve both)
-    budget: float  # seconds one measured loop may run (S3, S4): at least 3 operations regardless
+    large_store: int  # S3 large store (~100 per context too), and S6's replay size
+    budget: float  # seconds one measured loop may run (S3 per subject and size; S4)
     read_records: int  # S4: records per query
     stream_rounds: int  # S5: append-to-delivery round trips per subject and setting
     workers: int  # S7: processes
     worker_ops: int  # S7: append_if calls per process
+    vacuum_store: int  # S9: facts in the store appended to while autovacuum visits it
+    vacuum_seconds: float  # S9: seconds of single appends per subject and setting
 
 
 QUICK = Sizes(
     "quick",
     repeats=2,
-    batches=20,
-    singles=100,
+    append_budget=1.0,
+    history=10_000,
     small_store=10_000,
     large_store=50_000,
-    budget=0.6,
+    budget=1.0,
     read_records=10_000,
     stream_rounds=40,
     workers=4,
     worker_ops=40,
+    vacuum_store=10_000,
+    vacuum_seconds=4.0,
 )
 FULL = Sizes(
     "full",
     repeats=5,
-    batches=200,
-    singles=1000,
+    append_budget=5.0,
+    history=100_000,
     small_store=10_000,
     large_store=1_000_000,
-    budget=3.0,
+    budget=5.0,
     read_records=10_000,
     stream_rounds=300,
     workers=4,
     worker_ops=300,
+    vacuum_store=100_000,
+    vacuum_seconds=15.0,
+)
+# The reference run (docs/benchmarks.md): full sizes, the scenarios the goals are about.
+REFERENCE = Sizes(
+    "reference",
+    repeats=6,
+    append_budget=6.0,
+    history=100_000,
+    small_store=10_000,
+    large_store=1_000_000,
+    budget=12.0,
+    read_records=10_000,
+    stream_rounds=300,
+    workers=4,
+    worker_ops=300,
+    vacuum_store=100_000,
+    vacuum_seconds=20.0,
 )
 # CI: proves the harness runs end to end on every subject; the figures mean little.
 SMOKE = Sizes(
     "smoke",
     repeats=1,
-    batches=5,
-    singles=20,
+    append_budget=0.2,
+    history=1_000,
     small_store=2_000,
     large_store=5_000,
     budget=0.2,
@@ -59,4 +81,6 @@ SMOKE = Sizes(
     stream_rounds=10,
     workers=4,
     worker_ops=10,
+    vacuum_store=1_000,
+    vacuum_seconds=1.0,
 )

@@ -45,3 +45,50 @@ def call_latencies(op: Callable[[], object], count: int) -> tuple[list[float], f
         op()
         latencies.append(time.perf_counter() - began)
     return latencies, time.perf_counter() - start
+
+
+def percentiles_ms(latencies: Sequence[float]) -> dict[str, float]:
+    """p50, p99 and p99.9 of `latencies` (seconds), in milliseconds."""
+    return {
+        "p50_ms": 1000 * percentile(latencies, 0.50),
+        "p99_ms": 1000 * percentile(latencies, 0.99),
+        "p99.9_ms": 1000 * percentile(latencies, 0.999),
+    }
+
+
+def alternated(
+    ops: dict[str, Callable[[], object]],
+    rounds: int,
+    budget: float,
+    on_error: Callable[[str, Exception], None],
+    *,
+    min_ops: int = 3,
+) -> dict[str, tuple[float, list[float]]]:
+    """Runs each subject's `op` in turn (A, B, A, B, ...) for `rounds` rounds of `budget / rounds`
+    seconds each (at least `min_ops` calls per turn), so that a disturbance of the machine hits
+    every subject alike. A subject whose op raises is reported to `on_error` (which may re-raise)
+    and leaves the rotation. Returns per remaining subject (calls per second over its turns,
+    each call's seconds)."""
+    spent = dict.fromkeys(ops, 0.0)
+    calls: dict[str, list[float]] = {name: [] for name in ops}
+    broken: set[str] = set()
+    share = budget / max(1, rounds)
+    for _ in range(rounds):
+        for name, op in ops.items():
+            if name in broken:
+                continue
+            start = time.perf_counter()
+            done = 0
+            try:
+                while done < min_ops or time.perf_counter() - start < share:
+                    began = time.perf_counter()
+                    op()
+                    calls[name].append(time.perf_counter() - began)
+                    done += 1
+            except Exception as exc:
+                broken.add(name)
+                on_error(name, exc)
+            spent[name] += time.perf_counter() - start
+    return {
+        name: (len(calls[name]) / spent[name], calls[name]) for name in ops if name not in broken
+    }

@@ -43,8 +43,8 @@ fi
 # The quick mode, about a minute: every scenario on every subject. No figure is checked (shared
 # machines are noisy); this fails only if the harness crashes or factstr breaks a scenario's
 # correctness check (false conflicts in S7, lost stream deliveries, a short replay).
-echo "==> benchmarks (quick mode; figures not checked)"
-"$PY" bench/run.py --quick --output "$ROOT/bench/results/ci"
+echo "==> benchmarks (smoke mode: every scenario on every subject, tiny sizes; figures not checked)"
+"$PY" bench/run.py --smoke --output "$ROOT/bench/results/ci"
 # The asyncio API's figures (factstr.aio), tiny counts: proves the script runs.
 "$PY" bench/aio.py --smoke --output "$ROOT/bench/results/ci"
 

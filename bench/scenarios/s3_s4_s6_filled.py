@@ -8,11 +8,13 @@ S6: durable replay of the large store from the start (events/s)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable
 
 from bench import fixtures
 from bench.report import Result
-from bench.scenarios.common import for_each
+from bench.scenarios.common import for_each, measure_alternated
 from bench.sizes import Sizes
 from bench.subject import Subject
 from bench.timing import rate_for, timed
@@ -20,52 +22,55 @@ from bench.timing import rate_for, timed
 
 def s3(subjects: list[Subject], sizes: Sizes) -> list[Result]:
     results: list[Result] = []
-    small_rates: dict[str, float] = {}
+    small: dict[str, float] = {}
+    conflicts: dict[tuple[int, str], int] = {}  # (store size, subject): false conflicts
     for total in (sizes.small_store, sizes.large_store):
         courses = max(1, total // 100)
         case = f"append_if ~100-fact context, {total:,} facts"
 
-        def measure(
-            subject: Subject, total: int = total, courses: int = courses, case: str = case
-        ) -> list[Result]:
+        def prepare(
+            subject: Subject,
+            stack: contextlib.ExitStack,
+            total: int = total,
+            courses: int = courses,
+        ) -> Callable[[], object]:
             location = fixtures.filled(subject, total)
-            conflicts = 0
+            session = stack.enter_context(subject.session(location))
+            conflicts[total, subject.name] = 0
             counter = 0
-            with subject.session(location) as session:
 
-                def decision() -> int:
-                    nonlocal conflicts, counter
-                    counter += 1
-                    course = f"c{(counter * 7919) % courses}"
-                    version = session.decide(course)
-                    if not session.append_if(
-                        course, {"course": course, "student": f"x{counter}", "amount": 1}, version
-                    ):
-                        conflicts += 1
-                    return 1
+            def decision() -> None:
+                nonlocal counter
+                counter += 1
+                course = f"c{(counter * 7919) % courses}"
+                version = session.decide(course)
+                item = {"course": course, "student": f"x{counter}", "amount": 1}
+                if not session.append_if(course, item, version):
+                    conflicts[total, subject.name] += 1
 
-                rate, _ = rate_for(decision, sizes.budget)
-            extra: dict[str, float] = {}
+            decision()  # warm-up: connection, caches, prepared statements
+            return decision
+
+        rows = measure_alternated(
+            subjects,
+            "s3",
+            "S3",
+            case,
+            prepare,
+            rounds=sizes.repeats,
+            budget=sizes.budget,
+            unit="ops/s",
+        )
+        for row in rows:
+            if row.failed:
+                continue
+            if conflicts.get((total, row.subject)):
+                row.failed = f"{conflicts[total, row.subject]} conflicts with no other writer"
             if total == sizes.small_store:
-                small_rates[subject.name] = rate
-            elif subject.name in small_rates:
-                extra["large/small"] = rate / small_rates[subject.name]
-            failed = f"{conflicts} conflicts with no other writer" if conflicts else ""
-            return [
-                Result(
-                    "S3",
-                    case,
-                    subject.group,
-                    subject.name,
-                    subject.role,
-                    rate,
-                    "ops/s",
-                    extra=extra,
-                    failed=failed,
-                )
-            ]
-
-        results += for_each(subjects, "s3", measure, "S3", case)
+                small[row.subject] = row.value
+            elif row.subject in small:
+                row.extra["large/small"] = row.value / small[row.subject]
+        results += rows
     return results
 
 

@@ -5,10 +5,21 @@ from __future__ import annotations
 
 from bench.subject import Subject
 
+#: The reference run's subjects (docs/benchmarks.md): factstr, the floors, and the DCB peers.
+REFERENCE = (
+    "factstr SqliteStore",
+    "floor: python sqlite3",
+    "factstr PostgresStore",
+    "floor: psycopg",
+    "eventsourcing PostgresDCBRecorderTT",
+    "UmaDB (gRPC server)",
+)
 
-def all_subjects(groups: set[str]) -> tuple[list[Subject], list[str]]:
+
+def all_subjects(groups: set[str], *, rust: bool = True) -> tuple[list[Subject], list[str]]:
     """The subjects of the given groups ("Memory", "SQLite", "Server"), and notes on any that
-    cannot run here (missing package, missing binary)."""
+    cannot run here (missing package, missing binary); `rust=False` leaves out the Rust crates
+    (building their driver can take minutes)."""
     from bench.subjects import (
         eventsourcing_recorders,
         factstr_stores,
@@ -31,5 +42,6 @@ def all_subjects(groups: set[str]) -> tuple[list[Subject], list[str]]:
         subjects += [factstr_stores.postgres(), floor_postgres.subject()]
         subjects += eventsourcing_recorders.postgres_subjects(notes)
         subjects += umadb_server.subjects(notes)
-    subjects += rust_crates.subjects(groups, notes)
+    if rust:
+        subjects += rust_crates.subjects(groups, notes)
     return subjects, notes

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -13,7 +15,7 @@ import factstr
 from factstr import ConditionalAppendConflict, EventFilter, EventQuery, NewEvent
 
 from bench.servers import env
-from bench.subject import ALL_CAPABILITIES, ENROLLED, Payload, Session, Subject
+from bench.subject import ALL_CAPABILITIES, ENROLLED, Payload, Session, Subject, fill_payload
 
 
 def context(course: str) -> EventQuery:
@@ -27,6 +29,37 @@ class FactstrSession(Session):
 
     def append_batch(self, payloads: Sequence[Payload]) -> None:
         self.store.append([NewEvent(ENROLLED, p) for p in payloads])
+
+    def fill(self, total: int, courses: int, prefix: str = "c") -> None:
+        """Through the engine's bulk path (the one `factstr import` uses: export lines, one
+        transaction per 20,000 facts), batches of 1,000 as the default fill writes. Stores
+        without it (memory) or not empty append batches instead."""
+        restorer = getattr(self.store, "_restorer", None)
+        head = self.store.query(EventQuery.all(), limit=1).current_context_version
+        if restorer is None or head is not None:
+            super().fill(total, courses, prefix)
+            return
+        bulk = restorer(20_000)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+        for start in range(0, total, 20_000):
+            lines = [
+                json.dumps(
+                    {
+                        "sequence_number": i + 1,
+                        "occurred_at": stamp,
+                        "event_type": ENROLLED,
+                        "payload": fill_payload(i, courses, prefix),
+                        "batch_last_sequence_number": min(total, (i // 1000 + 1) * 1000),
+                    },
+                    separators=(",", ":"),
+                )
+                + "\n"
+                for i in range(start, min(total, start + 20_000))
+            ]
+            bulk.feed("".join(lines).encode())
+        facts = bulk.finish()[0]
+        if facts != total:
+            raise AssertionError(f"the bulk fill wrote {facts} facts, expected {total}")
 
     def decide(self, course: str) -> int | None:
         result = self.store.query(context(course))
@@ -141,5 +174,9 @@ def sqlite() -> Subject:
 
 def postgres() -> Subject:
     return PostgresSubject(
-        "factstr PostgresStore", "Server", "factstr", ALL_CAPABILITIES, env().pg_durability()
+        "factstr PostgresStore",
+        "Server",
+        "factstr",
+        ALL_CAPABILITIES | {"s9"},
+        env().pg_durability(),
     )

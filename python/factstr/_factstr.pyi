@@ -43,6 +43,7 @@ __all__ = [
     "_aio_reset_durable_stream",
     "_before_fork",
     "_exit_streams",
+    "_set_idempotency_retention",
 ]
 
 # A JSON value as factstr takes it: dict[str, JSON], list/tuple of JSON, str, int, float, bool
@@ -313,25 +314,45 @@ class Subscription:
 class EventStore:
     """The operations every store offers (SPEC §11)."""
 
-    def append(self, events: Sequence[NewEvent]) -> AppendResult:
-        """Commits `events` as one batch with consecutive sequence numbers."""
+    def append(
+        self, events: Sequence[NewEvent], *, idempotency_key: str | None = None
+    ) -> AppendResult:
+        """Commits `events` as one batch with consecutive sequence numbers.
+
+        `idempotency_key` (SPEC §2.8): a later call with a key that already committed returns
+        the first call's `AppendResult` and writes nothing, whatever its events, even after a
+        restart or from another process (keys are kept at least 24 hours or the last 1,000,000
+        keys, whichever is more). So after `CommitOutcomeUnknown` the call can be retried with
+        the same key without writing the batch twice. A key is a non-empty `str` of at most 512
+        bytes of UTF-8 without U+0000 (`ValueError` otherwise).
+        """
     def append_if(
         self,
         events: Sequence[NewEvent],
         context_query: EventQuery,
         expected_context_version: int | None,
+        *,
+        idempotency_key: str | None = None,
     ) -> AppendResult:
         """Commits `events` only if the context version of `context_query` is
         `expected_context_version`; raises `ConditionalAppendConflict` otherwise.
+
+        With an `idempotency_key` that already committed, returns that commit's result without
+        checking the condition (see `append`).
         """
     def append_unless(
         self,
         events: Sequence[NewEvent],
         fail_if_events_match: EventQuery,
         after: int | None = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> AppendResult:
         """Commits `events` unless a fact matching `fail_if_events_match` has a sequence number
         above `after` (`None`: any matching fact); raises `ConditionalAppendConflict` otherwise.
+
+        With an `idempotency_key` that already committed, returns that commit's result without
+        checking the condition (see `append`).
         """
     def query(self, query: EventQuery | None = None, *, limit: int | None = None) -> QueryResult:
         """The matching facts in sequence order (at most `limit`), with the context version."""
@@ -451,6 +472,8 @@ def _exit_streams(grace: float) -> None: ...
 def _after_fork_in_child() -> None: ...
 def _after_fork_in_parent() -> None: ...
 def _before_fork() -> None: ...
+def _set_idempotency_retention(min_keys: int, min_age: float) -> None:
+    """Tests only: shortens the idempotency key retention of every store in this process."""
 
 # The engine side of `factstr.aio` (private; see rust/factstr-python/src/aio/).
 @final
@@ -513,7 +536,10 @@ class _AioSubscriptionCore:
     def durable_name(self) -> str | None: ...
 
 def _aio_append(
-    completions: _Completions, store: EventStore, events: Sequence[NewEvent]
+    completions: _Completions,
+    store: EventStore,
+    events: Sequence[NewEvent],
+    idempotency_key: str | None = None,
 ) -> Future[AppendResult]: ...
 def _aio_append_if(
     completions: _Completions,
@@ -521,6 +547,7 @@ def _aio_append_if(
     events: Sequence[NewEvent],
     context_query: EventQuery,
     expected_context_version: int | None,
+    idempotency_key: str | None = None,
 ) -> Future[AppendResult]: ...
 def _aio_append_unless(
     completions: _Completions,
@@ -528,6 +555,7 @@ def _aio_append_unless(
     events: Sequence[NewEvent],
     fail_if_events_match: EventQuery,
     after: int | None = None,
+    idempotency_key: str | None = None,
 ) -> Future[AppendResult]: ...
 def _aio_query(
     completions: _Completions,

@@ -125,14 +125,36 @@ class AioFacade:
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self._runner.run(coroutine)
 
-    def append(self, events: Any) -> factstr.AppendResult:
-        return self._run(self.aio_store.append(events))
+    def append(self, events: Any, *, idempotency_key: Any = None) -> factstr.AppendResult:
+        return self._run(self.aio_store.append(events, idempotency_key=idempotency_key))
 
-    def append_if(self, events: Any, context_query: Any, expected_context_version: Any) -> Any:
-        return self._run(self.aio_store.append_if(events, context_query, expected_context_version))
+    def append_if(
+        self,
+        events: Any,
+        context_query: Any,
+        expected_context_version: Any,
+        *,
+        idempotency_key: Any = None,
+    ) -> Any:
+        return self._run(
+            self.aio_store.append_if(
+                events, context_query, expected_context_version, idempotency_key=idempotency_key
+            )
+        )
 
-    def append_unless(self, events: Any, fail_if_events_match: Any, after: Any = None) -> Any:
-        return self._run(self.aio_store.append_unless(events, fail_if_events_match, after))
+    def append_unless(
+        self,
+        events: Any,
+        fail_if_events_match: Any,
+        after: Any = None,
+        *,
+        idempotency_key: Any = None,
+    ) -> Any:
+        return self._run(
+            self.aio_store.append_unless(
+                events, fail_if_events_match, after, idempotency_key=idempotency_key
+            )
+        )
 
     def query(self, query: Any = None, *, limit: Any = None) -> factstr.QueryResult:
         return self._run(self.aio_store.query(query, limit=limit))

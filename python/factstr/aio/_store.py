@@ -68,12 +68,17 @@ class EventStore:
         # Shielded: one caller's cancellation does not abandon an open that others await.
         return await asyncio.shield(self._opening)
 
-    async def append(self, events: Sequence[NewEvent]) -> AppendResult:
+    async def append(
+        self, events: Sequence[NewEvent], *, idempotency_key: str | None = None
+    ) -> AppendResult:
         """Commits ``events`` as one batch with consecutive sequence numbers. Cancelled, it
-        committed its whole batch or nothing (retry with the same events to find out which is
-        not safe: nothing tells; see SPEC §12)."""
+        committed its whole batch or nothing; to learn which, retry with the same
+        ``idempotency_key``: a key that committed returns that commit's result and writes
+        nothing (SPEC §2.8, §12)."""
         store = self._sync or await self._opened()
-        result: AppendResult = await _factstr._aio_append(completions(), store, events)
+        result: AppendResult = await _factstr._aio_append(
+            completions(), store, events, idempotency_key
+        )
         return result
 
     async def append_if(
@@ -81,12 +86,15 @@ class EventStore:
         events: Sequence[NewEvent],
         context_query: EventQuery,
         expected_context_version: int | None,
+        *,
+        idempotency_key: str | None = None,
     ) -> AppendResult:
         """Commits ``events`` only if the context version of ``context_query`` is
-        ``expected_context_version``; raises ``ConditionalAppendConflict`` otherwise."""
+        ``expected_context_version``; raises ``ConditionalAppendConflict`` otherwise. With an
+        ``idempotency_key`` that committed before, returns that commit's result."""
         store = self._sync or await self._opened()
         result: AppendResult = await _factstr._aio_append_if(
-            completions(), store, events, context_query, expected_context_version
+            completions(), store, events, context_query, expected_context_version, idempotency_key
         )
         return result
 
@@ -95,13 +103,16 @@ class EventStore:
         events: Sequence[NewEvent],
         fail_if_events_match: EventQuery,
         after: int | None = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> AppendResult:
         """Commits ``events`` unless a fact matching ``fail_if_events_match`` has a sequence
         number above ``after`` (None: any matching fact); raises ``ConditionalAppendConflict``
-        otherwise."""
+        otherwise. With an ``idempotency_key`` that committed before, returns that commit's
+        result."""
         store = self._sync or await self._opened()
         result: AppendResult = await _factstr._aio_append_unless(
-            completions(), store, events, fail_if_events_match, after
+            completions(), store, events, fail_if_events_match, after, idempotency_key
         )
         return result
 

@@ -22,6 +22,8 @@ use parking_lot::Mutex;
 
 use crate::condition::Condition;
 use crate::error::{Error, Result};
+use crate::group_commit::GroupCommit;
+use crate::idempotency::IdempotencyKey;
 use crate::lifecycle::Lifecycle;
 use crate::matching::queries_equal;
 use crate::restore::{self, RestoredBatch};
@@ -57,6 +59,16 @@ pub trait EventStore: Send + Sync {
         events: Vec<NewEvent>,
         context: &EventQuery,
         after: Option<u64>,
+    ) -> Result<AppendResult>;
+
+    /// `append` (no condition), `append_if` (`Condition::VersionIs`) or `append_unless`
+    /// (`Condition::NoneAfter`) with an idempotency key (SPEC §2.8, checked here: see
+    /// `IdempotencyKey::new`): a key that committed already returns that commit's result.
+    fn append_keyed(
+        &self,
+        events: Vec<NewEvent>,
+        condition: Option<Condition<'_>>,
+        idempotency_key: Option<&str>,
     ) -> Result<AppendResult>;
 
     /// The matching facts after `query.min_sequence_number`, at most `limit` of them (SPEC §3).
@@ -134,15 +146,15 @@ pub trait EventStore: Send + Sync {
 
 /// One append as the storage receives it: the events and, for `append_if`/`append_unless`, the
 /// condition to check in the same atomic step.
-///
-/// Planned, and the reason this is a struct: an idempotency key (SPEC §2.8) becomes a field here.
-/// The storage then looks the key up in a key table inside the append's own transaction (under
-/// the same lock that numbers the batch), returns the stored `AppendResult` when it is there,
-/// and otherwise writes the key with the batch, so that both commit or neither does.
 pub struct AppendRequest<'a> {
     /// Never empty: `Store` refuses an empty append before the storage sees it.
     pub events: Vec<NewEvent>,
     pub condition: Option<Condition<'a>>,
+    /// SPEC §2.8 (see `idempotency`): the storage looks the key up in its key table inside the
+    /// append's own transaction (under the same lock that numbers the batch) and returns the
+    /// stored `AppendResult` when it is there, writing nothing and checking no condition;
+    /// otherwise it writes the key with the batch, so that both commit or neither does.
+    pub idempotency_key: Option<IdempotencyKey>,
 }
 
 /// What each store kind implements: where its facts and cursors live and how they are read and
@@ -150,12 +162,9 @@ pub struct AppendRequest<'a> {
 /// store, with arguments already checked (non-empty batches, numbers at most
 /// `LARGEST_NUMBER`).
 ///
-/// Planned, and fitting this shape: group commit (several callers' appends in one transaction,
-/// each condition checked in order against the log including the batches before it in the same
-/// transaction, each caller getting its own result) becomes one more method beside `append`,
-/// `append_group(&self, requests: Vec<AppendRequest>) -> Vec<Result<AppendResult>>`, with a
-/// default that calls `append` for each; `Store` would queue concurrent callers and hand a
-/// storage the queue. Neither the numbering nor the conditions move out of the storage for it.
+/// Group commit: `Store` queues concurrent callers' appends and hands the queue to
+/// `append_group` (see `group_commit`); neither the numbering nor the conditions move out of the
+/// storage for it.
 pub trait Storage: Send + Sync + 'static {
     /// What holds a durable name against every other holder (in this process and, for the SQL
     /// kinds, in every other process sharing the data): dropping it releases the name.
@@ -173,6 +182,19 @@ pub trait Storage: Send + Sync + 'static {
     /// (else `ConditionalAppendConflict`), as one atomic step across threads and processes.
     /// Commit order is sequence order; a failed append writes nothing and uses no number.
     fn append(&self, request: AppendRequest<'_>) -> Result<AppendResult>;
+
+    /// Group commit (see `group_commit`): commits several callers' requests, in order, each as
+    /// `append` would alone: its own batch numbered right after the batches before it, its
+    /// condition checked against the log including them, and one failing (a conflict, a bad
+    /// batch) without touching the others. One result per request, in order. A storage that
+    /// can puts the group in one transaction (one fsync); a failure of that transaction as a
+    /// whole fails every request. By default: `append` for each.
+    fn append_group(&self, requests: Vec<AppendRequest<'_>>) -> Vec<Result<AppendResult>> {
+        requests
+            .into_iter()
+            .map(|request| self.append(request))
+            .collect()
+    }
 
     /// See `EventStore::query`: one snapshot.
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult>;
@@ -276,6 +298,8 @@ struct Inner<S: Storage> {
     signal: Arc<CommitSignal>,
     leases: Mutex<HashMap<LeaseId, Lease<S::NameLock>>>,
     next_lease: AtomicU64,
+    /// Concurrent appends of this store object, committed together (see `group_commit`).
+    group: GroupCommit,
 }
 
 /// One registration's hold on a durable name.
@@ -299,6 +323,7 @@ impl<S: Storage> Store<S> {
                 signal: Arc::new(CommitSignal::new()),
                 leases: Mutex::new(HashMap::new()),
                 next_lease: AtomicU64::new(1),
+                group: GroupCommit::new(),
             }),
         }
     }
@@ -319,20 +344,46 @@ impl<S: Storage> Store<S> {
         &self,
         events: Vec<NewEvent>,
         condition: Option<Condition<'_>>,
+        idempotency_key: Option<&str>,
     ) -> Result<AppendResult> {
         if events.is_empty() {
             return Err(Error::EmptyAppend);
         }
+        let idempotency_key = idempotency_key.map(IdempotencyKey::new).transpose()?;
         if let Some(condition) = condition {
             Self::check_number(condition.named_version(), condition.argument_name())?;
         }
         self.inner.lifecycle.check_open()?;
-        let result = self
-            .inner
-            .storage
-            .append(AppendRequest { events, condition })?;
-        self.inner.signal.notify();
-        Ok(result)
+        self.inner.group.append(
+            AppendRequest {
+                events,
+                condition,
+                idempotency_key,
+            },
+            &|requests| self.commit(requests),
+        )
+    }
+
+    /// Commits one request alone or a group of queued ones (see `group_commit`); raises the
+    /// commit signal once when any committed.
+    fn commit(&self, mut requests: Vec<AppendRequest<'_>>) -> Vec<Result<AppendResult>> {
+        let inner = &self.inner;
+        // Queued requests may have waited while the store was closed (or its process forked).
+        if let Err(closed) = inner.lifecycle.check_open() {
+            return vec![Err(closed); requests.len()];
+        }
+        let results = match requests.pop() {
+            Some(only) if requests.is_empty() => vec![inner.storage.append(only)],
+            Some(last) => {
+                requests.push(last);
+                inner.storage.append_group(requests)
+            }
+            None => Vec::new(),
+        };
+        if results.iter().any(Result::is_ok) {
+            inner.signal.notify();
+        }
+        results
     }
 
     /// Runs `work` while holding the lock of `name` briefly: a held name is refused.
@@ -357,7 +408,7 @@ impl<S: Storage> Drop for Store<S> {
 
 impl<S: Storage> EventStore for Store<S> {
     fn append(&self, events: Vec<NewEvent>) -> Result<AppendResult> {
-        self.append_on(events, None)
+        self.append_on(events, None, None)
     }
 
     fn append_if(
@@ -366,7 +417,11 @@ impl<S: Storage> EventStore for Store<S> {
         context: &EventQuery,
         expected: Option<u64>,
     ) -> Result<AppendResult> {
-        self.append_on(events, Some(Condition::VersionIs { context, expected }))
+        self.append_on(
+            events,
+            Some(Condition::VersionIs { context, expected }),
+            None,
+        )
     }
 
     fn append_unless(
@@ -375,7 +430,16 @@ impl<S: Storage> EventStore for Store<S> {
         context: &EventQuery,
         after: Option<u64>,
     ) -> Result<AppendResult> {
-        self.append_on(events, Some(Condition::NoneAfter { context, after }))
+        self.append_on(events, Some(Condition::NoneAfter { context, after }), None)
+    }
+
+    fn append_keyed(
+        &self,
+        events: Vec<NewEvent>,
+        condition: Option<Condition<'_>>,
+        idempotency_key: Option<&str>,
+    ) -> Result<AppendResult> {
+        self.append_on(events, condition, idempotency_key)
     }
 
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {

@@ -98,6 +98,36 @@ impl Limit {
     }
 }
 
+/// `idempotency_key` of the append operations: a `str` (its value is checked by the engine,
+/// `core::IdempotencyKey`) or `None`.
+pub struct IdempotencyKey(pub String);
+
+impl<'py> FromPyObject<'_, 'py> for IdempotencyKey {
+    type Error = PyErr;
+
+    fn extract(key: Borrowed<'_, 'py, PyAny>) -> PyResult<Self> {
+        idempotency_key_arg(&key).map(Self)
+    }
+}
+
+impl IdempotencyKey {
+    /// The key of an optional `idempotency_key=None` argument.
+    pub fn or_none(key: &Option<IdempotencyKey>) -> Option<&str> {
+        key.as_ref().map(|k| k.0.as_str())
+    }
+}
+
+/// The text of an `idempotency_key` argument (not `None`).
+pub fn idempotency_key_arg(key: &Bound<'_, PyAny>) -> PyResult<String> {
+    match key.cast::<PyString>() {
+        Ok(text) => Ok(text.to_str()?.to_owned()),
+        Err(_) => Err(type_error(format!(
+            "idempotency_key must be a str or None, not {}",
+            key.get_type().name()?
+        ))),
+    }
+}
+
 /// The `NewEvent`s of an `events` argument (a list or tuple of them).
 pub fn events_arg(events: &Bound<'_, PyAny>) -> PyResult<Vec<core::NewEvent>> {
     if events.cast::<NewEvent>().is_ok() {

@@ -46,5 +46,6 @@ fn _factstr(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(stream::_after_fork_in_child, module)?)?;
     module.add_function(wrap_pyfunction!(stream::_before_fork, module)?)?;
     module.add_function(wrap_pyfunction!(stream::_after_fork_in_parent, module)?)?;
+    module.add_function(wrap_pyfunction!(store::_set_idempotency_retention, module)?)?;
     Ok(())
 }

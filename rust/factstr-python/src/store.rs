@@ -9,7 +9,7 @@ use factstr_core::Subscriber;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use crate::args::{self, DurableName, Events, Handler, Limit, Query};
+use crate::args::{self, DurableName, Events, Handler, IdempotencyKey, Limit, Query};
 use crate::errors::{detached, type_error, value_error};
 use crate::seconds::{seconds_or, Zero};
 use crate::stream::{replay, EventStream};
@@ -95,13 +95,23 @@ impl EventStore {
 
 #[pymethods]
 impl EventStore {
-    /// Commits `events` as one batch with consecutive sequence numbers.
-    fn append(&self, py: Python<'_>, events: Events) -> PyResult<AppendResult> {
-        detached(py, || self.inner.append(events.0)).map(AppendResult::from)
+    /// Commits `events` as one batch with consecutive sequence numbers. With an
+    /// `idempotency_key` that committed before, returns that commit's result and writes nothing.
+    #[pyo3(signature = (events, *, idempotency_key=None))]
+    fn append(
+        &self,
+        py: Python<'_>,
+        events: Events,
+        idempotency_key: Option<IdempotencyKey>,
+    ) -> PyResult<AppendResult> {
+        let key = IdempotencyKey::or_none(&idempotency_key);
+        detached(py, || self.inner.append_keyed(events.0, None, key)).map(AppendResult::from)
     }
 
     /// Commits `events` only if the context version of `context_query` is
-    /// `expected_context_version`; raises `ConditionalAppendConflict` otherwise.
+    /// `expected_context_version`; raises `ConditionalAppendConflict` otherwise. With an
+    /// `idempotency_key` that committed before, returns that commit's result (nothing checked).
+    #[pyo3(signature = (events, context_query, expected_context_version, *, idempotency_key=None))]
     fn append_if(
         &self,
         py: Python<'_>,
@@ -110,27 +120,38 @@ impl EventStore {
         #[pyo3(from_py_with = args::expected_context_version)] expected_context_version: Option<
             u64,
         >,
+        idempotency_key: Option<IdempotencyKey>,
     ) -> PyResult<AppendResult> {
+        let key = IdempotencyKey::or_none(&idempotency_key);
+        let condition = core::Condition::VersionIs {
+            context: &context_query,
+            expected: expected_context_version,
+        };
         detached(py, || {
-            self.inner
-                .append_if(events.0, &context_query, expected_context_version)
+            self.inner.append_keyed(events.0, Some(condition), key)
         })
         .map(AppendResult::from)
     }
 
     /// Commits `events` unless a fact matching `fail_if_events_match` has a sequence number
     /// above `after` (`None`: any matching fact); raises `ConditionalAppendConflict` otherwise.
-    #[pyo3(signature = (events, fail_if_events_match, after=None))]
+    /// With an `idempotency_key` that committed before, returns that commit's result.
+    #[pyo3(signature = (events, fail_if_events_match, after=None, *, idempotency_key=None))]
     fn append_unless(
         &self,
         py: Python<'_>,
         events: Events,
         #[pyo3(from_py_with = args::fail_if_events_match)] fail_if_events_match: core::EventQuery,
         #[pyo3(from_py_with = args::after)] after: Option<u64>,
+        idempotency_key: Option<IdempotencyKey>,
     ) -> PyResult<AppendResult> {
+        let key = IdempotencyKey::or_none(&idempotency_key);
+        let condition = core::Condition::NoneAfter {
+            context: &fail_if_events_match,
+            after,
+        };
         detached(py, || {
-            self.inner
-                .append_unless(events.0, &fail_if_events_match, after)
+            self.inner.append_keyed(events.0, Some(condition), key)
         })
         .map(AppendResult::from)
     }
@@ -572,4 +593,15 @@ impl PostgresStore {
             }
         )
     }
+}
+
+/// Tests only: shortens the idempotency key retention of every store in this process (at least
+/// `min_keys` newest keys, and every key younger than `min_age` seconds), so that tests can see
+/// keys pruned. The contract's retention is 1,000,000 keys and 24 hours (SPEC §2.8).
+#[pyfunction]
+pub fn _set_idempotency_retention(min_keys: u64, min_age: f64) -> PyResult<()> {
+    let min_age = std::time::Duration::try_from_secs_f64(min_age)
+        .map_err(|e| value_error(format!("min_age: {e}")))?;
+    core::idempotency::Retention::set_for_tests(core::idempotency::Retention { min_age, min_keys });
+    Ok(())
 }

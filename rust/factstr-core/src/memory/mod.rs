@@ -6,6 +6,7 @@
 //! Durable cursors live as long as the store object (SPEC §6); a durable name is held by being
 //! in the set of held names.
 
+mod idempotency;
 mod index;
 mod restore;
 
@@ -16,6 +17,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::clock::now_micros;
 use crate::error::{Error, Result};
+use crate::idempotency::Retention;
 use crate::restore::RestoredBatch;
 use crate::store::{AppendRequest, Storage, Store};
 use crate::types::{
@@ -54,6 +56,7 @@ struct Log {
     /// The last sequence number of the batch that `records[i]` belongs to.
     batch_ends: Vec<u64>,
     index: Index,
+    keys: idempotency::KeyTable,
 }
 
 impl MemoryStore {
@@ -165,10 +168,19 @@ impl Storage for MemoryStorage {
 
     fn append(&self, request: AppendRequest<'_>) -> Result<AppendResult> {
         let mut log = self.log.write();
+        let key = request.idempotency_key.as_ref();
+        if let Some(committed) = key.and_then(|key| log.keys.find(key)) {
+            return Ok(committed);
+        }
         if let Some(condition) = request.condition {
             condition.check(log.context_version(condition.context()))?;
         }
-        Ok(log.commit(request.events))
+        let result = log.commit(request.events);
+        if let Some(key) = key {
+            log.keys
+                .record(key, &result, now_micros(), Retention::current());
+        }
+        Ok(result)
     }
 
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {

@@ -2,7 +2,8 @@
 //! 0.5.2, shared safely by several store objects and processes.
 //!
 //! - Writes: one writer connection per store; every append is one `BEGIN IMMEDIATE`
-//!   transaction, which SQLite serialises across processes (see `writes`).
+//!   transaction, which SQLite serialises across processes (see `writes`); concurrent appends of
+//!   the store's threads share one (see `group`).
 //! - Reads: on the writer connection when no write is using it (its page cache stays warm across
 //!   appends), else on a small pool of reader connections that WAL lets run beside the writer;
 //!   each read runs in one transaction, so it sees one snapshot (see `reads`).
@@ -14,6 +15,8 @@ mod beacon;
 mod durable;
 mod file_locks;
 pub mod fork_gate;
+mod group;
+mod idempotency;
 mod payload_index;
 mod posting_block;
 mod reads;
@@ -251,9 +254,38 @@ impl Storage for SqliteStorage {
 
     fn append(&self, request: AppendRequest<'_>) -> Result<AppendResult> {
         let prepared = prepare_events(&request.events, FloatText::Shortest);
-        let result = self.write(|c| writes::append(c, &prepared, request.condition))?;
+        let result = self.write(|c| {
+            writes::append(
+                c,
+                &prepared,
+                request.condition,
+                request.idempotency_key.as_ref(),
+            )
+        })?;
         self.beacon.lock().ring();
         Ok(result)
+    }
+
+    /// One `BEGIN IMMEDIATE` transaction for the whole group, a savepoint per request (see
+    /// `group`).
+    fn append_group(&self, requests: Vec<AppendRequest<'_>>) -> Vec<Result<AppendResult>> {
+        let prepared: Vec<_> = requests
+            .iter()
+            .map(|r| {
+                (
+                    prepare_events(&r.events, FloatText::Shortest),
+                    r.condition,
+                    r.idempotency_key.as_ref(),
+                )
+            })
+            .collect();
+        let results = self
+            .write(|c| group::append_each(c, &prepared))
+            .unwrap_or_else(|error| group::all_failed(prepared.len(), error));
+        if results.iter().any(Result::is_ok) {
+            self.beacon.lock().ring();
+        }
+        results
     }
 
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {

@@ -3,14 +3,15 @@
 //!
 //! The upstream tables (`events`, `append_batches`, `store_metadata`, `subscriber_cursors`) and
 //! their indexes are kept exactly; we add only the payload index (`factstr_payload_level_0`,
-//! `factstr_payload_runs`, `factstr_payload_blocks`, see `payload_index`) and
-//! `factstr_payload_index_state` (how far that index is current).
+//! `factstr_payload_runs`, `factstr_payload_blocks`, see `payload_index`),
+//! `factstr_payload_index_state` (how far that index is current) and the idempotency keys
+//! (`factstr_idempotency_keys`, see `idempotency`).
 
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
-use super::{backend, payload_index};
+use super::{backend, idempotency, payload_index};
 use crate::error::{Error, Result};
 use crate::sql::layout::{self, BATCH_FORMAT_KEY, BATCH_FORMAT_SPARSE};
 
@@ -189,6 +190,7 @@ pub fn prepare(connection: &mut Connection, path: &std::path::Path) -> Result<()
     tx.execute_batch(CREATE_UPSTREAM).map_err(backend)?;
     tx.execute_batch(payload_index::CREATE).map_err(backend)?;
     tx.execute_batch(CREATE_INDEX_STATE).map_err(backend)?;
+    tx.execute_batch(idempotency::CREATE).map_err(backend)?;
     tx.execute(
         "INSERT INTO store_metadata (key, value) VALUES ('store_format_version', ?1) ON CONFLICT(key) DO NOTHING",
         [STORE_FORMAT_VERSION],

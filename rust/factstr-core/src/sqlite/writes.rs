@@ -5,23 +5,37 @@
 use rusqlite::{Connection, ToSql};
 
 use super::reads::{head, parse_payload, SqliteLog};
-use super::{backend, payload_index};
+use super::{backend, idempotency, payload_index};
 use crate::clock::{format_rfc3339, now_micros};
 use crate::condition::Condition;
 use crate::error::Result;
+use crate::idempotency::{IdempotencyKey, Retention};
 use crate::payload_keys::selective_key_hashes;
 use crate::sql::numbers::{from_sql, to_sql};
 use crate::sql::prepared::PreparedEvent;
 use crate::sql::search;
 use crate::types::{AppendResult, Timestamp};
 
-/// Appends within the caller's write transaction; with a condition, only if it holds.
+/// Appends within the caller's write transaction; with a condition, only if it holds. With an
+/// idempotency key that committed already, returns that commit's result and writes nothing;
+/// otherwise the key is written with the batch (see `idempotency`).
 pub fn append(
     connection: &Connection,
     events: &[PreparedEvent],
     condition: Option<Condition<'_>>,
+    idempotency_key: Option<&IdempotencyKey>,
 ) -> Result<AppendResult> {
-    append_at(connection, events, condition, now_micros())
+    if let Some(key) = idempotency_key {
+        if let Some(committed) = idempotency::find(connection, key)? {
+            return Ok(committed);
+        }
+    }
+    let occurred_at = now_micros();
+    let result = append_at(connection, events, condition, occurred_at)?;
+    if let Some(key) = idempotency_key {
+        idempotency::record(connection, key, &result, occurred_at, Retention::current())?;
+    }
+    Ok(result)
 }
 
 /// `append` with a given `occurred_at` (a restored batch keeps its own, see `restore`).

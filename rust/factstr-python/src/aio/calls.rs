@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use super::completions::{settle, Completions, Outcome};
-use crate::args::{durable_name, events_arg, query_arg, Limit, Query};
+use crate::args::{durable_name, events_arg, query_arg, IdempotencyKey, Limit, Query};
 use crate::convert::optional_sequence_number;
 use crate::errors::{to_py_err, unwound};
 use crate::store::{postgres_options, sqlite_options, EventStore};
@@ -46,20 +46,27 @@ fn append_result(py: Python<'_>, result: core::AppendResult) -> PyResult<Py<PyAn
 }
 
 #[pyfunction]
+#[pyo3(signature = (completions, store, events, idempotency_key=None))]
 fn _aio_append<'py>(
     py: Python<'py>,
     completions: &Bound<'py, Completions>,
     store: &Bound<'py, EventStore>,
     events: &Bound<'py, PyAny>,
+    idempotency_key: Option<IdempotencyKey>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let events = events_arg(events)?;
     let store = engine(store);
     completions.get().run(py, move || {
-        outcome(unwound(|| store.append(events)), append_result)
+        let key = IdempotencyKey::or_none(&idempotency_key);
+        outcome(
+            unwound(|| store.append_keyed(events, None, key)),
+            append_result,
+        )
     })
 }
 
 #[pyfunction]
+#[pyo3(signature = (completions, store, events, context_query, expected_context_version, idempotency_key=None))]
 fn _aio_append_if<'py>(
     py: Python<'py>,
     completions: &Bound<'py, Completions>,
@@ -67,6 +74,7 @@ fn _aio_append_if<'py>(
     events: &Bound<'py, PyAny>,
     context_query: &Bound<'py, PyAny>,
     expected_context_version: &Bound<'py, PyAny>,
+    idempotency_key: Option<IdempotencyKey>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let events = events_arg(events)?;
     let context = query_arg(Some(context_query), "context_query")?;
@@ -74,15 +82,20 @@ fn _aio_append_if<'py>(
         optional_sequence_number(Some(expected_context_version), "expected_context_version")?;
     let store = engine(store);
     completions.get().run(py, move || {
+        let key = IdempotencyKey::or_none(&idempotency_key);
+        let condition = core::Condition::VersionIs {
+            context: &context,
+            expected,
+        };
         outcome(
-            unwound(|| store.append_if(events, &context, expected)),
+            unwound(|| store.append_keyed(events, Some(condition), key)),
             append_result,
         )
     })
 }
 
 #[pyfunction]
-#[pyo3(signature = (completions, store, events, fail_if_events_match, after=None))]
+#[pyo3(signature = (completions, store, events, fail_if_events_match, after=None, idempotency_key=None))]
 fn _aio_append_unless<'py>(
     py: Python<'py>,
     completions: &Bound<'py, Completions>,
@@ -90,14 +103,20 @@ fn _aio_append_unless<'py>(
     events: &Bound<'py, PyAny>,
     fail_if_events_match: &Bound<'py, PyAny>,
     after: Option<&Bound<'py, PyAny>>,
+    idempotency_key: Option<IdempotencyKey>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let events = events_arg(events)?;
     let context = query_arg(Some(fail_if_events_match), "fail_if_events_match")?;
     let after = optional_sequence_number(after, "after")?;
     let store = engine(store);
     completions.get().run(py, move || {
+        let key = IdempotencyKey::or_none(&idempotency_key);
+        let condition = core::Condition::NoneAfter {
+            context: &context,
+            after,
+        };
         outcome(
-            unwound(|| store.append_unless(events, &context, after)),
+            unwound(|| store.append_keyed(events, Some(condition), key)),
             append_result,
         )
     })

@@ -1,0 +1,3 @@
+"""The contract cases of ``tests/contract/test_idempotency.py``, through ``factstr.aio``."""
+
+from tests.contract.test_idempotency import *  # noqa: F403
