@@ -108,9 +108,8 @@ impl PostgresStorage {
     }
 
     /// Runs `work` on the log as one statement found it (`reads::read_state` for the payload
-    /// keys of `query`, with up to `QUERY_CANDIDATES` of their rows), without a transaction: rows above
-    /// that head are ignored, so the whole call reads one snapshot (see `reads`). A query on a
-    /// rare key is one round trip; otherwise two or more (the state, then the rows).
+    /// keys of `query`), without a transaction: rows above that head are ignored, so the whole call
+    /// reads one snapshot (see `reads`). A query is two round trips: the state, then the rows.
     fn read_at_head<T>(
         &self,
         query: &EventQuery,

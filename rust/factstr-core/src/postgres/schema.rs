@@ -111,7 +111,7 @@ const CREATE: &str = "
     -- The sequence numbers after `first` of a payload index row: its LEB128 gaps (see
     -- `sql::members`), for reading a key's candidate rows with its index rows.
     CREATE OR REPLACE FUNCTION factstr_members_after(p_first BIGINT, p_members BYTEA)
-    RETURNS SETOF BIGINT LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+    RETURNS SETOF BIGINT LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE ROWS 4 AS $$
     DECLARE
         v_number BIGINT := p_first;
         v_gap BIGINT := 0;
