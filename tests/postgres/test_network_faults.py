@@ -297,7 +297,7 @@ def test_a_conditional_append_cut_after_its_commit_was_sent_raises_commit_outcom
     proxy, through, direct = proxied
     with factstr.PostgresStore(through(), pool_size=1) as store:
         store.append([NewEvent("Warm", {"n": 0})])
-        proxy.cut_after(b"COMMIT")
+        proxy.cut_after(b"; COMMIT")  # the statement, not `BEGIN ... READ COMMITTED`
         with pytest.raises(factstr.CommitOutcomeUnknown):
             store.append_if([NewEvent("Cut", {"n": 1})], EventQuery.for_event_types(["Cut"]), None)
         assert proxy.cuts == 1
@@ -311,7 +311,7 @@ def test_append_unless_cut_after_its_commit_was_sent_raises_commit_outcome_unkno
     proxy, through, direct = proxied
     with factstr.PostgresStore(through(), pool_size=1) as store:
         store.append([NewEvent("Warm", {"n": 0})])
-        proxy.cut_after(b"COMMIT")
+        proxy.cut_after(b"; COMMIT")  # the statement, not `BEGIN ... READ COMMITTED`
         with pytest.raises(factstr.CommitOutcomeUnknown):
             store.append_unless([NewEvent("Cut", {"n": 1})], EventQuery.for_event_types(["Cut"]), 1)
         assert proxy.cuts == 1

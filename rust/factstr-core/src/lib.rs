@@ -4,7 +4,8 @@
 //! - `matching`: which facts a query selects (SPEC §3), used by every store;
 //! - `store`: the one generic store (`Store`), the rules every store shares, and the `Storage`
 //!   interface each kind implements; `condition`: the tests of `append_if` and `append_unless`;
-//!   `lifecycle`: closed and forked-off stores;
+//!   `lifecycle`: closed and forked-off stores; `group_commit`: concurrent appends in one
+//!   transaction;
 //! - `memory`, `sqlite`, `postgres`: the storages; `sql`: what only the SQL ones share (query
 //!   planning, number bounds, the shared layout, serialised events);
 //! - `payload_keys`: index keys of payloads (the Memory and SQL indexes); `clock`: commit times;
@@ -18,6 +19,7 @@ pub mod canonical_json;
 pub mod clock;
 mod condition;
 pub mod error;
+mod group_commit;
 mod lifecycle;
 pub mod matching;
 mod memory;

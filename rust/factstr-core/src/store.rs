@@ -22,6 +22,7 @@ use parking_lot::Mutex;
 
 use crate::condition::Condition;
 use crate::error::{Error, Result};
+use crate::group_commit::GroupCommit;
 use crate::lifecycle::Lifecycle;
 use crate::matching::queries_equal;
 use crate::restore::{self, RestoredBatch};
@@ -150,12 +151,9 @@ pub struct AppendRequest<'a> {
 /// store, with arguments already checked (non-empty batches, numbers at most
 /// `LARGEST_NUMBER`).
 ///
-/// Planned, and fitting this shape: group commit (several callers' appends in one transaction,
-/// each condition checked in order against the log including the batches before it in the same
-/// transaction, each caller getting its own result) becomes one more method beside `append`,
-/// `append_group(&self, requests: Vec<AppendRequest>) -> Vec<Result<AppendResult>>`, with a
-/// default that calls `append` for each; `Store` would queue concurrent callers and hand a
-/// storage the queue. Neither the numbering nor the conditions move out of the storage for it.
+/// Group commit: `Store` queues concurrent callers' appends and hands the queue to
+/// `append_group` (see `group_commit`); neither the numbering nor the conditions move out of the
+/// storage for it.
 pub trait Storage: Send + Sync + 'static {
     /// What holds a durable name against every other holder (in this process and, for the SQL
     /// kinds, in every other process sharing the data): dropping it releases the name.
@@ -173,6 +171,19 @@ pub trait Storage: Send + Sync + 'static {
     /// (else `ConditionalAppendConflict`), as one atomic step across threads and processes.
     /// Commit order is sequence order; a failed append writes nothing and uses no number.
     fn append(&self, request: AppendRequest<'_>) -> Result<AppendResult>;
+
+    /// Group commit (see `group_commit`): commits several callers' requests, in order, each as
+    /// `append` would alone: its own batch numbered right after the batches before it, its
+    /// condition checked against the log including them, and one failing (a conflict, a bad
+    /// batch) without touching the others. One result per request, in order. A storage that
+    /// can puts the group in one transaction (one fsync); a failure of that transaction as a
+    /// whole fails every request. By default: `append` for each.
+    fn append_group(&self, requests: Vec<AppendRequest<'_>>) -> Vec<Result<AppendResult>> {
+        requests
+            .into_iter()
+            .map(|request| self.append(request))
+            .collect()
+    }
 
     /// See `EventStore::query`: one snapshot.
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult>;
@@ -276,6 +287,8 @@ struct Inner<S: Storage> {
     signal: Arc<CommitSignal>,
     leases: Mutex<HashMap<LeaseId, Lease<S::NameLock>>>,
     next_lease: AtomicU64,
+    /// Concurrent appends of this store object, committed together (see `group_commit`).
+    group: GroupCommit,
 }
 
 /// One registration's hold on a durable name.
@@ -299,6 +312,7 @@ impl<S: Storage> Store<S> {
                 signal: Arc::new(CommitSignal::new()),
                 leases: Mutex::new(HashMap::new()),
                 next_lease: AtomicU64::new(1),
+                group: GroupCommit::new(),
             }),
         }
     }
@@ -327,12 +341,33 @@ impl<S: Storage> Store<S> {
             Self::check_number(condition.named_version(), condition.argument_name())?;
         }
         self.inner.lifecycle.check_open()?;
-        let result = self
-            .inner
-            .storage
-            .append(AppendRequest { events, condition })?;
-        self.inner.signal.notify();
-        Ok(result)
+        self.inner
+            .group
+            .append(AppendRequest { events, condition }, &|requests| {
+                self.commit(requests)
+            })
+    }
+
+    /// Commits one request alone or a group of queued ones (see `group_commit`); raises the
+    /// commit signal once when any committed.
+    fn commit(&self, mut requests: Vec<AppendRequest<'_>>) -> Vec<Result<AppendResult>> {
+        let inner = &self.inner;
+        // Queued requests may have waited while the store was closed (or its process forked).
+        if let Err(closed) = inner.lifecycle.check_open() {
+            return vec![Err(closed); requests.len()];
+        }
+        let results = match requests.pop() {
+            Some(only) if requests.is_empty() => vec![inner.storage.append(only)],
+            Some(last) => {
+                requests.push(last);
+                inner.storage.append_group(requests)
+            }
+            None => Vec::new(),
+        };
+        if results.iter().any(Result::is_ok) {
+            inner.signal.notify();
+        }
+        results
     }
 
     /// Runs `work` while holding the lock of `name` briefly: a held name is refused.

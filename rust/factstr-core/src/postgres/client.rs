@@ -13,6 +13,8 @@
 //! request): every later call on it fails at once, and the pool drops it.
 
 use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::runtime::Runtime;
@@ -220,6 +222,60 @@ impl Client {
             self.round_trip,
             self.inner().execute(statement, params),
         );
+        self.finish(self.round_trip, outcome)
+    }
+
+    /// Sends `batch`, if any (simple-protocol statements, e.g. `BEGIN; LOCK ...`), and then `statements`
+    /// (bound, prepared) without waiting in between: one round trip for all (the driver pipelines
+    /// requests whose futures are polled together). The server runs them in order; when the batch
+    /// fails, its error is the one reported (the statements then fail in the aborted transaction).
+    pub fn pipelined(
+        &mut self,
+        batch: Option<&str>,
+        statements: &[(&Statement, Params<'_>)],
+    ) -> Result<Vec<Vec<Row>>, DbError> {
+        self.check()?;
+        let inner = self.inner();
+        let work = async {
+            let mut first = pin!(async {
+                match batch {
+                    Some(batch) => inner.batch_execute(batch).await,
+                    None => Ok(()),
+                }
+            });
+            let mut rest: Vec<_> = statements
+                .iter()
+                .map(|(statement, params)| Box::pin(inner.query(*statement, params)))
+                .collect();
+            let mut first_out = None;
+            let mut rest_out: Vec<Option<_>> = rest.iter().map(|_| None).collect();
+            poll_fn(|cx| {
+                if first_out.is_none() {
+                    if let Poll::Ready(out) = first.as_mut().poll(cx) {
+                        first_out = Some(out);
+                    }
+                }
+                for (future, out) in rest.iter_mut().zip(rest_out.iter_mut()) {
+                    if out.is_none() {
+                        if let Poll::Ready(done) = future.as_mut().poll(cx) {
+                            *out = Some(done);
+                        }
+                    }
+                }
+                if first_out.is_some() && rest_out.iter().all(Option::is_some) {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+            first_out.expect("polled to the end")?;
+            rest_out
+                .into_iter()
+                .map(|out| out.expect("polled to the end"))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let outcome = within(&self.runtime, self.round_trip, work);
         self.finish(self.round_trip, outcome)
     }
 

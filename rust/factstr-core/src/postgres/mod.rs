@@ -4,14 +4,17 @@
 //! - Connections: a pool shared by the store's threads (`pool`) of connections whose every wait
 //!   has a deadline (`client`), TLS by rustls (`tls`), URLs with libpq's TLS modes and without
 //!   passwords in any message (`url`).
-//! - Writes: serialised by the upstream table lock (`writes`).
+//! - Writes: serialised by the append lock, which also keeps upstream writers out (`writes`);
+//!   concurrent appends of the store's threads share one transaction (`group`).
 //! - Reads: the shared `sql::search` over this database's indexes (`reads`), one snapshot per
-//!   call.
+//!   call: queries read the log's state in one statement and ignore rows above its head, streams
+//!   read in a REPEATABLE READ transaction.
 //! - Streams: a LISTEN connection wakes them at every commit, anyone's (`listener`).
 //! - Durable streams: cursors in the upstream table, exclusivity by advisory lock (`durable`).
 
 mod client;
 mod durable;
+mod group;
 mod listener;
 mod literals;
 mod pool;
@@ -40,7 +43,7 @@ use crate::types::{
     AppendResult, BatchPage, DurableStreamInfo, EventQuery, EventRecord, QueryResult,
 };
 use client::Client;
-use pool::{Conn, Deadlines, Pool};
+use pool::{Conn, Deadlines, Pool, Pooled};
 use reads::PgLog;
 
 pub use url::redact as redact_url;
@@ -86,56 +89,11 @@ pub struct PostgresStorage {
 impl PostgresStorage {
     /// Runs `work` in a read-only REPEATABLE READ transaction: one snapshot for the whole call.
     fn read<T>(&self, work: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
-        self.read_begun(false, |conn, _| work(conn))
-    }
-
-    /// `read`; with `with_head`, the head and how far the payload index is current are read in
-    /// the round trip that begins the transaction (its first statement, so of its snapshot) and
-    /// given to `work`: a query reports the head (SPEC §3) at no extra round trip.
-    fn read_begun<T>(
-        &self,
-        with_head: bool,
-        work: impl FnOnce(&mut Conn, Option<(u64, u64)>) -> Result<T>,
-    ) -> Result<T> {
-        const BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
         let mut conn = self.pool.get()?;
-        let known = if with_head {
-            let messages = conn
-                .client
-                .simple_query(&format!(
-                    "{BEGIN}; SELECT COALESCE(MAX(sequence_number), 0), \
-                     (SELECT indexed_through FROM factstr_payload_index_state WHERE id = 1) FROM events"
-                ))
-                .map_err(|e| {
-                    // The transaction may have begun: never pool a connection inside one.
-                    conn.discard();
-                    conn.error(e)
-                })?;
-            let number = |text: Option<&str>| text.and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
-            messages.iter().find_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(row) => {
-                    Some((number(row.get(0)), number(row.get(1))))
-                }
-                _ => None,
-            })
-        } else {
-            conn.client
-                .batch_execute(BEGIN)
-                .map_err(|e| conn.error(e))?;
-            None
-        };
-        // A panic (a bug) must not reach the caller as one, nor leave this connection in its
-        // transaction: it becomes an error, and the connection is closed instead of pooled.
-        let out = match panic::catch_unwind(AssertUnwindSafe(|| work(&mut conn, known))) {
-            Ok(out) => out,
-            Err(panic) => {
-                conn.discard();
-                return Err(Error::Backend(format!(
-                    "internal error while reading: {}",
-                    panic_message(&*panic)
-                )));
-            }
-        };
+        conn.client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .map_err(|e| conn.error(e))?;
+        let out = guarded(&mut conn, work);
         let ended = conn
             .client
             .batch_execute(if out.is_ok() { "COMMIT" } else { "ROLLBACK" });
@@ -147,10 +105,38 @@ impl PostgresStorage {
         Ok(out)
     }
 
+    /// Runs `work` on the log as one statement found it (`reads::read_state` for the payload
+    /// keys of `query`), without a transaction: rows above that head are ignored, so the whole
+    /// call reads one snapshot (see `reads`). A query is two round trips: the state, the rows.
+    fn read_at_head<T>(
+        &self,
+        query: &EventQuery,
+        work: impl FnOnce(&mut PgLog<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut conn = self.pool.get()?;
+        let state = reads::read_state(&mut conn, None, &reads::predicate_keys(query), false)?;
+        guarded(&mut conn, |conn| work(&mut PgLog::at(conn, state, true)))
+    }
+
     /// Runs `work` on a pooled connection (a statement of its own, or a transaction it manages).
     fn with_conn<T>(&self, work: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
         let mut conn = self.pool.get()?;
         work(&mut conn)
+    }
+}
+
+/// Runs `work`; a panic (a bug) must not reach the caller as one, nor leave this connection in a
+/// transaction: it becomes an error, and the connection is closed instead of pooled.
+fn guarded<T>(conn: &mut Pooled<'_>, work: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
+    match panic::catch_unwind(AssertUnwindSafe(|| work(conn))) {
+        Ok(out) => out,
+        Err(panic) => {
+            conn.discard();
+            Err(Error::Backend(format!(
+                "internal error while reading: {}",
+                panic_message(&*panic)
+            )))
+        }
     }
 }
 
@@ -243,15 +229,17 @@ impl Storage for PostgresStorage {
         result
     }
 
+    /// One transaction and one append lock for the whole group (see `group`).
+    fn append_group(&self, requests: Vec<AppendRequest<'_>>) -> Vec<Result<AppendResult>> {
+        self.append_in_one_transaction(requests)
+    }
+
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {
-        self.read_begun(true, |conn, known| {
-            search::query(&mut PgLog::new(conn, known), query, limit)
-        })
+        self.read_at_head(query, |log| search::query(log, query, limit))
     }
 
     fn query_page(&self, query: &EventQuery, limit: usize) -> Result<Vec<EventRecord>> {
-        self.read_begun(true, |conn, known| {
-            let log = &mut PgLog::new(conn, known);
+        self.read_at_head(query, |log| {
             let plan = search::plan(log, query)?;
             let after = query.min_sequence_number.unwrap_or(0);
             search::matching_records(log, query, &plan, after, limit)

@@ -125,6 +125,25 @@ impl Conn {
         self.client.query_opt(&statement, params)
     }
 
+    /// `batch` (if any) and then the statements `sql` (prepared once per connection), in one
+    /// round trip (see `Client::pipelined`); the rows of each statement.
+    pub fn pipelined(
+        &mut self,
+        batch: Option<&str>,
+        sql: &[(&str, Params<'_>)],
+    ) -> std::result::Result<Vec<Vec<Row>>, DbError> {
+        let statements = sql
+            .iter()
+            .map(|(sql, _)| self.statement(sql))
+            .collect::<std::result::Result<Vec<Statement>, DbError>>()?;
+        let bound: Vec<(&Statement, Params<'_>)> = statements
+            .iter()
+            .zip(sql)
+            .map(|(statement, (_, params))| (statement, *params))
+            .collect();
+        self.client.pipelined(batch, &bound)
+    }
+
     pub fn execute(&mut self, sql: &str, params: Params<'_>) -> std::result::Result<u64, DbError> {
         let statement = self.statement(sql)?;
         self.client.execute(&statement, params)

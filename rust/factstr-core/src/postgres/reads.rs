@@ -1,19 +1,29 @@
 //! The PostgreSQL log's look-ups for `sql::search` (which plans and checks): the type index, the
-//! payload index, rows by sequence number, and batch boundaries. A search runs inside one
-//! transaction (REPEATABLE READ for reads, or the append's own), so it sees one snapshot.
+//! payload index, rows by sequence number, and batch boundaries.
+//!
+//! A search starts from the log's state (`read_state`): the head, how far the payload index is
+//! current and the index rows of the query's payload keys, read by one statement, so in one
+//! snapshot. A query runs without a transaction: its later statements may see newer rows, and
+//! ignore every row above the head it started from (`PgLog::at`, the ceiling). That is one
+//! consistent snapshot because every writer numbers `MAX + 1` under the append lock (see
+//! `writes`): a row at or below the head committed before the head was read. An append reads the
+//! same state under its lock, in its own transaction.
 
 use std::collections::HashMap;
 use std::time::SystemTime;
 
 use serde_json::Value;
+use tokio_postgres::types::ToSql;
 
 use super::client::DbError;
 use super::pool::{describe, Conn, Params};
 use crate::clock::from_system_time;
 use crate::error::{Error, Result};
+use crate::payload_keys::selective_key_hashes;
 use crate::sql::members::decode_members;
 use crate::sql::numbers::{from_sql, to_sql};
 use crate::sql::search::{IndexedLog, Row, Visit};
+use crate::types::EventQuery;
 
 pub struct PgLog<'a> {
     conn: &'a mut Conn,
@@ -21,16 +31,125 @@ pub struct PgLog<'a> {
     /// under its lock (an append) or with the statement that began its snapshot (a query):
     /// saves two round trips.
     known: Option<(u64, u64)>,
-    /// Keys whose postings were read whole (few of them, by `count_key` or in advance by an
-    /// append): their row count and sequence numbers, so no further round trip needs them.
+    /// Keys whose postings were read whole (few of them, by `count_key` or with the log's state):
+    /// their row count and sequence numbers, so no further round trip needs them.
     key_numbers: HashMap<i64, (i64, Vec<u64>)>,
+    /// Rows read in advance (an append's newest candidates, see `read_state`).
+    prefetched: HashMap<u64, Row>,
+    /// Rows above this number are not part of this read (a query without a transaction).
+    ceiling: Option<u64>,
 }
 
-/// Payload index rows of one key, read whole: (first sequence number, members) per row.
-pub type IndexRows = Vec<(u64, Option<Vec<u8>>)>;
-
-/// A key with fewer postings than this is read whole when counted: one round trip for both.
+/// A key with fewer postings than this is read whole with the log's state (or when counted).
 pub const READ_WHOLE_BELOW: i64 = 256;
+
+/// The head, how far the payload index is current, and the newest `$2` index rows of each key of
+/// `$1` (a row of nulls for the key columns when there are none): one statement, one snapshot.
+const STATE: &str = "SELECT h.head, \
+        (SELECT indexed_through FROM factstr_payload_index_state WHERE id = 1), \
+        p.key_hash, p.first_sequence_number, p.members \
+    FROM (SELECT COALESCE(MAX(sequence_number), 0) AS head FROM events) AS h \
+    LEFT JOIN LATERAL (SELECT k.key_hash, r.first_sequence_number, r.members \
+        FROM unnest($1::bigint[]) AS k(key_hash), \
+        LATERAL (SELECT first_sequence_number, members FROM factstr_payload_index \
+            WHERE key_hash = k.key_hash ORDER BY first_sequence_number DESC LIMIT $2) AS r) AS p ON TRUE";
+
+/// The event rows of the newest posting of each key of `$1` (its last member): the candidate a
+/// conditional append's context version most likely is, read with the state so that the
+/// check usually needs no round trip of its own.
+const NEWEST_CANDIDATES: &str = "SELECT e.sequence_number, e.occurred_at, e.event_type, e.payload, x.payload \
+    FROM events AS e LEFT JOIN factstr_exact_payloads AS x ON x.sequence_number = e.sequence_number \
+    WHERE e.sequence_number IN (SELECT factstr_last_member(r.first_sequence_number, r.members) \
+        FROM unnest($1::bigint[]) AS k(key_hash), \
+        LATERAL (SELECT first_sequence_number, members FROM factstr_payload_index \
+            WHERE key_hash = k.key_hash ORDER BY first_sequence_number DESC LIMIT 1) AS r)";
+
+/// What a search starts from, read in one snapshot (see `read_state`).
+pub struct LogState {
+    pub head: u64,
+    pub indexed_through: u64,
+    /// The sequence numbers of each key read whole (fewer than `READ_WHOLE_BELOW` index rows),
+    /// with its row count.
+    key_numbers: HashMap<i64, (i64, Vec<u64>)>,
+    /// The newest candidate rows of the keys, when asked for.
+    newest: Vec<Row>,
+}
+
+impl LogState {
+    /// Forgets what was read of the payload index (after a catch-up indexed more rows).
+    pub fn forget_postings(&mut self) {
+        self.key_numbers.clear();
+        self.newest.clear();
+    }
+}
+
+/// Reads the log's state for a search on `keys`, and with `newest` the newest candidate rows of
+/// each key; after `batch` (e.g. `BEGIN; LOCK ...`), all in one round trip.
+pub fn read_state(
+    conn: &mut Conn,
+    batch: Option<&str>,
+    keys: &[i64],
+    newest: bool,
+) -> Result<LogState> {
+    let state_params: [&(dyn ToSql + Sync); 2] = [&keys, &READ_WHOLE_BELOW];
+    let newest_params: [&(dyn ToSql + Sync); 1] = [&keys];
+    let mut statements: Vec<(&str, Params<'_>)> = vec![(STATE, &state_params)];
+    if newest && !keys.is_empty() {
+        statements.push((NEWEST_CANDIDATES, &newest_params));
+    }
+    let results = conn
+        .pipelined(batch, &statements)
+        .map_err(|e| conn.error(e))?;
+    let rows = &results[0];
+    let first = rows
+        .first()
+        .ok_or_else(|| Error::Backend("the head of the log could not be read".to_owned()))?;
+    let head = from_sql(first.get(0));
+    let indexed_through = first.get::<_, Option<i64>>(1).map_or(0, from_sql);
+    let mut found: HashMap<i64, (i64, Vec<u64>)> = HashMap::new();
+    for row in rows {
+        let Some(key) = row.get::<_, Option<i64>>(2) else {
+            continue;
+        };
+        let entry = found.entry(key).or_default();
+        entry.0 += 1;
+        decode_members(
+            from_sql(row.get(3)),
+            row.get::<_, Option<&[u8]>>(4),
+            &mut entry.1,
+        );
+    }
+    found.retain(|_, (count, _)| *count < READ_WHOLE_BELOW);
+    // A key without index rows has none at all: read whole too.
+    for key in keys {
+        found.entry(*key).or_default();
+    }
+    let newest = match results.get(1) {
+        Some(rows) => rows.iter().map(read_row).collect::<Result<Vec<Row>>>()?,
+        None => Vec::new(),
+    };
+    Ok(LogState {
+        head,
+        indexed_through,
+        key_numbers: found,
+        newest,
+    })
+}
+
+/// Every key of every payload predicate of `query`, sorted and distinct.
+pub fn predicate_keys(query: &EventQuery) -> Vec<i64> {
+    let mut keys: Vec<i64> = query
+        .filters
+        .iter()
+        .flatten()
+        .filter(|filter| !filter.matches_nothing())
+        .flat_map(|filter| filter.payload_predicates.iter().flatten())
+        .flat_map(selective_key_hashes)
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
 
 /// The columns `read_row` reads, from `ROWS`: an event and, rarely, its payload's exact text.
 const COLUMNS: &str = "e.sequence_number, e.occurred_at, e.event_type, e.payload, x.payload";
@@ -79,22 +198,51 @@ pub fn read_payload(
 }
 
 impl<'a> PgLog<'a> {
+    /// A log read inside a transaction (one snapshot): `known` as for `LogState`, when read.
     pub fn new(conn: &'a mut Conn, known: Option<(u64, u64)>) -> Self {
         Self {
             conn,
             known,
             key_numbers: HashMap::new(),
+            prefetched: HashMap::new(),
+            ceiling: None,
         }
     }
 
-    /// Takes a key's postings read in advance in this snapshot (all of them, fewer than
-    /// `READ_WHOLE_BELOW` rows): (first sequence number, members) per row.
-    pub fn read_whole(&mut self, hash: i64, rows: &[(u64, Option<Vec<u8>>)]) {
-        let mut numbers = Vec::new();
-        for (first, members) in rows {
-            decode_members(*first, members.as_deref(), &mut numbers);
+    /// The log as `state` found it. With `ceiling` (a read outside a transaction), rows above
+    /// its head are ignored; without, the caller's transaction holds the append lock and the
+    /// index is current up to the head (an append, after any catch-up).
+    pub fn at(conn: &'a mut Conn, state: LogState, ceiling: bool) -> Self {
+        let through = if ceiling {
+            state.indexed_through
+        } else {
+            state.head
+        };
+        Self {
+            conn,
+            known: Some((state.head, through)),
+            key_numbers: state.key_numbers,
+            prefetched: state
+                .newest
+                .into_iter()
+                .map(|row| (row.sequence_number, row))
+                .collect(),
+            ceiling: ceiling.then_some(state.head),
         }
-        self.key_numbers.insert(hash, (rows.len() as i64, numbers));
+    }
+
+    /// Drops the numbers above the ceiling from `out[from..]`.
+    fn below_ceiling(&self, out: &mut Vec<u64>, from: usize) {
+        if let Some(ceiling) = self.ceiling {
+            let mut index = from;
+            while index < out.len() {
+                if out[index] > ceiling {
+                    out.swap_remove(index);
+                } else {
+                    index += 1;
+                }
+            }
+        }
     }
 
     fn numbers(&mut self, sql: &str, params: Params<'_>, out: &mut Vec<u64>) -> Result<()> {
@@ -102,7 +250,9 @@ impl<'a> PgLog<'a> {
             .conn
             .query(sql, params)
             .map_err(|e| self.conn.error(e))?;
+        let from = out.len();
         out.extend(rows.iter().map(|row| from_sql(row.get(0))));
+        self.below_ceiling(out, from);
         Ok(())
     }
 
@@ -198,7 +348,9 @@ impl IndexedLog for PgLog<'_> {
             .conn
             .query("SELECT first_sequence_number, members FROM factstr_payload_index WHERE key_hash = $1", &[&hash])
             .map_err(|e| self.conn.error(e))?;
+        let from = out.len();
         decode_rows(&rows, out);
+        self.below_ceiling(out, from);
         Ok(())
     }
 
@@ -211,6 +363,12 @@ impl IndexedLog for PgLog<'_> {
     }
 
     fn fetch(&mut self, numbers: &[u64]) -> Result<Vec<Row>> {
+        if !self.prefetched.is_empty() && numbers.iter().all(|n| self.prefetched.contains_key(n)) {
+            return Ok(numbers
+                .iter()
+                .filter_map(|n| self.prefetched.remove(n))
+                .collect());
+        }
         let wanted = numbers
             .iter()
             .map(|&n| as_i64(n))
@@ -242,7 +400,11 @@ impl IndexedLog for PgLog<'_> {
         // The first page is what the caller expects to need; later ones grow, but ask for no
         // more than the caller still expects while it expects any (a limited read, such as a
         // page of `iter_query`, must not pull a whole extra page from the server).
-        let (mut low, mut high) = (as_i64(after)?, i64::MAX);
+        let high = match self.ceiling {
+            Some(ceiling) => as_i64(ceiling)?.saturating_add(1),
+            None => i64::MAX,
+        };
+        let (mut low, mut high) = (as_i64(after)?, high);
         let order = if descending { "DESC" } else { "ASC" };
         let sql = format!(
             "SELECT {COLUMNS} FROM {ROWS} WHERE e.sequence_number > $1 AND e.sequence_number < $2 \

@@ -1,6 +1,6 @@
 //! Restoring batches into PostgreSQL (see `crate::restore`): in one transaction, under the
 //! append lock (`writes::lock_and_read`, the lock every writer takes), the head is checked and
-//! every batch is written by the function the ordinary append calls (`factstr_append_batch`, so
+//! every batch is written by the function the ordinary append calls (`factstr_append_batch_v2`, so
 //! the same rows, boundaries and index entries, SPEC §9) with its own `occurred_at`. The calls go
 //! many to a round trip, as literal SQL; a batch that cannot be literal goes alone.
 

@@ -60,17 +60,18 @@ const CREATE: &str = "
         key_format INTEGER NOT NULL,
         indexed_through BIGINT NOT NULL
     );
-    -- A whole append in one statement, so one round trip: the lock upstream writers take,
+    -- A whole append in one statement, so one round trip: the append lock (see `writes`),
     -- numbering after the head, the events, their index postings (first sequence numbers given
     -- as offsets into the batch), the batch row and the index state, all in the statement's own
     -- transaction. Returns the first sequence number, or 0 (having written nothing) when rows of
     -- writers that do not keep the index must first be indexed by the engine.
-    -- An existing definition is kept (see ALL_PRESENT): a changed body needs a new name.
+    -- An existing definition is kept (see ALL_PRESENT): a changed body needs a new name (v1,
+    -- `factstr_append_batch`, took upstream's EXCLUSIVE lock, which waits for autovacuum).
     -- Called on its own (`p_locked_by_caller` false), it must run at READ COMMITTED: at a higher
     -- isolation level the calling statement's snapshot predates the lock, so the head it reads
     -- could be stale; it then returns 0 too, and the engine appends in an explicit transaction
     -- that takes the lock before its snapshot.
-    CREATE OR REPLACE FUNCTION factstr_append_batch(
+    CREATE OR REPLACE FUNCTION factstr_append_batch_v2(
         p_locked_by_caller BOOLEAN, p_stamp TIMESTAMPTZ, p_types TEXT[], p_payloads TEXT[],
         p_key_hashes BIGINT[], p_first_offsets BIGINT[], p_members BYTEA[]
     ) RETURNS BIGINT LANGUAGE plpgsql AS $$
@@ -79,10 +80,14 @@ const CREATE: &str = "
         v_through BIGINT;
         v_count BIGINT := cardinality(p_types);
     BEGIN
-        IF NOT p_locked_by_caller AND current_setting('transaction_isolation') <> 'read committed' THEN
-            RETURN 0;
+        IF NOT p_locked_by_caller THEN
+            IF current_setting('transaction_isolation') <> 'read committed' THEN
+                RETURN 0;
+            END IF;
+            -- `writes::LOCK_APPENDS`, in its order.
+            LOCK TABLE events, append_batches IN ROW EXCLUSIVE MODE;
+            PERFORM pg_advisory_xact_lock(hashtextextended('factstr-append:' || current_schema(), 0));
         END IF;
-        LOCK TABLE events, append_batches IN EXCLUSIVE MODE;
         SELECT COALESCE(MAX(sequence_number), 0) INTO v_head FROM events;
         SELECT indexed_through INTO v_through FROM factstr_payload_index_state WHERE id = 1;
         IF v_through IS NULL OR v_through < v_head THEN
@@ -101,6 +106,33 @@ const CREATE: &str = "
         RETURN v_head + 1;
     END
     $$;
+    -- The last sequence number of a payload index row: `first` plus every LEB128 gap of
+    -- `members` (see `sql::members`), for reading the newest candidate of a key with its rows.
+    CREATE OR REPLACE FUNCTION factstr_last_member(p_first BIGINT, p_members BYTEA)
+    RETURNS BIGINT LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+    DECLARE
+        v_number BIGINT := p_first;
+        v_gap BIGINT := 0;
+        v_shift INTEGER := 0;
+        v_byte INTEGER;
+    BEGIN
+        IF p_members IS NULL THEN
+            RETURN p_first;
+        END IF;
+        FOR i IN 0 .. length(p_members) - 1 LOOP
+            v_byte := get_byte(p_members, i);
+            v_gap := v_gap | ((v_byte & 127)::BIGINT << v_shift);
+            IF v_byte < 128 THEN
+                v_number := v_number + v_gap;
+                v_gap := 0;
+                v_shift := 0;
+            ELSE
+                v_shift := v_shift + 7;
+            END IF;
+        END LOOP;
+        RETURN v_number;
+    END
+    $$;
     CREATE OR REPLACE FUNCTION factstr_notify_commit() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         PERFORM pg_notify('factstr_commits', current_schema());
@@ -114,8 +146,9 @@ const ALL_PRESENT: &str = "
     SELECT bool_and(to_regclass(format('%I.%I', current_schema(), name)) IS NOT NULL)
         AND to_regprocedure(format('%I.factstr_notify_commit()', current_schema())) IS NOT NULL
         AND to_regprocedure(format(
-            '%I.factstr_append_batch(boolean, timestamptz, text[], text[], bigint[], bigint[], bytea[])',
+            '%I.factstr_append_batch_v2(boolean, timestamptz, text[], text[], bigint[], bigint[], bytea[])',
             current_schema())) IS NOT NULL
+        AND to_regprocedure(format('%I.factstr_last_member(bigint, bytea)', current_schema())) IS NOT NULL
     FROM unnest(ARRAY['events', 'append_batches', 'store_metadata', 'durable_stream_cursors',
         'idx_events_type', 'idx_events_occurred_at', 'idx_events_payload_gin',
         'factstr_events_type_sequence', 'factstr_payload_index', 'factstr_payload_index_state',

@@ -1,22 +1,51 @@
-//! Appending to the PostgreSQL log. Appends are serialised with
-//! `LOCK TABLE events, append_batches IN EXCLUSIVE MODE`, the lock `factstr-postgres` 0.5.2
-//! takes, so our writers and theirs share one order: numbering by `MAX(sequence_number) + 1`
-//! under the lock makes commit order sequence order in every process (SPEC §2.6), and a failed
-//! append burns no number. Events, index postings, the batch row and the index state go in one
-//! statement. A plain append is one round trip (the function `factstr_append_batch`, see `schema`);
-//! a conditional append is three: begin, lock and read the head and its context's rare keys; read
-//! the newest candidate rows; insert and commit (values as literals, see `literals`).
-//! `append_unless` is one round trip when it can (see `append_unless_at_once`): the server reads
-//! the few rows above `after` that could match and appends only when there are none.
-
-use std::collections::HashMap;
+//! Appending to the PostgreSQL log.
+//!
+//! # The append lock
+//! Every writer of this log, ours and `factstr-postgres` 0.5.2's, numbers a batch
+//! `MAX(sequence_number) + 1` under one lock held to its commit, so commit order is sequence order
+//! in every process (SPEC §2.6) and a failed append burns no number. Upstream takes
+//! `LOCK TABLE events, append_batches IN EXCLUSIVE MODE`. That mode also conflicts with the
+//! SHARE UPDATE EXCLUSIVE lock of (auto)vacuum, so appends taking it wait whenever autovacuum
+//! works on `events` (the server cancels autovacuum only after `deadlock_timeout`, 1 s). Ours is
+//! two locks, always taken in this order (`LOCK_APPENDS`):
+//! 1. `LOCK TABLE events, append_batches IN ROW EXCLUSIVE MODE`: conflicts with upstream's
+//!    EXCLUSIVE, so an upstream writer and ours exclude each other, but not with vacuum, nor with
+//!    other ROW EXCLUSIVE holders;
+//! 2. `pg_advisory_xact_lock` on `factstr-append:<schema>`: serialises our writers among themselves.
+//!
+//! Never the other way round: a writer of ours holding the advisory lock while queued for ROW
+//! EXCLUSIVE behind an upstream writer's EXCLUSIVE request, which itself waits for another writer
+//! of ours that holds ROW EXCLUSIVE and waits for the advisory lock, would be a deadlock. In this
+//! order a writer waiting for the advisory lock holds only ROW EXCLUSIVE, which the advisory
+//! holder never waits for (it holds ROW EXCLUSIVE itself; the tables it writes besides are ours
+//! and upstream never locks them). The transaction runs at READ COMMITTED whatever the session's
+//! default, so the head read after the locks comes from a snapshot taken after them. Every path
+//! takes this lock: `begin_locked`, `append_unless_at_once`, the function
+//! `factstr_append_batch_v2` (see `schema`) when called alone, and `restore`.
+//!
+//! # The shape
+//! - `begin_locked(conn)`: BEGIN and the append lock, one round trip.
+//! - `append_locked(conn, events, condition)`: inside a transaction holding the append lock, reads
+//!   the head (and the context's index rows), checks the condition and writes one batch numbered
+//!   after the head; no commit. A later call in the same transaction numbers after the batches
+//!   earlier ones wrote. On an error the batch may be partly written: a caller that goes on with
+//!   the transaction runs each call between `SAVEPOINT` and `RELEASE` / `ROLLBACK TO SAVEPOINT`
+//!   (group commit).
+//! - `append(conn, events, condition)`: one append in a transaction of its own, the same steps
+//!   fused into fewer round trips. A plain append is one (`factstr_append_batch_v2` alone); a
+//!   conditional one two: (begin, lock, read the head, the context's index rows and its newest
+//!   candidate row: `reads::read_state`), then (insert and commit, values as literals, see
+//!   `literals`). `append_unless` is one when it can (`append_unless_at_once`): the server reads
+//!   the few rows above `after` that could match and appends only when there are none.
+//!
+//! Events, index postings, the batch row and the index state go in one statement.
 
 use tokio_postgres::SimpleQueryMessage;
 
 use super::literals;
 use super::pool::Conn;
 use super::postings::batch_postings;
-use super::reads::{read_payload, IndexRows, PgLog, READ_WHOLE_BELOW};
+use super::reads::{predicate_keys, read_payload, read_state, LogState, PgLog};
 use crate::clock::{format_rfc3339, now_micros, to_system_time};
 use crate::condition::Condition;
 use crate::error::{Error, Result};
@@ -25,6 +54,23 @@ use crate::sql::numbers::{from_sql, to_sql};
 use crate::sql::prepared::PreparedEvent;
 use crate::sql::search;
 use crate::types::{AppendResult, EventQuery};
+
+/// Begins an append's transaction (see the module header for why READ COMMITTED).
+const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
+
+/// The append lock, in its order (see the module header). The same two locks are in
+/// `factstr_append_batch_v2` (see `schema`).
+pub(super) const LOCK_APPENDS: &str = "LOCK TABLE events, append_batches IN ROW EXCLUSIVE MODE; \
+     SELECT pg_advisory_xact_lock(hashtextextended('factstr-append:' || current_schema(), 0))";
+
+/// Begins a transaction and takes the append lock: one round trip. The caller commits or rolls
+/// back; on an error it rolls back.
+#[allow(dead_code)] // the entry of group commit (several `append_locked` in one transaction)
+pub fn begin_locked(conn: &mut Conn) -> Result<()> {
+    conn.client
+        .batch_execute(&format!("{BEGIN}; {LOCK_APPENDS}"))
+        .map_err(|e| conn.error(e))
+}
 
 /// Appends in a transaction of its own; with a condition, only if it holds.
 /// On any error the caller rolls back.
@@ -47,31 +93,54 @@ pub fn append(
             return Ok(result);
         }
     }
-    let context_keys: Vec<i64> = condition
+    let locked = lock_and_read(conn, &context_keys(condition))?;
+    write_locked(conn, &args, locked, condition, true)
+}
+
+/// Inside a transaction that holds the append lock (`begin_locked`): checks `condition` and
+/// writes the batch numbered after the current head, without committing. Two round trips (read,
+/// write), more only when a context's check must read more rows. On an error the batch may be
+/// partly written: roll back (to a savepoint).
+#[allow(dead_code)] // see `begin_locked`
+pub fn append_locked(
+    conn: &mut Conn,
+    events: &[PreparedEvent],
+    condition: Option<Condition<'_>>,
+) -> Result<AppendResult> {
+    let args = BatchArgs::new(events);
+    let state = read_state(conn, None, &context_keys(condition), condition.is_some())?;
+    write_locked(conn, &args, Locked::from(state), condition, false)
+}
+
+/// The payload keys whose index rows a check of `condition` reads.
+fn context_keys(condition: Option<Condition<'_>>) -> Vec<i64> {
+    condition
         .map(|c| predicate_keys(c.context()))
-        .unwrap_or_default();
-    let Locked {
-        last_committed,
-        indexed_through,
-        mut postings,
-    } = lock_and_read(conn, &context_keys)?;
-    if indexed_through < last_committed {
-        catch_up_index(conn, indexed_through, last_committed)?;
-        postings.clear(); // read before the catch-up: incomplete
+        .unwrap_or_default()
+}
+
+/// Checks `condition` and writes the batch after the head `locked` read under the lock; with
+/// `commit`, commits too (in the same round trip when it can).
+fn write_locked(
+    conn: &mut Conn,
+    args: &BatchArgs<'_>,
+    mut locked: Locked,
+    condition: Option<Condition<'_>>,
+    commit: bool,
+) -> Result<AppendResult> {
+    let last_committed = locked.last_committed;
+    if locked.indexed_through < last_committed {
+        catch_up_index(conn, locked.indexed_through, last_committed)?;
+        locked.state.forget_postings(); // read before the catch-up: incomplete
     }
     if let Some(condition) = condition {
         // The index is current now: the head read under the lock is all a search needs.
-        let log = &mut PgLog::new(&mut *conn, Some((last_committed, last_committed)));
-        for (key, rows) in &postings {
-            if (rows.len() as i64) < READ_WHOLE_BELOW {
-                log.read_whole(*key, rows);
-            }
-        }
+        let log = &mut PgLog::at(&mut *conn, locked.state, false);
         search::check_context(log, condition)?;
     }
     // Inside this transaction, under the lock already held: the function numbers after the same
     // head, and the index is current. Insert and commit go in one round trip when they can.
-    let committed = if args.exact_offsets.is_empty() {
+    let committed = if commit && args.exact_offsets.is_empty() {
         args.call_and_commit(conn)?
     } else {
         Sent::Skipped
@@ -82,11 +151,15 @@ pub fn append(
         Sent::Skipped => {
             let result = args.call(conn, true)?;
             if let Some(written) = &result {
-                args.write_exact(conn, written.first_sequence_number)?;
+                if args.has_exact() {
+                    args.write_exact(conn, written.first_sequence_number)?;
+                }
             }
-            conn.client
-                .batch_execute("COMMIT")
-                .map_err(|e| conn.commit_error(e))?;
+            if commit {
+                conn.client
+                    .batch_execute("COMMIT")
+                    .map_err(|e| conn.commit_error(e))?;
+            }
             result
         }
     };
@@ -136,7 +209,7 @@ fn append_unless_at_once(
         return Ok(AtOnce::Undecided);
     };
     let sql = format!(
-        "BEGIN; LOCK TABLE events, append_batches IN EXCLUSIVE MODE; \
+        "{BEGIN}; {LOCK_APPENDS}; \
          SELECT e.sequence_number, e.event_type, COALESCE(x.payload, e.payload::text) {above_joined} \
          ORDER BY e.sequence_number DESC LIMIT {UNLESS_ROWS}; {append}",
         above_joined = above.replacen(
@@ -156,10 +229,10 @@ fn append_unless_at_once(
         _ => None,
     }) {
         if row.len() == 1 {
-            appended = row
-                .get(0)
-                .and_then(|t| t.parse::<i64>().ok())
-                .and_then(|first| args.result(first));
+            // The function's answer (the advisory lock's row is empty text: no number).
+            if let Some(first) = row.get(0).and_then(|t| t.parse::<i64>().ok()) {
+                appended = args.result(first);
+            }
             continue;
         }
         let sequence_number = number(row.get(0));
@@ -210,80 +283,30 @@ fn type_superset(query: &EventQuery) -> Option<String> {
     literals::text_array(types).map(|array| format!("e.event_type = ANY({array})"))
 }
 
-/// What the first round trip of a locked append reads.
+/// What an append reads under the lock before it writes.
 pub(super) struct Locked {
     pub(super) last_committed: u64,
     pub(super) indexed_through: u64,
-    /// The first `READ_WHOLE_BELOW` index rows (first number, members) of each context key.
-    postings: HashMap<i64, IndexRows>,
+    /// The rest of the state (the context's index rows, its newest candidates).
+    state: LogState,
 }
 
-/// Begins, takes the append lock, and reads the head, how far the index is current and the index
-/// rows of `context_keys`: one round trip (a simple query; the keys are numbers we computed).
-pub(super) fn lock_and_read(conn: &mut Conn, context_keys: &[i64]) -> Result<Locked> {
-    let mut sql = String::from(
-        "BEGIN; LOCK TABLE events, append_batches IN EXCLUSIVE MODE; \
-         SELECT COALESCE(MAX(sequence_number), 0), \
-                (SELECT indexed_through FROM factstr_payload_index_state WHERE id = 1) FROM events;",
-    );
-    if !context_keys.is_empty() {
-        sql.push_str(&format!(
-            " SELECT k, p.first_sequence_number, encode(p.members, 'hex') FROM unnest({}) AS k, \
-             LATERAL (SELECT first_sequence_number, members FROM factstr_payload_index WHERE key_hash = k LIMIT {}) AS p;",
-            literals::bigint_array(context_keys),
-            READ_WHOLE_BELOW
-        ));
-    }
-    let messages = conn.client.simple_query(&sql).map_err(|e| conn.error(e))?;
-    let mut rows = messages.iter().filter_map(|m| match m {
-        SimpleQueryMessage::Row(row) => Some(row),
-        _ => None,
-    });
-    let (last_committed, indexed_through) = rows
-        .next()
-        .map(|row| (number(row.get(0)), number(row.get(1))))
-        .ok_or_else(|| Error::Backend("the head of the log could not be read".to_owned()))?;
-    let mut postings: HashMap<i64, IndexRows> =
-        context_keys.iter().map(|k| (*k, Vec::new())).collect();
-    for row in rows {
-        let key = row.get(0).and_then(|t| t.parse::<i64>().ok());
-        let members = row.get(2).map(decode_hex).transpose()?;
-        if let Some(found) = key.and_then(|k| postings.get_mut(&k)) {
-            found.push((number(row.get(1)), members));
+impl From<LogState> for Locked {
+    fn from(state: LogState) -> Self {
+        Self {
+            last_committed: state.head,
+            indexed_through: state.indexed_through,
+            state,
         }
     }
-    Ok(Locked {
-        last_committed,
-        indexed_through,
-        postings,
-    })
 }
 
-/// Every key of every payload predicate of `query`.
-fn predicate_keys(query: &EventQuery) -> Vec<i64> {
-    let mut keys: Vec<i64> = query
-        .filters
-        .iter()
-        .flatten()
-        .flat_map(|filter| filter.payload_predicates.iter().flatten())
-        .flat_map(selective_key_hashes)
-        .collect();
-    keys.sort_unstable();
-    keys.dedup();
-    keys
-}
-
-/// Bytes from PostgreSQL's `encode(..., 'hex')`.
-fn decode_hex(text: &str) -> Result<Vec<u8>> {
-    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    text.as_bytes()
-        .chunks(2)
-        .map(|pair| match pair {
-            [high, low] => digit(*high).zip(digit(*low)).map(|(h, l)| h << 4 | l),
-            _ => None,
-        })
-        .collect::<Option<Vec<u8>>>()
-        .ok_or_else(|| Error::Backend("a payload index row did not decode (members)".to_owned()))
+/// Begins, takes the append lock, and reads the log's state for a check on `context_keys` (with
+/// their newest candidate rows): one round trip.
+pub(super) fn lock_and_read(conn: &mut Conn, context_keys: &[i64]) -> Result<Locked> {
+    let begin = format!("{BEGIN}; {LOCK_APPENDS}");
+    let state = read_state(conn, Some(&begin), context_keys, !context_keys.is_empty())?;
+    Ok(Locked::from(state))
 }
 
 /// What `BatchArgs::call_and_commit` did.
@@ -304,7 +327,7 @@ enum AtOnce {
     Undecided,
 }
 
-/// The arguments of one `factstr_append_batch` call (see `schema`) for a batch of events.
+/// The arguments of one `factstr_append_batch_v2` call (see `schema`) for a batch of events.
 pub(super) struct BatchArgs<'a> {
     stamp: i64,
     types: Vec<&'a str>,
@@ -388,7 +411,7 @@ impl<'a> BatchArgs<'a> {
         let members: Vec<Option<&[u8]>> = self.members.iter().map(Option::as_deref).collect();
         // Preparing sends nothing of the batch; the call itself commits when it runs alone.
         let statement = conn
-            .statement("SELECT factstr_append_batch($1, $2, $3, $4, $5, $6, $7)")
+            .statement("SELECT factstr_append_batch_v2($1, $2, $3, $4, $5, $6, $7)")
             .map_err(|e| conn.error(e))?;
         let first: i64 = conn
             .client
@@ -453,7 +476,7 @@ impl<'a> BatchArgs<'a> {
         let payloads = literals::text_array(self.payloads.iter().copied())?;
         let members: Vec<Option<&[u8]>> = self.members.iter().map(Option::as_deref).collect();
         Some(format!(
-            "SELECT factstr_append_batch(true, '{}'::timestamptz, {types}, {payloads}, {}, {}, {})",
+            "SELECT factstr_append_batch_v2(true, '{}'::timestamptz, {types}, {payloads}, {}, {}, {})",
             format_rfc3339(self.stamp),
             literals::bigint_array(&self.hashes),
             literals::bigint_array(&self.offsets),
@@ -515,20 +538,4 @@ pub(super) fn catch_up_index(
     )
     .map_err(|e| conn.error(e))?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hex_from_postgres_decodes_or_is_refused() {
-        assert_eq!(decode_hex("").expect("empty"), Vec::<u8>::new());
-        assert_eq!(
-            decode_hex("00ff7fA0").expect("bytes"),
-            vec![0x00, 0xff, 0x7f, 0xa0]
-        );
-        assert!(decode_hex("abc").is_err());
-        assert!(decode_hex("zz").is_err());
-    }
 }

@@ -2,7 +2,8 @@
 //! 0.5.2, shared safely by several store objects and processes.
 //!
 //! - Writes: one writer connection per store; every append is one `BEGIN IMMEDIATE`
-//!   transaction, which SQLite serialises across processes (see `writes`).
+//!   transaction, which SQLite serialises across processes (see `writes`); concurrent appends of
+//!   the store's threads share one (see `group`).
 //! - Reads: a small pool of reader connections; WAL lets them run beside the writer, and each
 //!   read runs in one transaction, so it sees one snapshot (see `reads`).
 //! - Streams: the store's commit signal is raised by its own appends and, while streams exist,
@@ -13,6 +14,7 @@ mod beacon;
 mod durable;
 mod file_locks;
 pub mod fork_gate;
+mod group;
 mod payload_index;
 mod posting_block;
 mod reads;
@@ -223,6 +225,22 @@ impl Storage for SqliteStorage {
         let result = self.write(|c| writes::append(c, &prepared, request.condition))?;
         self.beacon.lock().ring();
         Ok(result)
+    }
+
+    /// One `BEGIN IMMEDIATE` transaction for the whole group, a savepoint per request (see
+    /// `group`).
+    fn append_group(&self, requests: Vec<AppendRequest<'_>>) -> Vec<Result<AppendResult>> {
+        let prepared: Vec<_> = requests
+            .iter()
+            .map(|r| (prepare_events(&r.events, FloatText::Shortest), r.condition))
+            .collect();
+        let results = self
+            .write(|c| group::append_each(c, &prepared))
+            .unwrap_or_else(|error| group::all_failed(prepared.len(), error));
+        if results.iter().any(Result::is_ok) {
+            self.beacon.lock().ring();
+        }
+        results
     }
 
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {
