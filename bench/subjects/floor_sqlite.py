@@ -28,11 +28,14 @@ CREATE TABLE IF NOT EXISTS append_batches (first_sequence_number INTEGER PRIMARY
                              last_sequence_number INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS idx_events_type ON events(event_type);
 CREATE INDEX IF NOT EXISTS idx_events_occurred_at ON events(occurred_at);
-CREATE INDEX IF NOT EXISTS idx_events_course ON events(json_extract(payload, '$.course'), event_type);
 CREATE TABLE IF NOT EXISTS bench_cursors (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
 """
 
 # The same expression as the index's, so the planner uses it (EXPLAIN: SEARCH ... USING INDEX).
+CONTEXT_INDEX = (
+    "CREATE INDEX IF NOT EXISTS idx_events_course "
+    "ON events(json_extract(payload, '$.course'), event_type)"
+)
 CONTEXT_WHERE = "json_extract(payload, '$.course') = ? AND event_type = ?"
 
 
@@ -50,6 +53,7 @@ class SqliteFloorSession(Session):
         self.db.execute("PRAGMA journal_mode = WAL")
         self.db.execute("PRAGMA synchronous = FULL")
         self.db.executescript(UPSTREAM_SCHEMA)
+        self.db.execute(CONTEXT_INDEX)
 
     def _insert(self, payloads: Sequence[Payload]) -> None:
         """Inside a write transaction: numbers and inserts one batch."""
@@ -73,10 +77,12 @@ class SqliteFloorSession(Session):
             raise
 
     def fill(self, total: int, courses: int, prefix: str = "c") -> None:
-        """One transaction of executemany (batch rows of 1,000, as the default fill writes)."""
+        """One transaction of executemany (batch rows of 1,000, as the default fill writes),
+        the context index built after the rows (faster than maintaining it row by row)."""
         head = self.db.execute("SELECT COALESCE(MAX(sequence_number), 0) FROM events").fetchone()[0]
         stamp = now_text()
         self.db.execute("BEGIN IMMEDIATE")
+        self.db.execute("DROP INDEX idx_events_course")
         self.db.executemany(
             "INSERT INTO events VALUES (?, ?, ?, ?)",
             (
@@ -88,6 +94,7 @@ class SqliteFloorSession(Session):
             "INSERT INTO append_batches VALUES (?, ?)",
             ((head + 1 + s, head + min(total, s + 1000)) for s in range(0, total, 1000)),
         )
+        self.db.execute(CONTEXT_INDEX)
         self.db.execute("COMMIT")
 
     def decide(self, course: str) -> int | None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.servers import env
-from bench.subject import ENROLLED, Payload, Session, Subject
+from bench.subject import ENROLLED, Payload, Session, Subject, fill_payload
 
 
 class UmaSession(Session):
@@ -34,6 +34,16 @@ class UmaSession(Session):
 
     def append_batch(self, payloads: Sequence[Payload]) -> None:
         self.client.append([self._event(p) for p in payloads])
+
+    def fill(self, total: int, courses: int, prefix: str = "c") -> None:
+        """Appends of 10,000 events (fewer round trips than the default 1,000)."""
+        for start in range(0, total, 10_000):
+            self.client.append(
+                [
+                    self._event(fill_payload(i, courses, prefix))
+                    for i in range(start, min(total, start + 10_000))
+                ]
+            )
 
     def decide(self, course: str) -> int | None:
         facts = [
