@@ -59,6 +59,14 @@ pub trait EventStore: Send + Sync {
         after: Option<u64>,
     ) -> Result<AppendResult>;
 
+    /// `append`, done on the calling thread only when the storage can do it at once: no
+    /// waiting for a lock, no I/O, only memory work proportional to `events` (the Memory store
+    /// when nobody holds its log). Otherwise `events` come back untouched, for `append` on a
+    /// thread that may wait. The asyncio fast path (`factstr.aio`) runs this on the event loop.
+    fn try_append_at_once(&self, events: Vec<NewEvent>) -> AtOnce<Vec<NewEvent>> {
+        AtOnce::Busy(events)
+    }
+
     /// The matching facts after `query.min_sequence_number`, at most `limit` of them (SPEC §3).
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult>;
 
@@ -145,6 +153,13 @@ pub struct AppendRequest<'a> {
     pub condition: Option<Condition<'a>>,
 }
 
+/// The answer of an operation tried at once (`EventStore::try_append_at_once`).
+pub enum AtOnce<Request> {
+    Done(Result<AppendResult>),
+    /// It would have had to wait: the request, handed back untouched.
+    Busy(Request),
+}
+
 /// What each store kind implements: where its facts and cursors live and how they are read and
 /// written. Every rule the kinds share lives in `Store<S>`, which calls these only on an open
 /// store, with arguments already checked (non-empty batches, numbers at most
@@ -173,6 +188,12 @@ pub trait Storage: Send + Sync + 'static {
     /// (else `ConditionalAppendConflict`), as one atomic step across threads and processes.
     /// Commit order is sequence order; a failed append writes nothing and uses no number.
     fn append(&self, request: AppendRequest<'_>) -> Result<AppendResult>;
+
+    /// `append` when it can be done without waiting (see `EventStore::try_append_at_once`);
+    /// the request back otherwise. Stores that always wait (I/O) keep this default.
+    fn append_at_once<'a>(&self, request: AppendRequest<'a>) -> AtOnce<AppendRequest<'a>> {
+        AtOnce::Busy(request)
+    }
 
     /// See `EventStore::query`: one snapshot.
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult>;
@@ -376,6 +397,29 @@ impl<S: Storage> EventStore for Store<S> {
         after: Option<u64>,
     ) -> Result<AppendResult> {
         self.append_on(events, Some(Condition::NoneAfter { context, after }))
+    }
+
+    fn try_append_at_once(&self, events: Vec<NewEvent>) -> AtOnce<Vec<NewEvent>> {
+        // The rules of `append_on`, none of which waits.
+        if events.is_empty() {
+            return AtOnce::Done(Err(Error::EmptyAppend));
+        }
+        if let Err(error) = self.inner.lifecycle.check_open() {
+            return AtOnce::Done(Err(error));
+        }
+        let request = AppendRequest {
+            events,
+            condition: None,
+        };
+        match self.inner.storage.append_at_once(request) {
+            AtOnce::Done(result) => {
+                if result.is_ok() {
+                    self.inner.signal.notify();
+                }
+                AtOnce::Done(result)
+            }
+            AtOnce::Busy(request) => AtOnce::Busy(request.events),
+        }
     }
 
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {

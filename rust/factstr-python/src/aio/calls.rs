@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use super::completions::{settle, Completions, Outcome};
+use super::ready::ready;
 use crate::args::{durable_name, events_arg, query_arg, Limit, Query};
 use crate::convert::optional_sequence_number;
 use crate::errors::{to_py_err, unwound};
@@ -54,6 +55,11 @@ fn _aio_append<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let events = events_arg(events)?;
     let store = engine(store);
+    // The fast path (see `ready`): done on the loop when the engine can do it without waiting.
+    let events = match store.try_append_at_once(events) {
+        core::AtOnce::Done(result) => return ready(py, result, append_result),
+        core::AtOnce::Busy(events) => events,
+    };
     completions.get().run(py, move || {
         outcome(unwound(|| store.append(events)), append_result)
     })
