@@ -5,8 +5,8 @@ subjects alternated (A, B, A, B) and the best repeat of each kept:
   stream on one `aio.SqliteStore`, in windows alternated with windows of the idle loop (on a
   shared machine the OS schedules even an idle loop late: that is the scale);
 - PostgreSQL: 100 tasks doing single-event appends, `aio.PostgresStore(pool_size=4)` against
-  psycopg's `AsyncConnectionPool` with the same pool size doing the floor's append (the
-  upstream lock, one INSERT numbering with MAX+1, the batch row, NOTIFY; see
+  psycopg's `AsyncConnectionPool` with the same pool size doing the floor's append (BEGIN and
+  an advisory lock, one INSERT numbering with MAX+1, the batch row, NOTIFY, COMMIT; see
   `bench/subjects/floor_postgres.py`);
 - SQLite: the same 100 tasks on `aio.SqliteStore` against the sync `SqliteStore` driven by one
   thread;
@@ -146,10 +146,16 @@ async def many_tasks(append: Callable[[], Awaitable[object]], total: int) -> flo
     return per_task * TASKS / (time.perf_counter() - start)
 
 
+# The floor's writers' lock, as bench/subjects/floor_postgres.py's sync floor takes it: one
+# simple-protocol round trip for the transaction and a transaction-scoped advisory lock (writers
+# serialised, MAX+1 numbering gap-free).
+BEGIN_AND_LOCK = "BEGIN; SELECT pg_advisory_xact_lock(7215)"
+
+
 def postgres(total: int, repeats: int) -> dict[str, float]:
     import psycopg_pool
 
-    from bench.subjects.floor_postgres import LOCK, UNCONDITIONAL, UPSTREAM_PG_SCHEMA, dumps
+    from bench.subjects.floor_postgres import UNCONDITIONAL, UPSTREAM_PG_SCHEMA, dumps
 
     ours_url = env().pg_create()
     floor_url = env().pg_create()
@@ -175,9 +181,14 @@ def postgres(total: int, repeats: int) -> dict[str, float]:
             ) as pool:
 
                 async def append() -> None:
-                    async with pool.connection() as conn, conn.transaction():
-                        await conn.execute(LOCK)
-                        await conn.execute(UNCONDITIONAL, params)
+                    async with pool.connection() as conn:
+                        await conn.execute(BEGIN_AND_LOCK)
+                        try:
+                            await conn.execute(UNCONDITIONAL, params)
+                            await conn.execute("COMMIT")
+                        except BaseException:
+                            await conn.execute("ROLLBACK")
+                            raise
 
                 await append()
                 return await many_tasks(append, total)
