@@ -1,12 +1,12 @@
 """The native engine of factstr. Import from `factstr`, not from here."""
 
 from asyncio import AbstractEventLoop, Future
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from datetime import datetime
 from os import PathLike
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, TypeAlias, final, overload
+from typing import Any, Generic, Literal, TypeAlias, TypeVar, final, overload
 
 from typing_extensions import Self, disjoint_base
 
@@ -28,6 +28,7 @@ __all__ = [
     "_AioOpener",
     "_AioSubscriptionCore",
     "_Completions",
+    "_Ready",
     "_Restorer",
     "_after_fork_in_child",
     "_after_fork_in_parent",
@@ -485,6 +486,15 @@ class _Completions:
     @property
     def loop(self) -> AbstractEventLoop: ...
 
+_T = TypeVar("_T")
+
+# An answer the engine gave at once (the fast path, rust/factstr-python/src/aio/ready.rs).
+@final
+class _Ready(Generic[_T]):
+    def __await__(self) -> Generator[None, None, _T]: ...
+    def __iter__(self) -> Self: ...
+    def __next__(self) -> None: ...
+
 @final
 class _AioOpener:
     @staticmethod
@@ -540,7 +550,7 @@ def _aio_append(
     store: EventStore,
     events: Sequence[NewEvent],
     idempotency_key: str | None = None,
-) -> Future[AppendResult]: ...
+) -> Future[AppendResult] | _Ready[AppendResult]: ...
 def _aio_append_if(
     completions: _Completions,
     store: EventStore,

@@ -44,6 +44,6 @@ pub use postgres::{
 pub use signal::CommitSignal;
 pub use sqlite::fork_gate as sqlite_fork_gate;
 pub use sqlite::{SqliteOptions, SqliteStorage, SqliteStore, Synchronous, MAX_BUSY_TIMEOUT};
-pub use store::{AppendRequest, EventStore, LeaseId, Storage, Store};
+pub use store::{AppendRequest, AtOnce, EventStore, LeaseId, Storage, Store};
 pub use subscriber::Subscriber;
 pub use types::*;

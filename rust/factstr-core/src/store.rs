@@ -71,6 +71,14 @@ pub trait EventStore: Send + Sync {
         idempotency_key: Option<&str>,
     ) -> Result<AppendResult>;
 
+    /// `append`, done on the calling thread only when the storage can do it at once: no
+    /// waiting for a lock, no I/O, only memory work proportional to `events` (the Memory store
+    /// when nobody holds its log). Otherwise `events` come back untouched, for `append` on a
+    /// thread that may wait. The asyncio fast path (`factstr.aio`) runs this on the event loop.
+    fn try_append_at_once(&self, events: Vec<NewEvent>) -> AtOnce<Vec<NewEvent>> {
+        AtOnce::Busy(events)
+    }
+
     /// The matching facts after `query.min_sequence_number`, at most `limit` of them (SPEC §3).
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult>;
 
@@ -157,6 +165,13 @@ pub struct AppendRequest<'a> {
     pub idempotency_key: Option<IdempotencyKey>,
 }
 
+/// The answer of an operation tried at once (`EventStore::try_append_at_once`).
+pub enum AtOnce<Request> {
+    Done(Result<AppendResult>),
+    /// It would have had to wait: the request, handed back untouched.
+    Busy(Request),
+}
+
 /// What each store kind implements: where its facts and cursors live and how they are read and
 /// written. Every rule the kinds share lives in `Store<S>`, which calls these only on an open
 /// store, with arguments already checked (non-empty batches, numbers at most
@@ -194,6 +209,12 @@ pub trait Storage: Send + Sync + 'static {
             .into_iter()
             .map(|request| self.append(request))
             .collect()
+    }
+
+    /// `append` when it can be done without waiting (see `EventStore::try_append_at_once`);
+    /// the request back otherwise. Stores that always wait (I/O) keep this default.
+    fn append_at_once<'a>(&self, request: AppendRequest<'a>) -> AtOnce<AppendRequest<'a>> {
+        AtOnce::Busy(request)
     }
 
     /// See `EventStore::query`: one snapshot.
@@ -440,6 +461,30 @@ impl<S: Storage> EventStore for Store<S> {
         idempotency_key: Option<&str>,
     ) -> Result<AppendResult> {
         self.append_on(events, condition, idempotency_key)
+    }
+
+    fn try_append_at_once(&self, events: Vec<NewEvent>) -> AtOnce<Vec<NewEvent>> {
+        // The rules of `append_on`, none of which waits.
+        if events.is_empty() {
+            return AtOnce::Done(Err(Error::EmptyAppend));
+        }
+        if let Err(error) = self.inner.lifecycle.check_open() {
+            return AtOnce::Done(Err(error));
+        }
+        let request = AppendRequest {
+            events,
+            condition: None,
+            idempotency_key: None,
+        };
+        match self.inner.storage.append_at_once(request) {
+            AtOnce::Done(result) => {
+                if result.is_ok() {
+                    self.inner.signal.notify();
+                }
+                AtOnce::Done(result)
+            }
+            AtOnce::Busy(request) => AtOnce::Busy(request.events),
+        }
     }
 
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {

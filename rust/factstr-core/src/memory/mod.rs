@@ -19,7 +19,7 @@ use crate::clock::now_micros;
 use crate::error::{Error, Result};
 use crate::idempotency::Retention;
 use crate::restore::RestoredBatch;
-use crate::store::{AppendRequest, Storage, Store};
+use crate::store::{AppendRequest, AtOnce, Storage, Store};
 use crate::types::{
     AppendResult, Batch, BatchPage, DurableStreamInfo, EventQuery, EventRecord, NewEvent,
     QueryResult, Timestamp,
@@ -183,6 +183,18 @@ impl Storage for MemoryStorage {
         Ok(result)
     }
 
+    fn append_at_once<'a>(&self, request: AppendRequest<'a>) -> AtOnce<AppendRequest<'a>> {
+        // A condition may scan the log: not at once (nor a key: its lookup is `append`'s). Neither is waiting for a reader (a long
+        // query) or another writer to let go of the log.
+        if request.condition.is_some() || request.idempotency_key.is_some() {
+            return AtOnce::Busy(request);
+        }
+        match self.log.try_write() {
+            Some(mut log) => AtOnce::Done(Ok(log.commit(request.events))),
+            None => AtOnce::Busy(request),
+        }
+    }
+
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {
         let log = self.log.read();
         let limit = limit.unwrap_or(usize::MAX);
@@ -313,5 +325,66 @@ impl Storage for MemoryStorage {
 
     fn close(&self) -> Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::EventStore;
+    use serde_json::json;
+
+    fn events(n: usize) -> Vec<NewEvent> {
+        (0..n)
+            .map(|i| NewEvent::new("e", json!({ "i": i })))
+            .collect()
+    }
+
+    fn done(attempt: AtOnce<Vec<NewEvent>>) -> Result<AppendResult> {
+        match attempt {
+            AtOnce::Done(result) => result,
+            AtOnce::Busy(_) => panic!("expected the append to be done at once"),
+        }
+    }
+
+    #[test]
+    fn an_append_at_once_commits_numbers_and_signals_like_append() {
+        let store = MemoryStore::new();
+        store.append(events(1)).unwrap();
+        let generation = store.commit_signal().generation();
+        let result = done(store.try_append_at_once(events(3))).unwrap();
+        assert_eq!(
+            (result.first_sequence_number, result.last_sequence_number),
+            (2, 4)
+        );
+        assert_ne!(store.commit_signal().generation(), generation);
+        assert_eq!(store.head().unwrap(), 4);
+    }
+
+    #[test]
+    fn an_append_at_once_never_waits_for_the_log() {
+        let store = MemoryStore::new();
+        let reading = store.storage().log.read(); // e.g. a long query on another thread
+        match store.try_append_at_once(events(2)) {
+            AtOnce::Busy(back) => assert_eq!(back.len(), 2, "the events come back untouched"),
+            AtOnce::Done(_) => panic!("appended while the log was held"),
+        }
+        drop(reading);
+        assert_eq!(store.head().unwrap(), 0, "nothing was written");
+        assert!(done(store.try_append_at_once(events(2))).is_ok());
+    }
+
+    #[test]
+    fn an_append_at_once_keeps_the_rules_of_append() {
+        let store = MemoryStore::new();
+        assert!(matches!(
+            done(store.try_append_at_once(Vec::new())),
+            Err(Error::EmptyAppend)
+        ));
+        store.close().unwrap();
+        assert!(matches!(
+            done(store.try_append_at_once(events(1))),
+            Err(Error::StoreClosed)
+        ));
     }
 }

@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use super::completions::{settle, Completions, Outcome};
+use super::ready::ready;
 use crate::args::{durable_name, events_arg, query_arg, IdempotencyKey, Limit, Query};
 use crate::convert::optional_sequence_number;
 use crate::errors::{to_py_err, unwound};
@@ -56,6 +57,17 @@ fn _aio_append<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let events = events_arg(events)?;
     let store = engine(store);
+    // The fast path (see `ready`): done on the loop when the engine can do it without waiting.
+    // A keyed append always goes to an engine thread: its key lookup belongs to the storage's
+    // append path, which the fast path does not take.
+    let events = if idempotency_key.is_some() {
+        events
+    } else {
+        match store.try_append_at_once(events) {
+            core::AtOnce::Done(result) => return ready(py, result, append_result),
+            core::AtOnce::Busy(events) => events,
+        }
+    };
     completions.get().run(py, move || {
         let key = IdempotencyKey::or_none(&idempotency_key);
         outcome(

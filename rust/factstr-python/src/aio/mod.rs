@@ -12,6 +12,9 @@
 //!   `call_soon_threadsafe` per result: many results completing together wake the loop once.
 //! - The loop drains the queue and turns each result into Python objects there (the only part
 //!   that needs the interpreter), then resolves the future.
+//! - Fast path (`ready`): an append the engine can do at once, without waiting for a lock or
+//!   I/O (a Memory store whose log nobody holds), is done on the loop thread right away; awaiting
+//!   it gives the loop one turn and returns the answer. No engine thread, no wake-up.
 //! - Waiting for new batches (`subscribe`) holds no thread at all: the store's commit signal
 //!   calls a waker that posts a completion (`CommitSignal::wake_past`).
 //!
@@ -25,6 +28,7 @@
 pub mod calls;
 pub mod completions;
 pub mod pool;
+pub mod ready;
 pub mod subscription;
 
 use pyo3::prelude::*;
@@ -32,6 +36,7 @@ use pyo3::prelude::*;
 /// Adds the classes and functions of this module to `factstr._factstr`.
 pub fn add_to(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<completions::Completions>()?;
+    module.add_class::<ready::Ready>()?;
     module.add_class::<calls::AioOpener>()?;
     module.add_class::<subscription::AioSubscriptionCore>()?;
     calls::add_functions(module)?;
