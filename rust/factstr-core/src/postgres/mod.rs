@@ -19,6 +19,7 @@ mod postings;
 mod reads;
 mod restore;
 mod schema;
+mod size;
 mod tls;
 mod url;
 mod writes;
@@ -270,6 +271,10 @@ impl Storage for PostgresStorage {
 
     fn head(&self) -> Result<u64> {
         self.with_conn(reads::head)
+    }
+
+    fn storage_size(&self) -> Result<Option<u64>> {
+        self.with_conn(size::storage_size)
     }
 
     fn check_replayable(&self) -> Result<()> {
