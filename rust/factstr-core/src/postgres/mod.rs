@@ -10,6 +10,7 @@
 //! - Streams: a LISTEN connection wakes them at every commit, anyone's (`listener`).
 //! - Durable streams: cursors in the upstream table, exclusivity by advisory lock (`durable`).
 
+mod bulk;
 mod client;
 mod durable;
 mod listener;
