@@ -7,9 +7,8 @@
 //! Per batch: its events (their own numbers and `occurred_at`), its payload index postings (one
 //! row per key, see `postings`), its `append_batches` row when it has more than one event, and
 //! the exact text of payloads `jsonb` would change (`factstr_exact_payloads`); at the end, the
-//! index state's `indexed_through`. The postings of a
-//! round trip are sent sorted by key, so the index's B-tree is written page by page instead of
-//! at random.
+//! index state's `indexed_through`. Events go about `ROUND_TRIP_BYTES` at a time; the postings
+//! of the whole call go at the end, sorted by key (see `Rows::send_rest`).
 
 use std::fmt::Write;
 
@@ -21,7 +20,7 @@ use crate::restore::RestoredBatch;
 use crate::sql::numbers::to_sql;
 use crate::sql::prepared::PreparedEvent;
 
-/// Bytes of event rows sent per round trip (about).
+/// Bytes of event rows sent per round trip (about); the other rows go at the end.
 const ROUND_TRIP_BYTES: usize = 1 << 20;
 
 /// Rows being gathered for one round trip, as COPY text.
@@ -74,10 +73,11 @@ pub(super) fn copy_batches(
             );
         }
         if rows.events.len() >= ROUND_TRIP_BYTES {
-            rows.send(conn)?;
+            rows.send_events(conn)?;
         }
     }
-    rows.send(conn)?;
+    rows.send_events(conn)?;
+    rows.send_rest(conn)?;
     // What the append function records too: the index covers the log up to here.
     if let Some(last) = batches.last().map(RestoredBatch::last_sequence_number) {
         conn.execute(
@@ -90,31 +90,43 @@ pub(super) fn copy_batches(
 }
 
 impl Rows {
-    fn send(&mut self, conn: &mut Conn) -> Result<()> {
-        let mut copy = |sql: &str, data: Vec<u8>| -> Result<()> {
-            if data.is_empty() {
-                return Ok(());
-            }
-            conn.client.copy_in(sql, data).map_err(|e| conn.error(e))?;
-            Ok(())
-        };
-        copy(
+    fn send_events(&mut self, conn: &mut Conn) -> Result<()> {
+        copy_in(
+            conn,
             "COPY events (sequence_number, occurred_at, event_type, payload) FROM STDIN",
             std::mem::take(&mut self.events),
-        )?;
-        copy(
+        )
+    }
+
+    /// Everything but the events, once for the whole call: the postings sorted together, so
+    /// that a B-tree page of the index takes as many of them as fall on it at once (keys are
+    /// hashes, spread over the whole index: sent in small groups, nearly every posting would
+    /// dirty a page of its own, and after a checkpoint write all of it to the WAL again).
+    fn send_rest(&mut self, conn: &mut Conn) -> Result<()> {
+        copy_in(
+            conn,
             "COPY factstr_payload_index (key_hash, first_sequence_number, members) FROM STDIN",
             posting_rows(std::mem::take(&mut self.postings)),
         )?;
-        copy(
+        copy_in(
+            conn,
             "COPY append_batches (first_sequence_number, last_sequence_number) FROM STDIN",
             std::mem::take(&mut self.boundaries),
         )?;
-        copy(
+        copy_in(
+            conn,
             "COPY factstr_exact_payloads (sequence_number, payload) FROM STDIN",
             std::mem::take(&mut self.exact),
         )
     }
+}
+
+fn copy_in(conn: &mut Conn, sql: &str, data: Vec<u8>) -> Result<()> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    conn.client.copy_in(sql, data).map_err(|e| conn.error(e))?;
+    Ok(())
 }
 
 /// The postings as COPY rows, sorted by key (`members` as bytea's hex form, or NULL).
