@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 from factstr import EventQuery, NewEvent
 
 from tests.cli.conftest import Cli, cli_env
+from tests.postgres_server import PostgresServer
 
 COMMANDS = [
     ["info"],
@@ -254,3 +256,42 @@ def test_tail_follow_shows_other_processes_batches_and_ends_on_sigint(
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+def test_info_shows_the_postgres_size_or_unknown_when_the_role_may_not_read_it(
+    cli: Cli, make_pg_url: Callable[[], str], postgres_server: PostgresServer
+) -> None:
+    """The size is the store's tables with their indexes; a role that may not call
+    ``pg_total_relation_size`` (EXECUTE revoked in that database) sees "unknown", not an error."""
+    url = make_pg_url()
+    with factstr.connect(url) as store:
+        store.append([NewEvent("A", {"note": "x" * 1000, "i": i}) for i in range(200)])
+    done = cli("info", url, "--json")
+    assert done.returncode == 0, done.stderr
+    [info] = lines(done.stdout)
+    # 200 payloads of about 1 kB, plus every table's and index's pages.
+    assert isinstance(info["size_bytes"], int) and info["size_bytes"] > 200_000
+    shown = cli("info", url).stdout.decode()
+    assert "unknown" not in shown and ("KiB" in shown or "MiB" in shown), shown
+
+    database = url.split("?")[0].rsplit("/", 1)[1]
+    role = f"viewer_{uuid.uuid4().hex[:12]}"
+    postgres_server.sql(f"CREATE ROLE {role} LOGIN")
+    try:
+        postgres_server.sql(
+            f"GRANT USAGE ON SCHEMA public TO {role}; "
+            f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}; "
+            "REVOKE EXECUTE ON FUNCTION pg_total_relation_size(regclass) FROM PUBLIC",
+            database,
+        )
+        role_url = url.replace(f"//{postgres_server.user}@", f"//{role}@", 1)
+        assert role_url != url
+        done = cli("info", role_url, "--json")
+        assert done.returncode == 0, done.stderr
+        [info] = lines(done.stdout)
+        assert info["size_bytes"] is None and info["facts"] == 200
+        shown = cli("info", role_url).stdout.decode()
+        assert any(line.split() == ["size:", "unknown"] for line in shown.splitlines()), shown
+    finally:
+        postgres_server.sql(f"DROP OWNED BY {role}", database)
+        postgres_server.sql(f"DROP ROLE {role}")

@@ -7,6 +7,7 @@ SQLite -> PostgreSQL -> SQLite is identical, also as the upstream Rust crates re
 from __future__ import annotations
 
 import json
+import math
 import signal
 import sqlite3
 import subprocess
@@ -25,6 +26,7 @@ from tests.cli.test_commands import lines, one_line_error
 from tests.parity.conftest import StartUpstream
 from tests.parity.driver import canonical
 from tests.parity.tables import sqlite_batches, sqlite_raw_cursors
+from tests.postgres_server import PostgresServer
 
 QUERY_A = EventQuery.for_event_types(["A"])
 QUERY_WHERE = EventQuery([EventFilter(None, [{"k": 1}]), EventFilter(["B"], None)])
@@ -311,3 +313,53 @@ def test_the_checksum_is_the_documented_one() -> None:
         expected += fnv1a(f"{number}\x1fT\x1f{canonical}".encode())
     assert store._checksum_page(0, 10) == (3, 3, expected % 2**64)
     assert store._export_page(0, 10, False)[2:] == (3, 1, expected % 2**64)
+
+
+def test_a_copy_into_postgres_writes_the_rows_an_append_writes(
+    cli: Cli, make_pg_url: Callable[[], str], postgres_server: PostgresServer
+) -> None:
+    """A restore into PostgreSQL goes in with COPY (``postgres/bulk.rs``), not through the append
+    function: every table must hold what the appends wrote (events, batch rows, payload index
+    postings, exact payloads, the index state), including texts COPY escapes (tab, newline,
+    backslash), and the index must answer payload queries and take further appends."""
+    source, target = make_pg_url(), make_pg_url()
+    with factstr.connect(source) as store:
+        store.append([NewEvent("A\tB\\C", {"k": 1, "s": "tab\there\\back\nline\r"})])
+        store.append([NewEvent("A", {"k": i % 3, "tag": "t"}) for i in range(7)])
+        store.append([NewEvent("C", -0.0), NewEvent("C", {"z": -0.0, "k": 1})])
+        store.append([NewEvent("D", {"k": 1})])
+    done = cli("copy", source, target)
+    assert done.returncode == 0, done.stderr
+
+    def tables(url: str) -> list[str]:
+        database = url.split("?")[0].rsplit("/", 1)[1]
+        return [
+            postgres_server.sql(sql, database)
+            for sql in (
+                "SELECT sequence_number, occurred_at, event_type, payload::text FROM events "
+                "ORDER BY 1",
+                "SELECT * FROM append_batches ORDER BY 1",
+                "SELECT key_hash, first_sequence_number, encode(members, 'hex') "
+                "FROM factstr_payload_index ORDER BY 1, 2",
+                "SELECT * FROM factstr_exact_payloads ORDER BY 1",
+                "SELECT key_format, indexed_through FROM factstr_payload_index_state",
+            )
+        ]
+
+    copied = tables(target)
+    assert copied == tables(source)
+    assert "tab\\there\\\\back" in copied[0] and "A\tB\\C" in copied[0]
+    assert copied[2].count("\n") > 5 and copied[4].endswith("|11")
+
+    query = EventQuery([EventFilter(None, [{"k": 1}])])
+    with factstr.connect(source) as before, factstr.connect(target) as after:
+        expected = [(r.sequence_number, r.payload) for r in before.query(query).event_records]
+        assert [
+            (r.sequence_number, r.payload) for r in after.query(query).event_records
+        ] == expected
+        assert len(expected) == 5
+        assert after.append([NewEvent("D", {"k": 1})]).first_sequence_number == 12
+        assert after.query(query).event_records[-1].sequence_number == 12
+        # The float -0.0 keeps its sign through the exact-payload table.
+        minus_zero = after.query(EventQuery.for_event_types(["C"])).event_records[0].payload
+        assert math.copysign(1.0, minus_zero) == -1.0

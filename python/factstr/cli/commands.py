@@ -119,6 +119,10 @@ def info(args: argparse.Namespace) -> int:
         if parsed.kind == "sqlite":
             extra, size = _sqlite_details(parsed.target)
             batches = None if extra is None else head - extra
+        else:
+            # PostgreSQL: the store's tables with their indexes (None: the role may not read
+            # sizes); a memory store has no size.
+            size = store._storage_size()
         if batches is None:
             batches = _count_batches(store, head)
         infos = store.durable_streams()

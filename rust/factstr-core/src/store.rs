@@ -121,6 +121,12 @@ pub trait EventStore: Send + Sync {
         Ok(None)
     }
 
+    /// Internal (`factstr info`): the bytes the store takes on disk, `None` when it cannot
+    /// tell (no disk, or not allowed to read it).
+    fn storage_size(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
     /// The last committed sequence number (0 when empty).
     fn head(&self) -> Result<u64>;
 
@@ -242,6 +248,12 @@ pub trait Storage: Send + Sync + 'static {
         _position: u64,
         _max_events: usize,
     ) -> Result<Option<crate::restore::TextPage>> {
+        Ok(None)
+    }
+
+    /// Internal (`factstr info`): the bytes the store takes on disk, `None` when it cannot
+    /// tell (no disk, or not allowed to read it).
+    fn storage_size(&self) -> Result<Option<u64>> {
         Ok(None)
     }
 
@@ -567,6 +579,11 @@ impl<S: Storage> EventStore for Store<S> {
         let result = self.inner.storage.restore(batches, written)?;
         self.inner.signal.notify();
         Ok(result)
+    }
+
+    fn storage_size(&self) -> Result<Option<u64>> {
+        self.inner.lifecycle.check_open()?;
+        self.inner.storage.storage_size()
     }
 
     fn head(&self) -> Result<u64> {

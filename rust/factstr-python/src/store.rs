@@ -282,6 +282,11 @@ impl EventStore {
         crate::transfer::checksum_page_py(py, &self.inner, after, limit)
     }
 
+    /// Internal, for `factstr info`: the bytes the store takes on disk (`None`: cannot tell).
+    fn _storage_size(&self, py: Python<'_>) -> PyResult<Option<u64>> {
+        detached(py, || self.inner.storage_size())
+    }
+
     /// Internal, for `factstr import`: a writer of export lines into this store.
     #[pyo3(signature = (write_events=20_000))]
     fn _restorer(&self, write_events: usize) -> crate::transfer::Restorer {

@@ -289,6 +289,22 @@ impl Client {
         self.finish(self.round_trip, outcome)
     }
 
+    /// `COPY ... FROM STDIN` (`sql`) with `data`, its whole input, in one round trip; returns
+    /// the rows copied.
+    pub fn copy_in(&mut self, sql: &str, data: Vec<u8>) -> Result<u64, DbError> {
+        use futures_util::SinkExt;
+        self.check()?;
+        let inner = self.inner();
+        let work = async move {
+            let sink = inner.copy_in::<_, bytes::Bytes>(sql).await?;
+            futures_util::pin_mut!(sink);
+            sink.send(bytes::Bytes::from(data)).await?;
+            sink.finish().await
+        };
+        let outcome = within(&self.runtime, self.round_trip, work);
+        self.finish(self.round_trip, outcome)
+    }
+
     pub fn batch_execute(&mut self, sql: &str) -> Result<(), DbError> {
         self.batch_execute_within(sql, self.round_trip)
     }

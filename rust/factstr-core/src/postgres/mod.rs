@@ -13,6 +13,7 @@
 //! - Streams: a LISTEN connection wakes them at every commit, anyone's (`listener`).
 //! - Durable streams: cursors in the upstream table, exclusivity by advisory lock (`durable`).
 
+mod bulk;
 mod client;
 mod durable;
 mod group;
@@ -24,6 +25,7 @@ mod postings;
 mod reads;
 mod restore;
 mod schema;
+mod size;
 mod tls;
 mod url;
 mod writes;
@@ -264,6 +266,10 @@ impl Storage for PostgresStorage {
 
     fn head(&self) -> Result<u64> {
         self.with_conn(reads::head)
+    }
+
+    fn storage_size(&self) -> Result<Option<u64>> {
+        self.with_conn(size::storage_size)
     }
 
     fn check_replayable(&self) -> Result<()> {
