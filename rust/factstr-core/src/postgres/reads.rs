@@ -51,6 +51,7 @@ pub const READ_WHOLE_BELOW: i64 = 256;
 /// - `2`: an event row (number, occurred_at, type, payload, exact payload): the newest `$3`
 ///   candidates of the keys read whole (fewer than `$2` rows), so that a search on them usually
 ///   needs no round trip of its own to fetch them.
+///
 /// The index rows are read once (`r`, materialised since it is used more than once). The
 /// candidates go to the events' primary key as an array: as a join, the planner would rather
 /// scan the table.

@@ -466,6 +466,11 @@ impl<'a> BatchArgs<'a> {
         Some(format!("{} {guard}; COMMIT", self.call_sql()?))
     }
 
+    /// Whether payloads `jsonb` would change need writing beside (`write_exact`).
+    pub(super) fn has_exact(&self) -> bool {
+        !self.exact_offsets.is_empty()
+    }
+
     /// The function call as one SQL statement (values as literals, the caller holding the lock);
     /// `None` when a text cannot be a literal.
     pub(super) fn call_sql(&self) -> Option<String> {
