@@ -23,7 +23,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/factstr-target}"
 TOOLS="${FACTSTR_WHEEL_TOOLS:-$HOME/.cache/factstr-wheel-tools}"
-DIST="$ROOT/dist"
+# $FACTSTR_DIST: another output folder (scripts/check.sh builds into a fresh one).
+DIST="${FACTSTR_DIST:-$ROOT/dist}"
 
 ALL=(x86_64-manylinux aarch64-manylinux x86_64-musllinux aarch64-musllinux sdist)
 if [ "$#" -gt 0 ]; then WANTED=("$@"); else WANTED=("${ALL[@]}"); fi
