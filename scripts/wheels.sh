@@ -12,16 +12,19 @@
 # virtual environment, $FACTSTR_WHEEL_TOOLS (default ~/.cache/factstr-wheel-tools).
 #
 # Rust's standard library for the other targets: rustup's, when `rustup target add` has installed
-# it (a CI with internet access); otherwise it is compiled from source (cargo's build-std) with
-# Debian's rustc-web, cargo-web and rust-web-src, one matching set (installed here when missing
-# and running as root). A build of every target takes long on two cores: run it niced.
+# it (a CI with internet access). Otherwise Debian's rustc-web, whose standard library for aarch64
+# glibc is a Debian package (libstd-rust-web-dev:arm64, a foreign architecture); for musl Debian
+# has none, so it is compiled from source (cargo's build-std, from rust-web-src). Those packages
+# are installed here when missing and running as root. A build of every target takes long on two
+# cores: run it niced.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/factstr-target}"
 TOOLS="${FACTSTR_WHEEL_TOOLS:-$HOME/.cache/factstr-wheel-tools}"
-DIST="$ROOT/dist"
+# $FACTSTR_DIST: another output folder (scripts/check.sh builds into a fresh one).
+DIST="${FACTSTR_DIST:-$ROOT/dist}"
 
 ALL=(x86_64-manylinux aarch64-manylinux x86_64-musllinux aarch64-musllinux sdist)
 if [ "$#" -gt 0 ]; then WANTED=("$@"); else WANTED=("${ALL[@]}"); fi
@@ -75,6 +78,25 @@ debian_rust_bin() {
     echo "$bin"
 }
 
+# Debian's prebuilt standard library for a target (libstd-rust-web-dev of that architecture),
+# installed when missing and possible: only glibc targets have one.
+debian_std_available() {
+    local target="$1" arch
+    [ -d "/usr/lib/rustlib/$target/lib" ] && return 0
+    case "$target" in
+        aarch64-unknown-linux-gnu) arch=arm64 ;;
+        *) return 1 ;;
+    esac
+    [ "$(id -u)" = 0 ] || return 1
+    step "installing Debian's standard library for $target (libstd-rust-web-dev:$arch)" >&2
+    dpkg --add-architecture "$arch"
+    apt-get update -qq >&2
+    # The same version as the rustc-web that uses it (apt enforces it: Multi-Arch: same).
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "libstd-rust-web-dev:$arch" >&2
+    [ -d "/usr/lib/rustlib/$target/lib" ]
+}
+
 build_wheel() {
     local name="$1" target compatibility
     case "$name" in
@@ -92,6 +114,11 @@ build_wheel() {
     else
         local bin
         bin="$(debian_rust_bin "$target")"
+        if debian_std_available "$target"; then
+            step "wheel $name ($target, $compatibility), Debian's rustc-web and standard library"
+            PATH="$bin:$PATH" maturin "${args[@]}"
+            return
+        fi
         step "wheel $name ($target, $compatibility), standard library built from Debian's rust-web-src"
         # RUSTC_BOOTSTRAP: build-std is unstable; it is the one unstable feature used.
         PATH="$bin:$PATH" RUSTC_BOOTSTRAP=1 CARGO_UNSTABLE_BUILD_STD=std \

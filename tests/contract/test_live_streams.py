@@ -376,7 +376,9 @@ def test_live_stream_registered_during_appends_gets_a_gapless_suffix(store: Stor
     assert errors == []
     head = store.query().current_context_version
     assert head is not None
-    wait_for(lambda: bool(seen.seqs) and seen.seqs[-1] == head, what="the last append")
+    # The unbounded writer can leave a backlog of many thousands on a loaded machine: what is
+    # checked is that the suffix arrives whole, not how fast (5 s was exceeded at load 30).
+    wait_for(lambda: bool(seen.seqs) and seen.seqs[-1] == head, timeout=60, what="the last append")
     received = seen.seqs
     assert received == list(range(received[0], head + 1))
     assert received[0] > 1

@@ -189,7 +189,8 @@ def test_our_appends_keep_the_upstream_layout(upstream_db: Path) -> None:
     ]
     for *_, occurred_at in rows:
         assert isinstance(occurred_at, str) and occurred_at.endswith("Z")
-        datetime.fromisoformat(occurred_at)
+        # (Python 3.10's fromisoformat does not take the `Z` suffix; 3.11+ does.)
+        datetime.fromisoformat(occurred_at.removesuffix("Z") + "+00:00")
     assert sorted(_rows(upstream_db, "SELECT key, value FROM store_metadata")) == [
         ("append_batch_boundary_format", "sparse_v1"),
         ("store_format_version", "1"),
