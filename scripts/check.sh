@@ -25,20 +25,20 @@ fi
 echo "==> cargo test (engine)"
 cargo test --quiet --workspace --exclude factstr-python
 
-echo "==> mypy --strict"
-"$PY" -m mypy --strict python tests examples
-
-echo "==> stubtest"
-"$PY" -m mypy.stubtest factstr._factstr --allowlist "$ROOT/scripts/stubtest-allowlist.txt"
-
 # The benchmarks' baselines and peers (psycopg, eventsourcing, umadb, matplotlib), so that a fresh
-# machine runs the bench step below.
+# machine runs the bench step below (and mypy, which follows tests/bench into bench/, sees their types).
 if ! "$PY" -c "import psycopg, psycopg_pool, eventsourcing, umadb, matplotlib" 2>/dev/null \
    || [ "$ROOT/bench/requirements.txt" -nt "$VENV/.bench-requirements-installed" ]; then
     echo "==> installing benchmark dependencies (bench/requirements.txt)"
     "$PY" -m pip install --quiet -r "$ROOT/bench/requirements.txt"
     touch "$VENV/.bench-requirements-installed"
 fi
+
+echo "==> mypy --strict"
+"$PY" -m mypy --strict python tests examples
+
+echo "==> stubtest"
+"$PY" -m mypy.stubtest factstr._factstr --allowlist "$ROOT/scripts/stubtest-allowlist.txt"
 
 # The quick mode, about a minute: every scenario on every subject. No figure is checked (shared
 # machines are noisy); this fails only if the harness crashes or factstr breaks a scenario's
