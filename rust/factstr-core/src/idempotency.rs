@@ -127,8 +127,17 @@ pub fn prunes_at(key_number: u64) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// The result of a one-event batch numbered `n` (the key tables' tests store these).
+    pub(crate) fn result(n: u64) -> crate::types::AppendResult {
+        crate::types::AppendResult {
+            first_sequence_number: n,
+            last_sequence_number: n,
+            committed_count: 1,
+        }
+    }
 
     #[test]
     fn keys_are_checked_and_the_error_names_the_argument() {

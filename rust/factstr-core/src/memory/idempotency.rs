@@ -52,15 +52,8 @@ impl KeyTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::idempotency::tests::result;
     use std::time::Duration;
-
-    fn result(n: u64) -> AppendResult {
-        AppendResult {
-            first_sequence_number: n,
-            last_sequence_number: n,
-            committed_count: 1,
-        }
-    }
 
     #[test]
     fn old_keys_beyond_the_newest_ones_are_forgotten() {

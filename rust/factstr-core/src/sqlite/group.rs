@@ -86,6 +86,15 @@ mod tests {
         vec![NewEvent::new(event_type, json!({ "id": id }))]
     }
 
+    /// A request without an idempotency key.
+    fn request<'a>(events: Vec<NewEvent>, condition: Option<Condition<'a>>) -> AppendRequest<'a> {
+        AppendRequest {
+            events,
+            condition,
+            idempotency_key: None,
+        }
+    }
+
     fn range(first: u64, last: u64) -> AppendResult {
         AppendResult {
             first_sequence_number: first,
@@ -110,42 +119,31 @@ mod tests {
         store.append(one("a", 0)).unwrap();
         let a = of_type("a");
         let results = store.storage().append_group(vec![
-            AppendRequest {
-                idempotency_key: None,
-                events: vec![NewEvent::new("a", json!({"id": 1})); 3],
-                condition: None,
-            },
+            request(vec![NewEvent::new("a", json!({"id": 1})); 3], None),
             // Expects the version before the group: the batch before it in the group moved it.
-            AppendRequest {
-                idempotency_key: None,
-                events: one("a", 2),
-                condition: Some(Condition::VersionIs {
+            request(
+                one("a", 2),
+                Some(Condition::VersionIs {
                     context: &a,
                     expected: Some(1),
                 }),
-            },
+            ),
             // Expects the version the first request made: it holds.
-            AppendRequest {
-                idempotency_key: None,
-                events: one("a", 3),
-                condition: Some(Condition::VersionIs {
+            request(
+                one("a", 3),
+                Some(Condition::VersionIs {
                     context: &a,
                     expected: Some(4),
                 }),
-            },
-            AppendRequest {
-                idempotency_key: None,
-                events: one("b", 4),
-                condition: Some(Condition::NoneAfter {
+            ),
+            request(
+                one("b", 4),
+                Some(Condition::NoneAfter {
                     context: &a,
                     after: Some(4),
                 }),
-            },
-            AppendRequest {
-                idempotency_key: None,
-                events: one("b", 5),
-                condition: None,
-            },
+            ),
+            request(one("b", 5), None),
         ]);
         assert_eq!(
             results,
@@ -204,24 +202,15 @@ mod tests {
             })
             .unwrap();
         let results = store.storage().append_group(vec![
-            AppendRequest {
-                idempotency_key: None,
-                events: one("a", 1),
-                condition: None,
-            },
-            AppendRequest {
-                idempotency_key: None,
-                events: vec![
+            request(one("a", 1), None),
+            request(
+                vec![
                     NewEvent::new("a", json!({})),
                     NewEvent::new("poison", json!({})),
                 ],
-                condition: None,
-            },
-            AppendRequest {
-                idempotency_key: None,
-                events: one("a", 3),
-                condition: None,
-            },
+                None,
+            ),
+            request(one("a", 3), None),
         ]);
         assert_eq!(results[0], Ok(range(1, 1)));
         assert!(
@@ -253,21 +242,9 @@ mod tests {
             })
             .unwrap();
         let results = store.storage().append_group(vec![
-            AppendRequest {
-                idempotency_key: None,
-                events: one("a", 1),
-                condition: None,
-            },
-            AppendRequest {
-                idempotency_key: None,
-                events: one("poison", 2),
-                condition: None,
-            },
-            AppendRequest {
-                idempotency_key: None,
-                events: one("a", 3),
-                condition: None,
-            },
+            request(one("a", 1), None),
+            request(one("poison", 2), None),
+            request(one("a", 3), None),
         ]);
         assert_eq!(results.len(), 3);
         for result in &results {

@@ -98,16 +98,9 @@ fn prune(connection: &Connection, newest: u64, retention: Retention, now: Timest
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::idempotency::tests::result;
     use crate::idempotency::PRUNE_EVERY;
     use std::time::Duration;
-
-    fn result(n: u64) -> AppendResult {
-        AppendResult {
-            first_sequence_number: n,
-            last_sequence_number: n,
-            committed_count: 1,
-        }
-    }
 
     #[test]
     fn pruning_forgets_only_old_keys_beyond_the_newest_ones() {
