@@ -18,7 +18,7 @@ FACTSTR_TEST_POSTGRES_URL at e.g. `tests.postgres_server.ThrowawayCluster(durabl
 
     nice -n 10 .venv/bin/python bench/aio.py [--quick | --smoke]
 
-Prints the figures and writes bench/results/aio.json. CI runs ``--smoke`` (checks no figure).
+Prints the figures and writes bench/results/aio.json. CI runs ``--quick`` (checks no figure).
 """
 
 from __future__ import annotations

@@ -89,6 +89,45 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+GROUP_ORDER = ("Memory", "SQLite", "Server")
+
+
+def floor_table(results: list[Result]) -> str:
+    """The short table a CI log shows: per scenario case, factstr's speed over the floor's in
+    each store group (the `factstr x` of the floor's row, so same case, same run). Cases whose
+    floor ratio comes from elsewhere (the group-commit script gives one per factstr row) show
+    one line per factstr row."""
+    lines: dict[str, dict[str, str]] = {}
+    for r in results:
+        if r.role == "floor" and r.ratio is not None:
+            # group commit: the floor row is the script's baseline (ratio 1.00); its factstr
+            # rows carry the ratio to it
+            if r.scenario == "GC":
+                continue
+            shown = f"{r.ratio:.2f}"
+            label = f"{r.scenario} {r.case}"
+        elif r.scenario == "GC" and r.role == "factstr" and r.ratio is not None:
+            shown = f"{r.ratio:.2f}"
+            label = f"{r.scenario} {r.subject}: {r.case}"
+        elif r.role in ("factstr", "floor") and r.failed:
+            shown = "FAILED"
+            label = f"{r.scenario} {r.case}" if r.scenario != "GC" else f"GC {r.subject}"
+        else:
+            continue
+        # a row of several groups (the group-commit script's failure) fills every column
+        for group in GROUP_ORDER if r.group not in GROUP_ORDER else (r.group,):
+            lines.setdefault(label, {})[group] = shown
+    if not lines:
+        return "  (no floor measured)"
+    width = max(len(label) for label in lines)
+    out = [f"  {'case':<{width}} " + " ".join(f"{g:>7}" for g in GROUP_ORDER)]
+    for label, by_group in lines.items():
+        out.append(
+            f"  {label:<{width}} " + " ".join(f"{by_group.get(g, '-'):>7}" for g in GROUP_ORDER)
+        )
+    return "\n".join(out)
+
+
 def write_json(
     path: Path, sizes: Sizes, results: list[Result], durability: dict[str, str], notes: list[str]
 ) -> None:

@@ -84,11 +84,13 @@ def measure_alternated(
     budget: float,
     unit: str,
     items_per_call: int = 1,
+    min_ops: int = 3,
 ) -> list[Result]:
     """Every subject with `capability` measured in turns (A, B, A, B, ...; see
     `timing.alternated`): `prepare(subject, stack)` opens its store (closing through `stack`) and
     returns the operation to time. Throughput is calls/s x `items_per_call` over all its turns;
-    p50/p99/p99.9 per call beside it. A baseline that breaks gives a failed row."""
+    p50/p99/p99.9 per call beside it (at least `min_ops` calls per turn). A baseline that breaks
+    gives a failed row."""
     results: list[Result] = []
     by_name = {s.name: s for s in subjects if s.supports(capability)}
 
@@ -108,7 +110,7 @@ def measure_alternated(
                 continue
             except Exception as exc:
                 on_error(name, exc)
-        measured = alternated(ops, rounds, budget, on_error)
+        measured = alternated(ops, rounds, budget, on_error, min_ops=min_ops)
     for name, (rate, latencies) in measured.items():
         subject = by_name[name]
         results.append(

@@ -5,7 +5,8 @@ hook runs it as a child process when it exists and turns what it writes with `--
 (`{"backends": {"sqlite"|"postgres": {subject: {"commits_per_second", "ratio_to_floor",
 "p50_ms", "p99_ms", ...}}}}`) into rows. The ratio is the script's own (each round's rate over
 the floor's in the same round, median over rounds). Its whole output is kept under the run's
-`group_commit_raw`; a missing or failing script is a note, not a failure of the run."""
+`group_commit_raw`. A missing script is a note; a script that is there and crashes (or writes
+nothing usable) gives a failed factstr row, so the run's exit status, and CI, show it."""
 
 from __future__ import annotations
 
@@ -33,7 +34,12 @@ notes: list[str] = []
 
 def is_goal_row(row: Result) -> bool:
     """The rows issue 12's goal is about (>= 5x the floor): many writers, not one."""
-    return row.scenario == SCENARIO and row.role == "factstr" and not row.subject.endswith(" x1")
+    return (
+        row.scenario == SCENARIO
+        and row.role == "factstr"
+        and not row.subject.endswith(" x1")
+        and not row.failed
+    )
 
 
 def group_commit(subjects: list[Subject], sizes: Sizes) -> list[Result]:
@@ -50,11 +56,12 @@ def group_commit(subjects: list[Subject], sizes: Sizes) -> list[Result]:
         raw["stdout"] = done.stdout[-6000:]
         raw["returncode"] = done.returncode
         if done.returncode != 0 or not out.exists():
-            notes.append(
-                f"group commit: bench/{SCRIPT.name} failed (exit {done.returncode}): "
-                f"{done.stderr.strip()[-300:]}"
-            )
-            return []
+            return [
+                _failed(
+                    f"bench/{SCRIPT.name} failed (exit {done.returncode}): "
+                    f"{done.stderr.strip()[-300:]}"
+                )
+            ]
         document = json.loads(out.read_text())
     raw["document"] = document
     results: list[Result] = []
@@ -78,5 +85,19 @@ def group_commit(subjects: list[Subject], sizes: Sizes) -> list[Result]:
             result.ratio = float(row.get("ratio_to_floor", float("nan")))
             results.append(result)
     if not results:
-        notes.append(f"group commit: bench/{SCRIPT.name} wrote no rows in the expected form")
+        return [_failed(f"bench/{SCRIPT.name} wrote no rows in the expected form")]
     return results
+
+
+def _failed(why: str) -> Result:
+    """The row that says the script broke: role factstr, so the run exits with 1."""
+    return Result(
+        SCENARIO,
+        "single-event appends, many writers",
+        "SQLite, Server",
+        "factstr (bench/group_commit.py)",
+        "factstr",
+        float("nan"),
+        "commits/s",
+        failed=why,
+    )

@@ -3,8 +3,8 @@
 S3: a decision: read the context (~100 facts of one course) and append_if on its version, in a
     store of `small_store` and of `large_store` facts (ops/s; the large row also shows
     large/small, 1.0 = no slow-down with size).
-S4: a query returning `read_records` records into Python objects (records/s).
-S6: durable replay of the large store from the start (events/s)."""
+S4: a query returning `read_records` records into Python objects (records/s), subjects in turns.
+S6: durable replay of the large store from the start (events/s), whole replays in turns."""
 
 from __future__ import annotations
 
@@ -14,10 +14,9 @@ from collections.abc import Callable
 
 from bench import fixtures
 from bench.report import Result
-from bench.scenarios.common import for_each, measure_alternated
+from bench.scenarios.common import measure_alternated
 from bench.sizes import Sizes
 from bench.subject import Subject
-from bench.timing import rate_for, timed
 
 
 def s3(subjects: list[Subject], sizes: Sizes) -> list[Result]:
@@ -77,46 +76,65 @@ def s3(subjects: list[Subject], sizes: Sizes) -> list[Result]:
 def s4(subjects: list[Subject], sizes: Sizes) -> list[Result]:
     case = f"query {sizes.read_records:,} records"
 
-    def measure(subject: Subject) -> list[Result]:
+    def prepare(subject: Subject, stack: contextlib.ExitStack) -> Callable[[], object]:
         location = fixtures.filled(subject, sizes.small_store)
-        with subject.session(location) as session:
+        session = stack.enter_context(subject.session(location))
 
-            def read() -> int:
-                got = session.read(sizes.read_records)
-                if got != sizes.read_records:
-                    raise AssertionError(f"read {got} records, expected {sizes.read_records}")
-                return got
+        def read() -> None:
+            got = session.read(sizes.read_records)
+            if got != sizes.read_records:
+                raise AssertionError(f"read {got} records, expected {sizes.read_records}")
 
-            rate, _ = rate_for(read, sizes.budget)
-        return [Result("S4", case, subject.group, subject.name, subject.role, rate, "records/s")]
+        read()  # warm-up: connection, caches
+        return read
 
-    return for_each(subjects, "s4", measure, "S4", case)
+    return measure_alternated(
+        subjects,
+        "s4",
+        "S4",
+        case,
+        prepare,
+        rounds=sizes.repeats,
+        budget=sizes.budget,
+        unit="records/s",
+        items_per_call=sizes.read_records,
+    )
 
 
 def s6(subjects: list[Subject], sizes: Sizes) -> list[Result]:
     case = f"durable replay of {sizes.large_store:,} facts"
+    handled: dict[str, int] = {}  # events per replay, per subject (S3 appended to the store)
 
-    def measure(subject: Subject) -> list[Result]:
+    def prepare(subject: Subject, stack: contextlib.ExitStack) -> Callable[[], object]:
         location = fixtures.filled(subject, sizes.large_store)
-        with subject.session(location) as session:
-            handled, seconds = timed(lambda: session.replay(f"replay-{time.monotonic_ns()}"))
-        failed = (
-            ""
-            if handled >= sizes.large_store
-            else f"replayed {handled} of {sizes.large_store}+ events"
-        )
-        return [
-            Result(
-                "S6",
-                case,
-                subject.group,
-                subject.name,
-                subject.role,
-                handled / seconds,
-                "events/s",
-                failed=failed,
-                note="no stored cursor" if subject.role == "peer" else "",
-            )
-        ]
+        session = stack.enter_context(subject.session(location))
 
-    return for_each(subjects, "s6", measure, "S6", case)
+        def replay() -> None:
+            got = session.replay(f"replay-{time.monotonic_ns()}")  # a new consumer: from the start
+            handled[subject.name] = min(got, handled.get(subject.name, got))
+
+        return replay
+
+    # whole replays in turns (A, B, A, B): one replay per turn, two rounds (one in smoke mode)
+    rows = measure_alternated(
+        subjects,
+        "s6",
+        "S6",
+        case,
+        prepare,
+        rounds=min(2, sizes.repeats),
+        budget=0.0,
+        unit="events/s",
+        min_ops=1,
+    )
+    for row in rows:
+        if row.failed:
+            continue
+        events = handled[row.subject]
+        row.value *= events  # replays/s -> events/s
+        row.extra = {"calls": row.extra["calls"], "events": events}
+        if events < sizes.large_store:
+            row.failed = f"replayed {events} of {sizes.large_store}+ events"
+        if row.role == "peer":
+            row.note = "no stored cursor"
+    return rows
