@@ -263,8 +263,10 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="smaller counts (about a minute)")
-    mode.add_argument("--smoke", action="store_true", help="tiny counts: only proves it runs (CI)")
+    mode.add_argument(
+        "--quick", action="store_true", help="smaller counts (about 10 s; what CI runs)"
+    )
+    mode.add_argument("--smoke", action="store_true", help="tiny counts: only proves it runs")
     parser.add_argument("--output", type=Path, default=RESULTS, help="folder for aio.json")
     args = parser.parse_args()
     repeats = 1 if args.smoke else 2 if args.quick else 3

@@ -396,8 +396,9 @@ def markdown(document: dict[str, Any], found: list[Goal], note: str) -> str:
         "It starts its own durable PostgreSQL cluster (or uses `FACTSTR_TEST_POSTGRES_URL`), "
         "UmaDB servers and temporary files, removes them afterwards, and rewrites "
         "`docs/benchmarks.md`, `docs/benchmarks.json` and `docs/benchmarks.svg`. "
-        "`--only s3` (or s1, s2, s9, group) runs part of it. `bench/run.py --smoke` (CI) runs "
-        "every scenario at tiny sizes. See bench/README.md for the scenarios and subjects.",
+        "`--only s3` (or s1, s2, s9, group) runs part of it. CI runs `bench/run.py --quick`: "
+        "every scenario on every subject at smaller sizes (stores of 10,000 and 50,000 facts), "
+        "figures printed, not asserted. See bench/README.md for the scenarios and subjects.",
         "",
         "## All figures",
     ]

@@ -1,7 +1,7 @@
 """factstr benchmarks: factstr against the hand-written floor and the peers, every baseline
 measured in the same run, results as ratios (these machines are shared and noisy).
 
-    python bench/run.py                 # quick mode (about four minutes here; what CI runs)
+    python bench/run.py                 # quick mode (about five minutes here; what CI runs)
     python bench/run.py --full          # 1,000,000-fact stores, more repetitions
     python bench/run.py --smoke         # tiny sizes: proves the harness runs
     python bench/run.py --only s3 --only s4 --groups sqlite,server

@@ -24,7 +24,7 @@ class Sizes:
 
 # The default, and what CI runs (scripts/check.sh): stores big enough that contexts hold ~100
 # facts and S1/S2 append to a store in use, measuring windows short enough for a CI budget of a
-# few minutes (about 4 on the 2-core machine, fills included); bench/README.md says what it
+# few minutes (about 5 on the shared 2-core machine, fills included); bench/README.md says what it
 # leaves out. tests/bench/test_quick_mode.py keeps these figures and the README together.
 QUICK = Sizes(
     "quick",

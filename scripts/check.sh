@@ -40,7 +40,7 @@ echo "==> mypy --strict"
 echo "==> stubtest"
 "$PY" -m mypy.stubtest factstr._factstr --allowlist "$ROOT/scripts/stubtest-allowlist.txt"
 
-# The benchmarks' quick mode (issue 12), about 4 minutes here: every scenario on every subject
+# The benchmarks' quick mode (issue 12), about 5 minutes here: every scenario on every subject
 # at sizes whose ratios mean something (durable PostgreSQL; S1/S2 on a store of 10,000 facts;
 # S3 on 10,000 and 50,000 facts, contexts of ~100; subjects in turns; p50/p99/p99.9), ending
 # with the table of factstr against the floors; JSON and chart in bench/results/ci. It covers
