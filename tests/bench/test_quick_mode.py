@@ -35,6 +35,8 @@ def test_quick_sizes_are_the_ones_bench_readme_states() -> None:
         f"**{QUICK.small_store:,} and {QUICK.large_store:,}** facts",
         "contexts of ~100 facts",
         f"reads {QUICK.read_records:,} records",
+        f"S5 makes {QUICK.stream_rounds} round trips",
+        f"S7 runs {QUICK.workers} processes of {QUICK.worker_ops} decisions",
         f"**{QUICK.repeats} rounds**",
         f"{QUICK.append_budget:g} s per subject for S1 and S2 and per store size for S3",
         f"{QUICK.vacuum_seconds:g} s per subject and setting",
