@@ -121,10 +121,10 @@ def main() -> int:
         print(f"  - {note}")
     # Last, so that it closes the run's output (the CI log): the figure a reader looks for first.
     print(
-        f"\nfactstr against the floor ({sizes.mode} mode, this run, subjects in turns): "
-        "factstr's speed / the floor's (latency: the floor's / factstr's), >1: factstr faster. "
-        "S8: iter_query over query(); GC: the script's ratio to its 1-writer floor. "
-        "Not asserted: the machine is shared."
+        f"\nfactstr against the floor ({sizes.mode} mode, this run, subjects in turns; not "
+        "asserted: the machine is shared)\n"
+        "  factstr's speed / the floor's (latency: the floor's / factstr's), >1: factstr faster; "
+        "S8: iter_query over query(); GC: the script's ratio to its 1-writer floor"
     )
     print(floor_table(results))
     seconds = time.perf_counter() - started
