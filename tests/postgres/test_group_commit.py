@@ -10,6 +10,7 @@ backend is then ended with ``pg_terminate_backend``.
 from __future__ import annotations
 
 import functools
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -328,3 +329,76 @@ def test_a_group_whose_commit_is_refused_fails_every_call_and_nobody_sees_any_of
                 ["blocker"],
                 ["t"],
             ]
+
+
+def test_a_group_indexes_a_foreign_writers_rows_before_it_checks_its_conditions(
+    server: PostgresServer, url: str
+) -> None:
+    """A writer that keeps no payload index (factstr-postgres 0.5.2, here its statements in
+    ``psql``) commits between a lone append and the group queued behind it: the group's
+    transaction indexes the foreign row first, so conditions on it conflict."""
+    database = url.rsplit("/", 1)[1].split("?")[0]
+    foreign = EventQuery([factstr.EventFilter(payload_predicates=[{"ctx": "f"}])])
+    mine = EventQuery([factstr.EventFilter(payload_predicates=[{"ctx": "h"}])])
+    calls: list[Any] = [
+        lambda s: s.append_if([NewEvent("t", {"ctx": "f"})], foreign, None),
+        lambda s: s.append_unless([NewEvent("t", {"ctx": "f"})], foreign, 1),
+        lambda s: s.append([NewEvent("t", {"ctx": "g"}), NewEvent("t", {"ctx": "g"})]),
+        lambda s: s.append_if([NewEvent("t", {"ctx": "h"})], mine, None),
+    ]
+    with factstr.PostgresStore(f"{url}?application_name={APP}") as store:
+        row_lock = RowLock(server, url)
+        first = run_in_thread(lambda: store.append([NewEvent("blocker", {})]))
+        wait_for(lambda: len(_waiting_backends(server)) == 1, what="the first append to wait")
+        # The foreign writer's lock request queues behind the lone append, before the group's.
+        writer = subprocess.Popen(
+            [str(server.psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url],
+            stdin=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PGAPPNAME": "foreign-writer"},
+        )
+        try:
+            assert writer.stdin is not None
+            writer.stdin.write(
+                "BEGIN; LOCK TABLE events, append_batches IN EXCLUSIVE MODE; "
+                "INSERT INTO events (sequence_number, event_type, payload) "
+                "SELECT COALESCE(MAX(sequence_number), 0) + 1, 'foreign', '{\"ctx\": \"f\"}' "
+                "FROM events; COMMIT;\n"
+            )
+            writer.stdin.close()
+            wait_for(
+                lambda: (
+                    server.sql(
+                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                        "'foreign-writer' AND wait_event_type = 'Lock'",
+                    )
+                    == "1"
+                ),
+                what="the foreign writer to wait",
+            )
+            queued = [run_in_thread(functools.partial(call, store)) for call in calls]
+            time.sleep(1.0)  # let them queue behind the first
+            row_lock.release()
+            assert writer.wait(60) == 0
+        finally:
+            if writer.poll() is None:
+                writer.kill()
+                writer.wait()
+        outcomes: list[tuple[object, BaseException | None]] = []
+        for thread, errors, results in [first, *queued]:
+            thread.join(60)
+            assert not thread.is_alive()
+            outcomes.append((results[0] if results else None, errors[0] if errors else None))
+        assert outcomes[0][1] is None
+        assert server.sql("SELECT event_type FROM events WHERE sequence_number = 2", database) == (
+            "foreign"
+        )
+        for _, error in outcomes[1:3]:
+            assert isinstance(error, factstr.ConditionalAppendConflict), outcomes
+            assert error.actual_context_version == 2
+        for result, error in outcomes[3:]:
+            assert error is None and isinstance(result, factstr.AppendResult), outcomes
+        assert [r.sequence_number for r in store.query(foreign).event_records] == [2]
+        mine_written = outcomes[4][0]
+        assert isinstance(mine_written, factstr.AppendResult)
+        assert store.query(mine).current_context_version == mine_written.first_sequence_number
