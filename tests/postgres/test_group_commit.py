@@ -402,3 +402,44 @@ def test_a_group_indexes_a_foreign_writers_rows_before_it_checks_its_conditions(
         mine_written = outcomes[4][0]
         assert isinstance(mine_written, factstr.AppendResult)
         assert store.query(mine).current_context_version == mine_written.first_sequence_number
+
+
+def test_one_key_twice_in_a_group_where_one_call_conflicts_writes_once(
+    server: PostgresServer, url: str
+) -> None:
+    """Two calls with one key in a group, one of them conflicting: whichever the group takes
+    first, the key ends up with the batch of the one that holds, written once, and the other
+    call gets that batch's result or its own conflict (never a second batch, never a key for a
+    conflict)."""
+    database = url.rsplit("/", 1)[1].split("?")[0]
+    base = EventQuery.for_event_types(["base"])
+    calls: list[Any] = [
+        lambda s: s.append_if([NewEvent("never", {})], base, None, idempotency_key="k1"),
+        lambda s: s.append([NewEvent("k1", {}), NewEvent("k1", {})], idempotency_key="k1"),
+        lambda s: s.append([NewEvent("plain", {})]),
+        lambda s: s.append([NewEvent("k2", {})], idempotency_key="k2"),
+        lambda s: s.append_unless([NewEvent("never", {})], base, None, idempotency_key="k2"),
+    ]
+    with factstr.PostgresStore(f"{url}?application_name={APP}") as store:
+        store.append([NewEvent("base", {})])
+        outcomes = _queue_behind_a_held_commit(server, url, store, calls)
+        for holds, conflicts in ((1, 0), (3, 4)):
+            written, error = outcomes[holds]
+            assert error is None and isinstance(written, factstr.AppendResult), outcomes
+            other, other_error = outcomes[conflicts]
+            assert other == written or (
+                other is None and isinstance(other_error, factstr.ConditionalAppendConflict)
+            ), outcomes
+        types = [r.event_type for r in store.query().event_records]
+        assert sorted(types) == ["base", "blocker", "k1", "k1", "k2", "plain"]
+    keys = server.sql(
+        "SELECT idempotency_key, first_sequence_number, last_sequence_number "
+        "FROM factstr_idempotency_keys ORDER BY 1",
+        database,
+    )
+    k1, k2 = outcomes[1][0], outcomes[3][0]
+    assert isinstance(k1, factstr.AppendResult) and isinstance(k2, factstr.AppendResult)
+    assert keys.splitlines() == [
+        f"k1|{k1.first_sequence_number}|{k1.last_sequence_number}",
+        f"k2|{k2.first_sequence_number}|{k2.last_sequence_number}",
+    ]

@@ -209,3 +209,39 @@ def test_a_stream_sees_nothing_of_a_failed_group_and_then_each_batch_once(
         time.sleep(0.1)  # a wrong extra delivery would arrive meanwhile
         with lock:
             assert delivered == [[1]]
+
+
+def test_one_key_twice_in_a_group_where_one_call_conflicts_writes_once(
+    spawn: Spawn, db: Path
+) -> None:
+    """Two calls with one key in a group, one of them conflicting: whichever the group takes
+    first, the key ends up with the batch of the one that holds, written once, and the other
+    call gets that batch's result or its own conflict."""
+    base = EventQuery.for_event_types(["base"])
+    calls: list[Callable[[factstr.SqliteStore], object]] = [
+        lambda s: s.append([NewEvent("blocker", {})]),
+        lambda s: s.append_if([NewEvent("never", {})], base, None, idempotency_key="k1"),
+        lambda s: s.append([NewEvent("k1", {}), NewEvent("k1", {})], idempotency_key="k1"),
+        lambda s: s.append([NewEvent("plain", {})]),
+        lambda s: s.append([NewEvent("k2", {})], idempotency_key="k2"),
+        lambda s: s.append_unless([NewEvent("never", {})], base, None, idempotency_key="k2"),
+    ]
+    with factstr.SqliteStore(db, busy_timeout=30) as store:
+        store.append([NewEvent("base", {})])
+        outcomes = _behind_the_lock(spawn, db, store, calls)
+        for holds, conflicts in ((2, 1), (4, 5)):
+            written, error = outcomes[holds]
+            assert error is None and isinstance(written, factstr.AppendResult), outcomes
+            other, other_error = outcomes[conflicts]
+            assert other == written or (
+                other is None and isinstance(other_error, factstr.ConditionalAppendConflict)
+            ), outcomes
+        types = [r.event_type for r in store.query().event_records]
+        assert sorted(types) == ["base", "blocker", "k1", "k1", "k2", "plain"]
+    keys = _tables(db)["keys"]
+    k1, k2 = outcomes[2][0], outcomes[4][0]
+    assert isinstance(k1, factstr.AppendResult) and isinstance(k2, factstr.AppendResult)
+    assert sorted((key, first, last) for key, _, first, last in keys) == [
+        ("k1", k1.first_sequence_number, k1.last_sequence_number),
+        ("k2", k2.first_sequence_number, k2.last_sequence_number),
+    ]
