@@ -48,6 +48,24 @@ struct Queue {
     /// Whether a commit (alone or a group) is running; its caller hands the lead on when done.
     running: bool,
     waiting: VecDeque<Queued>,
+    /// The process whose threads `running` and `waiting` belong to (0: none yet).
+    owner: u32,
+}
+
+impl Queue {
+    /// Called with the queue locked, before it is used. After `fork()` the child has a copy of
+    /// the parent's queue: a commit "running" in a thread that does not exist in the child and
+    /// callers queued that nobody will wake, so the child's first append queued behind them and
+    /// hung for good (a Memory store stays usable in a forked child; SQL stores are closed there
+    /// before they get here). Those calls are the parent's: the child starts with an idle queue.
+    fn adopt(&mut self) {
+        let process = std::process::id();
+        if self.owner != process {
+            self.running = false;
+            self.waiting.clear();
+            self.owner = process;
+        }
+    }
 }
 
 /// A request waiting for a leader. The condition's query is copied: the caller's borrow cannot
@@ -141,6 +159,7 @@ impl GroupCommit {
     /// group with the other requests queued meanwhile. Returns this request's own result.
     pub fn append(&self, request: AppendRequest<'_>, commit: &Commit<'_>) -> Result<AppendResult> {
         let mut queue = self.queue.lock();
+        queue.adopt();
         if !queue.running {
             queue.running = true;
             drop(queue);
@@ -474,6 +493,41 @@ mod tests {
             }
         });
         assert_eq!(*recorder.sizes.lock(), vec![1, 2, 1]);
+    }
+
+    #[test]
+    fn a_forked_child_does_not_queue_behind_its_parents_commit() {
+        // The queue as a child process inherits it when its parent forked during a commit with
+        // callers queued: the commit's and the callers' threads do not exist in the child.
+        let group = GroupCommit::new();
+        {
+            let mut queue = group.queue.lock();
+            queue.owner = std::process::id().wrapping_add(1);
+            queue.running = true;
+            queue.waiting.push_back(Queued {
+                events: batch(7, 1),
+                condition: None,
+                idempotency_key: None,
+                slot: Arc::new(Slot::default()),
+            });
+        }
+        // The child's append commits alone at once (it used to wait for a lead forever), and the
+        // parent's queued call is not committed here.
+        let recorder = Recorder::new(0);
+        let result = group
+            .append(
+                AppendRequest {
+                    idempotency_key: None,
+                    events: batch(2, 1),
+                    condition: None,
+                },
+                &|r| recorder.commit(&group, r),
+            )
+            .unwrap();
+        assert_eq!(result.first_sequence_number, 2);
+        assert_eq!(*recorder.sizes.lock(), vec![1]);
+        assert_eq!(group.queued(), 0);
+        assert!(!group.queue.lock().running);
     }
 
     #[test]
