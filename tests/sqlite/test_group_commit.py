@@ -10,6 +10,8 @@ waits for the lock, the others queue behind it and commit together once it goes.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import sqlite3
 import threading
@@ -19,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import factstr
-from factstr import EventQuery, NewEvent
+import pytest
+from factstr import EventQuery, NewEvent, aio
 
 from tests.processes import Child, Spawn
 from tests.support import run_in_thread
@@ -245,3 +248,37 @@ def test_one_key_twice_in_a_group_where_one_call_conflicts_writes_once(
         ("k1", k1.first_sequence_number, k1.last_sequence_number),
         ("k2", k2.first_sequence_number, k2.last_sequence_number),
     ]
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_keyed_append_and_its_retry_waiting_together_write_once(
+    spawn: Spawn, db: Path
+) -> None:
+    """SPEC §12: a cancelled append still runs to its end on its engine thread, and the caller
+    learns its outcome by retrying with the same key. Here the retry is made while the cancelled
+    call still waits for the write lock, so both may land in one group: one batch is written, and
+    the retry answers with it."""
+    async with aio.SqliteStore(db, busy_timeout=30) as store:
+        await store.append([NewEvent("base", {})])
+        locker = _lock(spawn, db)
+        first = asyncio.ensure_future(
+            store.append([NewEvent("order", {"attempt": 1})], idempotency_key="order-1")
+        )
+        await asyncio.sleep(0.2)  # it waits for the lock (the outcome is right whatever the timing)
+        first.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await first
+        retry = asyncio.ensure_future(
+            store.append([NewEvent("order", {"attempt": 2})], idempotency_key="order-1")
+        )
+        await asyncio.sleep(0.2)
+        await asyncio.get_running_loop().run_in_executor(None, _unlock, locker)
+        result = await retry
+        records = (await store.query(EventQuery.for_event_types(["order"]))).event_records
+        assert len(records) == 1
+        assert result == factstr.AppendResult(2, 2, 1)
+        assert records[0].sequence_number == 2
+        # Whatever ran later finds the key: nothing more is ever written for it.
+        again = await store.append([NewEvent("order", {"attempt": 3})], idempotency_key="order-1")
+        assert again == result
+        assert (await store.query()).head_sequence_number == 2
