@@ -16,6 +16,7 @@
 //! callers is queued first is the order the lock gave them, as it is without a queue.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
@@ -48,6 +49,34 @@ struct Queue {
     /// Whether a commit (alone or a group) is running; its caller hands the lead on when done.
     running: bool,
     waiting: VecDeque<Queued>,
+    /// The `FORKS` count the state above belongs to.
+    forks: u64,
+}
+
+/// How many times this process is a forked child of a process that had stores (raised by
+/// `after_fork_in_child`, the binding's at-fork hook). A counter read at each append, not the
+/// process id: a `getpid` call would cost a Memory store's append about a tenth of its time.
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+/// In a forked child, before any other code runs there: every queue's state is its parent's.
+pub fn after_fork_in_child() {
+    FORKS.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Queue {
+    /// Called with the queue locked, before it is used. After `fork()` the child has a copy of
+    /// the parent's queue: a commit "running" in a thread that does not exist in the child and
+    /// callers queued that nobody will wake, so the child's first append queued behind them and
+    /// hung for good (a Memory store stays usable in a forked child; SQL stores are closed there
+    /// before they get here). Those calls are the parent's: the child starts with an idle queue.
+    fn adopt(&mut self) {
+        let forks = FORKS.load(Ordering::Relaxed);
+        if self.forks != forks {
+            self.running = false;
+            self.waiting.clear();
+            self.forks = forks;
+        }
+    }
 }
 
 /// A request waiting for a leader. The condition's query is copied: the caller's borrow cannot
@@ -141,6 +170,7 @@ impl GroupCommit {
     /// group with the other requests queued meanwhile. Returns this request's own result.
     pub fn append(&self, request: AppendRequest<'_>, commit: &Commit<'_>) -> Result<AppendResult> {
         let mut queue = self.queue.lock();
+        queue.adopt();
         if !queue.running {
             queue.running = true;
             drop(queue);
@@ -254,7 +284,7 @@ fn missing_result() -> Error {
 mod tests {
     use super::*;
     use serde_json::json;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
     use std::time::{Duration, Instant};
 
     impl GroupCommit {
@@ -474,6 +504,41 @@ mod tests {
             }
         });
         assert_eq!(*recorder.sizes.lock(), vec![1, 2, 1]);
+    }
+
+    #[test]
+    fn a_forked_child_does_not_queue_behind_its_parents_commit() {
+        // The queue as a child process inherits it when its parent forked during a commit with
+        // callers queued: the commit's and the callers' threads do not exist in the child.
+        let group = GroupCommit::new();
+        {
+            let mut queue = group.queue.lock();
+            queue.forks = FORKS.load(Ordering::Relaxed).wrapping_add(1);
+            queue.running = true;
+            queue.waiting.push_back(Queued {
+                events: batch(7, 1),
+                condition: None,
+                idempotency_key: None,
+                slot: Arc::new(Slot::default()),
+            });
+        }
+        // The child's append commits alone at once (it used to wait for a lead forever), and the
+        // parent's queued call is not committed here.
+        let recorder = Recorder::new(0);
+        let result = group
+            .append(
+                AppendRequest {
+                    idempotency_key: None,
+                    events: batch(2, 1),
+                    condition: None,
+                },
+                &|r| recorder.commit(&group, r),
+            )
+            .unwrap();
+        assert_eq!(result.first_sequence_number, 2);
+        assert_eq!(*recorder.sizes.lock(), vec![1]);
+        assert_eq!(group.queued(), 0);
+        assert!(!group.queue.lock().running);
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub mod types;
 
 pub use condition::Condition;
 pub use error::{Error, Result};
+pub use group_commit::after_fork_in_child as group_commit_after_fork_in_child;
 pub use idempotency::IdempotencyKey;
 pub use memory::{MemoryStorage, MemoryStore};
 pub use postgres::{

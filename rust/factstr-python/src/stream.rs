@@ -391,6 +391,7 @@ pub fn _exit_streams(py: Python<'_>, grace: f64) {
 #[pyfunction]
 pub fn _after_fork_in_child() {
     factstr_core::sqlite_fork_gate::after_fork();
+    factstr_core::group_commit_after_fork_in_child();
     RUNNING.lock().clear();
     exit::after_fork_in_child();
 }

@@ -1,7 +1,7 @@
 //! The PostgreSQL store's idempotency keys (see `crate::idempotency`): a table of our own beside
 //! the upstream layout, read and written inside the append's transaction after it took the
-//! append lock (`LOCK TABLE events, append_batches IN EXCLUSIVE MODE`), so the lookup, the batch
-//! and its key are one atomic step across processes. Every keyed append holds that lock, which
+//! append lock (`writes::LOCK_APPENDS`), so the lookup, the batch and its key are one atomic
+//! step across processes. Every keyed append holds that lock, which
 //! is what makes `key_number` (the highest plus one) dense and race-free.
 //!
 //! The statements are SQL text with literals (see `literals`), to ride in round trips the
