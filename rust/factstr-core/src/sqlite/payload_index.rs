@@ -93,11 +93,12 @@ const RUNS_PER_LEVEL: i64 = 8;
 const MAX_MERGED_NUMBERS: i64 = 1 << 23;
 /// Merges of up to this many sequence numbers happen at once, inside the append that fills the
 /// level (a few milliseconds); larger ones in slices, one per append (see the module header).
-const MERGE_AT_ONCE_NUMBERS: i64 = 1 << 15;
+const MERGE_AT_ONCE_NUMBERS: i64 = 1 << 16;
 /// Sequence numbers an append moves, at least, of a merge in slices: a merge of N numbers so
-/// ends within N / 8192 appends, long before its level is full again (which takes 8x as many
-/// numbers as it merges).
-const MERGE_SLICE_NUMBERS: usize = 8192;
+/// ends within N / 65,536 appends, long before its level is full again (which takes 8x as many
+/// numbers as it merges). Measured: smaller slices cost more pages in all (every slice also
+/// rewrites the block each source has across its bound, and the tables' inner pages).
+const MERGE_SLICE_NUMBERS: usize = 1 << 16;
 /// A run's blocks hold up to this many keys or sequence numbers (a block then fits in a page).
 /// A key with more numbers gets a block of its own, which counting does not need to read.
 const BLOCK_KEYS: usize = 256;
@@ -313,6 +314,99 @@ fn merge_at_once(connection: &Connection, level: i64) -> Result<()> {
     write_run(connection, level_for(pairs.len()).max(level + 1), &pairs)
 }
 
+/// The largest key of the next slice of a merge's `sources` (None when they are empty): the
+/// smallest, over the sources, of the last key of the block in which the source reaches its
+/// share of `budget` numbers. So each source moves at most its share and one block, and the
+/// source setting the bound moves at least its share (or all it holds).
+fn slice_bound(connection: &Connection, sources: &[i64], budget: usize) -> Result<Option<i64>> {
+    let share = budget.div_ceil(sources.len().max(1)) as i64;
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT id, number_count FROM factstr_payload_blocks WHERE id >= ?1 AND id < ?2 ORDER BY id",
+        )
+        .map_err(backend)?;
+    let mut bound: Option<i64> = None;
+    for &run in sources {
+        let mut rows = statement
+            .query((block_id(run, 0), block_id(run + 1, 0)))
+            .map_err(backend)?;
+        let mut numbers = 0;
+        let mut last = None;
+        while let Some(row) = rows.next().map_err(backend)? {
+            last = Some(row.get::<_, i64>(0).map_err(backend)? & 0xffff_ffff);
+            numbers += row.get::<_, i64>(1).map_err(backend)?;
+            if numbers >= share || bound.is_some_and(|b| last.is_some_and(|l| l >= b)) {
+                break;
+            }
+        }
+        if let Some(last) = last {
+            bound = Some(bound.map_or(last, |b| b.min(last)));
+        }
+    }
+    Ok(bound)
+}
+
+/// Moves every posting of `run` with a key up to `bound` into `moved`: the blocks wholly at or
+/// below it are deleted, the one block across it keeps its larger keys (and so its id, its
+/// largest key).
+fn move_through(
+    connection: &Connection,
+    run: i64,
+    bound: i64,
+    moved: &mut Vec<(i64, u64)>,
+) -> Result<()> {
+    let across = {
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT id, postings FROM factstr_payload_blocks WHERE id >= ?1 AND id < ?2 ORDER BY id",
+            )
+            .map_err(backend)?;
+        let mut rows = statement
+            .query((block_id(run, 0), block_id(run + 1, 0)))
+            .map_err(backend)?;
+        let mut across = None;
+        while let Some(row) = rows.next().map_err(backend)? {
+            let id: i64 = row.get(0).map_err(backend)?;
+            if id & 0xffff_ffff <= bound {
+                posting_block::decode(blob(row, 1)?, 0, moved).map_err(damaged)?;
+            } else {
+                let mut pairs = Vec::new();
+                posting_block::decode(blob(row, 1)?, 0, &mut pairs).map_err(damaged)?;
+                across = Some((id, pairs));
+                break;
+            }
+        }
+        across
+    };
+    connection
+        .prepare_cached("DELETE FROM factstr_payload_blocks WHERE id >= ?1 AND id <= ?2")
+        .map_err(backend)?
+        .execute((block_id(run, 0), block_id(run, bound)))
+        .map_err(backend)?;
+    let Some((id, pairs)) = across else {
+        return Ok(());
+    };
+    let split = pairs.partition_point(|(key, _)| *key <= bound);
+    if split == 0 {
+        return Ok(());
+    }
+    moved.extend_from_slice(&pairs[..split]);
+    let rest = &pairs[split..];
+    connection
+        .prepare_cached(
+            "UPDATE factstr_payload_blocks SET first_key = ?2, number_count = ?3, postings = ?4 WHERE id = ?1",
+        )
+        .map_err(backend)?
+        .execute((
+            id,
+            rest[0].0,
+            rest.len() as i64,
+            posting_block::encode(0, rest).map_err(damaged)?,
+        ))
+        .map_err(backend)?;
+    Ok(())
+}
+
 /// The merge in slices under way: its target run and the level that run will have.
 fn merge_in_slices(connection: &Connection) -> Result<Option<(i64, i64)>> {
     connection
@@ -342,10 +436,8 @@ fn start_merge_in_slices(connection: &Connection, level: i64, numbers: i64) -> R
 }
 
 /// Moves at least `budget` sequence numbers (or all that are left) of the merge in slices, if
-/// one is under way, from its sources into its target: repeatedly, every key up to the
-/// smallest last key among the sources' first blocks (so that whole block moves, and with it
-/// every smaller key of the other sources: keys never span blocks). Ends the merge when the
-/// sources are empty.
+/// one is under way, from its sources into its target: the postings of every key up to a bound
+/// (`slice_bound`), whole, from every source. Ends the merge when the sources are empty.
 fn advance_merge(connection: &Connection, budget: usize) -> Result<()> {
     let Some((target, final_level)) = merge_in_slices(connection)? else {
         return Ok(());
@@ -367,54 +459,15 @@ fn advance_merge(connection: &Connection, budget: usize) -> Result<()> {
         return Ok(());
     }
     let sources: Vec<i64> = runs.into_iter().filter(|run| *run != target).collect();
-    let mut first_block = connection
-        .prepare_cached(
-            "SELECT id, postings FROM factstr_payload_blocks WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT 1",
-        )
-        .map_err(backend)?;
     let mut moved: Vec<(i64, u64)> = Vec::new();
     let mut finished = false;
     while moved.len() < budget {
-        let mut firsts: Vec<(i64, Vec<(i64, u64)>)> = Vec::with_capacity(sources.len());
-        for &run in &sources {
-            let mut rows = first_block
-                .query((block_id(run, 0), block_id(run + 1, 0)))
-                .map_err(backend)?;
-            if let Some(row) = rows.next().map_err(backend)? {
-                let mut pairs = Vec::new();
-                posting_block::decode(blob(row, 1)?, 0, &mut pairs).map_err(damaged)?;
-                firsts.push((row.get(0).map_err(backend)?, pairs));
-            }
-        }
-        let Some(bound) = firsts.iter().map(|(id, _)| id & 0xffff_ffff).min() else {
+        let Some(bound) = slice_bound(connection, &sources, budget - moved.len())? else {
             finished = true;
             break;
         };
-        for (id, pairs) in firsts {
-            let split = pairs.partition_point(|(key, _)| *key <= bound);
-            moved.extend_from_slice(&pairs[..split]);
-            let rest = &pairs[split..];
-            if rest.is_empty() {
-                connection
-                    .prepare_cached("DELETE FROM factstr_payload_blocks WHERE id = ?1")
-                    .map_err(backend)?
-                    .execute([id])
-                    .map_err(backend)?;
-            } else if split > 0 {
-                // The block keeps its larger keys, and so its id (its largest key).
-                connection
-                    .prepare_cached(
-                        "UPDATE factstr_payload_blocks SET first_key = ?2, number_count = ?3, postings = ?4 WHERE id = ?1",
-                    )
-                    .map_err(backend)?
-                    .execute((
-                        id,
-                        rest[0].0,
-                        rest.len() as i64,
-                        posting_block::encode(0, rest).map_err(damaged)?,
-                    ))
-                    .map_err(backend)?;
-            }
+        for &run in &sources {
+            move_through(connection, run, bound, &mut moved)?;
         }
     }
     moved.sort_unstable();
@@ -771,9 +824,9 @@ mod tests {
             *next += events;
             add(connection, pairs).expect("adds");
         };
-        // Eight level-1 runs of ~6,000 numbers each: together above MERGE_AT_ONCE_NUMBERS.
+        // Eight level-2 runs of ~30,000 numbers each: together above MERGE_AT_ONCE_NUMBERS.
         for _ in 0..RUNS_PER_LEVEL {
-            add_events(&connection, &mut model, &mut next, 2000);
+            add_events(&connection, &mut model, &mut next, 10_000);
         }
         assert_eq!(
             count(&connection, "SELECT count(*) FROM factstr_payload_merge"),
@@ -817,26 +870,19 @@ mod tests {
             assert!(slices < 100, "the merge does not end");
         }
         assert!(slices >= 3, "{slices} slices");
+        // The sources are gone; the target is the one run, at level 3.
+        let runs_per_level = |level: i64| {
+            connection
+                .query_row(
+                    "SELECT count(*) FROM factstr_payload_runs WHERE level = ?1",
+                    [level],
+                    |row| row.get::<_, i64>(0),
+                )
+                .expect("counts")
+        };
         assert_eq!(
-            count(
-                &connection,
-                "SELECT count(*) FROM factstr_payload_runs WHERE level = 0"
-            ),
-            0
-        );
-        assert_eq!(
-            count(
-                &connection,
-                "SELECT count(*) FROM factstr_payload_runs WHERE level = 1"
-            ),
-            0
-        );
-        assert_eq!(
-            count(
-                &connection,
-                "SELECT count(*) FROM factstr_payload_runs WHERE level = 2"
-            ),
-            1
+            (0..=3).map(runs_per_level).collect::<Vec<_>>(),
+            [0, 0, 0, 1]
         );
         let indexed = count(
             &connection,
