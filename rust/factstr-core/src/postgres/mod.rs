@@ -115,11 +115,12 @@ impl PostgresStorage {
     fn read_at_head<T>(
         &self,
         query: &EventQuery,
+        limit: Option<usize>,
         work: impl FnOnce(&mut PgLog<'_>) -> Result<T>,
     ) -> Result<T> {
         let mut conn = self.pool.get()?;
-        let keys = reads::predicate_keys(query);
-        let state = reads::read_state(&mut conn, None, &keys, reads::QUERY_CANDIDATES)?;
+        let prefetch = reads::Prefetch::for_query(query, limit);
+        let state = reads::read_state(&mut conn, None, Some(query), prefetch)?;
         guarded(&mut conn, |conn| work(&mut PgLog::at(conn, state, true)))
     }
 
@@ -243,11 +244,11 @@ impl Storage for PostgresStorage {
     }
 
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {
-        self.read_at_head(query, |log| search::query(log, query, limit))
+        self.read_at_head(query, limit, |log| search::query(log, query, limit))
     }
 
     fn query_page(&self, query: &EventQuery, limit: usize) -> Result<Vec<EventRecord>> {
-        self.read_at_head(query, |log| {
+        self.read_at_head(query, Some(limit), |log| {
             let plan = search::plan(log, query)?;
             let after = query.min_sequence_number.unwrap_or(0);
             search::matching_records(log, query, &plan, after, limit)
