@@ -2,12 +2,14 @@
 //! payload index, rows by sequence number, and batch boundaries.
 //!
 //! A search starts from the log's state (`read_state`): the head, how far the payload index is
-//! current and the index rows of the query's payload keys, read by one statement, so in one
-//! snapshot. A query runs without a transaction: its later statements may see newer rows, and
-//! ignore every row above the head it started from (`PgLog::at`, the ceiling). That is one
-//! consistent snapshot because every writer numbers `MAX + 1` under the append lock (see
-//! `writes`): a row at or below the head committed before the head was read. An append reads the
-//! same state under its lock, in its own transaction.
+//! current, the index rows of the query's payload keys and the candidate rows the search will
+//! most likely fetch first, read by one statement, so in one snapshot and one round trip: a
+//! query of a context usually needs no other. A query runs without a transaction: its later
+//! statements (when it needs more rows) may see newer rows, and ignore every row above the head
+//! it started from (`PgLog::at`, the ceiling). That is one consistent snapshot because every
+//! writer numbers `MAX + 1` under the append lock (see `writes`): a row at or below the head
+//! committed before the head was read. An append reads the same state under its lock, in its own
+//! transaction.
 
 use std::collections::HashMap;
 use std::time::SystemTime;
@@ -62,9 +64,13 @@ const MAX_PREFETCH: i64 = 512;
 /// its payload predicate (`grp`, NULL when the key is only counted) and its place among the
 /// predicate's keys (`pos`). Which candidates: per predicate the key the planner will pick
 /// (`payload_parts`: the first with at most `SELECTIVE_ENOUGH` rows, else the first of the
-/// fewest), when read whole; their sequence numbers above `$1`, the oldest or the newest `$2`.
+/// fewest), when read whole; their sequence numbers above `$1`, the oldest `$2` and the newest
+/// (a query), or the newest `$2` (an append's check). Should the engine plan otherwise (a rarer
+/// event type, rows the index does not cover yet), `fetch` finds what it wants missing and reads
+/// it in a round trip of its own: reading ahead never changes a result.
 /// An index row without members is its one event; the others are decoded on the server
-/// (`factstr_members_after`, a few microseconds a row).
+/// (`factstr_members_after`, about 20 microseconds a row: less than a second round trip, which
+/// also sent every number back).
 ///
 /// The keys are `VALUES` rows, one set of parameters each (one statement text per number of
 /// keys): with an array parameter, the generic plan would guess 100 keys, so the server would
@@ -119,9 +125,10 @@ fn state_sql(keys: usize, newest_first: bool) -> String {
             LATERAL (SELECT first_sequence_number, members FROM factstr_payload_index \
                 WHERE key_hash = d.key_hash ORDER BY first_sequence_number DESC \
                 LIMIT {READ_WHOLE_BELOW}) AS p), \
-         counted AS (SELECT k.grp, k.pos, k.key_hash, \
-                (SELECT count(*) FROM r WHERE r.key_hash = k.key_hash) AS n \
-            FROM k WHERE k.grp IS NOT NULL), \
+         counted AS (SELECT k.grp, k.pos, k.key_hash, COALESCE(t.n, 0) AS n \
+            FROM k LEFT JOIN (SELECT key_hash, count(*) AS n FROM r GROUP BY key_hash) AS t \
+                USING (key_hash) \
+            WHERE k.grp IS NOT NULL), \
          chosen AS (SELECT DISTINCT ON (grp) key_hash, n FROM counted \
             ORDER BY grp, n > {SELECTIVE_ENOUGH}, CASE WHEN n <= {SELECTIVE_ENOUGH} THEN pos END, n, pos), \
          {numbers} \
