@@ -282,3 +282,19 @@ def test_a_context_query_is_one_round_trip_and_a_conditional_append_two(url: str
         bounded = context.with_min_sequence_number(600)
         store.query(bounded)
         assert proxy.count(partial(store.query, bounded))[0] == 1
+
+
+def test_a_key_shared_by_large_batches_is_read_in_a_round_trip_of_its_own(url: str) -> None:
+    """Its members are decoded by the engine, not read ahead by the server (`MAX_DECODED_BYTES`):
+    its rows come in round trips of their own, the same result."""
+    memory = factstr.MemoryStore()
+    with counted(url) as (proxy, through), factstr.PostgresStore(through, pool_size=1) as store:
+        for target in (memory, store):
+            target.append([NewEvent("bulk", {"b": "x", "i": i}) for i in range(5000)])
+            target.append([NewEvent("bulk", {"b": "x", "i": -1})])
+        for limit in (None, 3):
+            query = EventQuery([EventFilter(["bulk"], [{"b": "x"}])])
+            store.query(query, limit=limit)
+            trips, result = proxy.count(partial(store.query, query, limit=limit))
+            assert trips > 1
+            assert summary(result) == summary(memory.query(query, limit=limit))

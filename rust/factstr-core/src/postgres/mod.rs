@@ -110,8 +110,9 @@ impl PostgresStorage {
     }
 
     /// Runs `work` on the log as one statement found it (`reads::read_state` for the payload
-    /// keys of `query`), without a transaction: rows above that head are ignored, so the whole call
-    /// reads one snapshot (see `reads`). A query is two round trips: the state, then the rows.
+    /// keys of `query`, with the first `limit` candidate rows), without a transaction: rows above
+    /// that head are ignored, so the whole call reads one snapshot (see `reads`). A query of a
+    /// context is usually that one round trip.
     fn read_at_head<T>(
         &self,
         query: &EventQuery,

@@ -52,6 +52,11 @@ const SELECTIVE_ENOUGH: i64 = 32;
 /// The most candidate rows `read_state` reads ahead: `sql::search`'s largest fetch chunk.
 const MAX_PREFETCH: i64 = 512;
 
+/// A chosen key's candidates are read ahead only when its index rows' members take at most this
+/// many bytes (about one number each): the server decodes them row by row, far slower than the
+/// engine, so a key shared by large batches is left to a round trip of its own.
+const MAX_DECODED_BYTES: i64 = 4096;
+
 /// The log's state in one statement (so one snapshot), for `keys` payload keys, one row per
 /// thing read, the first column telling which (see `read_state`):
 /// - `0`: the head and how far the payload index is current;
@@ -64,10 +69,11 @@ const MAX_PREFETCH: i64 = 512;
 /// its payload predicate (`grp`, NULL when the key is only counted) and its place among the
 /// predicate's keys (`pos`). Which candidates: per predicate the key the planner will pick
 /// (`payload_parts`: the first with at most `SELECTIVE_ENOUGH` rows, else the first of the
-/// fewest), when read whole; their sequence numbers above `$1`, the oldest `$2` and the newest
-/// (a query), or the newest `$2` (an append's check). Should the engine plan otherwise (a rarer
-/// event type, rows the index does not cover yet), `fetch` finds what it wants missing and reads
-/// it in a round trip of its own: reading ahead never changes a result.
+/// fewest), when read whole and its members are few (`MAX_DECODED_BYTES`); their sequence
+/// numbers above `$1`, the oldest `$2` and the newest (a query), or the newest `$2` (an append's
+/// check). Should the engine plan otherwise (a rarer event type, rows the index does not cover
+/// yet), `fetch` finds what it wants missing and reads it in a round trip of its own: reading
+/// ahead never changes a result.
 /// An index row without members is its one event; the others are decoded on the server
 /// (`factstr_members_after`, about 20 microseconds a row: less than a second round trip, which
 /// also sent every number back).
@@ -89,20 +95,21 @@ fn state_sql(keys: usize, newest_first: bool) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ");
+    let read_ahead = format!("n < {READ_WHOLE_BELOW} AND bytes <= {MAX_DECODED_BYTES}");
     // The numbers of the chosen keys' index rows: all of them for the oldest; for the newest,
     // only each key's newest `$2` rows, which hold its newest numbers (a key's rows are of
     // distinct batches, so the members of one all lie below the first of the next).
     let rows = if newest_first {
         format!(
             "w AS (SELECT p.first_sequence_number, p.members \
-                FROM (SELECT DISTINCT key_hash FROM chosen WHERE n < {READ_WHOLE_BELOW}) AS ch, \
+                FROM (SELECT DISTINCT key_hash FROM chosen WHERE {read_ahead}) AS ch, \
                 LATERAL (SELECT first_sequence_number, members FROM r WHERE r.key_hash = ch.key_hash \
                     ORDER BY first_sequence_number DESC LIMIT $2) AS p)"
         )
     } else {
         format!(
             "w AS (SELECT first_sequence_number, members FROM r \
-                WHERE key_hash IN (SELECT key_hash FROM chosen WHERE n < {READ_WHOLE_BELOW}))"
+                WHERE key_hash IN (SELECT key_hash FROM chosen WHERE {read_ahead}))"
         )
     };
     let decoded = "numbers AS (SELECT first_sequence_number AS n FROM w \
@@ -125,11 +132,13 @@ fn state_sql(keys: usize, newest_first: bool) -> String {
             LATERAL (SELECT first_sequence_number, members FROM factstr_payload_index \
                 WHERE key_hash = d.key_hash ORDER BY first_sequence_number DESC \
                 LIMIT {READ_WHOLE_BELOW}) AS p), \
-         counted AS (SELECT k.grp, k.pos, k.key_hash, COALESCE(t.n, 0) AS n \
-            FROM k LEFT JOIN (SELECT key_hash, count(*) AS n FROM r GROUP BY key_hash) AS t \
+         counted AS (SELECT k.grp, k.pos, k.key_hash, COALESCE(t.n, 0) AS n, \
+                COALESCE(t.bytes, 0) AS bytes \
+            FROM k LEFT JOIN (SELECT key_hash, count(*) AS n, \
+                    sum(octet_length(members)) AS bytes FROM r GROUP BY key_hash) AS t \
                 USING (key_hash) \
             WHERE k.grp IS NOT NULL), \
-         chosen AS (SELECT DISTINCT ON (grp) key_hash, n FROM counted \
+         chosen AS (SELECT DISTINCT ON (grp) key_hash, n, bytes FROM counted \
             ORDER BY grp, n > {SELECTIVE_ENOUGH}, CASE WHEN n <= {SELECTIVE_ENOUGH} THEN pos END, n, pos), \
          {numbers} \
          {HEAD_AND_THROUGH}, NULL::bytea, NULL::timestamptz, NULL::text, NULL::jsonb, NULL::text \
