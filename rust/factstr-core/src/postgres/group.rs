@@ -104,7 +104,7 @@ fn run(conn: &mut Conn, members: &[Member<'_>]) -> Result<Vec<Result<AppendResul
         last_committed,
         indexed_through,
         ..
-    } = lock_and_read(conn, &[])?;
+    } = lock_and_read(conn, None)?;
     if indexed_through < last_committed {
         catch_up_index(conn, indexed_through, last_committed)?;
     }

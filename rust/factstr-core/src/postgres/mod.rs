@@ -110,16 +110,18 @@ impl PostgresStorage {
     }
 
     /// Runs `work` on the log as one statement found it (`reads::read_state` for the payload
-    /// keys of `query`), without a transaction: rows above that head are ignored, so the whole call
-    /// reads one snapshot (see `reads`). A query is two round trips: the state, then the rows.
+    /// keys of `query`, with the first `limit` candidate rows), without a transaction: rows above
+    /// that head are ignored, so the whole call reads one snapshot (see `reads`). A query of a
+    /// context is usually that one round trip.
     fn read_at_head<T>(
         &self,
         query: &EventQuery,
+        limit: Option<usize>,
         work: impl FnOnce(&mut PgLog<'_>) -> Result<T>,
     ) -> Result<T> {
         let mut conn = self.pool.get()?;
-        let keys = reads::predicate_keys(query);
-        let state = reads::read_state(&mut conn, None, &keys, reads::QUERY_CANDIDATES)?;
+        let prefetch = reads::Prefetch::for_query(query, limit);
+        let state = reads::read_state(&mut conn, None, Some(query), prefetch)?;
         guarded(&mut conn, |conn| work(&mut PgLog::at(conn, state, true)))
     }
 
@@ -243,11 +245,11 @@ impl Storage for PostgresStorage {
     }
 
     fn query(&self, query: &EventQuery, limit: Option<usize>) -> Result<QueryResult> {
-        self.read_at_head(query, |log| search::query(log, query, limit))
+        self.read_at_head(query, limit, |log| search::query(log, query, limit))
     }
 
     fn query_page(&self, query: &EventQuery, limit: usize) -> Result<Vec<EventRecord>> {
-        self.read_at_head(query, |log| {
+        self.read_at_head(query, Some(limit), |log| {
             let plan = search::plan(log, query)?;
             let after = query.min_sequence_number.unwrap_or(0);
             search::matching_records(log, query, &plan, after, limit)

@@ -2,12 +2,14 @@
 //! payload index, rows by sequence number, and batch boundaries.
 //!
 //! A search starts from the log's state (`read_state`): the head, how far the payload index is
-//! current and the index rows of the query's payload keys, read by one statement, so in one
-//! snapshot. A query runs without a transaction: its later statements may see newer rows, and
-//! ignore every row above the head it started from (`PgLog::at`, the ceiling). That is one
-//! consistent snapshot because every writer numbers `MAX + 1` under the append lock (see
-//! `writes`): a row at or below the head committed before the head was read. An append reads the
-//! same state under its lock, in its own transaction.
+//! current, the index rows of the query's payload keys and the candidate rows the search will
+//! most likely fetch first, read by one statement, so in one snapshot and one round trip: a
+//! query of a context usually needs no other. A query runs without a transaction: its later
+//! statements (when it needs more rows) may see newer rows, and ignore every row above the head
+//! it started from (`PgLog::at`, the ceiling). That is one consistent snapshot because every
+//! writer numbers `MAX + 1` under the append lock (see `writes`): a row at or below the head
+//! committed before the head was read. An append reads the same state under its lock, in its own
+//! transaction.
 
 use std::collections::HashMap;
 use std::time::SystemTime;
@@ -43,42 +45,135 @@ pub struct PgLog<'a> {
 /// A key with fewer postings than this is read whole with the log's state (or when counted).
 pub const READ_WHOLE_BELOW: i64 = 256;
 
-/// The log's state in one statement (so one snapshot), one row per thing read, the first column
-/// telling which (see `read_state`):
-/// - `0`: the head and how far the payload index is current;
-/// - `1`: an index row (key, first sequence number, members) among the newest `$2` of each key
-///   of `$1`;
-/// - `2`: an event row (number, occurred_at, type, payload, exact payload): the newest `$3`
-///   candidates of the keys read whole (fewer than `$2` rows), so that a search on them usually
-///   needs no round trip of its own to fetch them.
-///
-/// The index rows are read once (`r`, materialised since it is used more than once). The
-/// candidates go to the events' primary key as an array: as a join, the planner would rather
-/// scan the table.
-const STATE: &str = "WITH r AS (SELECT k.key_hash, p.first_sequence_number, p.members \
-        FROM unnest($1::bigint[]) AS k(key_hash), \
-        LATERAL (SELECT first_sequence_number, members FROM factstr_payload_index \
-            WHERE key_hash = k.key_hash ORDER BY first_sequence_number DESC LIMIT $2) AS p), \
-    whole AS (SELECT key_hash FROM r GROUP BY key_hash HAVING count(*) < $2), \
-    c AS (SELECT n FROM ( \
-            SELECT r.first_sequence_number AS n FROM r JOIN whole USING (key_hash) \
-            UNION ALL SELECT m.n FROM r JOIN whole USING (key_hash), \
-                LATERAL factstr_members_after(r.first_sequence_number, r.members) AS m(n) \
-            WHERE r.members IS NOT NULL) AS numbers \
-        ORDER BY n DESC LIMIT $3) \
-    SELECT 0, (SELECT COALESCE(MAX(sequence_number), 0) FROM events), \
-        (SELECT indexed_through FROM factstr_payload_index_state WHERE id = 1), \
-        NULL::bytea, NULL::timestamptz, NULL::text, NULL::jsonb, NULL::text \
-    UNION ALL SELECT 1, r.key_hash, r.first_sequence_number, r.members, NULL, NULL, NULL, NULL FROM r \
-    UNION ALL SELECT 2, e.sequence_number, NULL, NULL, e.occurred_at, e.event_type, e.payload, x.payload \
-        FROM events AS e LEFT JOIN factstr_exact_payloads AS x ON x.sequence_number = e.sequence_number \
-        WHERE e.sequence_number = ANY (ARRAY(SELECT n FROM c))";
+/// `sql::search`'s `SELECTIVE_ENOUGH`: the planner takes a predicate's first key with this few
+/// index rows without weighing its later keys. `read_state` mirrors that choice.
+const SELECTIVE_ENOUGH: i64 = 32;
 
-/// Candidate rows a query reads with the log's state (see `STATE`). None: decoding every index
-/// row's members on the server (a PL/pgSQL set-returning function per row) measured slower than
-/// the second round trip that fetches the candidates the engine decoded (S3 at 10,000 facts, read
-/// p50 9.7 ms against 7.6 ms). An append reads one, its newest.
-pub const QUERY_CANDIDATES: i64 = 0;
+/// The most candidate rows `read_state` reads ahead: `sql::search`'s largest fetch chunk.
+const MAX_PREFETCH: i64 = 512;
+
+/// A chosen key's candidates are read ahead only when its index rows' members take at most this
+/// many bytes (about one number each): the server decodes them row by row, far slower than the
+/// engine, so a key shared by large batches is left to a round trip of its own.
+const MAX_DECODED_BYTES: i64 = 4096;
+
+/// The log's state in one statement (so one snapshot), for `keys` payload keys, one row per
+/// thing read, the first column telling which (see `read_state`):
+/// - `0`: the head and how far the payload index is current;
+/// - `1`: an index row (key, first sequence number, members) among the newest
+///   `READ_WHOLE_BELOW` of each key;
+/// - `2`: an event row (number, occurred_at, type, payload, exact payload): the candidates the
+///   search will most likely fetch first, so that it needs no round trip of its own for them.
+///
+/// Parameters: `$1` the lower bound of the candidates, `$2` how many, then per key its hash,
+/// its payload predicate (`grp`, NULL when the key is only counted) and its place among the
+/// predicate's keys (`pos`). Which candidates: per predicate the key the planner will pick
+/// (`payload_parts`: the first with at most `SELECTIVE_ENOUGH` rows, else the first of the
+/// fewest), when read whole and its members are few (`MAX_DECODED_BYTES`); their sequence
+/// numbers above `$1`, the oldest `$2` and the newest (a query), or the newest `$2` (an append's
+/// check). Should the engine plan otherwise (a rarer event type, rows the index does not cover
+/// yet), `fetch` finds what it wants missing and reads it in a round trip of its own: reading
+/// ahead never changes a result.
+/// An index row without members is its one event; the others are decoded on the server
+/// (`factstr_members_after`, about 20 microseconds a row: less than a second round trip, which
+/// also sent every number back).
+///
+/// The keys are `VALUES` rows, one set of parameters each (one statement text per number of
+/// keys), so that the server's plan, which it keeps for the connection, counts on as many keys
+/// as there are (an array parameter looks like 100 to its generic plan). The rows go to the events' primary key as an array (as a join, the planner would rather scan the
+/// table). The exact payload (rare) is looked up only when that table has any row: a join would
+/// hash the table on every call.
+fn state_sql(keys: usize, newest_first: bool) -> String {
+    if keys == 0 {
+        return format!("{HEAD_AND_THROUGH}, NULL::bytea, NULL::timestamptz, NULL::text, NULL::jsonb, NULL::text");
+    }
+    let values = (0..keys)
+        .map(|i| {
+            let at = 3 + 3 * i;
+            format!("(${at}::bigint, ${}::int, ${}::int)", at + 1, at + 2)
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let read_ahead = format!("n < {READ_WHOLE_BELOW} AND bytes <= {MAX_DECODED_BYTES}");
+    // The numbers of the chosen keys' index rows: all of them for the oldest; for the newest,
+    // only each key's newest `$2` rows, which hold its newest numbers (a key's rows are of
+    // distinct batches, so the members of one all lie below the first of the next).
+    let rows = if newest_first {
+        format!(
+            "w AS (SELECT p.first_sequence_number, p.members \
+                FROM (SELECT DISTINCT key_hash FROM chosen WHERE {read_ahead}) AS ch, \
+                LATERAL (SELECT first_sequence_number, members FROM r WHERE r.key_hash = ch.key_hash \
+                    ORDER BY first_sequence_number DESC LIMIT $2) AS p)"
+        )
+    } else {
+        format!(
+            "w AS (SELECT first_sequence_number, members FROM r \
+                WHERE key_hash IN (SELECT key_hash FROM chosen WHERE {read_ahead}))"
+        )
+    };
+    let decoded = "numbers AS (SELECT first_sequence_number AS n FROM w \
+            UNION ALL SELECT m.n FROM w, \
+                LATERAL factstr_members_after(w.first_sequence_number, w.members) AS m(n) \
+            WHERE w.members IS NOT NULL)";
+    // Ascending, the newest too: a query whose limit cuts its records short reads its context
+    // version newest first.
+    let chosen = if newest_first {
+        "c AS (SELECT DISTINCT n FROM numbers WHERE n > $1 ORDER BY n DESC LIMIT $2)"
+    } else {
+        "c AS ((SELECT DISTINCT n FROM numbers WHERE n > $1 ORDER BY n LIMIT $2) \
+            UNION SELECT max(n) FROM numbers)"
+    };
+    let numbers = format!("{rows}, {decoded}, {chosen}");
+    format!(
+        "WITH k(key_hash, grp, pos) AS (VALUES {values}), \
+         r AS MATERIALIZED (SELECT d.key_hash, p.first_sequence_number, p.members \
+            FROM (SELECT DISTINCT key_hash FROM k) AS d, \
+            LATERAL (SELECT first_sequence_number, members FROM factstr_payload_index \
+                WHERE key_hash = d.key_hash ORDER BY first_sequence_number DESC \
+                LIMIT {READ_WHOLE_BELOW}) AS p), \
+         counted AS (SELECT k.grp, k.pos, k.key_hash, COALESCE(t.n, 0) AS n, \
+                COALESCE(t.bytes, 0) AS bytes \
+            FROM k LEFT JOIN (SELECT key_hash, count(*) AS n, \
+                    sum(octet_length(members)) AS bytes FROM r GROUP BY key_hash) AS t \
+                USING (key_hash) \
+            WHERE k.grp IS NOT NULL), \
+         chosen AS (SELECT DISTINCT ON (grp) key_hash, n, bytes FROM counted \
+            ORDER BY grp, n > {SELECTIVE_ENOUGH}, CASE WHEN n <= {SELECTIVE_ENOUGH} THEN pos END, n, pos), \
+         {numbers} \
+         {HEAD_AND_THROUGH}, NULL::bytea, NULL::timestamptz, NULL::text, NULL::jsonb, NULL::text \
+         UNION ALL SELECT 1, r.key_hash, r.first_sequence_number, r.members, NULL, NULL, NULL, NULL FROM r \
+         UNION ALL SELECT 2, e.sequence_number, NULL, NULL, e.occurred_at, e.event_type, e.payload, {EXACT} \
+            FROM events AS e WHERE e.sequence_number = ANY (ARRAY(SELECT n FROM c))"
+    )
+}
+
+/// The first row of `state_sql`: kind 0, the head and how far the payload index is current.
+const HEAD_AND_THROUGH: &str = "SELECT 0, (SELECT COALESCE(MAX(sequence_number), 0) FROM events), \
+    (SELECT indexed_through FROM factstr_payload_index_state WHERE id = 1)";
+
+/// The exact payload text of event `e`, when it has one (see `factstr_exact_payloads` in
+/// `schema`): looked up only when the table has rows, which it rarely has.
+const EXACT: &str = "CASE WHEN (SELECT EXISTS (SELECT FROM factstr_exact_payloads)) THEN \
+    (SELECT x.payload FROM factstr_exact_payloads AS x WHERE x.sequence_number = e.sequence_number) END";
+
+/// Which candidate rows `read_state` reads ahead with the log's state.
+#[derive(Clone, Copy)]
+pub enum Prefetch {
+    /// The oldest `count` above `after` (a query reading ascending from `after`).
+    Oldest { after: u64, count: usize },
+    /// The newest `count` (an append's check of a context version).
+    Newest { count: usize },
+}
+
+impl Prefetch {
+    /// The first chunk a query of at most `limit` records reads (see `sql::search::visit_rows`).
+    pub fn for_query(query: &EventQuery, limit: Option<usize>) -> Self {
+        Prefetch::Oldest {
+            after: query.min_sequence_number.unwrap_or(0),
+            count: limit.unwrap_or(usize::MAX),
+        }
+    }
+}
 
 /// What a search starts from, read in one snapshot (see `read_state`).
 pub struct LogState {
@@ -87,7 +182,7 @@ pub struct LogState {
     /// The sequence numbers of each key read whole (fewer than `READ_WHOLE_BELOW` index rows),
     /// with its row count.
     key_numbers: HashMap<i64, (i64, Vec<u64>)>,
-    /// The newest candidate rows of the keys read whole, as many as asked for.
+    /// Candidate rows read ahead (see `Prefetch`).
     candidates: Vec<Row>,
 }
 
@@ -99,18 +194,35 @@ impl LogState {
     }
 }
 
-/// Reads the log's state for a search on `keys`, with the newest `candidates` candidate rows of
-/// the keys read whole; after `batch` (e.g. `BEGIN; LOCK ...`), all in one round trip.
+/// Reads the log's state for a search of `query` (its payload keys, see `search_keys`), with
+/// the candidate rows `prefetch` asks for; after `batch` (e.g. `BEGIN; LOCK ...`), all in one
+/// round trip.
 pub fn read_state(
     conn: &mut Conn,
     batch: Option<&str>,
-    keys: &[i64],
-    candidates: i64,
+    query: Option<&EventQuery>,
+    prefetch: Prefetch,
 ) -> Result<LogState> {
-    let candidates = if keys.is_empty() { 0 } else { candidates };
-    let params: [&(dyn ToSql + Sync); 3] = [&keys, &READ_WHOLE_BELOW, &candidates];
+    let keys = query.map(search_keys).unwrap_or_default();
+    let (after, count, newest_first) = match prefetch {
+        Prefetch::Oldest { after, count } => (after, count, false),
+        Prefetch::Newest { count } => (0, count, true),
+    };
+    let after = as_i64(after)?;
+    let count = i64::try_from(count).unwrap_or(i64::MAX).min(MAX_PREFETCH);
+    let sql = state_sql(keys.len(), newest_first);
+    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(2 + 3 * keys.len());
+    if !keys.is_empty() {
+        params.push(&after);
+        params.push(&count);
+        for key in &keys {
+            params.push(&key.hash);
+            params.push(&key.group);
+            params.push(&key.position);
+        }
+    }
     let results = conn
-        .pipelined(batch, &[(STATE, &params)])
+        .pipelined(batch, &[(&sql, &params)])
         .map_err(|e| conn.error(e))?;
     let mut head = None;
     let mut indexed_through = 0;
@@ -138,8 +250,8 @@ pub fn read_state(
         head.ok_or_else(|| Error::Backend("the head of the log could not be read".to_owned()))?;
     // A key without index rows has none at all: read whole too. One with as many rows as were
     // read may have more: counted and read when the search needs them.
-    for key in keys {
-        found.entry(*key).or_default();
+    for key in &keys {
+        found.entry(key.hash).or_default();
     }
     found.retain(|_, (count, _)| *count < READ_WHOLE_BELOW);
     Ok(LogState {
@@ -150,22 +262,45 @@ pub fn read_state(
     })
 }
 
-/// Every key of every payload predicate of `query`, sorted and distinct.
-pub fn predicate_keys(query: &EventQuery) -> Vec<i64> {
-    let mut keys: Vec<i64> = query
-        .filters
-        .iter()
-        .flatten()
-        .filter(|filter| !filter.matches_nothing())
-        .flat_map(|filter| filter.payload_predicates.iter().flatten())
-        .flat_map(selective_key_hashes)
-        .collect();
-    keys.sort_unstable();
-    keys.dedup();
+/// A payload key as `sql::search::plan` weighs it: the predicate it belongs to (`None`: its
+/// filter cannot use the payload index, the key is only counted) and its place among that
+/// predicate's keys.
+struct SearchKey {
+    hash: i64,
+    group: Option<i32>,
+    position: i32,
+}
+
+/// The payload keys whose counts `sql::search::plan` asks for on `query`, in its order: per
+/// payload predicate of each filter that can match, its keys (`selective_key_hashes`).
+fn search_keys(query: &EventQuery) -> Vec<SearchKey> {
+    let mut keys = Vec::new();
+    let mut group = 0;
+    for filter in query.filters.iter().flatten() {
+        if filter.matches_nothing() {
+            continue;
+        }
+        let predicates = filter.payload_predicates.iter().flatten();
+        let hashes: Vec<Vec<i64>> = predicates.map(selective_key_hashes).collect();
+        // A predicate without keys (`{}`) makes the planner scan instead: its filter's keys are
+        // counted (those before it) but no candidates of theirs are read.
+        let indexable = hashes.iter().all(|h| !h.is_empty());
+        for predicate in hashes {
+            for (position, hash) in predicate.into_iter().enumerate() {
+                keys.push(SearchKey {
+                    hash,
+                    group: indexable.then_some(group),
+                    position: i32::try_from(position).unwrap_or(i32::MAX),
+                });
+            }
+            group += 1;
+        }
+    }
     keys
 }
 
-/// The columns `read_row` reads, from `ROWS`: an event and, rarely, its payload's exact text.
+/// The columns `read_row` reads, from `ROWS`: an event and, rarely, its payload's exact text
+/// (joined: a scan reads many rows; `fetch` reads few and looks it up, see `EXACT`).
 const COLUMNS: &str = "e.sequence_number, e.occurred_at, e.event_type, e.payload, x.payload";
 const ROWS: &str =
     "events AS e LEFT JOIN factstr_exact_payloads AS x ON x.sequence_number = e.sequence_number";
@@ -395,7 +530,10 @@ impl IndexedLog for PgLog<'_> {
         let rows = self
             .conn
             .query(
-                &format!("SELECT {COLUMNS} FROM {ROWS} WHERE e.sequence_number = ANY($1)"),
+                &format!(
+                    "SELECT e.sequence_number, e.occurred_at, e.event_type, e.payload, {EXACT} \
+                     FROM events AS e WHERE e.sequence_number = ANY($1)"
+                ),
                 &[&wanted],
             )
             .map_err(|e| self.conn.error(e))?;

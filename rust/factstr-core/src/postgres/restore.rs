@@ -44,7 +44,7 @@ fn restore_locked(
         last_committed,
         indexed_through,
         ..
-    } = lock_and_read(conn, &[])?;
+    } = lock_and_read(conn, None)?;
     if last_committed + 1 != written.first_sequence_number {
         return Err(not_after_head(
             written.first_sequence_number,

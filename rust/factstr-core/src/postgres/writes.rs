@@ -45,7 +45,7 @@ use tokio_postgres::SimpleQueryMessage;
 use super::literals;
 use super::pool::Conn;
 use super::postings::batch_postings;
-use super::reads::{predicate_keys, read_payload, read_state, LogState, PgLog};
+use super::reads::{read_payload, read_state, LogState, PgLog, Prefetch};
 use crate::clock::{format_rfc3339, now_micros, to_system_time};
 use crate::condition::Condition;
 use crate::error::{Error, Result};
@@ -93,7 +93,7 @@ pub fn append(
             return Ok(result);
         }
     }
-    let locked = lock_and_read(conn, &context_keys(condition))?;
+    let locked = lock_and_read(conn, condition.map(|c| c.context()))?;
     write_locked(conn, &args, locked, condition, true)
 }
 
@@ -108,17 +108,14 @@ pub fn append_locked(
     condition: Option<Condition<'_>>,
 ) -> Result<AppendResult> {
     let args = BatchArgs::new(events);
-    let keys = context_keys(condition);
-    let state = read_state(conn, None, &keys, keys.len() as i64)?;
+    let context = condition.map(|c| c.context());
+    let state = read_state(conn, None, context, CONTEXT_VERSION)?;
     write_locked(conn, &args, Locked::from(state), condition, false)
 }
 
-/// The payload keys whose index rows a check of `condition` reads.
-fn context_keys(condition: Option<Condition<'_>>) -> Vec<i64> {
-    condition
-        .map(|c| predicate_keys(c.context()))
-        .unwrap_or_default()
-}
+/// What an append's check reads ahead with the log's state: the newest candidate of its
+/// context, usually the context version (`sql::search::context_version` reads newest first).
+const CONTEXT_VERSION: Prefetch = Prefetch::Newest { count: 1 };
 
 /// Checks `condition` and writes the batch after the head `locked` read under the lock; with
 /// `commit`, commits too (in the same round trip when it can).
@@ -302,12 +299,11 @@ impl From<LogState> for Locked {
     }
 }
 
-/// Begins, takes the append lock, and reads the log's state for a check on `context_keys` (with
-/// their newest candidate rows): one round trip.
-pub(super) fn lock_and_read(conn: &mut Conn, context_keys: &[i64]) -> Result<Locked> {
+/// Begins, takes the append lock, and reads the log's state for a check of `context` (with its
+/// newest candidate row): one round trip.
+pub(super) fn lock_and_read(conn: &mut Conn, context: Option<&EventQuery>) -> Result<Locked> {
     let begin = format!("{BEGIN}; {LOCK_APPENDS}");
-    // The newest candidate (of each key, at most): usually the context version.
-    let state = read_state(conn, Some(&begin), context_keys, context_keys.len() as i64)?;
+    let state = read_state(conn, Some(&begin), context, CONTEXT_VERSION)?;
     Ok(Locked::from(state))
 }
 

@@ -300,8 +300,10 @@ pub fn query(
     let after = query.min_sequence_number.unwrap_or(0);
     let limit = limit.unwrap_or(usize::MAX);
     let event_records = matching_records(log, query, &plan, after, limit)?;
-    // Every matching record read from the start: the last one is the context version.
-    let current_context_version = if after == 0 && event_records.len() < limit {
+    // Every matching record read (from the start, or every one above the bound, and some): the
+    // last one is the context version, the highest match whatever the bound.
+    let complete = event_records.len() < limit;
+    let current_context_version = if complete && (after == 0 || !event_records.is_empty()) {
         event_records.last().map(|r| r.sequence_number)
     } else {
         context_version(log, query, &plan)?
