@@ -13,12 +13,8 @@ one course into Python objects, then append_if on its version), median over the 
 from __future__ import annotations
 
 import argparse
-import select
-import socket
 import statistics
-import threading
 import time
-from urllib.parse import urlsplit, urlunsplit
 
 import factstr
 from factstr import EventFilter, EventQuery, NewEvent
@@ -27,6 +23,7 @@ from bench import fixtures
 from bench.servers import close_env, env
 from bench.subject import ENROLLED, Session, Subject
 from bench.subjects import factstr_stores, floor_postgres
+from tests.round_trips import counted
 
 
 def decisions(
@@ -81,55 +78,9 @@ def compare(facts: int, turns: int, seconds: float) -> None:
     )
 
 
-class CountingProxy:
-    """Forwards one TCP connection at a time to the server; counts the client's turns."""
-
-    def __init__(self, port: int) -> None:
-        self.target = port
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.turns = 0
-        self.stop = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self.stop.is_set():
-            client, _ = self.listener.accept()
-            server = socket.create_connection(("127.0.0.1", self.target))
-            threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
-
-    def _pump(self, client: socket.socket, server: socket.socket) -> None:
-        client_spoke_last = False
-        while not self.stop.is_set():
-            ready, _, _ = select.select([client, server], [], [], 0.1)
-            for sock in ready:
-                data = sock.recv(65536)
-                if not data:
-                    return
-                if sock is client:
-                    if not client_spoke_last:
-                        self.turns += 1
-                    client_spoke_last = True
-                    server.sendall(data)
-                else:
-                    client_spoke_last = False
-                    client.sendall(data)
-
-    def counted(self, work: object) -> int:
-        time.sleep(0.05)
-        before = self.turns
-        assert callable(work)
-        work()
-        time.sleep(0.05)
-        return self.turns - before
-
-
 def round_trips() -> None:
     url = env().pg_create()
-    parts = urlsplit(url)
-    proxy = CountingProxy(parts.port or 5432)
-    through = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
-    with factstr.PostgresStore(through, pool_size=1) as store:
+    with counted(url) as (proxy, through), factstr.PostgresStore(through, pool_size=1) as store:
         context = EventQuery([EventFilter([ENROLLED], [{"course": "c1"}])])
         for i in range(200):
             store.append([NewEvent(ENROLLED, {"course": f"c{i % 3}", "n": i})])
@@ -139,20 +90,19 @@ def round_trips() -> None:
         head = store.query(EventQuery.all(), limit=1).head_sequence_number
         store.append_unless([NewEvent(ENROLLED, {"course": "c1"})], context, head)
         version = store.query(context).current_context_version
-        print(f"query (context of a course): {proxy.counted(lambda: store.query(context))}")
+        print(f"query (context of a course): {proxy.count(lambda: store.query(context))[0]}")
         print(
             "append_if: "
-            f"{proxy.counted(lambda: store.append_if([NewEvent(ENROLLED, {'course': 'c1'})], context, version))}"
+            f"{proxy.count(lambda: store.append_if([NewEvent(ENROLLED, {'course': 'c1'})], context, version))[0]}"
         )
         head = store.query(EventQuery.all(), limit=1).head_sequence_number
         print(
             "append_unless (payload context, after the head): "
-            f"{proxy.counted(lambda: store.append_unless([NewEvent(ENROLLED, {'course': 'c1'})], context, head))}"
+            f"{proxy.count(lambda: store.append_unless([NewEvent(ENROLLED, {'course': 'c1'})], context, head))[0]}"
         )
         print(
-            f"append: {proxy.counted(lambda: store.append([NewEvent(ENROLLED, {'course': 'c2'})]))}"
+            f"append: {proxy.count(lambda: store.append([NewEvent(ENROLLED, {'course': 'c2'})]))[0]}"
         )
-    proxy.stop.set()
     env().pg_drop(url)
 
 
