@@ -300,6 +300,15 @@ mod tests {
             .collect()
     }
 
+    /// A request with no condition and no key.
+    fn plain(events: Vec<NewEvent>) -> AppendRequest<'static> {
+        AppendRequest {
+            idempotency_key: None,
+            events,
+            condition: None,
+        }
+    }
+
     fn caller_of(request: &AppendRequest<'_>) -> u64 {
         request.events[0].payload["caller"].as_u64().unwrap()
     }
@@ -379,14 +388,7 @@ mod tests {
         let recorder = Recorder::new(0);
         for caller in 1..=3 {
             let result = group
-                .append(
-                    AppendRequest {
-                        idempotency_key: None,
-                        events: batch(caller, 2),
-                        condition: None,
-                    },
-                    &|r| recorder.commit(&group, r),
-                )
+                .append(plain(batch(caller, 2)), &|r| recorder.commit(&group, r))
                 .unwrap();
             assert_eq!(result.first_sequence_number, caller);
         }
@@ -440,14 +442,7 @@ mod tests {
         );
         // The queue is free again: the next caller commits alone.
         group
-            .append(
-                AppendRequest {
-                    idempotency_key: None,
-                    events: batch(99, 1),
-                    condition: None,
-                },
-                &|r| recorder.commit(&group, r),
-            )
+            .append(plain(batch(99, 1)), &|r| recorder.commit(&group, r))
             .unwrap();
         assert_eq!(recorder.sizes.lock().last(), Some(&1));
     }
@@ -469,29 +464,14 @@ mod tests {
         let recorder = Recorder::new(3);
         let half = MAX_GROUP_EVENTS / 2;
         std::thread::scope(|scope| {
-            let first = scope.spawn(|| {
-                group.append(
-                    AppendRequest {
-                        idempotency_key: None,
-                        events: batch(1, 1),
-                        condition: None,
-                    },
-                    &|r| recorder.commit(&group, r),
-                )
-            });
+            let first =
+                scope.spawn(|| group.append(plain(batch(1, 1)), &|r| recorder.commit(&group, r)));
             until_queued_or_running(&group);
             let mut others = Vec::new();
             for caller in 2..=4 {
                 let (group, recorder) = (&group, &recorder);
                 others.push(scope.spawn(move || {
-                    group.append(
-                        AppendRequest {
-                            idempotency_key: None,
-                            events: batch(caller, half),
-                            condition: None,
-                        },
-                        &|r| recorder.commit(group, r),
-                    )
+                    group.append(plain(batch(caller, half)), &|r| recorder.commit(group, r))
                 }));
                 if caller < 4 {
                     // (Not after the last: the held commit may end and the queue empty at once.)
@@ -526,14 +506,7 @@ mod tests {
         // parent's queued call is not committed here.
         let recorder = Recorder::new(0);
         let result = group
-            .append(
-                AppendRequest {
-                    idempotency_key: None,
-                    events: batch(2, 1),
-                    condition: None,
-                },
-                &|r| recorder.commit(&group, r),
-            )
+            .append(plain(batch(2, 1)), &|r| recorder.commit(&group, r))
             .unwrap();
         assert_eq!(result.first_sequence_number, 2);
         assert_eq!(*recorder.sizes.lock(), vec![1]);
@@ -549,16 +522,7 @@ mod tests {
             calls.store(true, Ordering::SeqCst);
             panic!("storage bug")
         };
-        let error = group
-            .append(
-                AppendRequest {
-                    idempotency_key: None,
-                    events: batch(1, 1),
-                    condition: None,
-                },
-                &panicking,
-            )
-            .unwrap_err();
+        let error = group.append(plain(batch(1, 1)), &panicking).unwrap_err();
         assert!(
             matches!(&error, Error::Backend(m) if m.contains("storage bug")),
             "{error:?}"
@@ -566,14 +530,7 @@ mod tests {
         assert!(calls.load(Ordering::SeqCst));
         let recorder = Recorder::new(0);
         group
-            .append(
-                AppendRequest {
-                    idempotency_key: None,
-                    events: batch(2, 1),
-                    condition: None,
-                },
-                &|r| recorder.commit(&group, r),
-            )
+            .append(plain(batch(2, 1)), &|r| recorder.commit(&group, r))
             .unwrap();
     }
 }
