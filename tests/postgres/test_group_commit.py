@@ -199,6 +199,12 @@ def _queue_behind(
     queued = [run_in_thread(functools.partial(call, store)) for call in calls]
     time.sleep(1.0)  # let them queue behind the first
     row_lock.release()
+    return _joined(first, queued)
+
+
+def _joined(first: Any, queued: list[Any]) -> list[tuple[object, BaseException | None]]:
+    """Joins the first (blocking) call's thread and the queued ones; the first must have
+    succeeded. The queued calls' (result, error), in order."""
     outcomes: list[tuple[object, BaseException | None]] = []
     for thread, errors, results in [first, *queued]:
         thread.join(60)
@@ -384,22 +390,17 @@ def test_a_group_indexes_a_foreign_writers_rows_before_it_checks_its_conditions(
             if writer.poll() is None:
                 writer.kill()
                 writer.wait()
-        outcomes: list[tuple[object, BaseException | None]] = []
-        for thread, errors, results in [first, *queued]:
-            thread.join(60)
-            assert not thread.is_alive()
-            outcomes.append((results[0] if results else None, errors[0] if errors else None))
-        assert outcomes[0][1] is None
+        outcomes = _joined(first, queued)
         assert server.sql("SELECT event_type FROM events WHERE sequence_number = 2", database) == (
             "foreign"
         )
-        for _, error in outcomes[1:3]:
+        for _, error in outcomes[:2]:
             assert isinstance(error, factstr.ConditionalAppendConflict), outcomes
             assert error.actual_context_version == 2
-        for result, error in outcomes[3:]:
+        for result, error in outcomes[2:]:
             assert error is None and isinstance(result, factstr.AppendResult), outcomes
         assert [r.sequence_number for r in store.query(foreign).event_records] == [2]
-        mine_written = outcomes[4][0]
+        mine_written = outcomes[3][0]
         assert isinstance(mine_written, factstr.AppendResult)
         assert store.query(mine).current_context_version == mine_written.first_sequence_number
 
