@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import factstr
-import pytest
 from factstr import EventQuery, NewEvent, aio
 
 from tests.processes import Child, Spawn
@@ -250,14 +249,18 @@ def test_one_key_twice_in_a_group_where_one_call_conflicts_writes_once(
     ]
 
 
-@pytest.mark.asyncio
-async def test_a_cancelled_keyed_append_and_its_retry_waiting_together_write_once(
+def test_a_cancelled_keyed_append_and_its_retry_waiting_together_write_once(
     spawn: Spawn, db: Path
 ) -> None:
     """SPEC §12: a cancelled append still runs to its end on its engine thread, and the caller
     learns its outcome by retrying with the same key. Here the retry is made while the cancelled
     call still waits for the write lock, so both may land in one group: one batch is written, and
-    the retry answers with it."""
+    the retry answers with it. (`asyncio.run`, not an async test: the installed-wheel suite runs
+    tests/sqlite without pytest-asyncio.)"""
+    asyncio.run(_cancelled_keyed_append_and_its_retry(spawn, db))
+
+
+async def _cancelled_keyed_append_and_its_retry(spawn: Spawn, db: Path) -> None:
     async with aio.SqliteStore(db, busy_timeout=30) as store:
         await store.append([NewEvent("base", {})])
         locker = _lock(spawn, db)
