@@ -166,3 +166,17 @@ def run_in_thread(
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread, errors, results
+
+
+def assert_one_key_held_once(
+    outcomes: Sequence[tuple[object, BaseException | None]], pairs: Sequence[tuple[int, int]]
+) -> None:
+    """For each (holds, conflicts) pair of calls sharing one idempotency key in one group: the
+    one that holds wrote its batch, and the other got that batch's result or its own conflict."""
+    for holds, conflicts in pairs:
+        written, error = outcomes[holds]
+        assert error is None and isinstance(written, factstr.AppendResult), outcomes
+        other, other_error = outcomes[conflicts]
+        assert other == written or (
+            other is None and isinstance(other_error, factstr.ConditionalAppendConflict)
+        ), outcomes

@@ -22,7 +22,7 @@ from factstr import EventQuery, NewEvent
 
 from tests.postgres.conftest import MakeDatabase
 from tests.postgres_server import PostgresServer
-from tests.support import run_in_thread, wait_for
+from tests.support import assert_one_key_held_once, run_in_thread, wait_for
 
 APP = "factstr-group-commit-test"
 
@@ -424,13 +424,7 @@ def test_one_key_twice_in_a_group_where_one_call_conflicts_writes_once(
     with factstr.PostgresStore(f"{url}?application_name={APP}") as store:
         store.append([NewEvent("base", {})])
         outcomes = _queue_behind_a_held_commit(server, url, store, calls)
-        for holds, conflicts in ((1, 0), (3, 4)):
-            written, error = outcomes[holds]
-            assert error is None and isinstance(written, factstr.AppendResult), outcomes
-            other, other_error = outcomes[conflicts]
-            assert other == written or (
-                other is None and isinstance(other_error, factstr.ConditionalAppendConflict)
-            ), outcomes
+        assert_one_key_held_once(outcomes, ((1, 0), (3, 4)))
         types = [r.event_type for r in store.query().event_records]
         assert sorted(types) == ["base", "blocker", "k1", "k1", "k2", "plain"]
     keys = server.sql(

@@ -24,7 +24,7 @@ import factstr
 from factstr import EventQuery, NewEvent, aio
 
 from tests.processes import Child, Spawn
-from tests.support import run_in_thread
+from tests.support import assert_one_key_held_once, run_in_thread
 
 LOCKER = """
 import sqlite3, sys
@@ -231,13 +231,7 @@ def test_one_key_twice_in_a_group_where_one_call_conflicts_writes_once(
     with factstr.SqliteStore(db, busy_timeout=30) as store:
         store.append([NewEvent("base", {})])
         outcomes = _behind_the_lock(spawn, db, store, calls)
-        for holds, conflicts in ((2, 1), (4, 5)):
-            written, error = outcomes[holds]
-            assert error is None and isinstance(written, factstr.AppendResult), outcomes
-            other, other_error = outcomes[conflicts]
-            assert other == written or (
-                other is None and isinstance(other_error, factstr.ConditionalAppendConflict)
-            ), outcomes
+        assert_one_key_held_once(outcomes, ((2, 1), (4, 5)))
         types = [r.event_type for r in store.query().event_records]
         assert sorted(types) == ["base", "blocker", "k1", "k1", "k2", "plain"]
     keys = _tables(db)["keys"]
