@@ -80,8 +80,9 @@ const MAX_DECODED_BYTES: i64 = 4096;
 ///
 /// The keys are `VALUES` rows, one set of parameters each (one statement text per number of
 /// keys), so that the server's plan, which it keeps for the connection, counts on as many keys
-/// as there are (an array parameter looks like 100 to its generic plan). The rows go to the events' primary key as an array (as a join, the planner would rather scan the
-/// table). The exact payload (rare) is looked up only when that table has any row: a join would
+/// as there are (an array parameter looks like 100 to its generic plan). The rows go to the
+/// events' primary key as an array (as a join, the planner would rather scan the table). The
+/// exact payload (rare) is looked up only when that table has any row: a join would
 /// hash the table on every call.
 fn state_sql(keys: usize, newest_first: bool) -> String {
     if keys == 0 {
